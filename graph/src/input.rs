@@ -1,0 +1,693 @@
+//! Validated request inputs: `fields`, `filtering`, `sort`, `limit` and paging cursors.
+//!
+//! Everything a client sends is parsed into these types before anything reaches Graph; each
+//! type writes itself back in one canonical form, so equal requests look equal upstream.
+
+use crate::id::IdError;
+use std::fmt;
+
+/// Longest `fields` value accepted.
+pub const MAX_FIELDS_LEN: usize = 1024;
+/// Longest paging cursor accepted.
+pub const MAX_CURSOR_LEN: usize = 512;
+/// Largest page Graph serves on the WABA list edges.
+pub const MAX_LIMIT: u8 = 100;
+/// Latest unix time accepted in a filter (year 2100): a bound, not a prophecy.
+pub const MAX_UNIX_TIME: i64 = 4_102_444_800;
+
+/// Fields of a WABA node the product may read.
+pub const WABA_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "currency",
+    "timezone_id",
+    "message_template_namespace",
+    "account_review_status",
+    "business_verification_status",
+    "ownership_type",
+    "health_status",
+    "creation_time",
+    "phone_numbers",
+];
+
+/// Fields of a phone number node the product may read.
+pub const PHONE_FIELDS: &[&str] = &[
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "status",
+    "quality_rating",
+    "code_verification_status",
+    "name_status",
+    "platform_type",
+];
+
+/// Why an input was refused. Messages are safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// A path or parameter id is malformed.
+    #[error("invalid id: {0}")]
+    Id(#[from] IdError),
+    /// `fields` names a field outside the allowlist.
+    #[error("field `{0}` is not available")]
+    UnknownField(String),
+    /// `fields` is not a comma-separated list of names, with `{...}` only on `phone_numbers`.
+    #[error("malformed fields: {0}")]
+    FieldSyntax(&'static str),
+    /// `fields` is longer than [`MAX_FIELDS_LEN`].
+    #[error("fields is longer than {MAX_FIELDS_LEN} characters")]
+    FieldsTooLong,
+    /// `filtering` is not one `creation_time` condition with a valid operator and time.
+    #[error("invalid filtering: {0}")]
+    Filtering(&'static str),
+    /// `sort` is not one of the two values.
+    #[error("sort must be creation_time_ascending or creation_time_descending")]
+    Sort,
+    /// `limit` is not an integer in 1..=100.
+    #[error("limit must be an integer from 1 to {MAX_LIMIT}")]
+    Limit,
+    /// A cursor is empty, too long, or holds characters cursors never hold.
+    #[error("invalid paging cursor")]
+    Cursor,
+    /// A parameter the route does not take.
+    #[error("unknown parameter `{0}`")]
+    UnknownParameter(String),
+    /// A parameter given twice.
+    #[error("parameter `{0}` given more than once")]
+    DuplicateParameter(String),
+    /// Both `after` and `before`.
+    #[error("give either `after` or `before`, not both")]
+    BothCursors,
+}
+
+/// One requested field, with the sub-fields of an expanded edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The field name.
+    pub name: String,
+    /// For an expansion like `phone_numbers{id,status}`, the sub-fields.
+    pub sub: Option<Vec<String>>,
+}
+
+/// A validated `fields` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields(Vec<Field>);
+
+impl Fields {
+    /// Parses `fields` for a WABA node or list: [`WABA_FIELDS`], and `phone_numbers{...}`
+    /// with [`PHONE_FIELDS`] inside.
+    pub fn parse_waba(s: &str) -> Result<Self, InputError> {
+        Self::parse(s, WABA_FIELDS, Some(("phone_numbers", PHONE_FIELDS)))
+    }
+
+    /// Parses `fields` for the phone numbers edge: [`PHONE_FIELDS`], no expansion.
+    pub fn parse_phone(s: &str) -> Result<Self, InputError> {
+        Self::parse(s, PHONE_FIELDS, None)
+    }
+
+    fn parse(
+        s: &str,
+        allowed: &[&str],
+        expandable: Option<(&str, &[&str])>,
+    ) -> Result<Self, InputError> {
+        if s.len() > MAX_FIELDS_LEN {
+            return Err(InputError::FieldsTooLong);
+        }
+        let mut out: Vec<Field> = Vec::new();
+        for item in split_top_level(s)? {
+            let item = item.trim();
+            let (name, sub) = match item.find('{') {
+                None => (item, None),
+                Some(open) => {
+                    let inner = item[open + 1..]
+                        .strip_suffix('}')
+                        .ok_or(InputError::FieldSyntax("unclosed `{`"))?;
+                    (item[..open].trim(), Some(inner))
+                }
+            };
+            check_name(name)?;
+            if !allowed.contains(&name) {
+                return Err(InputError::UnknownField(name.to_owned()));
+            }
+            let sub = match (sub, expandable) {
+                (None, _) => None,
+                (Some(inner), Some((edge, sub_allowed))) if name == edge => {
+                    let mut subs: Vec<String> = Vec::new();
+                    for part in inner.split(',') {
+                        let part = part.trim();
+                        if part.contains(['{', '}']) {
+                            return Err(InputError::FieldSyntax("nested expansion"));
+                        }
+                        check_name(part)?;
+                        if !sub_allowed.contains(&part) {
+                            return Err(InputError::UnknownField(format!("{name}.{part}")));
+                        }
+                        if !subs.iter().any(|s| s == part) {
+                            subs.push(part.to_owned());
+                        }
+                    }
+                    Some(subs)
+                }
+                (Some(_), _) => return Err(InputError::FieldSyntax("only phone_numbers expands")),
+            };
+            match out.iter_mut().find(|f| f.name == name) {
+                Some(existing) if existing.sub.is_none() => existing.sub = sub,
+                Some(_) if sub.is_none() => {}
+                Some(_) => return Err(InputError::FieldSyntax("field expanded twice")),
+                None => out.push(Field {
+                    name: name.to_owned(),
+                    sub,
+                }),
+            }
+        }
+        Ok(Fields(out))
+    }
+
+    /// The fields, in request order.
+    pub fn items(&self) -> &[Field] {
+        &self.0
+    }
+
+    /// Whether the field `name` is requested.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|f| f.name == name)
+    }
+}
+
+impl fmt::Display for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, field) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(&field.name)?;
+            if let Some(sub) = &field.sub {
+                write!(f, "{{{}}}", sub.join(","))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<(), InputError> {
+    if name.is_empty() {
+        return Err(InputError::FieldSyntax("empty field name"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(InputError::FieldSyntax(
+            "field names hold only a-z and underscores",
+        ));
+    }
+    Ok(())
+}
+
+/// Splits on commas outside braces; refuses unbalanced or nested braces.
+fn split_top_level(s: &str) -> Result<Vec<&str>, InputError> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0u8, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' if depth == 0 => depth = 1,
+            '{' => return Err(InputError::FieldSyntax("nested expansion")),
+            '}' if depth == 1 => depth = 0,
+            '}' => return Err(InputError::FieldSyntax("unbalanced `}`")),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(InputError::FieldSyntax("unclosed `{`"));
+    }
+    parts.push(&s[start..]);
+    Ok(parts)
+}
+
+/// A `creation_time` filter on the WABA list edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filtering {
+    /// Created after this unix time.
+    GreaterThan(i64),
+    /// Created before this unix time.
+    LessThan(i64),
+    /// Created between these unix times (owned edge only).
+    InRange(i64, i64),
+}
+
+impl Filtering {
+    /// Builds a filter from Graph's operator name and value(s), checking both.
+    pub fn new(operator: &str, values: &[i64]) -> Result<Self, InputError> {
+        for v in values {
+            if !(0..=MAX_UNIX_TIME).contains(v) {
+                return Err(InputError::Filtering("value must be a unix time"));
+            }
+        }
+        match (operator, values) {
+            ("GREATER_THAN", [v]) => Ok(Self::GreaterThan(*v)),
+            ("LESS_THAN", [v]) => Ok(Self::LessThan(*v)),
+            ("IN_RANGE", [a, b]) if a <= b => Ok(Self::InRange(*a, *b)),
+            ("IN_RANGE", [_, _]) => Err(InputError::Filtering("range start is after its end")),
+            ("IN_RANGE", _) => Err(InputError::Filtering("IN_RANGE takes two times")),
+            ("GREATER_THAN" | "LESS_THAN", _) => {
+                Err(InputError::Filtering("operator takes one time"))
+            }
+            _ => Err(InputError::Filtering(
+                "operator must be GREATER_THAN, LESS_THAN or IN_RANGE",
+            )),
+        }
+    }
+
+    /// Whether `t` passes the filter (bounds are exclusive, as Graph's operator names say).
+    pub fn matches(&self, t: i64) -> bool {
+        match *self {
+            Self::GreaterThan(v) => t > v,
+            Self::LessThan(v) => t < v,
+            Self::InRange(a, b) => t >= a && t <= b,
+        }
+    }
+
+    /// Graph's operator name.
+    pub fn operator(&self) -> &'static str {
+        match self {
+            Self::GreaterThan(_) => "GREATER_THAN",
+            Self::LessThan(_) => "LESS_THAN",
+            Self::InRange(..) => "IN_RANGE",
+        }
+    }
+
+    /// Parses Graph's JSON form: `[{"field":"creation_time","operator":...,"value":...}]`,
+    /// the value a unix time as string or number, or two of them for `IN_RANGE`.
+    #[cfg(feature = "json")]
+    pub fn from_json(s: &str) -> Result<Self, InputError> {
+        use serde_json::Value;
+        let bad = InputError::Filtering;
+        let value: Value = serde_json::from_str(s).map_err(|_| bad("not valid JSON"))?;
+        let [cond] = value.as_array().map(Vec::as_slice).unwrap_or_default() else {
+            return Err(bad("must be an array of exactly one condition"));
+        };
+        let obj = cond.as_object().ok_or(bad("condition must be an object"))?;
+        if obj.keys().any(|k| !matches!(k.as_str(), "field" | "operator" | "value")) {
+            return Err(bad("condition takes only field, operator and value"));
+        }
+        if obj.get("field").and_then(Value::as_str) != Some("creation_time") {
+            return Err(bad("field must be creation_time"));
+        }
+        let operator = obj
+            .get("operator")
+            .and_then(Value::as_str)
+            .ok_or(bad("operator is missing"))?;
+        let time = |v: &Value| -> Result<i64, InputError> {
+            match v {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) if !s.is_empty() && s.len() <= 12 => s
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| s.parse().ok())
+                    .flatten(),
+                _ => None,
+            }
+            .ok_or(bad("value must be a unix time"))
+        };
+        let values = match obj.get("value").ok_or(bad("value is missing"))? {
+            Value::Array(items) => items.iter().map(time).collect::<Result<Vec<_>, _>>()?,
+            single => vec![time(single)?],
+        };
+        Self::new(operator, &values)
+    }
+}
+
+impl fmt::Display for Filtering {
+    /// Graph's JSON form, times as strings as in Meta's example.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = match *self {
+            Self::GreaterThan(v) | Self::LessThan(v) => format!("\"{v}\""),
+            Self::InRange(a, b) => format!("[\"{a}\",\"{b}\"]"),
+        };
+        write!(
+            f,
+            r#"[{{"field":"creation_time","operator":"{}","value":{value}}}]"#,
+            self.operator()
+        )
+    }
+}
+
+/// `sort` on the WABA list edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Oldest first.
+    CreationTimeAscending,
+    /// Newest first.
+    CreationTimeDescending,
+}
+
+impl Sort {
+    /// Parses Graph's value.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        match s {
+            "creation_time_ascending" => Ok(Self::CreationTimeAscending),
+            "creation_time_descending" => Ok(Self::CreationTimeDescending),
+            _ => Err(InputError::Sort),
+        }
+    }
+
+    /// Graph's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreationTimeAscending => "creation_time_ascending",
+            Self::CreationTimeDescending => "creation_time_descending",
+        }
+    }
+}
+
+/// Page size, 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u8);
+
+impl Limit {
+    /// Parses a decimal limit in 1..=[`MAX_LIMIT`].
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InputError::Limit);
+        }
+        let n: u8 = s.parse().map_err(|_| InputError::Limit)?;
+        Self::new(n)
+    }
+
+    /// Checks `n` is in 1..=[`MAX_LIMIT`].
+    pub fn new(n: u8) -> Result<Self, InputError> {
+        if (1..=MAX_LIMIT).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(InputError::Limit)
+        }
+    }
+
+    /// The page size.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// An opaque paging cursor: 1..=512 characters of `A-Z a-z 0-9 _ - =`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// Validates a cursor.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_CURSOR_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'='));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InputError::Cursor)
+        }
+    }
+
+    /// The cursor text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a list request starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageCursor {
+    /// The page after this cursor.
+    After(Cursor),
+    /// The page before this cursor.
+    Before(Cursor),
+}
+
+/// The two WABA list edges of a business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListEdge {
+    /// `client_whatsapp_business_accounts`: WABAs shared with the partner.
+    Client,
+    /// `owned_whatsapp_business_accounts`: WABAs the partner owns.
+    Owned,
+}
+
+impl ListEdge {
+    /// Parses the edge's path segment.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_whatsapp_business_accounts" => Some(Self::Client),
+            "owned_whatsapp_business_accounts" => Some(Self::Owned),
+            _ => None,
+        }
+    }
+
+    /// The edge's path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client_whatsapp_business_accounts",
+            Self::Owned => "owned_whatsapp_business_accounts",
+        }
+    }
+}
+
+/// A validated query on a WABA list edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// `fields`.
+    pub fields: Option<Fields>,
+    /// `filtering`.
+    pub filtering: Option<Filtering>,
+    /// `sort`.
+    pub sort: Option<Sort>,
+    /// `limit`.
+    pub limit: Option<Limit>,
+    /// `after` or `before`.
+    pub cursor: Option<PageCursor>,
+}
+
+impl ListQuery {
+    /// Builds a query from decoded `(name, value)` pairs, refusing unknown or repeated
+    /// parameters, and `IN_RANGE` on the client edge (Graph offers it on the owned edge only).
+    #[cfg(feature = "json")]
+    pub fn from_pairs<'a>(
+        edge: ListEdge,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, InputError> {
+        let mut q = ListQuery::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in pairs {
+            if seen.contains(&key) {
+                return Err(InputError::DuplicateParameter(key.to_owned()));
+            }
+            seen.push(key);
+            match key {
+                "fields" => q.fields = Some(Fields::parse_waba(value)?),
+                "filtering" => {
+                    let f = Filtering::from_json(value)?;
+                    if matches!(f, Filtering::InRange(..)) && edge == ListEdge::Client {
+                        return Err(InputError::Filtering(
+                            "IN_RANGE is available on the owned edge only",
+                        ));
+                    }
+                    q.filtering = Some(f);
+                }
+                "sort" => q.sort = Some(Sort::parse(value)?),
+                "limit" => q.limit = Some(Limit::parse(value)?),
+                "after" | "before" => {
+                    if q.cursor.is_some() {
+                        return Err(InputError::BothCursors);
+                    }
+                    let c = Cursor::parse(value)?;
+                    q.cursor = Some(if key == "after" {
+                        PageCursor::After(c)
+                    } else {
+                        PageCursor::Before(c)
+                    });
+                }
+                other => return Err(InputError::UnknownParameter(truncate(other, 64))),
+            }
+        }
+        Ok(q)
+    }
+
+    /// The query as `(name, value)` pairs in a fixed order, ready to encode.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(f) = &self.fields {
+            out.push(("fields", f.to_string()));
+        }
+        if let Some(f) = &self.filtering {
+            out.push(("filtering", f.to_string()));
+        }
+        if let Some(s) = self.sort {
+            out.push(("sort", s.as_str().to_owned()));
+        }
+        if let Some(l) = self.limit {
+            out.push(("limit", l.get().to_string()));
+        }
+        match &self.cursor {
+            Some(PageCursor::After(c)) => out.push(("after", c.as_str().to_owned())),
+            Some(PageCursor::Before(c)) => out.push(("before", c.as_str().to_owned())),
+            None => {}
+        }
+        out
+    }
+}
+
+/// Cuts attacker-sized names down before they go into an error message.
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parse_and_print_canonically() {
+        let f = Fields::parse_waba(
+            "id,name, account_review_status,phone_numbers{display_phone_number,status,status},name",
+        )
+        .unwrap();
+        assert_eq!(
+            f.to_string(),
+            "id,name,account_review_status,phone_numbers{display_phone_number,status}"
+        );
+        assert!(f.contains("phone_numbers"));
+        let f = Fields::parse_waba("phone_numbers,phone_numbers{id}").unwrap();
+        assert_eq!(f.to_string(), "phone_numbers{id}");
+    }
+
+    #[test]
+    fn fields_outside_the_allowlist_are_refused() {
+        use InputError::*;
+        let cases: &[(&str, InputError)] = &[
+            ("access_token", UnknownField("access_token".into())),
+            ("id,owner_business_info", UnknownField("owner_business_info".into())),
+            ("phone_numbers{access_token}", UnknownField("phone_numbers.access_token".into())),
+            ("name{id}", FieldSyntax("only phone_numbers expands")),
+            ("phone_numbers{id{x}}", FieldSyntax("nested expansion")),
+            ("phone_numbers{id", FieldSyntax("unclosed `{`")),
+            ("id}", FieldSyntax("unbalanced `}`")),
+            ("", FieldSyntax("empty field name")),
+            ("id,,name", FieldSyntax("empty field name")),
+            ("ID", FieldSyntax("field names hold only a-z and underscores")),
+            ("phone_numbers.limit(5){id}", FieldSyntax("field names hold only a-z and underscores")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Fields::parse_waba(input).as_ref(), Err(want), "{input}");
+        }
+        assert_eq!(Fields::parse_waba(&"id,".repeat(400)), Err(FieldsTooLong));
+        assert!(Fields::parse_phone("phone_numbers").is_err());
+        assert!(Fields::parse_phone("status,quality_rating").is_ok());
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn meta_filtering_example_parses() {
+        let f = Filtering::from_json(
+            r#"[ { "field" : "creation_time", "operator" : "GREATER_THAN", "value" : "1604962813" } ]"#,
+        )
+        .unwrap();
+        assert_eq!(f, Filtering::GreaterThan(1_604_962_813));
+        assert_eq!(
+            f.to_string(),
+            r#"[{"field":"creation_time","operator":"GREATER_THAN","value":"1604962813"}]"#
+        );
+        assert_eq!(Filtering::from_json(&f.to_string()), Ok(f));
+        let r = Filtering::from_json(
+            r#"[{"field":"creation_time","operator":"IN_RANGE","value":[1,"2"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(r, Filtering::InRange(1, 2));
+        assert_eq!(Filtering::from_json(&r.to_string()), Ok(r));
+        assert!(r.matches(1) && r.matches(2) && !r.matches(3));
+        assert!(Filtering::LessThan(5).matches(4) && !Filtering::LessThan(5).matches(5));
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn bad_filtering_is_refused() {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"field":"creation_time","operator":"LESS_THAN","value":1}"#,
+            r#"[{"field":"name","operator":"LESS_THAN","value":1}]"#,
+            r#"[{"field":"creation_time","operator":"EQUALS","value":1}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":-1}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":"1e9"}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":1.5}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":99999999999}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN"}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":[1,2]}]"#,
+            r#"[{"field":"creation_time","operator":"IN_RANGE","value":[5,2]}]"#,
+            r#"[{"field":"creation_time","operator":"IN_RANGE","value":5}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":1,"extra":true}]"#,
+            r#"[{"field":"creation_time","operator":"LESS_THAN","value":1},{"field":"creation_time","operator":"LESS_THAN","value":1}]"#,
+        ] {
+            assert!(
+                matches!(Filtering::from_json(bad), Err(InputError::Filtering(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sort_limit_and_cursor_bounds() {
+        assert_eq!(
+            Sort::parse("creation_time_descending"),
+            Ok(Sort::CreationTimeDescending)
+        );
+        assert_eq!(Sort::parse("name_ascending"), Err(InputError::Sort));
+        for ok in ["1", "25", "100", "007"] {
+            assert!(Limit::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["0", "101", "-1", "", "1.0", "256", "+5", "1000", " 5"] {
+            assert_eq!(Limit::parse(bad), Err(InputError::Limit), "{bad}");
+        }
+        assert!(Cursor::parse("QVFIUm9fLW==").is_ok());
+        for bad in ["", "a/b", "a&b=c", "..", "a%2F", "a b", &"A".repeat(513)] {
+            assert_eq!(Cursor::parse(bad), Err(InputError::Cursor), "{bad}");
+        }
+        assert!(Cursor::parse(&"A".repeat(512)).is_ok());
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn list_query_refuses_what_graph_would_not_take() {
+        let q = ListQuery::from_pairs(
+            ListEdge::Owned,
+            [
+                ("limit", "100"),
+                ("sort", "creation_time_ascending"),
+                ("after", "QVFI"),
+                ("fields", "id,name"),
+            ],
+        )
+        .unwrap();
+        let pairs = q.to_pairs();
+        assert_eq!(pairs[0], ("fields", "id,name".to_owned()));
+        assert_eq!(pairs.last().unwrap(), &("after", "QVFI".to_owned()));
+        use InputError::*;
+        let range = r#"[{"field":"creation_time","operator":"IN_RANGE","value":[1,2]}]"#;
+        assert!(ListQuery::from_pairs(ListEdge::Owned, [("filtering", range)]).is_ok());
+        assert!(matches!(
+            ListQuery::from_pairs(ListEdge::Client, [("filtering", range)]),
+            Err(Filtering(_))
+        ));
+        assert_eq!(
+            ListQuery::from_pairs(ListEdge::Client, [("access_token", "x")]),
+            Err(UnknownParameter("access_token".into()))
+        );
+        assert_eq!(
+            ListQuery::from_pairs(ListEdge::Client, [("limit", "5"), ("limit", "6")]),
+            Err(DuplicateParameter("limit".into()))
+        );
+        assert_eq!(
+            ListQuery::from_pairs(ListEdge::Client, [("after", "a"), ("before", "b")]),
+            Err(BothCursors)
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! Embedded Signup results: the `WA_EMBEDDED_SIGNUP` session messages Meta's popup posts to the
+//! page, and the `FB.login` callback response.
+//!
+//! The `Raw*` types mirror what arrives in the browser; [`SessionMessage::from_raw`] and
+//! [`LoginOutcome::from_raw`] turn them into the typed results the product works with.
+
+use crate::id::{IdError, ObjectId, RawId};
+use crate::secret::Secret;
+use serde::Deserialize;
+
+/// The `type` of Embedded Signup session messages.
+pub const SESSION_MESSAGE_TYPE: &str = "WA_EMBEDDED_SIGNUP";
+/// Longest token or code accepted from a login response.
+pub const MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// Why a signup message or login response could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignupError {
+    /// A finish event without `waba_id`.
+    #[error("{event} event without waba_id")]
+    MissingWabaId {
+        /// The event name.
+        event: String,
+    },
+    /// An id in the message is malformed.
+    #[error("invalid {field}: {source}")]
+    BadId {
+        /// The field holding the id.
+        field: &'static str,
+        /// What is wrong with it.
+        source: IdError,
+    },
+    /// The message has no `event`.
+    #[error("session message without event")]
+    MissingEvent,
+    /// A login response that says `connected` without a usable token or code.
+    #[error("login response is connected but carries no valid accessToken or code")]
+    BadCredential,
+}
+
+/// A `WA_EMBEDDED_SIGNUP` message as posted: `data` already decoded if it came as a string.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSessionMessage {
+    /// Must be `WA_EMBEDDED_SIGNUP`.
+    #[serde(rename = "type")]
+    pub message_type: Option<String>,
+    /// `FINISH`, `CANCEL`, ...
+    pub event: Option<String>,
+    /// Event details.
+    pub data: Option<RawSessionData>,
+    /// Message format version (Meta sends a number or a string).
+    pub version: Option<RawId>,
+}
+
+/// The `data` object of a session message.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSessionData {
+    /// The phone number registered during the flow.
+    pub phone_number_id: Option<RawId>,
+    /// The shared WABA.
+    pub waba_id: Option<RawId>,
+    /// The business that shared it.
+    pub business_id: Option<RawId>,
+    /// The step the user left at, on `CANCEL`.
+    pub current_step: Option<String>,
+    /// The error the user reported, on `CANCEL`/`ERROR`.
+    pub error_message: Option<String>,
+    /// Meta's id for the error.
+    pub error_id: Option<RawId>,
+    /// Meta's id for the signup session.
+    pub session_id: Option<RawId>,
+}
+
+/// A typed session message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMessage {
+    /// The message format version, as text.
+    pub version: Option<String>,
+    /// What happened.
+    pub event: SessionEvent,
+}
+
+/// What the session message says happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// `FINISH`: WABA and phone number shared.
+    Finish(Finished),
+    /// `FINISH_ONLY_WABA`: a WABA shared without a phone number.
+    FinishOnlyWaba(Finished),
+    /// `FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`: a WhatsApp Business app number onboarded.
+    FinishWhatsAppBusinessApp(Finished),
+    /// `CANCEL`: the user left the flow.
+    Cancel(Abandoned),
+    /// `ERROR`: some senders use it for reported errors.
+    Error(Abandoned),
+    /// An event this version does not know, kept rather than dropped.
+    Unknown {
+        /// The event name as sent.
+        event: String,
+    },
+}
+
+/// The ids a finished flow reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The shared WABA.
+    pub waba_id: ObjectId,
+    /// The phone number, absent for `FINISH_ONLY_WABA` and app onboarding.
+    pub phone_number_id: Option<ObjectId>,
+    /// The business that shared it.
+    pub business_id: Option<ObjectId>,
+}
+
+/// Why the flow ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abandoned {
+    /// The user closed the flow at this step (e.g. `PHONE_NUMBER_VERIFICATION`).
+    AtStep {
+        /// The step's name.
+        current_step: String,
+    },
+    /// The user reported an error.
+    Reported {
+        /// The error shown to the user.
+        error_message: Option<String>,
+        /// Meta's error id.
+        error_id: Option<String>,
+        /// Meta's session id, for support.
+        session_id: Option<String>,
+    },
+    /// No detail was given.
+    Unspecified,
+}
+
+impl SessionMessage {
+    /// Types a raw message. `Ok(None)` when the message is not an Embedded Signup message.
+    pub fn from_raw(raw: RawSessionMessage) -> Result<Option<Self>, SignupError> {
+        if raw.message_type.as_deref() != Some(SESSION_MESSAGE_TYPE) {
+            return Ok(None);
+        }
+        let name = raw.event.ok_or(SignupError::MissingEvent)?;
+        let data = raw.data.unwrap_or_default();
+        let event = match name.as_str() {
+            "FINISH" => SessionEvent::Finish(finished(&name, &data)?),
+            "FINISH_ONLY_WABA" => SessionEvent::FinishOnlyWaba(finished(&name, &data)?),
+            "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING" => {
+                SessionEvent::FinishWhatsAppBusinessApp(finished(&name, &data)?)
+            }
+            "CANCEL" => SessionEvent::Cancel(abandoned(data)),
+            "ERROR" => SessionEvent::Error(abandoned(data)),
+            _ => SessionEvent::Unknown { event: name },
+        };
+        Ok(Some(SessionMessage {
+            version: raw.version.map(|v| v.0),
+            event,
+        }))
+    }
+}
+
+fn opt_id(field: &'static str, raw: &Option<RawId>) -> Result<Option<ObjectId>, SignupError> {
+    raw.as_ref()
+        .map(|r| ObjectId::parse(&r.0).map_err(|source| SignupError::BadId { field, source }))
+        .transpose()
+}
+
+fn finished(event: &str, data: &RawSessionData) -> Result<Finished, SignupError> {
+    Ok(Finished {
+        waba_id: opt_id("waba_id", &data.waba_id)?.ok_or_else(|| SignupError::MissingWabaId {
+            event: event.to_owned(),
+        })?,
+        phone_number_id: opt_id("phone_number_id", &data.phone_number_id)?,
+        business_id: opt_id("business_id", &data.business_id)?,
+    })
+}
+
+fn abandoned(data: RawSessionData) -> Abandoned {
+    if data.error_message.is_some() || data.error_id.is_some() {
+        return Abandoned::Reported {
+            error_message: data.error_message,
+            error_id: data.error_id.map(|r| r.0),
+            session_id: data.session_id.map(|r| r.0),
+        };
+    }
+    match data.current_step {
+        Some(current_step) => Abandoned::AtStep { current_step },
+        None => Abandoned::Unspecified,
+    }
+}
+
+/// Whether a `message` event's origin is Meta's: `https:`, host `facebook.com` or a
+/// subdomain of it, no port, no user info; or exactly one of the `extra` origins the embedder
+/// allowed explicitly (tests, demos).
+pub fn is_trusted_origin(origin: &str, extra: &[&str]) -> bool {
+    if extra.contains(&origin) {
+        return true;
+    }
+    let Some(host) = origin.strip_prefix("https://") else {
+        return false;
+    };
+    let host_ok = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'))
+    };
+    host_ok(host)
+        && (host == "facebook.com"
+            || host
+                .strip_suffix(".facebook.com")
+                .is_some_and(|sub| !sub.is_empty() && !sub.starts_with('.') && !sub.ends_with('.')))
+}
+
+/// The `FB.login` callback response as the SDK hands it over.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawLoginResponse {
+    /// `connected`, `not_authorized`, `unknown`.
+    pub status: Option<String>,
+    /// Present when the user logged in.
+    #[serde(rename = "authResponse")]
+    pub auth_response: Option<RawAuthResponse>,
+}
+
+/// `authResponse` of a login response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RawAuthResponse {
+    /// The business token (older flow).
+    #[serde(rename = "accessToken")]
+    pub access_token: Option<String>,
+    /// The exchangeable code (current flow, `response_type: "code"`).
+    pub code: Option<String>,
+    /// The user's app-scoped id.
+    #[serde(rename = "userID")]
+    pub user_id: Option<RawId>,
+    /// Seconds the token lives.
+    #[serde(rename = "expiresIn")]
+    pub expires_in: Option<i64>,
+}
+
+/// What the `FB.login` callback says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Logged in with a business token (to inspect with `debug_token`).
+    Token {
+        /// The business token.
+        access_token: Secret,
+        /// The user's app-scoped id.
+        user_id: Option<String>,
+        /// Seconds the token lives.
+        expires_in: Option<i64>,
+    },
+    /// Logged in with a code to exchange server-side within 30 seconds.
+    Code {
+        /// The code.
+        code: Secret,
+    },
+    /// The user did not log in (closed the dialog, refused, or status not `connected`).
+    Cancelled {
+        /// The status the SDK reported.
+        status: Option<String>,
+    },
+}
+
+impl LoginOutcome {
+    /// Types a raw login response.
+    pub fn from_raw(raw: RawLoginResponse) -> Result<Self, SignupError> {
+        let auth = match (raw.status.as_deref(), raw.auth_response) {
+            (Some("connected"), Some(auth)) => auth,
+            (status, _) => {
+                return Ok(Self::Cancelled {
+                    status: status.map(str::to_owned),
+                });
+            }
+        };
+        let usable = |s: &str| {
+            !s.is_empty() && s.len() <= MAX_CREDENTIAL_LEN && s.bytes().all(|b| b.is_ascii_graphic())
+        };
+        match (auth.access_token, auth.code) {
+            (_, Some(code)) if usable(&code) => Ok(Self::Code {
+                code: Secret::new(code),
+            }),
+            (Some(token), None) if usable(&token) => Ok(Self::Token {
+                access_token: Secret::new(token),
+                user_id: auth.user_id.map(|r| r.0),
+                expires_in: auth.expires_in,
+            }),
+            _ => Err(SignupError::BadCredential),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(json: &str) -> Result<Option<SessionMessage>, SignupError> {
+        SessionMessage::from_raw(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn finish_events() {
+        let m = msg(r#"{"data":{"phone_number_id":"106540352242922","waba_id":9007199254740993,"business_id":"2729063490586005"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH","version":3}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.version.as_deref(), Some("3"));
+        let SessionEvent::Finish(f) = m.event else { panic!("{m:?}") };
+        assert_eq!(f.waba_id.as_str(), "9007199254740993");
+        assert_eq!(f.phone_number_id.unwrap().as_str(), "106540352242922");
+        let m = msg(r#"{"data":{"waba_id":"1","business_id":"2"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING","version":"3"}"#)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(m.event, SessionEvent::FinishWhatsAppBusinessApp(Finished { phone_number_id: None, .. })));
+        assert!(matches!(
+            msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_ONLY_WABA","data":{}}"#),
+            Err(SignupError::MissingWabaId { .. })
+        ));
+        assert!(matches!(
+            msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH","data":{"waba_id":"../x"}}"#),
+            Err(SignupError::BadId { field: "waba_id", .. })
+        ));
+    }
+
+    #[test]
+    fn cancel_and_error_events() {
+        let m = msg(r#"{"data":{"current_step":"PHONE_NUMBER_VERIFICATION"},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","version":3}"#).unwrap().unwrap();
+        assert_eq!(
+            m.event,
+            SessionEvent::Cancel(Abandoned::AtStep { current_step: "PHONE_NUMBER_VERIFICATION".into() })
+        );
+        let m = msg(r#"{"data":{"error_message":"Your verification code is incorrect.","error_id":524126,"session_id":"f34b6950d0f4c8","timestamp":1698675133},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","version":3}"#).unwrap().unwrap();
+        let SessionEvent::Cancel(Abandoned::Reported { error_id, session_id, .. }) = m.event else { panic!() };
+        assert_eq!((error_id.as_deref(), session_id.as_deref()), (Some("524126"), Some("f34b6950d0f4c8")));
+        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"ERROR","data":{"error_message":"x"}}"#).unwrap().unwrap();
+        assert!(matches!(m.event, SessionEvent::Error(Abandoned::Reported { .. })));
+        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL"}"#).unwrap().unwrap();
+        assert_eq!(m.event, SessionEvent::Cancel(Abandoned::Unspecified));
+        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"PARTIAL_FINISH"}"#).unwrap().unwrap();
+        assert_eq!(m.event, SessionEvent::Unknown { event: "PARTIAL_FINISH".into() });
+    }
+
+    #[test]
+    fn unrelated_messages_are_not_errors() {
+        assert_eq!(msg(r#"{"type":"webpackOk"}"#), Ok(None));
+        assert_eq!(msg(r#"{}"#), Ok(None));
+        assert_eq!(msg(r#"{"type":"WA_EMBEDDED_SIGNUP"}"#), Err(SignupError::MissingEvent));
+    }
+
+    #[test]
+    fn only_meta_origins_are_trusted() {
+        for ok in ["https://www.facebook.com", "https://facebook.com", "https://business.facebook.com"] {
+            assert!(is_trusted_origin(ok, &[]), "{ok}");
+        }
+        for bad in [
+            "https://evilfacebook.com",
+            "http://www.facebook.com",
+            "https://facebook.com.evil.example",
+            "https://www.facebook.com:8443",
+            "https://user@facebook.com",
+            "https://.facebook.com",
+            "https://a..facebook.com",
+            "https://www.facebook.com/",
+            "https://WWW.FACEBOOK.COM",
+            "null",
+            "",
+        ] {
+            assert!(!is_trusted_origin(bad, &[]), "{bad}");
+        }
+        assert!(is_trusted_origin("http://127.0.0.1:9000", &["http://127.0.0.1:9000"]));
+        assert!(!is_trusted_origin("http://127.0.0.1:9001", &["http://127.0.0.1:9000"]));
+    }
+
+    fn login(json: &str) -> Result<LoginOutcome, SignupError> {
+        LoginOutcome::from_raw(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn login_responses() {
+        let t = login(r#"{"status":"connected","authResponse":{"accessToken":"EAAFl123","userID":"10222270944537964","expiresIn":5183999}}"#).unwrap();
+        let LoginOutcome::Token { access_token, user_id, .. } = &t else { panic!() };
+        assert_eq!(access_token.expose(), "EAAFl123");
+        assert_eq!(user_id.as_deref(), Some("10222270944537964"));
+        assert!(!format!("{t:?}").contains("EAAFl123"));
+        let c = login(r#"{"status":"connected","authResponse":{"code":"AQBx","userID":null}}"#).unwrap();
+        assert!(matches!(c, LoginOutcome::Code { .. }));
+        assert_eq!(login(r#"{"status":"unknown","authResponse":null}"#).unwrap(), LoginOutcome::Cancelled { status: Some("unknown".into()) });
+        assert_eq!(login(r#"{}"#).unwrap(), LoginOutcome::Cancelled { status: None });
+        assert_eq!(login(r#"{"status":"connected"}"#).unwrap(), LoginOutcome::Cancelled { status: Some("connected".into()) });
+        for bad in [
+            r#"{"status":"connected","authResponse":{}}"#,
+            r#"{"status":"connected","authResponse":{"accessToken":""}}"#,
+            r#"{"status":"connected","authResponse":{"accessToken":"a b"}}"#,
+        ] {
+            assert_eq!(login(bad), Err(SignupError::BadCredential), "{bad}");
+        }
+    }
+}
