@@ -27,7 +27,9 @@ pub enum IdError {
     #[error("id must contain only digits 0-9")]
     NotDigits,
     /// The id came as a floating-point number that cannot be exact.
-    #[error("id given as a number above 2^53 or with a fraction cannot be exact: send it as a string")]
+    #[error(
+        "id given as a number above 2^53 or with a fraction cannot be exact: send it as a string"
+    )]
     Inexact,
 }
 
@@ -139,7 +141,10 @@ mod tests {
         assert_eq!(id.as_str(), "9007199254740993");
         let id: ObjectId = serde_json::from_str("\"18446744073709551615\"").unwrap();
         assert_eq!(id.as_str(), "18446744073709551615");
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"18446744073709551615\"");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"18446744073709551615\""
+        );
     }
 
     #[test]

@@ -288,7 +288,10 @@ impl Filtering {
             return Err(bad("must be an array of exactly one condition"));
         };
         let obj = cond.as_object().ok_or(bad("condition must be an object"))?;
-        if obj.keys().any(|k| !matches!(k.as_str(), "field" | "operator" | "value")) {
+        if obj
+            .keys()
+            .any(|k| !matches!(k.as_str(), "field" | "operator" | "value"))
+        {
             return Err(bad("condition takes only field, operator and value"));
         }
         if obj.get("field").and_then(Value::as_str) != Some("creation_time") {
@@ -564,16 +567,28 @@ mod tests {
         use InputError::*;
         let cases: &[(&str, InputError)] = &[
             ("access_token", UnknownField("access_token".into())),
-            ("id,owner_business_info", UnknownField("owner_business_info".into())),
-            ("phone_numbers{access_token}", UnknownField("phone_numbers.access_token".into())),
+            (
+                "id,owner_business_info",
+                UnknownField("owner_business_info".into()),
+            ),
+            (
+                "phone_numbers{access_token}",
+                UnknownField("phone_numbers.access_token".into()),
+            ),
             ("name{id}", FieldSyntax("only phone_numbers expands")),
             ("phone_numbers{id{x}}", FieldSyntax("nested expansion")),
             ("phone_numbers{id", FieldSyntax("unclosed `{`")),
             ("id}", FieldSyntax("unbalanced `}`")),
             ("", FieldSyntax("empty field name")),
             ("id,,name", FieldSyntax("empty field name")),
-            ("ID", FieldSyntax("field names hold only a-z and underscores")),
-            ("phone_numbers.limit(5){id}", FieldSyntax("field names hold only a-z and underscores")),
+            (
+                "ID",
+                FieldSyntax("field names hold only a-z and underscores"),
+            ),
+            (
+                "phone_numbers.limit(5){id}",
+                FieldSyntax("field names hold only a-z and underscores"),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(Fields::parse_waba(input).as_ref(), Err(want), "{input}");

@@ -275,7 +275,9 @@ impl LoginOutcome {
             }
         };
         let usable = |s: &str| {
-            !s.is_empty() && s.len() <= MAX_CREDENTIAL_LEN && s.bytes().all(|b| b.is_ascii_graphic())
+            !s.is_empty()
+                && s.len() <= MAX_CREDENTIAL_LEN
+                && s.bytes().all(|b| b.is_ascii_graphic())
         };
         match (auth.access_token, auth.code) {
             (_, Some(code)) if usable(&code) => Ok(Self::Code {
@@ -305,20 +307,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(m.version.as_deref(), Some("3"));
-        let SessionEvent::Finish(f) = m.event else { panic!("{m:?}") };
+        let SessionEvent::Finish(f) = m.event else {
+            panic!("{m:?}")
+        };
         assert_eq!(f.waba_id.as_str(), "9007199254740993");
         assert_eq!(f.phone_number_id.unwrap().as_str(), "106540352242922");
         let m = msg(r#"{"data":{"waba_id":"1","business_id":"2"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING","version":"3"}"#)
             .unwrap()
             .unwrap();
-        assert!(matches!(m.event, SessionEvent::FinishWhatsAppBusinessApp(Finished { phone_number_id: None, .. })));
+        assert!(matches!(
+            m.event,
+            SessionEvent::FinishWhatsAppBusinessApp(Finished {
+                phone_number_id: None,
+                ..
+            })
+        ));
         assert!(matches!(
             msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_ONLY_WABA","data":{}}"#),
             Err(SignupError::MissingWabaId { .. })
         ));
         assert!(matches!(
             msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH","data":{"waba_id":"../x"}}"#),
-            Err(SignupError::BadId { field: "waba_id", .. })
+            Err(SignupError::BadId {
+                field: "waba_id",
+                ..
+            })
         ));
     }
 
@@ -327,29 +340,63 @@ mod tests {
         let m = msg(r#"{"data":{"current_step":"PHONE_NUMBER_VERIFICATION"},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","version":3}"#).unwrap().unwrap();
         assert_eq!(
             m.event,
-            SessionEvent::Cancel(Abandoned::AtStep { current_step: "PHONE_NUMBER_VERIFICATION".into() })
+            SessionEvent::Cancel(Abandoned::AtStep {
+                current_step: "PHONE_NUMBER_VERIFICATION".into()
+            })
         );
         let m = msg(r#"{"data":{"error_message":"Your verification code is incorrect.","error_id":524126,"session_id":"f34b6950d0f4c8","timestamp":1698675133},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","version":3}"#).unwrap().unwrap();
-        let SessionEvent::Cancel(Abandoned::Reported { error_id, session_id, .. }) = m.event else { panic!() };
-        assert_eq!((error_id.as_deref(), session_id.as_deref()), (Some("524126"), Some("f34b6950d0f4c8")));
-        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"ERROR","data":{"error_message":"x"}}"#).unwrap().unwrap();
-        assert!(matches!(m.event, SessionEvent::Error(Abandoned::Reported { .. })));
-        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL"}"#).unwrap().unwrap();
+        let SessionEvent::Cancel(Abandoned::Reported {
+            error_id,
+            session_id,
+            ..
+        }) = m.event
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (error_id.as_deref(), session_id.as_deref()),
+            (Some("524126"), Some("f34b6950d0f4c8"))
+        );
+        let m =
+            msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"ERROR","data":{"error_message":"x"}}"#)
+                .unwrap()
+                .unwrap();
+        assert!(matches!(
+            m.event,
+            SessionEvent::Error(Abandoned::Reported { .. })
+        ));
+        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL"}"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(m.event, SessionEvent::Cancel(Abandoned::Unspecified));
-        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"PARTIAL_FINISH"}"#).unwrap().unwrap();
-        assert_eq!(m.event, SessionEvent::Unknown { event: "PARTIAL_FINISH".into() });
+        let m = msg(r#"{"type":"WA_EMBEDDED_SIGNUP","event":"PARTIAL_FINISH"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            m.event,
+            SessionEvent::Unknown {
+                event: "PARTIAL_FINISH".into()
+            }
+        );
     }
 
     #[test]
     fn unrelated_messages_are_not_errors() {
         assert_eq!(msg(r#"{"type":"webpackOk"}"#), Ok(None));
         assert_eq!(msg(r#"{}"#), Ok(None));
-        assert_eq!(msg(r#"{"type":"WA_EMBEDDED_SIGNUP"}"#), Err(SignupError::MissingEvent));
+        assert_eq!(
+            msg(r#"{"type":"WA_EMBEDDED_SIGNUP"}"#),
+            Err(SignupError::MissingEvent)
+        );
     }
 
     #[test]
     fn only_meta_origins_are_trusted() {
-        for ok in ["https://www.facebook.com", "https://facebook.com", "https://business.facebook.com"] {
+        for ok in [
+            "https://www.facebook.com",
+            "https://facebook.com",
+            "https://business.facebook.com",
+        ] {
             assert!(is_trusted_origin(ok, &[]), "{ok}");
         }
         for bad in [
@@ -367,8 +414,14 @@ mod tests {
         ] {
             assert!(!is_trusted_origin(bad, &[]), "{bad}");
         }
-        assert!(is_trusted_origin("http://127.0.0.1:9000", &["http://127.0.0.1:9000"]));
-        assert!(!is_trusted_origin("http://127.0.0.1:9001", &["http://127.0.0.1:9000"]));
+        assert!(is_trusted_origin(
+            "http://127.0.0.1:9000",
+            &["http://127.0.0.1:9000"]
+        ));
+        assert!(!is_trusted_origin(
+            "http://127.0.0.1:9001",
+            &["http://127.0.0.1:9000"]
+        ));
     }
 
     fn login(json: &str) -> Result<LoginOutcome, SignupError> {
@@ -378,15 +431,36 @@ mod tests {
     #[test]
     fn login_responses() {
         let t = login(r#"{"status":"connected","authResponse":{"accessToken":"EAAFl123","userID":"10222270944537964","expiresIn":5183999}}"#).unwrap();
-        let LoginOutcome::Token { access_token, user_id, .. } = &t else { panic!() };
+        let LoginOutcome::Token {
+            access_token,
+            user_id,
+            ..
+        } = &t
+        else {
+            panic!()
+        };
         assert_eq!(access_token.expose(), "EAAFl123");
         assert_eq!(user_id.as_deref(), Some("10222270944537964"));
         assert!(!format!("{t:?}").contains("EAAFl123"));
-        let c = login(r#"{"status":"connected","authResponse":{"code":"AQBx","userID":null}}"#).unwrap();
+        let c = login(r#"{"status":"connected","authResponse":{"code":"AQBx","userID":null}}"#)
+            .unwrap();
         assert!(matches!(c, LoginOutcome::Code { .. }));
-        assert_eq!(login(r#"{"status":"unknown","authResponse":null}"#).unwrap(), LoginOutcome::Cancelled { status: Some("unknown".into()) });
-        assert_eq!(login(r#"{}"#).unwrap(), LoginOutcome::Cancelled { status: None });
-        assert_eq!(login(r#"{"status":"connected"}"#).unwrap(), LoginOutcome::Cancelled { status: Some("connected".into()) });
+        assert_eq!(
+            login(r#"{"status":"unknown","authResponse":null}"#).unwrap(),
+            LoginOutcome::Cancelled {
+                status: Some("unknown".into())
+            }
+        );
+        assert_eq!(
+            login(r#"{}"#).unwrap(),
+            LoginOutcome::Cancelled { status: None }
+        );
+        assert_eq!(
+            login(r#"{"status":"connected"}"#).unwrap(),
+            LoginOutcome::Cancelled {
+                status: Some("connected".into())
+            }
+        );
         for bad in [
             r#"{"status":"connected","authResponse":{}}"#,
             r#"{"status":"connected","authResponse":{"accessToken":""}}"#,

@@ -41,8 +41,7 @@ fn parse_iso8601(s: &str) -> Option<i64> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut rest = &s[19..];
@@ -139,7 +138,13 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "yesterday", "2020-13-01T00:00:00Z", "2020-11-09T23:00:13+00", "2020-11-09"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2020-13-01T00:00:00Z",
+            "2020-11-09T23:00:13+00",
+            "2020-11-09",
+        ] {
             assert_eq!(UnixTime::parse(bad), None, "{bad:?}");
         }
         assert!(serde_json::from_str::<UnixTime>("1.5").is_err());

@@ -92,7 +92,11 @@ impl TokenInfo {
     /// `whatsapp_business_manage_events` are ignored.
     pub fn granted_wabas(&self, scope: WabaScope) -> Result<Vec<ObjectId>, IdError> {
         let mut out: Vec<ObjectId> = Vec::new();
-        for granted in self.granular_scopes.iter().filter(|g| g.scope == scope.name()) {
+        for granted in self
+            .granular_scopes
+            .iter()
+            .filter(|g| g.scope == scope.name())
+        {
             for raw in &granted.target_ids {
                 let id = ObjectId::parse(&raw.0)?;
                 if !out.contains(&id) {
@@ -143,7 +147,12 @@ mod tests {
         let ids = t.data.granted_wabas(WabaScope::Management).unwrap();
         let ids: Vec<&str> = ids.iter().map(ObjectId::as_str).collect();
         assert_eq!(ids, ["9007199254740993", "222"]);
-        assert!(t.data.granted_wabas(WabaScope::Messaging).unwrap().is_empty());
+        assert!(
+            t.data
+                .granted_wabas(WabaScope::Messaging)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

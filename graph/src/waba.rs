@@ -199,9 +199,10 @@ mod tests {
 
     #[test]
     fn meta_review_status_example() {
-        let w: Waba =
-            serde_json::from_str(r#"{ "account_review_status": "APPROVED", "id": "1111111111111" }"#)
-                .unwrap();
+        let w: Waba = serde_json::from_str(
+            r#"{ "account_review_status": "APPROVED", "id": "1111111111111" }"#,
+        )
+        .unwrap();
         assert_eq!(w.account_review_status, Some(ReviewStatus::Approved));
     }
 

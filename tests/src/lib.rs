@@ -1,1 +1,5 @@
-//! Test support.
+//! Test support for waba-onboard: the Graph simulator and the helpers the end-to-end tests
+//! and `cargo xtask` share.
+
+pub mod harness;
+pub mod sim;

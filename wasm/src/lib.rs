@@ -3,8 +3,8 @@
 //! Values cross the JS boundary through serde-wasm-bindgen (no JSON text in between), so ids
 //! stay strings and never pass through a JS number.
 
-use wasm_bindgen::prelude::*;
 use waba_graph::{DebugToken, WabaScope};
+use wasm_bindgen::prelude::*;
 
 /// The WABA ids a `debug_token` answer grants under `whatsapp_business_management`, newest
 /// first, as strings. Unknown scopes are ignored.

@@ -1,4 +1,6 @@
 //! Runs in headless Chromium (`cargo xtask test`): the graph model across the JS boundary.
+// clippy does not see `#[wasm_bindgen_test]` functions as tests; unwrapping is how they fail.
+#![allow(clippy::unwrap_used)]
 
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -27,14 +29,26 @@ fn a_js_number_above_2_pow_53_is_refused_not_rounded() {
     assert!(waba_onboard::granted_waba_ids(answer).is_err());
     let small = js(r#"{"data":{"is_valid":true,"granular_scopes":[
         {"scope":"whatsapp_business_management","target_ids":[102289599326934]}]}}"#);
-    assert_eq!(waba_onboard::granted_waba_ids(small).unwrap(), ["102289599326934"]);
+    assert_eq!(
+        waba_onboard::granted_waba_ids(small).unwrap(),
+        ["102289599326934"]
+    );
 }
 
 #[wasm_bindgen_test]
 fn origins() {
-    assert!(waba_onboard::is_trusted_origin("https://www.facebook.com", vec![]));
-    assert!(!waba_onboard::is_trusted_origin("https://evilfacebook.com", vec![]));
-    assert!(!waba_onboard::is_trusted_origin("http://www.facebook.com", vec![]));
+    assert!(waba_onboard::is_trusted_origin(
+        "https://www.facebook.com",
+        vec![]
+    ));
+    assert!(!waba_onboard::is_trusted_origin(
+        "https://evilfacebook.com",
+        vec![]
+    ));
+    assert!(!waba_onboard::is_trusted_origin(
+        "http://www.facebook.com",
+        vec![]
+    ));
     assert!(waba_onboard::is_trusted_origin(
         "http://127.0.0.1:1",
         vec!["http://127.0.0.1:1".into()]

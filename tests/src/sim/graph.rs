@@ -1,0 +1,741 @@
+//! The Graph routes: `debug_token`, WABA nodes, phone numbers, the client and owned WABA
+//! lists, and the code exchange, answered from the scenario the way Graph answers.
+
+use super::faults::Route;
+use super::respond::{GraphFailure, fault_response, json_response};
+use super::scenario::{TokenSpec, WabaSpec};
+use super::state::{CodeCheck, SimState, now_unix};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Fields Graph knows on a WABA node (a request for any other is Graph's `(#100)` error).
+const WABA_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "currency",
+    "timezone_id",
+    "message_template_namespace",
+    "account_review_status",
+    "business_verification_status",
+    "ownership_type",
+    "health_status",
+    "creation_time",
+    "phone_numbers",
+    "primary_funding_id",
+    "owner_business_info",
+    "on_behalf_of_business_info",
+    "purchase_order_number",
+    "country",
+];
+const WABA_DEFAULT: &[&str] = &[
+    "id",
+    "name",
+    "currency",
+    "timezone_id",
+    "message_template_namespace",
+];
+/// Fields Graph knows on a phone number node.
+const PHONE_FIELDS: &[&str] = &[
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "status",
+    "quality_rating",
+    "code_verification_status",
+    "name_status",
+    "platform_type",
+    "throughput",
+    "messaging_limit_tier",
+    "is_official_business_account",
+    "last_onboarded_time",
+    "account_mode",
+];
+const PHONE_DEFAULT: &[&str] = &[
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "quality_rating",
+    "code_verification_status",
+    "platform_type",
+];
+/// Graph's default page size on these edges.
+const DEFAULT_LIMIT: usize = 25;
+
+type Result<T> = std::result::Result<T, GraphFailure>;
+
+/// Decoded query parameters.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Which route a path names, and its path segments after the optional version.
+fn classify(path: &str) -> (Route, Vec<&str>) {
+    let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segs.first().is_some_and(|s| is_version(s)) {
+        segs.remove(0);
+    }
+    let is_id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let route = match segs.as_slice() {
+        ["debug_token"] => Route::DebugToken,
+        ["oauth", "access_token"] => Route::OauthAccessToken,
+        [id] if is_id(id) => Route::Waba,
+        [id, "phone_numbers"] if is_id(id) => Route::PhoneNumbers,
+        [id, "client_whatsapp_business_accounts"] if is_id(id) => Route::ClientWabas,
+        [id, "owned_whatsapp_business_accounts"] if is_id(id) => Route::OwnedWabas,
+        _ => Route::Other,
+    };
+    (route, segs)
+}
+
+fn is_version(s: &str) -> bool {
+    s.strip_prefix('v').is_some_and(|rest| {
+        let mut parts = rest.split('.');
+        matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
+            if !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// Every Graph request lands here.
+pub async fn handle(
+    State(sim): State<Arc<SimState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path().to_owned();
+    let (route, segs) = classify(&path);
+    let (fault, latency) = sim.on_call(route);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let partner = sim
+        .world
+        .scenario
+        .businesses
+        .first()
+        .map(|b| b.id.clone())
+        .unwrap_or_default();
+    if let Some(action) = &fault {
+        if let super::faults::FaultAction::Latency { ms } = action {
+            tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+        } else if let Some(res) = fault_response(action, &partner, sim.serial()) {
+            return res;
+        }
+    }
+    let query = Query(
+        uri.query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default(),
+    );
+    let token = bearer(&headers).or_else(|| query.get("access_token").map(str::to_owned));
+    let ctx = Ctx {
+        sim: &sim,
+        query: &query,
+        token: token.as_deref(),
+        base: base_url(&sim, &headers),
+        version: path
+            .split('/')
+            .find(|s| is_version(s))
+            .unwrap_or("v26.0")
+            .to_owned(),
+    };
+    let result = if method != Method::GET {
+        Err(GraphFailure::param(format!(
+            "Unsupported {} request.",
+            method.as_str().to_ascii_lowercase()
+        )))
+    } else {
+        match route {
+            Route::DebugToken => ctx.debug_token(),
+            Route::OauthAccessToken => ctx.exchange_code(),
+            Route::Waba => ctx.waba(segs[0]),
+            Route::PhoneNumbers => ctx.phone_numbers(segs[0]),
+            Route::ClientWabas | Route::OwnedWabas => ctx.list(segs[0], route),
+            Route::Other | Route::Any => Err(GraphFailure::new(
+                StatusCode::BAD_REQUEST,
+                "OAuthException",
+                2500,
+                format!("Unknown path components: {path}"),
+            )),
+        }
+    };
+    match result {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(f) => f.into_response_with(sim.serial()),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
+        .then(|| token.trim().to_owned())
+}
+
+fn base_url(sim: &SimState, headers: &HeaderMap) -> String {
+    if let Some(url) = &sim.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// Who is calling.
+enum Caller<'a> {
+    SystemUser,
+    Business(&'a TokenSpec),
+}
+
+struct Ctx<'a> {
+    sim: &'a SimState,
+    query: &'a Query,
+    token: Option<&'a str>,
+    base: String,
+    version: String,
+}
+
+impl<'a> Ctx<'a> {
+    /// Appends the caller's token to a message when the scenario asks Graph to misbehave so.
+    fn echo(&self, message: String) -> String {
+        match (self.sim.world.scenario.echo_tokens_in_errors, self.token) {
+            (true, Some(t)) => format!("{message} (access_token={t})"),
+            _ => message,
+        }
+    }
+
+    fn caller(&self) -> Result<Caller<'a>> {
+        let Some(token) = self.token else {
+            return Err(GraphFailure::new(
+                StatusCode::BAD_REQUEST,
+                "OAuthException",
+                104,
+                "An access token is required to request this resource.",
+            ));
+        };
+        let world = &self.sim.world;
+        if token == world.scenario.system_user_token {
+            return Ok(Caller::SystemUser);
+        }
+        match world.token(token) {
+            Some(t) if !t.invalid && !self.expired(t) => Ok(Caller::Business(t)),
+            Some(t) if !t.invalid => Err(GraphFailure::new(
+                StatusCode::BAD_REQUEST,
+                "OAuthException",
+                190,
+                self.echo(format!(
+                    "Error validating access token: Session has expired at unix time {}.",
+                    self.expires_at(t)
+                )),
+            )
+            .subcode(463)),
+            _ => Err(GraphFailure::new(
+                StatusCode::BAD_REQUEST,
+                "OAuthException",
+                190,
+                self.echo("Invalid OAuth access token - Cannot parse access token".into()),
+            )),
+        }
+    }
+
+    fn expires_at(&self, t: &TokenSpec) -> i64 {
+        self.sim.started_unix + t.expires_in
+    }
+
+    fn expired(&self, t: &TokenSpec) -> bool {
+        self.expires_at(t) <= now_unix()
+    }
+
+    fn debug_token(&self) -> Result<Value> {
+        let world = &self.sim.world;
+        let app = &world.scenario.app;
+        let app_token = format!("{}|{}", app.id, app.secret);
+        match self.token {
+            Some(t) if t == world.scenario.system_user_token || t == app_token => {}
+            Some(_) => {
+                return Err(GraphFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "OAuthException",
+                    190,
+                    self.echo("Invalid OAuth access token - Cannot parse access token".into()),
+                ));
+            }
+            None => {
+                return Err(GraphFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "OAuthException",
+                    104,
+                    "An access token is required to request this resource.",
+                ));
+            }
+        }
+        let Some(input) = self.query.get("input_token").filter(|s| !s.is_empty()) else {
+            return Err(GraphFailure::param(
+                "(#100) The parameter input_token is required",
+            ));
+        };
+        if input == world.scenario.system_user_token {
+            return Ok(json!({"data": {
+                "app_id": app.id, "type": "SYSTEM_USER", "application": app.name,
+                "data_access_expires_at": 0, "expires_at": 0, "is_valid": true,
+                "issued_at": self.sim.started_unix - 86_400,
+                "scopes": ["business_management", "whatsapp_business_management", "whatsapp_business_messaging"],
+                "granular_scopes": [], "user_id": "61550000000001",
+            }}));
+        }
+        let Some(t) = world.token(input).filter(|t| !t.invalid) else {
+            return Ok(json!({"data": {
+                "error": {"code": 190, "message": self.echo("Invalid OAuth access token - Cannot parse access token".into())},
+                "is_valid": false, "scopes": [],
+            }}));
+        };
+        let messaging = t.messaging.clone().unwrap_or_else(|| t.granted.clone());
+        let mut granular = vec![
+            json!({"scope": "whatsapp_business_management", "target_ids": t.granted}),
+            json!({"scope": "whatsapp_business_messaging", "target_ids": messaging}),
+        ];
+        granular.extend(t.extra_scopes.iter().map(|s| json!(s)));
+        let mut scopes: Vec<String> = vec![
+            "whatsapp_business_management".into(),
+            "whatsapp_business_messaging".into(),
+        ];
+        scopes.extend(t.extra_scopes.iter().map(|s| s.scope.clone()));
+        scopes.push("public_profile".into());
+        let expires_at = self.expires_at(t);
+        let mut data = json!({
+            "app_id": app.id, "type": "USER", "application": app.name,
+            "data_access_expires_at": expires_at + 30 * 86_400, "expires_at": expires_at,
+            "is_valid": true, "issued_at": self.sim.started_unix - 60,
+            "scopes": scopes, "granular_scopes": granular, "user_id": t.user_id,
+        });
+        if self.expired(t) {
+            data["is_valid"] = false.into();
+            data["error"] = json!({"code": 190, "subcode": 463,
+                "message": format!("Error validating access token: Session has expired at unix time {expires_at}.")});
+        }
+        Ok(json!({ "data": data }))
+    }
+
+    fn exchange_code(&self) -> Result<Value> {
+        let app = &self.sim.world.scenario.app;
+        let q = self.query;
+        for required in ["client_id", "client_secret", "code"] {
+            if q.get(required).is_none_or(str::is_empty) {
+                return Err(GraphFailure::param(format!(
+                    "(#100) The parameter {required} is required"
+                )));
+            }
+        }
+        if q.get("client_id") != Some(app.id.as_str()) {
+            return Err(GraphFailure::new(
+                StatusCode::BAD_REQUEST,
+                "OAuthException",
+                101,
+                "Error validating application. Invalid application ID.",
+            ));
+        }
+        if q.get("client_secret") != Some(app.secret.as_str()) {
+            return Err(GraphFailure::new(
+                StatusCode::BAD_REQUEST,
+                "OAuthException",
+                1,
+                "Error validating client secret.",
+            ));
+        }
+        let code_error = |subcode: i64, message: &str| {
+            Err(
+                GraphFailure::new(StatusCode::BAD_REQUEST, "OAuthException", 100, message)
+                    .subcode(subcode),
+            )
+        };
+        match self.sim.redeem_code(q.get("code").unwrap_or_default()) {
+            CodeCheck::Token(token) => Ok(json!({"access_token": token, "token_type": "bearer"})),
+            CodeCheck::Expired => code_error(36007, "This authorization code has expired."),
+            CodeCheck::Used => code_error(36009, "This authorization code has been used."),
+            CodeCheck::Unknown => code_error(36008, "Invalid verification code format."),
+        }
+    }
+
+    /// The WABA if the caller may read it; Graph's unsupported-get error otherwise.
+    fn readable_waba(&self, id: &str) -> Result<&'a WabaSpec> {
+        let caller = self.caller()?;
+        let world = &self.sim.world;
+        let allowed = match caller {
+            Caller::SystemUser => world.partner_sees(id),
+            Caller::Business(t) => {
+                t.granted.iter().any(|g| g == id)
+                    || t.messaging
+                        .as_ref()
+                        .is_some_and(|m| m.iter().any(|g| g == id))
+            }
+        };
+        match world.waba(id) {
+            Some(w) if allowed => Ok(w),
+            _ => Err(GraphFailure::unsupported_get(&self.echo(id.to_owned()))),
+        }
+    }
+
+    fn waba(&self, id: &str) -> Result<Value> {
+        let waba = self.readable_waba(id)?;
+        let fields = parse_fields(self.query.get("fields"), WABA_DEFAULT)?;
+        render_waba(waba, &fields)
+    }
+
+    fn phone_numbers(&self, id: &str) -> Result<Value> {
+        let waba = self.readable_waba(id)?;
+        let fields = parse_fields(self.query.get("fields"), PHONE_DEFAULT)?;
+        let ids: Vec<String> = waba
+            .phone_numbers
+            .iter()
+            .filter_map(|p| p.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let (start, end) = self.page_range(&ids)?;
+        let mut data = Vec::new();
+        for phone in &waba.phone_numbers[start..end] {
+            data.push(select(
+                phone,
+                &fields,
+                PHONE_FIELDS,
+                "WhatsAppBusinessPhoneNumber",
+            )?);
+        }
+        let path = format!("{id}/phone_numbers");
+        Ok(json!({"data": data, "paging": self.paging(&path, &ids, start, end)}))
+    }
+
+    fn list(&self, business_id: &str, route: Route) -> Result<Value> {
+        let world = &self.sim.world;
+        match self.caller()? {
+            Caller::SystemUser => {}
+            Caller::Business(_) => {
+                return Err(GraphFailure::new(
+                    StatusCode::FORBIDDEN,
+                    "OAuthException",
+                    200,
+                    "(#200) Permissions error",
+                ));
+            }
+        }
+        let business = world
+            .business(business_id)
+            .ok_or_else(|| GraphFailure::unsupported_get(business_id))?;
+        let (edge, all) = if route == Route::ClientWabas {
+            ("client_whatsapp_business_accounts", &business.client_wabas)
+        } else {
+            ("owned_whatsapp_business_accounts", &business.owned_wabas)
+        };
+        let fields = parse_fields(self.query.get("fields"), WABA_DEFAULT)?;
+        let filter = match self.query.get("filtering") {
+            Some(raw) => Some(parse_filtering(raw, route == Route::OwnedWabas)?),
+            None => None,
+        };
+        let mut wabas: Vec<&WabaSpec> = all
+            .iter()
+            .filter_map(|id| world.waba(id))
+            .filter(|w| filter.as_ref().is_none_or(|f| f.matches(w.creation_time)))
+            .collect();
+        match self.query.get("sort") {
+            None => {}
+            Some("creation_time_ascending") => {
+                wabas.sort_by_key(|w| (w.creation_time, w.id.clone()))
+            }
+            Some("creation_time_descending") => {
+                wabas.sort_by_key(|w| std::cmp::Reverse((w.creation_time, w.id.clone())))
+            }
+            Some(other) => {
+                return Err(GraphFailure::param(format!(
+                    "(#100) Param sort must be one of {{creation_time_ascending, creation_time_descending}}, got {other}"
+                )));
+            }
+        }
+        let ids: Vec<String> = wabas.iter().map(|w| w.id.clone()).collect();
+        let (start, end) = self.page_range(&ids)?;
+        let data = wabas[start..end]
+            .iter()
+            .map(|w| render_waba(w, &fields))
+            .collect::<Result<Vec<_>>>()?;
+        let path = format!("{business_id}/{edge}");
+        Ok(json!({"data": data, "paging": self.paging(&path, &ids, start, end)}))
+    }
+
+    fn limit(&self) -> Result<usize> {
+        match self.query.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if n > 100 => Err(GraphFailure::param(
+                    "(#100) The parameter limit must be less than or equal to 100",
+                )),
+                Ok(n) if n >= 1 => Ok(n as usize),
+                Ok(_) => Err(GraphFailure::param(
+                    "(#100) The parameter limit must be at least 1",
+                )),
+                Err(_) => Err(GraphFailure::param(format!(
+                    "(#100) Param limit must be an integer, got {raw}"
+                ))),
+            },
+        }
+    }
+
+    /// The slice of `ids` this request's `limit`, `after` and `before` select.
+    fn page_range(&self, ids: &[String]) -> Result<(usize, usize)> {
+        let limit = self.limit()?;
+        let decode = |c: &str| -> Result<String> {
+            URL_SAFE_NO_PAD
+                .decode(c.trim_end_matches('='))
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| GraphFailure::param("(#100) Invalid cursor"))
+        };
+        let position = |id: &str| ids.iter().position(|x| x == id);
+        if let Some(after) = self.query.get("after") {
+            let start = position(&decode(after)?).map_or(ids.len(), |p| p + 1);
+            return Ok((start, (start + limit).min(ids.len())));
+        }
+        if let Some(before) = self.query.get("before") {
+            let end = position(&decode(before)?).unwrap_or(0);
+            return Ok((end.saturating_sub(limit), end));
+        }
+        Ok((0, limit.min(ids.len())))
+    }
+
+    /// `paging` as Graph writes it: cursors, and absolute links that carry `access_token`.
+    fn paging(&self, path: &str, ids: &[String], start: usize, end: usize) -> Value {
+        let mut paging = Map::new();
+        if start < end {
+            paging.insert(
+                "cursors".into(),
+                json!({"before": cursor(&ids[start]), "after": cursor(&ids[end - 1])}),
+            );
+        }
+        let link = |key: &str, c: String| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if let Some(t) = self.token {
+                q.append_pair("access_token", t);
+            }
+            q.append_pair("pretty", "0");
+            for (k, v) in &self.query.0 {
+                if !matches!(
+                    k.as_str(),
+                    "access_token" | "pretty" | "after" | "before" | "limit"
+                ) {
+                    q.append_pair(k, v);
+                }
+            }
+            q.append_pair("limit", &self.limit().unwrap_or(DEFAULT_LIMIT).to_string());
+            q.append_pair(key, &c);
+            format!("{}/{}/{path}?{}", self.base, self.version, q.finish())
+        };
+        if start < end && end < ids.len() {
+            paging.insert("next".into(), link("after", cursor(&ids[end - 1])).into());
+        }
+        if start < end && start > 0 {
+            paging.insert(
+                "previous".into(),
+                link("before", cursor(&ids[start])).into(),
+            );
+        }
+        Value::Object(paging)
+    }
+}
+
+fn cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+/// A requested field: name and, for an expanded edge, sub-fields.
+type FieldReq = (String, Option<Vec<String>>);
+
+/// Parses `fields` the way Graph reads it; `default` when absent.
+fn parse_fields(raw: Option<&str>, default: &[&str]) -> Result<Vec<FieldReq>> {
+    let Some(raw) = raw else {
+        return Ok(default.iter().map(|f| ((*f).to_owned(), None)).collect());
+    };
+    let syntax = || {
+        GraphFailure::param(format!(
+            "Syntax error \"Expected name.\" at character 0: {raw}"
+        ))
+    };
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    let bytes = raw.as_bytes();
+    for i in 0..=bytes.len() {
+        let c = bytes.get(i).copied().unwrap_or(b',');
+        match c {
+            b'{' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b'}' => return Err(syntax()),
+            b',' if depth == 0 => {
+                let item = raw[start..i].trim();
+                start = i + 1;
+                if item.is_empty() {
+                    continue;
+                }
+                match item.split_once('{') {
+                    Some((name, inner)) => {
+                        let inner = inner.strip_suffix('}').ok_or_else(syntax)?;
+                        let subs = inner
+                            .split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect();
+                        out.push((name.trim().to_owned(), Some(subs)));
+                    }
+                    None => out.push((item.to_owned(), None)),
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(syntax());
+    }
+    Ok(out)
+}
+
+/// Copies the requested fields of a node; unknown fields are Graph's `(#100)` error.
+fn select(
+    node: &Map<String, Value>,
+    fields: &[FieldReq],
+    known: &[&str],
+    node_type: &str,
+) -> Result<Value> {
+    let mut out = Map::new();
+    for (name, _) in fields {
+        if !known.contains(&name.as_str()) {
+            return Err(GraphFailure::param(format!(
+                "(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})"
+            )));
+        }
+        if let Some(v) = node.get(name) {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn render_waba(waba: &WabaSpec, fields: &[FieldReq]) -> Result<Value> {
+    let mut node = waba.fields.clone();
+    node.insert("id".into(), waba.id.clone().into());
+    node.insert("creation_time".into(), iso8601(waba.creation_time).into());
+    let mut out = select(&node, fields, WABA_FIELDS, "WhatsAppBusinessAccount")?;
+    if let Some((_, sub)) = fields.iter().find(|(n, _)| n == "phone_numbers") {
+        let sub_fields: Vec<FieldReq> = match sub {
+            Some(s) => s.iter().map(|f| (f.clone(), None)).collect(),
+            None => vec![("id".to_owned(), None)],
+        };
+        let mut data = Vec::new();
+        for phone in &waba.phone_numbers {
+            data.push(select(
+                phone,
+                &sub_fields,
+                PHONE_FIELDS,
+                "WhatsAppBusinessPhoneNumber",
+            )?);
+        }
+        let ids: Vec<&str> = waba
+            .phone_numbers
+            .iter()
+            .filter_map(|p| p.get("id").and_then(Value::as_str))
+            .collect();
+        let mut edge = json!({ "data": data });
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            edge["paging"] = json!({"cursors": {"before": cursor(first), "after": cursor(last)}});
+        }
+        out["phone_numbers"] = edge;
+    }
+    Ok(out)
+}
+
+/// Graph's date-time format: `2020-11-09T23:00:13+0000`.
+pub fn iso8601(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Graph's `filtering` parameter, checked with Graph's messages.
+fn parse_filtering(raw: &str, owned_edge: bool) -> Result<waba_graph::input::Filtering> {
+    waba_graph::input::Filtering::from_json(raw)
+        .map_err(|e| GraphFailure::param(format!("(#100) Param filtering is invalid: {e}")))
+        .and_then(|f| match f {
+            waba_graph::input::Filtering::InRange(..) if !owned_edge => Err(GraphFailure::param(
+                "(#100) Param filtering[0][operator] must be one of {GREATER_THAN, LESS_THAN}",
+            )),
+            f => Ok(f),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_versions() {
+        assert_eq!(classify("/v26.0/debug_token").0, Route::DebugToken);
+        assert_eq!(classify("/debug_token").0, Route::DebugToken);
+        assert_eq!(classify("/v21.0/123/phone_numbers").0, Route::PhoneNumbers);
+        assert_eq!(
+            classify("/v21.0/123/owned_whatsapp_business_accounts").0,
+            Route::OwnedWabas
+        );
+        assert_eq!(classify("/v21.0/12a").0, Route::Other);
+        assert_eq!(classify("/vX/123").0, Route::Other);
+        assert_eq!(
+            classify("/v21.0/oauth/access_token").0,
+            Route::OauthAccessToken
+        );
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601(1_604_962_813), "2020-11-09T23:00:13+0000");
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00+0000");
+        assert_eq!(
+            waba_graph::time::UnixTime::parse(&iso8601(1_709_208_000)),
+            Some(waba_graph::time::UnixTime(1_709_208_000))
+        );
+    }
+
+    #[test]
+    fn fields_syntax() {
+        let f = parse_fields(Some("id,phone_numbers{id,status},name"), &[]).unwrap();
+        assert_eq!(
+            f[1],
+            (
+                "phone_numbers".to_owned(),
+                Some(vec!["id".to_owned(), "status".to_owned()])
+            )
+        );
+        assert!(parse_fields(Some("id}"), &[]).is_err());
+        assert!(parse_fields(Some("phone_numbers{id"), &[]).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! graph-sim: a stand-in for the parts of Meta's Graph API that waba-onboard uses.
+//!
+//! It serves scenario data with Graph's shapes, paging, errors and throttling, counts the
+//! calls it receives, and injects faults on demand. Control endpoints live under `/_sim/`.
+
+pub mod control;
+pub mod faults;
+pub mod graph;
+pub mod respond;
+pub mod scenario;
+pub mod state;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use state::SimState;
+use std::sync::Arc;
+
+/// The simulator's router: control endpoints under `/_sim/`, Graph everywhere else.
+pub fn app(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/_sim/", get(control::overview))
+        .route("/_sim", get(control::overview))
+        .route("/_sim/healthz", get(control::healthz))
+        .route("/_sim/calls", get(control::calls))
+        .route("/_sim/reset", post(control::reset))
+        .route(
+            "/_sim/faults",
+            get(control::list_faults)
+                .post(control::add_faults)
+                .delete(control::clear_faults),
+        )
+        .route("/_sim/latency", put(control::set_latency))
+        .route("/_sim/codes", post(control::mint_code))
+        .fallback(graph::handle)
+        .with_state(state)
+}

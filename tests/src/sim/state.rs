@@ -1,0 +1,178 @@
+//! The simulator's shared state: the loaded world plus what changes at run time
+//! (faults, call counts, minted codes, added latency).
+
+use super::faults::{Fault, FaultQueue, Route};
+use super::scenario::World;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Shared by every request.
+#[derive(Debug)]
+pub struct SimState {
+    /// The scenario, expanded.
+    pub world: World,
+    /// Unix time the simulator started: token expiries count from it.
+    pub started_unix: i64,
+    /// How long an authorization code stays valid.
+    pub code_ttl: Duration,
+    /// Base URL for paging links; from the `Host` header when absent.
+    pub public_url: Option<String>,
+    dynamic: Mutex<Dynamic>,
+}
+
+#[derive(Debug, Default)]
+struct Dynamic {
+    faults: FaultQueue,
+    calls: BTreeMap<Route, u64>,
+    codes: HashMap<String, MintedCode>,
+    latency: Duration,
+    serial: u64,
+}
+
+/// An authorization code minted for a business token.
+#[derive(Debug, Clone)]
+pub struct MintedCode {
+    /// The token it exchanges for.
+    pub token: String,
+    /// When it stops working.
+    pub expires: Instant,
+    /// Whether it was exchanged already.
+    pub used: bool,
+}
+
+/// What happened when a code was presented.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Valid: the token.
+    Token(String),
+    /// Never issued.
+    Unknown,
+    /// Past its lifetime.
+    Expired,
+    /// Already exchanged.
+    Used,
+}
+
+impl SimState {
+    /// State for `world`, with the scenario's own faults active.
+    pub fn new(world: World, code_ttl: Duration, public_url: Option<String>) -> Self {
+        let faults = FaultQueue::new(world.scenario.faults.clone());
+        Self {
+            world,
+            started_unix: now_unix(),
+            code_ttl,
+            public_url,
+            dynamic: Mutex::new(Dynamic {
+                faults,
+                ..Dynamic::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Dynamic> {
+        // A poisoned lock only means another request panicked; the data is still usable.
+        self.dynamic.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a call and returns the fault to apply to it and the added latency.
+    pub fn on_call(&self, route: Route) -> (Option<super::faults::FaultAction>, Duration) {
+        let mut d = self.lock();
+        *d.calls.entry(route).or_default() += 1;
+        (d.faults.take(route), d.latency)
+    }
+
+    /// Calls per route since start or the last reset.
+    pub fn calls(&self) -> BTreeMap<&'static str, u64> {
+        self.lock()
+            .calls
+            .iter()
+            .map(|(r, n)| (r.name(), *n))
+            .collect()
+    }
+
+    /// Zeroes the counts, restores the scenario's faults, forgets codes and latency.
+    pub fn reset(&self) {
+        let mut d = self.lock();
+        *d = Dynamic {
+            faults: FaultQueue::new(self.world.scenario.faults.clone()),
+            ..Dynamic::default()
+        };
+    }
+
+    /// Adds faults.
+    pub fn add_faults(&self, faults: Vec<Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults = FaultQueue::default();
+    }
+
+    /// The active faults.
+    pub fn faults(&self) -> Vec<Fault> {
+        self.lock().faults.list().to_vec()
+    }
+
+    /// Sets the latency added to every Graph call.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// A fresh serial number (codes, trace ids).
+    pub fn serial(&self) -> u64 {
+        let mut d = self.lock();
+        d.serial += 1;
+        d.serial
+    }
+
+    /// Mints a one-time code for `token`, valid for [`SimState::code_ttl`].
+    pub fn mint_code(&self, token: &str) -> String {
+        let n = self.serial();
+        let code = format!(
+            "AQD{n:04}{:016x}",
+            fnv(token) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        );
+        self.lock().codes.insert(
+            code.clone(),
+            MintedCode {
+                token: token.to_owned(),
+                expires: Instant::now() + self.code_ttl,
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// Checks a code and marks it used when valid.
+    pub fn redeem_code(&self, code: &str) -> CodeCheck {
+        let mut d = self.lock();
+        let Some(entry) = d.codes.get_mut(code) else {
+            return CodeCheck::Unknown;
+        };
+        if entry.used {
+            CodeCheck::Used
+        } else if Instant::now() >= entry.expires {
+            CodeCheck::Expired
+        } else {
+            entry.used = true;
+            CodeCheck::Token(entry.token.clone())
+        }
+    }
+}
+
+/// Seconds since the unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// FNV-1a: a stable hash for made-up trace ids and codes.
+pub fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
