@@ -539,6 +539,7 @@ impl ListQuery {
 }
 
 /// Cuts attacker-sized names down before they go into an error message.
+#[cfg(feature = "json")]
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }

@@ -1,5 +1,6 @@
 //! Test support for waba-onboard: the Graph simulator and the helpers the end-to-end tests
 //! and `cargo xtask` share.
 
+pub mod browser;
 pub mod harness;
 pub mod sim;

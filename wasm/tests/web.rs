@@ -1,6 +1,8 @@
 //! Runs in headless Chromium (`cargo xtask test`): the graph model across the JS boundary.
 // clippy does not see `#[wasm_bindgen_test]` functions as tests; unwrapping is how they fail.
 #![allow(clippy::unwrap_used)]
+// Browser-only: natively the file compiles to an empty test crate.
+#![cfg(target_arch = "wasm32")]
 
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;

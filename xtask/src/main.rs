@@ -1,1 +1,54 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks, with few dependencies.
+//!
+//! - `cargo xtask demo [--smoke]`: build, start the Graph simulator with the demo scenario,
+//!   serve the pages, print the URL; `--smoke` checks the page in headless Chromium and exits.
+//! - `cargo xtask test`: every check (fmt, clippy, native tests, wasm tests in headless
+//!   Chromium, end-to-end), installing what a fresh Debian machine lacks.
+
+mod demo;
+mod run;
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  demo [--smoke] [--port N]   run the demo on the Graph simulator (no Meta account needed);
+                              --smoke drives it once in headless Chromium and exits
+  test                        fmt, clippy, native tests, wasm tests in headless Chromium,
+                              end-to-end tests; installs missing tools first
+  setup                       only install the tools the tests need
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run_demo(&args[1..]),
+        Some("test") => test::run_all(&args[1..]),
+        Some("setup") => setup::all(),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (the parent of `xtask/`).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}

@@ -1,0 +1,75 @@
+//! `smoke`: opens a page in headless Chromium, waits for accounts to render, prints what the
+//! page shows, and exits 0 only if at least `--min` accounts appeared.
+//! `cargo xtask demo --smoke` uses it to prove the demo works without a person.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+use tests::browser::Browser;
+
+/// Checks a page in headless Chromium.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The page to open.
+    #[arg(long)]
+    url: String,
+    /// CSS selector of one rendered account.
+    #[arg(long, default_value = "[data-account-id]")]
+    account_selector: String,
+    /// Fewest accounts that must render.
+    #[arg(long, default_value_t = 1)]
+    min: usize,
+    /// Seconds to wait for them.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+    /// Where to save a screenshot (PNG).
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(n) if n >= args.min => println!("smoke: ok, {n} accounts rendered"),
+        Ok(n) => {
+            println!(
+                "smoke: FAILED, {n} accounts rendered, wanted at least {}",
+                args.min
+            );
+            std::process::exit(1);
+        }
+        Err(e) => {
+            println!("smoke: FAILED, {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<usize> {
+    let browser = Browser::start(None).await?;
+    let result = async {
+        browser.goto(&args.url).await?;
+        let accounts = browser
+            .wait_texts(
+                &args.account_selector,
+                Duration::from_secs(args.timeout_secs),
+            )
+            .await?;
+        println!(
+            "--- page text ---\n{}\n-----------------",
+            browser.page_text().await?
+        );
+        if let Some(path) = &args.screenshot {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, browser.screenshot().await?)?;
+            println!("screenshot: {}", path.display());
+        }
+        anyhow::Ok(accounts.len())
+    }
+    .await;
+    browser.close().await;
+    result
+}

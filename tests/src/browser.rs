@@ -1,0 +1,172 @@
+//! Real headless Chromium, driven through chromedriver (WebDriver) with fantoccini.
+//!
+//! [`Browser::start`] launches Debian's `chromedriver` on a free loopback port and opens a
+//! session of Debian's `chromium` with the flags this workplace needs, in a fresh profile.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why the browser could not be driven.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    /// chromedriver could not be started.
+    #[error("cannot start chromedriver ({path}): {source}")]
+    Spawn {
+        /// The binary tried.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// chromedriver did not accept a session.
+    #[error("cannot open a Chromium session: {0}")]
+    Session(String),
+    /// A WebDriver command failed.
+    #[error("webdriver: {0}")]
+    Command(#[from] fantoccini::error::CmdError),
+    /// Waiting for the page timed out.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+}
+
+/// A chromedriver process and a Chromium session; both end on [`Browser::close`] or drop.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: Client,
+    driver: Child,
+    profile: PathBuf,
+}
+
+/// The chromedriver binary: `$CHROMEDRIVER` or Debian's.
+pub fn chromedriver_path() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
+
+/// The Chromium binary: `$CHROMIUM` or Debian's.
+pub fn chromium_path() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session (1280x900 unless `size` says).
+    pub async fn start(size: Option<(u32, u32)>) -> Result<Self, BrowserError> {
+        let path = chromedriver_path();
+        let spawn_err = |source| BrowserError::Spawn {
+            path: path.clone(),
+            source,
+        };
+        let port = free_port().map_err(spawn_err)?;
+        let driver = Command::new(&path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(spawn_err)?;
+        let profile =
+            std::env::temp_dir().join(format!("waba-chromium-{}-{port}", std::process::id()));
+        let (w, h) = size.unwrap_or((1280, 900));
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium_path(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic",
+                    format!("--window-size={w},{h}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let caps = match caps {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let browser = Self {
+            client: loop {
+                match ClientBuilder::rustls()
+                    .map_err(|e| BrowserError::Session(e.to_string()))?
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await
+                {
+                    Ok(c) => break c,
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(BrowserError::Session(e.to_string()));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            },
+            driver,
+            profile,
+        };
+        browser.client.set_window_size(w, h).await?;
+        Ok(browser)
+    }
+
+    /// Opens `url`.
+    pub async fn goto(&self, url: &str) -> Result<(), BrowserError> {
+        Ok(self.client.goto(url).await?)
+    }
+
+    /// Waits until `css` matches at least one element; returns the texts of all matches.
+    pub async fn wait_texts(
+        &self,
+        css: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, BrowserError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.client.find_all(Locator::Css(css)).await?;
+            if !found.is_empty() {
+                let mut texts = Vec::with_capacity(found.len());
+                for el in found {
+                    texts.push(el.text().await?);
+                }
+                return Ok(texts);
+            }
+            if Instant::now() > deadline {
+                return Err(BrowserError::Timeout(timeout, css.to_owned()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The visible text of the whole page.
+    pub async fn page_text(&self) -> Result<String, BrowserError> {
+        Ok(self.client.find(Locator::Css("body")).await?.text().await?)
+    }
+
+    /// A PNG screenshot of the viewport.
+    pub async fn screenshot(&self) -> Result<Vec<u8>, BrowserError> {
+        Ok(self.client.screenshot().await?)
+    }
+
+    /// Ends the session and stops chromedriver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        self.cleanup();
+    }
+
+    fn cleanup(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}

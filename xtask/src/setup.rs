@@ -1,0 +1,164 @@
+//! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
+//! the wasm32 target (from `rust-toolchain.toml`), Debian's Chromium and ChromeDriver,
+//! `wasm-bindgen-cli` at exactly the pinned version, and npm packages from lock files.
+
+use crate::run::{Res, cargo, cmd, output, run};
+use std::path::{Path, PathBuf};
+
+/// Installs everything missing.
+pub fn all() -> Res {
+    wasm_target()?;
+    browser()?;
+    wasm_bindgen_cli()?;
+    npm_packages()
+}
+
+fn wasm_target() -> Res {
+    let has = || {
+        output("rustup", &["target", "list", "--installed"])
+            .is_some_and(|o| o.lines().any(|l| l.trim() == "wasm32-unknown-unknown"))
+    };
+    if has() {
+        return Ok(());
+    }
+    println!(
+        "setup: installing the toolchain of rust-toolchain.toml (with wasm32-unknown-unknown)"
+    );
+    run(cmd("rustup", &["toolchain", "install"]))?;
+    if !has() {
+        run(cmd("rustup", &["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    Ok(())
+}
+
+/// Debian's Chromium binary, or `$CHROMIUM`.
+pub fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Debian's ChromeDriver binary, or `$CHROMEDRIVER`.
+pub fn chromedriver() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
+
+fn browser() -> Res {
+    if Path::new(&chromium()).exists() && Path::new(&chromedriver()).exists() {
+        return Ok(());
+    }
+    let is_root = output("id", &["-u"]).is_some_and(|o| o.trim() == "0");
+    if !is_root {
+        return Err("Chromium and ChromeDriver are missing: run \
+             `sudo apt-get install chromium chromium-driver` (or set CHROMIUM and CHROMEDRIVER)"
+            .into());
+    }
+    println!("setup: installing Debian's chromium and chromium-driver with apt-get");
+    let mut update = cmd("apt-get", &["update", "-q"]);
+    update.env("DEBIAN_FRONTEND", "noninteractive");
+    run(update)?;
+    let mut install = cmd(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        ],
+    );
+    install.env("DEBIAN_FRONTEND", "noninteractive");
+    run(install)
+}
+
+/// The exact `wasm-bindgen` version pinned in the workspace `Cargo.toml`.
+pub fn pinned_wasm_bindgen() -> Result<String, String> {
+    let manifest = std::fs::read_to_string(crate::project_root().join("Cargo.toml"))
+        .map_err(|e| format!("cannot read Cargo.toml: {e}"))?;
+    manifest
+        .lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix("wasm-bindgen = \"=")?;
+            Some(rest.split('"').next()?.to_owned())
+        })
+        .ok_or_else(|| "Cargo.toml does not pin wasm-bindgen with `=X.Y.Z`".into())
+}
+
+/// Where `cargo install` puts binaries.
+fn cargo_bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default()
+        .join("bin")
+}
+
+/// A wasm-bindgen tool (`wasm-bindgen`, `wasm-bindgen-test-runner`) by absolute path when
+/// `cargo install` put it in cargo's bin directory.
+pub fn wasm_bindgen_tool(name: &str) -> String {
+    let installed = cargo_bin_dir().join(name);
+    if installed.exists() {
+        installed.display().to_string()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn wasm_bindgen_cli() -> Res {
+    let want = pinned_wasm_bindgen()?;
+    let have = output(&wasm_bindgen_tool("wasm-bindgen"), &["--version"]);
+    if have.as_deref().map(str::trim) == Some(format!("wasm-bindgen {want}").as_str()) {
+        return Ok(());
+    }
+    println!(
+        "setup: installing wasm-bindgen-cli {want} to match the pinned wasm-bindgen (found: {})",
+        have.as_deref().map(str::trim).unwrap_or("none")
+    );
+    // Not `--locked`: the registry here lacks some of that crate's locked dependency versions.
+    run(cargo(&[
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        &format!("={want}"),
+    ]))
+}
+
+/// Folders with a committed `package-lock.json` (outside `node_modules`).
+pub fn npm_projects() -> Vec<PathBuf> {
+    let root = crate::project_root();
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("tests"), root.join("www"), root.join("wasm")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n != "node_modules" && n != "target")
+            {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "package-lock.json") {
+                found.push(dir.clone());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn npm_packages() -> Res {
+    for dir in npm_projects() {
+        if dir.join("node_modules/.package-lock.json").exists() {
+            continue;
+        }
+        println!(
+            "setup: installing npm packages of {} from its lock file",
+            dir.display()
+        );
+        let mut c = cmd("npm", &["ci", "--no-audit", "--no-fund"]);
+        c.current_dir(&dir);
+        run(c)?;
+    }
+    Ok(())
+}
