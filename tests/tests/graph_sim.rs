@@ -512,3 +512,39 @@ async fn injected_faults_behave_as_named() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(calls(&s).await["total"], json!(0));
 }
+
+#[tokio::test]
+async fn short_and_empty_pages_still_link_onwards() {
+    let s = sim("demo", &[]);
+    add_fault(
+        &s,
+        json!({"route": "client_wabas", "times": 1, "action": {"kind": "short_page", "items": 0}}),
+    )
+    .await;
+    add_fault(
+        &s,
+        json!({"route": "client_wabas", "times": 1, "action": {"kind": "short_page", "items": 1}}),
+    )
+    .await;
+    let mut url = Some(format!(
+        "{}/v26.0/{PARTNER}/client_whatsapp_business_accounts?limit=3",
+        s.url
+    ));
+    let mut sizes = Vec::new();
+    let mut ids = Vec::new();
+    while let Some(u) = url {
+        let (status, _, body) = get(&u, Some(DEMO_SYSTEM)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page: Page<Waba> = serde_json::from_value(body).unwrap();
+        sizes.push(page.data.len());
+        ids.extend(page.data.into_iter().map(|w| w.id));
+        url = page.paging.and_then(|p| p.next);
+    }
+    assert_eq!(
+        sizes,
+        [0, 1, 3, 3],
+        "empty page, short page, then full pages"
+    );
+    assert_eq!(ids.len(), 7, "nothing skipped or repeated");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 7);
+}

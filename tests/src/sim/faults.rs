@@ -108,6 +108,12 @@ pub enum FaultAction {
         /// Body size in bytes.
         bytes: usize,
     },
+    /// A list page holding at most `items` entries while `next` still points further, as
+    /// Graph's pages sometimes are (short or even empty pages mid-list).
+    ShortPage {
+        /// Entries on the page (0 for an empty page).
+        items: usize,
+    },
     /// HTTP 5xx with Graph's unknown-error envelope.
     ServerError {
         /// 500, 502, 503 or 504.

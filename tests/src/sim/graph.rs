@@ -1,7 +1,7 @@
 //! The Graph routes: `debug_token`, WABA nodes, phone numbers, the client and owned WABA
 //! lists, and the code exchange, answered from the scenario the way Graph answers.
 
-use super::faults::Route;
+use super::faults::{FaultAction, Route};
 use super::respond::{GraphFailure, fault_response, json_response};
 use super::scenario::{TokenSpec, WabaSpec};
 use super::state::{CodeCheck, SimState, now_unix};
@@ -127,12 +127,18 @@ pub async fn handle(
         .first()
         .map(|b| b.id.clone())
         .unwrap_or_default();
-    if let Some(action) = &fault {
-        if let super::faults::FaultAction::Latency { ms } = action {
+    let mut short_page = None;
+    match &fault {
+        Some(FaultAction::Latency { ms }) => {
             tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
-        } else if let Some(res) = fault_response(action, &partner, sim.serial()) {
-            return res;
         }
+        Some(FaultAction::ShortPage { items }) => short_page = Some(*items),
+        Some(action) => {
+            if let Some(res) = fault_response(action, &partner, sim.serial()) {
+                return res;
+            }
+        }
+        None => {}
     }
     let query = Query(
         uri.query()
@@ -144,6 +150,7 @@ pub async fn handle(
         sim: &sim,
         query: &query,
         token: token.as_deref(),
+        short_page,
         base: base_url(&sim, &headers),
         version: path
             .split('/')
@@ -205,6 +212,8 @@ struct Ctx<'a> {
     sim: &'a SimState,
     query: &'a Query,
     token: Option<&'a str>,
+    /// Cap on the entries of this page (a `short_page` fault).
+    short_page: Option<usize>,
     base: String,
     version: String,
 }
@@ -492,6 +501,11 @@ impl<'a> Ctx<'a> {
 
     /// The slice of `ids` this request's `limit`, `after` and `before` select.
     fn page_range(&self, ids: &[String]) -> Result<(usize, usize)> {
+        let (start, end) = self.full_page_range(ids)?;
+        Ok((start, self.short_page.map_or(end, |n| end.min(start + n))))
+    }
+
+    fn full_page_range(&self, ids: &[String]) -> Result<(usize, usize)> {
         let limit = self.limit()?;
         let decode = |c: &str| -> Result<String> {
             URL_SAFE_NO_PAD
@@ -502,7 +516,12 @@ impl<'a> Ctx<'a> {
         };
         let position = |id: &str| ids.iter().position(|x| x == id);
         if let Some(after) = self.query.get("after") {
-            let start = position(&decode(after)?).map_or(ids.len(), |p| p + 1);
+            let after = decode(after)?;
+            let start = match position(&after) {
+                Some(p) => p + 1,
+                None if after == BEFORE_FIRST => 0,
+                None => ids.len(),
+            };
             return Ok((start, (start + limit).min(ids.len())));
         }
         if let Some(before) = self.query.get("before") {
@@ -539,8 +558,16 @@ impl<'a> Ctx<'a> {
             q.append_pair(key, &c);
             format!("{}/{}/{path}?{}", self.base, self.version, q.finish())
         };
-        if start < end && end < ids.len() {
-            paging.insert("next".into(), link("after", cursor(&ids[end - 1])).into());
+        if end < ids.len() {
+            // An empty page mid-list (a short-page fault) still links onwards, as Graph does.
+            let resume = match (start < end, start) {
+                (true, _) => Some(cursor(&ids[end - 1])),
+                (false, 0) => Some(cursor(BEFORE_FIRST)),
+                (false, s) => Some(cursor(&ids[s - 1])),
+            };
+            if let Some(c) = resume.filter(|_| start < end || self.short_page.is_some()) {
+                paging.insert("next".into(), link("after", c).into());
+            }
         }
         if start < end && start > 0 {
             paging.insert(
@@ -551,6 +578,10 @@ impl<'a> Ctx<'a> {
         Value::Object(paging)
     }
 }
+
+/// What an `after` cursor holds to point before the first entry (ids are digits, so no id
+/// collides with it).
+const BEFORE_FIRST: &str = "start";
 
 fn cursor(id: &str) -> String {
     URL_SAFE_NO_PAD.encode(id)

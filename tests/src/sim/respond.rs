@@ -115,10 +115,11 @@ pub fn throttle_message(code: i64) -> String {
     }
 }
 
-/// The answer a fault injects, or `None` for faults that only delay.
+/// The answer a fault injects, or `None` for faults that only shape the normal answer
+/// (latency, short pages).
 pub fn fault_response(action: &FaultAction, business_id: &str, trace: u64) -> Option<Response> {
     Some(match action {
-        FaultAction::Latency { .. } => return None,
+        FaultAction::Latency { .. } | FaultAction::ShortPage { .. } => return None,
         FaultAction::Error {
             status,
             code,
