@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// The repository root.
@@ -28,40 +28,66 @@ pub struct Running {
     child: Child,
     /// The base URL it listens on, e.g. `http://127.0.0.1:40123`.
     pub url: String,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+fn keep(sink: &Mutex<Vec<String>>, line: String) {
+    if std::env::var_os("WABA_TEST_ECHO").is_some() {
+        eprintln!("{line}");
+    }
+    if let Ok(mut v) = sink.lock() {
+        v.push(line);
+    }
 }
 
 impl Running {
     /// Starts `cmd` and waits (up to `wait`) for a stdout line containing `marker` followed by
-    /// a URL. Its other output goes on to this process's stderr.
+    /// a URL. Everything else it prints (stdout and stderr) is kept for [`Running::output`],
+    /// and echoed to this process's stderr when `WABA_TEST_ECHO` is set.
     pub fn start(mut cmd: Command, marker: &str, wait: Duration) -> std::io::Result<Self> {
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("child has no stdout"))?;
+        let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
-        let wanted = marker.to_owned();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split(&wanted).nth(1).filter(|_| !sent) {
-                    sent = tx.send(rest.trim().to_owned()).is_ok();
-                    continue;
+        if let Some(stdout) = child.stdout.take() {
+            let wanted = marker.to_owned();
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split(&wanted).nth(1).filter(|_| !sent) {
+                        sent = tx.send(rest.trim().to_owned()).is_ok();
+                    }
+                    keep(&sink, line);
                 }
-                eprintln!("{line}");
-            }
-        });
+            });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    keep(&sink, line);
+                }
+            });
+        }
         match rx.recv_timeout(wait) {
-            Ok(url) => Ok(Self { child, url }),
+            Ok(url) => Ok(Self { child, url, output }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
+                let said = output.lock().map(|o| o.join("\n")).unwrap_or_default();
                 Err(std::io::Error::other(format!(
-                    "process did not print `{marker}` within {wait:?} (exit: {status:?})"
+                    "process did not print `{marker}` within {wait:?} (exit: {status:?}); it said:\n{said}"
                 )))
             }
         }
+    }
+
+    /// Every line the process printed so far (stdout and stderr).
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Stops the process now.
@@ -91,4 +117,106 @@ pub fn start_sim(bin: &Path, scenario: &Path, extra: &[&str]) -> std::io::Result
         .arg("127.0.0.1:0");
     cmd.args(extra);
     Running::start(cmd, "graph-sim listening on ", Duration::from_secs(20))
+}
+
+/// Starts `waba-proxy` (the binary at `bin`) on a free loopback port in front of `graph_url`,
+/// with `args` added (for example `--system-user-token`, `--business-id`).
+pub fn start_proxy(bin: &Path, graph_url: &str, args: &[&str]) -> std::io::Result<Running> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--graph-url")
+        .arg(graph_url);
+    cmd.args(args);
+    Running::start(cmd, "waba-proxy listening on ", Duration::from_secs(20))
+}
+
+/// Where cargo puts this workspace's binaries for the running profile.
+pub fn target_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// graph-sim served from this process on a free loopback port, on a thread of its own, with
+/// its state at hand (call counts, faults) for assertions.
+pub struct SimServer {
+    /// Base URL.
+    pub url: String,
+    /// The simulator's state.
+    pub state: Arc<crate::sim::state::SimState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// Serves the scenario file `scenario`.
+    pub fn start(scenario: &Path) -> std::io::Result<Self> {
+        let world = crate::sim::scenario::World::load(scenario).map_err(std::io::Error::other)?;
+        Self::start_world(world)
+    }
+
+    /// Serves an already loaded (and possibly edited) world.
+    pub fn start_world(world: crate::sim::scenario::World) -> std::io::Result<Self> {
+        let state = Arc::new(crate::sim::state::SimState::new(
+            world,
+            Duration::from_secs(30),
+            None,
+        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = crate::sim::app(state.clone());
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(Self {
+            url,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Calls the simulator received on `route` (`debug_token`, `waba`, `client_wabas`, ...).
+    pub fn calls(&self, route: &str) -> u64 {
+        self.state.calls().get(route).copied().unwrap_or(0)
+    }
+
+    /// Calls on every route.
+    pub fn total_calls(&self) -> u64 {
+        self.state.calls().values().sum()
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

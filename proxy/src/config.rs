@@ -1,0 +1,406 @@
+//! Configuration: flags with `WABA_*` environment equivalents, checked once at start-up.
+//!
+//! Secrets (the System User token, the admin token) are read as values or from files, are
+//! held in [`Secret`] which never prints, and are hidden from `--help`.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use waba_graph::{ObjectId, Secret};
+
+/// Command line and environment, as clap reads them.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "waba-proxy",
+    version,
+    about = "The waba-onboard sidecar: holds the partner's System User token and forwards an \
+             allowlist of Graph reads, deciding per caller what it may see."
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "WABA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Graph API base URL.
+    #[arg(
+        long,
+        env = "WABA_GRAPH_URL",
+        default_value = "https://graph.facebook.com"
+    )]
+    pub graph_url: String,
+
+    /// Graph API version used for every upstream call (clients may name any version).
+    #[arg(long, env = "WABA_GRAPH_VERSION", default_value = "v26.0")]
+    pub graph_version: String,
+
+    /// The partner's System User token. Prefer --system-user-token-file.
+    #[arg(long, env = "WABA_SYSTEM_USER_TOKEN", hide_env_values = true)]
+    pub system_user_token: Option<String>,
+
+    /// File holding the System User token (one line).
+    #[arg(long, env = "WABA_SYSTEM_USER_TOKEN_FILE")]
+    pub system_user_token_file: Option<PathBuf>,
+
+    /// The partner's business id: the only business the list routes serve.
+    #[arg(long, env = "WABA_BUSINESS_ID")]
+    pub business_id: String,
+
+    /// The partner's Meta app id; when set, signup tokens of other apps are refused.
+    #[arg(long, env = "WABA_APP_ID")]
+    pub app_id: Option<String>,
+
+    /// Admin token for the partner console (all routes). Admin routes are off without it.
+    #[arg(long, env = "WABA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin token (one line).
+    #[arg(long, env = "WABA_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Origins allowed by CORS (repeat the flag, or comma-separate in the variable).
+    #[arg(long = "cors-origin", env = "WABA_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Public base URL of this proxy, used in rewritten paging links
+    /// (default: http://{Host header of the request}).
+    #[arg(long, env = "WABA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Timeout of one upstream Graph call, in milliseconds.
+    #[arg(long, env = "WABA_UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
+    pub upstream_timeout_ms: u64,
+
+    /// Timeout of a whole client request, in milliseconds.
+    #[arg(long, env = "WABA_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+
+    /// Requests served at once; more are answered 503 at once.
+    #[arg(long, env = "WABA_MAX_CONCURRENCY", default_value_t = 512)]
+    pub max_concurrency: usize,
+
+    /// `debug_token` calls a client (by IP address) may make per minute.
+    #[arg(long, env = "WABA_DEBUG_TOKEN_PER_MINUTE", default_value_t = 30)]
+    pub debug_token_per_minute: u32,
+
+    /// Seconds a signup token's `debug_token` answer is trusted (never past its expiry).
+    #[arg(long, env = "WABA_TOKEN_CACHE_SECS", default_value_t = 300)]
+    pub token_cache_secs: u64,
+
+    /// Directory of static files to serve at `/` (e.g. `www/`).
+    #[arg(long, env = "WABA_WWW")]
+    pub www: Option<PathBuf>,
+
+    /// Log format: `json` (one object a line) or `text`.
+    #[arg(long, env = "WABA_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Graph base URL, without a trailing slash.
+    pub graph_url: String,
+    /// Graph version (`vNN.N`).
+    pub graph_version: String,
+    /// The System User token.
+    pub system_user_token: Secret,
+    /// The partner's business.
+    pub business_id: ObjectId,
+    /// The partner's app.
+    pub app_id: Option<ObjectId>,
+    /// The admin token, when admin routes are on.
+    pub admin_token: Option<Secret>,
+    /// CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Public base URL, without a trailing slash.
+    pub public_url: Option<String>,
+    /// Per upstream call.
+    pub upstream_timeout: Duration,
+    /// Per client request.
+    pub request_timeout: Duration,
+    /// Concurrent requests.
+    pub max_concurrency: usize,
+    /// `debug_token` calls per client per minute.
+    pub debug_token_per_minute: u32,
+    /// Signup token cache lifetime.
+    pub token_cache: Duration,
+    /// Static files.
+    pub www: Option<PathBuf>,
+    /// JSON logs.
+    pub json_logs: bool,
+}
+
+/// A setting that is wrong; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {problem}")]
+pub struct ConfigError {
+    /// The flag (and its variable).
+    pub setting: &'static str,
+    /// What is wrong, without the value when it is a secret.
+    pub problem: String,
+}
+
+fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+/// Reads a secret from its value or its file; checks it can go into an HTTP header.
+fn secret(
+    setting: &'static str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
+    let raw = match (value, file) {
+        (Some(_), Some(_)) => return Err(bad(setting, "give the value or the file, not both")),
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| bad(setting, format!("cannot read {}: {e}", path.display())))?,
+        (None, None) => return Ok(None),
+    };
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(bad(setting, "is empty"));
+    }
+    if token.len() > 4096 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            setting,
+            "must be printable ASCII without spaces (the value is not shown)",
+        ));
+    }
+    Ok(Some(Secret::new(token)))
+}
+
+fn base_url(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let url = raw.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad(setting, "must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['?', '#', '@', ' ']) {
+        return Err(bad(
+            setting,
+            "must be a plain base URL (no query, fragment or user)",
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+impl Config {
+    /// Checks `args`, reading secret files.
+    pub fn from_args(args: Args) -> Result<Self, ConfigError> {
+        let system_user_token = secret(
+            "--system-user-token / WABA_SYSTEM_USER_TOKEN",
+            args.system_user_token,
+            args.system_user_token_file,
+        )?
+        .ok_or_else(|| {
+            bad(
+                "--system-user-token / WABA_SYSTEM_USER_TOKEN",
+                "is required (or --system-user-token-file)",
+            )
+        })?;
+        let admin_token = secret(
+            "--admin-token / WABA_ADMIN_TOKEN",
+            args.admin_token,
+            args.admin_token_file,
+        )?;
+        if admin_token
+            .as_ref()
+            .is_some_and(|a| a.expose() == system_user_token.expose())
+        {
+            return Err(bad(
+                "--admin-token / WABA_ADMIN_TOKEN",
+                "must differ from the System User token",
+            ));
+        }
+        let business_id = ObjectId::parse(&args.business_id)
+            .map_err(|e| bad("--business-id / WABA_BUSINESS_ID", e.to_string()))?;
+        let app_id = args
+            .app_id
+            .map(|a| ObjectId::parse(&a))
+            .transpose()
+            .map_err(|e| bad("--app-id / WABA_APP_ID", e.to_string()))?;
+        let version_ok = args.graph_version.strip_prefix('v').is_some_and(|v| {
+            let mut parts = v.split('.');
+            matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
+                if !a.is_empty() && !b.is_empty() && a.len() <= 3 && b.len() <= 2
+                    && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
+        });
+        if !version_ok {
+            return Err(bad(
+                "--graph-version / WABA_GRAPH_VERSION",
+                "must look like v26.0",
+            ));
+        }
+        let mut cors_origins = Vec::new();
+        for origin in args
+            .cors_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+        {
+            if origin == "*" {
+                return Err(bad(
+                    "--cors-origin / WABA_CORS_ORIGINS",
+                    "a wildcard is not allowed: list the partner's origins",
+                ));
+            }
+            let url = base_url("--cors-origin / WABA_CORS_ORIGINS", origin)?;
+            if url.splitn(4, '/').nth(3).is_some() {
+                return Err(bad(
+                    "--cors-origin / WABA_CORS_ORIGINS",
+                    format!("`{origin}` is not an origin (scheme://host[:port], no path)"),
+                ));
+            }
+            cors_origins.push(url);
+        }
+        if args.upstream_timeout_ms == 0 || args.request_timeout_ms == 0 {
+            return Err(bad(
+                "--upstream-timeout-ms / --request-timeout-ms",
+                "must be above 0",
+            ));
+        }
+        if args.max_concurrency == 0 {
+            return Err(bad(
+                "--max-concurrency / WABA_MAX_CONCURRENCY",
+                "must be above 0",
+            ));
+        }
+        if args.debug_token_per_minute == 0 {
+            return Err(bad(
+                "--debug-token-per-minute / WABA_DEBUG_TOKEN_PER_MINUTE",
+                "must be above 0",
+            ));
+        }
+        if let Some(dir) = &args.www {
+            if !dir.is_dir() {
+                return Err(bad(
+                    "--www / WABA_WWW",
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+        }
+        let json_logs = match args.log_format.as_str() {
+            "json" => true,
+            "text" => false,
+            _ => {
+                return Err(bad(
+                    "--log-format / WABA_LOG_FORMAT",
+                    "must be json or text",
+                ));
+            }
+        };
+        Ok(Config {
+            listen: args.listen,
+            graph_url: base_url("--graph-url / WABA_GRAPH_URL", &args.graph_url)?,
+            graph_version: args.graph_version,
+            system_user_token,
+            business_id,
+            app_id,
+            admin_token,
+            cors_origins,
+            public_url: args
+                .public_url
+                .as_deref()
+                .map(|u| base_url("--public-url / WABA_PUBLIC_URL", u))
+                .transpose()?,
+            upstream_timeout: Duration::from_millis(args.upstream_timeout_ms),
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            max_concurrency: args.max_concurrency,
+            debug_token_per_minute: args.debug_token_per_minute,
+            token_cache: Duration::from_secs(args.token_cache_secs),
+            www: args.www,
+            json_logs,
+        })
+    }
+
+    /// Every secret value the proxy holds, for scrubbing.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut out = vec![self.system_user_token.clone()];
+        out.extend(self.admin_token.clone());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec![
+            "waba-proxy",
+            "--system-user-token",
+            "EAAsystem",
+            "--business-id",
+            "805021500648488",
+        ];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn good_config_and_redacted_debug() {
+        let c = Config::from_args(args(&[
+            "--admin-token",
+            "adm1n",
+            "--cors-origin",
+            "https://partner.example",
+        ]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("EAAsystem") && !shown.contains("adm1n"),
+            "{shown}"
+        );
+        assert_eq!(c.cors_origins, ["https://partner.example"]);
+        assert_eq!(c.graph_url, "https://graph.facebook.com");
+    }
+
+    #[test]
+    fn bad_settings_are_named_and_secrets_not_shown() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--graph-version", "26"], "--graph-version"),
+            (&["--cors-origin", "*"], "--cors-origin"),
+            (
+                &["--cors-origin", "https://a.example/path"],
+                "--cors-origin",
+            ),
+            (&["--graph-url", "ftp://x"], "--graph-url"),
+            (&["--admin-token", "EAAsystem"], "--admin-token"),
+            (&["--admin-token", "has space"], "--admin-token"),
+            (&["--app-id", "abc"], "--app-id"),
+            (&["--www", "/definitely/not/here"], "--www"),
+            (&["--upstream-timeout-ms", "0"], "--upstream-timeout-ms"),
+        ];
+        for (extra, setting) in cases {
+            let e = Config::from_args(args(extra)).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid configuration: ") && e.contains(setting),
+                "{e}"
+            );
+            assert!(!e.contains("has space") && !e.contains("EAAsystem"), "{e}");
+        }
+        let mut a = args(&[]);
+        a.system_user_token = None;
+        assert!(
+            Config::from_args(a)
+                .unwrap_err()
+                .to_string()
+                .contains("is required")
+        );
+        let mut a = args(&[]);
+        a.business_id = "12a".into();
+        assert!(
+            Config::from_args(a)
+                .unwrap_err()
+                .to_string()
+                .contains("--business-id")
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! The one error type of the proxy, answered in Graph's envelope with an honest status.
+//!
+//! The proxy's own errors carry `type: "WabaProxyError"`; Graph's errors keep Graph's type,
+//! code and message (scrubbed of secrets). Details for operators go to the log, never to the
+//! client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use waba_graph::GraphError;
+use waba_graph::input::InputError;
+
+/// The `type` of errors the proxy itself raises.
+pub const PROXY_ERROR_TYPE: &str = "WabaProxyError";
+
+/// Everything that can go wrong in a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    /// A path or parameter is invalid.
+    #[error("{0}")]
+    BadInput(#[from] InputError),
+    /// A request the proxy cannot parse (path syntax, `Host`).
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// No such route.
+    #[error(
+        "unknown route: the proxy serves debug_token, WABA nodes, phone numbers and the WABA lists under /graph/"
+    )]
+    NotFound,
+    /// A method other than GET.
+    #[error("method not allowed: the proxy only reads (GET)")]
+    MethodNotAllowed,
+    /// The query string is longer than the proxy accepts.
+    #[error("query string too long")]
+    UriTooLong,
+    /// The request body is larger than the proxy accepts.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// No `Authorization: Bearer` credential.
+    #[error("an access token is required: send Authorization: Bearer <token>")]
+    MissingCredential,
+    /// The credential is not valid (unknown, expired, malformed, other app).
+    #[error("invalid credential: {0}")]
+    InvalidCredential(&'static str),
+    /// The credential is valid but not for this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The proxy's own rate limit.
+    #[error("too many requests: retry after {retry_after} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Too many requests in flight.
+    #[error("the proxy is at capacity: retry shortly")]
+    Overloaded,
+    /// Graph answered with an error; `status` is what the client gets.
+    #[error("graph error {}: {}", .error.code, .error.message)]
+    Graph {
+        /// Status for the client.
+        status: StatusCode,
+        /// Graph's error, scrubbed.
+        error: GraphError,
+        /// Seconds to wait, for throttling and transient failures.
+        retry_after: Option<u64>,
+    },
+    /// Graph could not be reached, or closed the connection.
+    #[error("Meta's Graph API could not be reached")]
+    UpstreamUnavailable,
+    /// Graph did not answer in time.
+    #[error("Meta's Graph API did not answer in time")]
+    UpstreamTimeout,
+    /// Graph's answer was not what Graph answers.
+    #[error("Meta's Graph API gave an unusable answer: {0}")]
+    UpstreamGarbage(&'static str),
+    /// A bug; details are in the log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl AppError {
+    /// The HTTP status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadInput(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MissingCredential | Self::InvalidCredential(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Graph { status, .. } => *status,
+            Self::UpstreamUnavailable | Self::UpstreamGarbage(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A Graph-like code for the proxy's own errors.
+    fn code(&self) -> i64 {
+        match self {
+            Self::BadInput(_) | Self::BadRequest(_) | Self::UriTooLong | Self::PayloadTooLarge => {
+                100
+            }
+            Self::NotFound | Self::MethodNotAllowed => 2500,
+            Self::MissingCredential => 104,
+            Self::InvalidCredential(_) => 190,
+            Self::Forbidden(_) => 200,
+            Self::RateLimited { .. } => 4,
+            Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,
+            Self::UpstreamGarbage(_) | Self::Internal => 1,
+            Self::Graph { error, .. } => error.code,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Overloaded => Some(1),
+            Self::Graph { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The envelope's `error` object.
+    pub fn graph_error(&self) -> GraphError {
+        match self {
+            Self::Graph { error, .. } => error.clone(),
+            other => GraphError {
+                message: other.to_string(),
+                error_type: PROXY_ERROR_TYPE.into(),
+                code: other.code(),
+                is_transient: matches!(
+                    other,
+                    Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout
+                )
+                .then_some(true),
+                ..GraphError::default()
+            },
+        }
+    }
+}
+
+impl From<waba_graph::IdError> for AppError {
+    fn from(e: waba_graph::IdError) -> Self {
+        Self::BadInput(InputError::Id(e))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = waba_graph::ErrorEnvelope {
+            error: self.graph_error(),
+        };
+        let text = serde_json::to_string(&body).unwrap_or_else(|_| {
+            r#"{"error":{"message":"internal error","type":"WabaProxyError","code":1}}"#.into()
+        });
+        let mut res = (self.status(), text).into_response();
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::MissingCredential | Self::InvalidCredential(_)) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"waba-proxy\""),
+            );
+        }
+        res
+    }
+}

@@ -1,0 +1,116 @@
+//! `debug_token` answers, cached by a hash of the token (never the token itself): for a
+//! short time, never past the token's own expiry, and briefly for invalid tokens too.
+//! Concurrent questions about one token make one Graph call.
+
+use crate::error::AppError;
+use crate::upstream::{GraphRoute, Upstream};
+use moka::Expiry;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use waba_graph::{DebugToken, ObjectId};
+
+/// How long an invalid token's answer is kept.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Most tokens cached at once.
+pub const MAX_CACHED_TOKENS: u64 = 50_000;
+
+/// What Graph said about a token, and whether the proxy accepts it.
+#[derive(Debug)]
+pub struct Inspection {
+    /// Graph's answer.
+    pub debug: DebugToken,
+    /// Valid, unexpired, and of the configured app.
+    pub usable: bool,
+    /// How long to trust this answer.
+    ttl: Duration,
+}
+
+struct ByInspection;
+
+impl Expiry<[u8; 32], Arc<Inspection>> for ByInspection {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Inspection>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Inspects signup tokens through Graph's `debug_token`.
+pub struct TokenInspector {
+    upstream: Upstream,
+    cache: Cache<[u8; 32], Arc<Inspection>>,
+    app_id: Option<ObjectId>,
+    ttl: Duration,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl TokenInspector {
+    /// An inspector trusting answers for `ttl` at most.
+    pub fn new(upstream: Upstream, app_id: Option<ObjectId>, ttl: Duration) -> Self {
+        Self {
+            upstream,
+            cache: Cache::builder()
+                .max_capacity(MAX_CACHED_TOKENS)
+                .expire_after(ByInspection)
+                .build(),
+            app_id,
+            ttl,
+        }
+    }
+
+    /// Graph's answer about `token`, from the cache when fresh.
+    pub async fn inspect(&self, token: &str) -> Result<Arc<Inspection>, AppError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cache.get(&key).await {
+            metrics::counter!("waba_cache_hits_total", "cache" => "debug_token").increment(1);
+            return Ok(hit);
+        }
+        metrics::counter!("waba_cache_misses_total", "cache" => "debug_token").increment(1);
+        self.cache
+            .try_get_with(key, self.fetch(token))
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    async fn fetch(&self, token: &str) -> Result<Arc<Inspection>, AppError> {
+        let body = self
+            .upstream
+            .get(
+                GraphRoute::DebugToken,
+                "debug_token",
+                &[("input_token", token.to_owned())],
+                &[token],
+            )
+            .await?;
+        let debug: DebugToken = serde_json::from_slice(&body)
+            .map_err(|_| AppError::UpstreamGarbage("debug_token answer is not what Graph sends"))?;
+        let now = now_unix();
+        let data = &debug.data;
+        let same_app = match (&self.app_id, &data.app_id) {
+            (None, _) => true,
+            (Some(want), Some(got)) => want.as_str() == got.0,
+            (Some(_), None) => false,
+        };
+        let usable = data.is_valid && !data.is_expired_at(now) && same_app;
+        let ttl = if !usable {
+            NEGATIVE_TTL.min(self.ttl)
+        } else if data.expires_at == 0 {
+            self.ttl
+        } else {
+            self.ttl
+                .min(Duration::from_secs((data.expires_at - now).max(0) as u64))
+        };
+        Ok(Arc::new(Inspection { debug, usable, ttl }))
+    }
+}

@@ -1,0 +1,106 @@
+//! Shared by the proxy's integration tests: a graph-sim in this process, a real
+//! `waba-proxy` process in front of it, and an HTTP client.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+use tests::harness::{Running, SimServer, scenario, start_proxy};
+use tests::sim::scenario::World;
+
+pub const PARTNER: &str = "805021500648488";
+pub const DEMO_SYSTEM: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
+pub const LARGE_SYSTEM: &str = "EAASimSystemUserTokenLarge000000000000000000000001";
+pub const DEMO_APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
+pub const ADMIN: &str = "admin-token-for-tests-7c1d9e0b4a";
+pub const FINISH: &str = "EAASimBusinessTokenFinish000000000000000000000001";
+pub const EXPIRED: &str = "EAASimBusinessTokenExpired0000000000000000000006";
+pub const REVOKED: &str = "EAASimBusinessTokenRevoked0000000000000000000007";
+pub const BIG_ID: &str = "EAASimBusinessTokenBigId000000000000000000000003";
+
+/// A simulator and a proxy in front of it.
+pub struct Stack {
+    pub sim: SimServer,
+    pub proxy: Running,
+}
+
+impl Stack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.proxy.url)
+    }
+}
+
+pub fn world(name: &str) -> World {
+    World::load(&scenario(name)).unwrap()
+}
+
+/// The proxy for `world` with the scenario's System User token, the partner business and the
+/// admin token, plus `extra` flags.
+pub fn stack(world: World, extra: &[&str]) -> Stack {
+    let system = world.scenario.system_user_token.clone();
+    let sim = SimServer::start_world(world).unwrap();
+    let mut args = vec![
+        "--system-user-token",
+        system.as_str(),
+        "--business-id",
+        PARTNER,
+        "--admin-token",
+        ADMIN,
+        "--upstream-timeout-ms",
+        "1500",
+        "--request-timeout-ms",
+        "4000",
+    ];
+    args.extend_from_slice(extra);
+    let proxy = start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), &sim.url, &args).unwrap();
+    Stack { sim, proxy }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// An answer: status, headers, body text.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The Graph error envelope's `error`.
+    pub fn error(&self) -> waba_graph::GraphError {
+        serde_json::from_str::<waba_graph::ErrorEnvelope>(&self.text)
+            .unwrap_or_else(|e| panic!("not an error envelope ({e}): {}", self.text))
+            .error
+    }
+}
+
+pub async fn get(url: &str, token: Option<&str>) -> Answer {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    send(req).await
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> Answer {
+    let res = req.send().await.unwrap();
+    Answer {
+        status: res.status(),
+        headers: res.headers().clone(),
+        text: res.text().await.unwrap(),
+    }
+}
+
+pub fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
