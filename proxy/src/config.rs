@@ -278,13 +278,11 @@ impl Config {
                 "must be above 0",
             ));
         }
-        if let Some(dir) = &args.www {
-            if !dir.is_dir() {
-                return Err(bad(
-                    "--www / WABA_WWW",
-                    format!("{} is not a directory", dir.display()),
-                ));
-            }
+        if let Some(dir) = args.www.as_ref().filter(|d| !d.is_dir()) {
+            return Err(bad(
+                "--www / WABA_WWW",
+                format!("{} is not a directory", dir.display()),
+            ));
         }
         let json_logs = match args.log_format.as_str() {
             "json" => true,

@@ -59,7 +59,7 @@ pub enum AppError {
         /// Status for the client.
         status: StatusCode,
         /// Graph's error, scrubbed.
-        error: GraphError,
+        error: Box<GraphError>,
         /// Seconds to wait, for throttling and transient failures.
         retry_after: Option<u64>,
     },
@@ -126,7 +126,7 @@ impl AppError {
     /// The envelope's `error` object.
     pub fn graph_error(&self) -> GraphError {
         match self {
-            Self::Graph { error, .. } => error.clone(),
+            Self::Graph { error, .. } => (**error).clone(),
             other => GraphError {
                 message: other.to_string(),
                 error_type: PROXY_ERROR_TYPE.into(),

@@ -70,6 +70,16 @@ pub fn parse_target(raw_path: &str) -> Result<Target, AppError> {
         ));
     }
     let mut segs: Vec<&str> = rest.split('/').collect();
+    let segment_ok = |s: &&str| {
+        !matches!(*s, "." | "..")
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.'))
+    };
+    if !segs.iter().all(segment_ok) {
+        return Err(AppError::BadRequest(
+            "malformed path: segments hold only ids, route names and a version",
+        ));
+    }
     if segs.first().is_some_and(|s| is_version(s)) {
         segs.remove(0);
     }

@@ -61,7 +61,7 @@ fn redact_param(text: &str, name: &str) -> String {
                     || c.is_whitespace()
             })
             .unwrap_or(rest.len());
-        if len > 0 && !rest.starts_with(REDACTED) {
+        if len > 0 {
             out.push_str(REDACTED);
         }
         rest = &rest[len..];

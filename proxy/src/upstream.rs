@@ -181,7 +181,7 @@ impl Upstream {
         AppError::Graph {
             status: axum::http::StatusCode::from_u16(client_status)
                 .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
-            error,
+            error: Box::new(error),
             retry_after,
         }
     }

@@ -1,0 +1,106 @@
+//! Graceful shutdown, CORS, and answers from a proxy that cannot reach Graph.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let s = stack(world("demo"), &[]);
+    let url = s.url("/graph/102289599326934?fields=id");
+    assert_eq!(get(&url, Some(ADMIN)).await.status, StatusCode::OK);
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({
+            "route": "waba", "times": 1, "action": {"kind": "latency", "ms": 700}
+        }))
+        .unwrap(),
+    ]);
+    let slow = tokio::spawn(async move { get(&url, Some(ADMIN)).await.status });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &s.proxy.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(
+        slow.await.unwrap(),
+        StatusCode::OK,
+        "the in-flight request finished"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        client().get(s.url("/healthz")).send().await.is_err(),
+        "then it stopped"
+    );
+    assert!(s.proxy.output().iter().any(|l| l.contains("shutting down")));
+}
+
+#[tokio::test]
+async fn cors_only_for_configured_origins() {
+    let s = stack(world("demo"), &["--cors-origin", "https://partner.example"]);
+    let preflight = |origin: &'static str| {
+        client()
+            .request(reqwest::Method::OPTIONS, s.url("/graph/102289599326934"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://partner.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://partner.example"
+    );
+    assert!(
+        !ok.headers()
+            .contains_key("access-control-allow-credentials")
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let a = send(
+        client()
+            .get(s.url("/graph/102289599326934?fields=id"))
+            .bearer_auth(FINISH)
+            .header("origin", "https://partner.example"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.headers["access-control-allow-origin"],
+        "https://partner.example"
+    );
+    assert!(a.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn graph_unreachable_is_502_and_never_hangs() {
+    // Nothing listens on port 1.
+    let proxy = tests::harness::start_proxy(
+        env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
+        "http://127.0.0.1:1",
+        &[
+            "--system-user-token",
+            DEMO_SYSTEM,
+            "--business-id",
+            PARTNER,
+            "--admin-token",
+            ADMIN,
+        ],
+    )
+    .unwrap();
+    let a = get(
+        &format!("{}/graph/102289599326934", proxy.url),
+        Some(FINISH),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text);
+    let a = get(&format!("{}/readyz", proxy.url), None).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&format!("{}/healthz", proxy.url), None).await.status,
+        StatusCode::OK
+    );
+}
