@@ -39,29 +39,63 @@ fn wait_listening(port: u16, child: &mut Child, name: &str) -> Res {
     Err(format!("{name} did not listen on port {port} within 30 s"))
 }
 
-/// Builds and starts the demo's processes on `sim_port`.
-fn start(sim_port: u16) -> Result<Children, String> {
-    run(cargo(&["build", "-p", "tests", "--bins"]))?;
+/// The demo's System User token: the one `tests/scenarios/demo.json` gives its partner.
+const DEMO_SYSTEM_USER_TOKEN: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
+/// The partner business of the demo scenario.
+const DEMO_BUSINESS_ID: &str = "805021500648488";
+/// The admin token the demo proxy accepts (for the partner console).
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
+
+/// Ports of a running demo.
+#[derive(Clone, Copy)]
+struct Ports {
+    proxy: u16,
+    sim: u16,
+}
+
+/// Builds and starts graph-sim and waba-proxy.
+fn start(ports: Ports) -> Result<Children, String> {
+    run(cargo(&["build", "-p", "tests", "-p", "waba-proxy", "--bins"]))?;
     let bin = project_root().join("target/debug");
+    let mut children = Children(Vec::new());
     let mut sim = Command::new(bin.join("graph-sim"))
         .arg("--scenario")
         .arg(project_root().join("tests/scenarios/demo.json"))
         .arg("--listen")
-        .arg(format!("127.0.0.1:{sim_port}"))
+        .arg(format!("127.0.0.1:{}", ports.sim))
         .spawn()
         .map_err(|e| format!("cannot start graph-sim: {e}"))?;
-    wait_listening(sim_port, &mut sim, "graph-sim")?;
-    Ok(Children(vec![sim]))
+    wait_listening(ports.sim, &mut sim, "graph-sim")?;
+    children.0.push(sim);
+    let mut proxy = Command::new(bin.join("waba-proxy"));
+    proxy
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", ports.proxy))
+        .arg("--graph-url")
+        .arg(format!("http://127.0.0.1:{}", ports.sim))
+        .args(["--business-id", DEMO_BUSINESS_ID, "--log-format", "text"])
+        .env("WABA_SYSTEM_USER_TOKEN", DEMO_SYSTEM_USER_TOKEN)
+        .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN);
+    let www = project_root().join("www");
+    if www.join("signup.html").exists() {
+        proxy.arg("--www").arg(&www);
+    }
+    let mut proxy = proxy
+        .spawn()
+        .map_err(|e| format!("cannot start waba-proxy: {e}"))?;
+    wait_listening(ports.proxy, &mut proxy, "waba-proxy")?;
+    children.0.push(proxy);
+    Ok(children)
 }
 
-fn page_url(sim_port: u16) -> String {
-    format!("http://127.0.0.1:{sim_port}/_sim/")
+fn page_url(ports: Ports) -> String {
+    format!("http://127.0.0.1:{}/_sim/", ports.sim)
 }
 
 /// `cargo xtask demo [--smoke] [--port N]`.
 pub fn run_demo(args: &[String]) -> Res {
     let mut smoke_only = false;
-    let mut port: u16 = 8090;
+    let mut port: u16 = 8080;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -70,7 +104,8 @@ pub fn run_demo(args: &[String]) -> Res {
                 port = it
                     .next()
                     .and_then(|p| p.parse().ok())
-                    .ok_or("--port needs a port number")?;
+                    .filter(|p| *p < 65_000)
+                    .ok_or("--port needs a port number below 65000")?;
             }
             other => return Err(format!("unknown demo option `{other}`")),
         }
@@ -78,25 +113,45 @@ pub fn run_demo(args: &[String]) -> Res {
     if smoke_only {
         return smoke();
     }
-    let mut children = start(port)?;
+    let ports = Ports {
+        proxy: port,
+        sim: port + 10,
+    };
+    let mut children = start(ports)?;
+    let p = ports.proxy;
     println!();
-    println!("waba-onboard demo is running on the built-in Graph simulator.");
-    println!("  open:   {}", page_url(port));
-    println!("  graph:  http://127.0.0.1:{port}/v26.0/...  (scenario tests/scenarios/demo.json)");
+    println!("waba-onboard demo is running on the built-in Graph simulator (tests/scenarios/demo.json).");
+    println!("  accounts:  {}", page_url(ports));
+    println!("  proxy:     http://127.0.0.1:{p}  (admin token: {DEMO_ADMIN_TOKEN})");
+    println!("  try:");
+    println!("    curl 'http://127.0.0.1:{p}/graph/debug_token?input_token=EAASimBusinessTokenFinish000000000000000000000001'");
+    println!("    curl -H 'Authorization: Bearer EAASimBusinessTokenFinish000000000000000000000001' \\");
+    println!("      'http://127.0.0.1:{p}/graph/102289599326934?fields=id,name,account_review_status,phone_numbers%7Bdisplay_phone_number,status%7D'");
+    println!("    curl -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}' \\");
+    println!("      'http://127.0.0.1:{p}/graph/{DEMO_BUSINESS_ID}/client_whatsapp_business_accounts?limit=3'");
     println!("Press Ctrl-C to stop.");
-    let status = children.0[0].wait().map_err(|e| e.to_string())?;
-    Err(format!("graph-sim stopped ({status})"))
+    loop {
+        for c in &mut children.0 {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Err(format!("a demo process stopped ({status})"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Starts the demo on free ports, drives it once in headless Chromium, and stops it.
 pub fn smoke() -> Res {
-    let port = free_port()?;
-    let _children = start(port)?;
+    let ports = Ports {
+        proxy: free_port()?,
+        sim: free_port()?,
+    };
+    let _children = start(ports)?;
     let shot = project_root().join("artifacts/demo.png");
     let mut check = Command::new(project_root().join("target/debug/smoke"));
     check
         .arg("--url")
-        .arg(page_url(port))
+        .arg(page_url(ports))
         .args(["--min", "5", "--screenshot"])
         .arg(&shot)
         .env("CHROMEDRIVER", crate::setup::chromedriver())
