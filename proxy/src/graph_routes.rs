@@ -110,12 +110,18 @@ fn is_version(s: &str) -> bool {
 pub async fn graph(State(st): State<Arc<AppState>>, req: Request) -> Response {
     // The proxy only reads: the body is never looked at.
     let (req, _body) = req.into_parts();
-    let label = parse_target(req.uri.path())
+    let target = parse_target(req.uri.path());
+    let label = target
+        .as_ref()
         .map(|t| t.route().name())
         .unwrap_or("graph_invalid");
-    let answer = tokio::time::timeout(st.config.request_timeout, handle(&st, &req))
-        .await
-        .unwrap_or(Err(AppError::UpstreamTimeout));
+    let answer = match target {
+        _ if req.method != Method::GET => Err(AppError::MethodNotAllowed),
+        Ok(target) => tokio::time::timeout(st.config.request_timeout, handle(&st, &req, target))
+            .await
+            .unwrap_or(Err(AppError::UpstreamTimeout)),
+        Err(e) => Err(e),
+    };
     let mut res = match answer {
         Ok(body) => {
             let mut res = body.into_response();
@@ -150,11 +156,7 @@ fn query_pairs(req: &Parts) -> Result<Vec<(String, String)>, AppError> {
     Ok(pairs)
 }
 
-async fn handle(st: &AppState, req: &Parts) -> Result<String, AppError> {
-    if req.method != Method::GET {
-        return Err(AppError::MethodNotAllowed);
-    }
-    let target = parse_target(req.uri.path())?;
+async fn handle(st: &AppState, req: &Parts, target: Target) -> Result<String, AppError> {
     let pairs = query_pairs(req)?;
     let pairs: Vec<(&str, &str)> = pairs
         .iter()

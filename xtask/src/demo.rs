@@ -55,7 +55,14 @@ struct Ports {
 
 /// Builds and starts graph-sim and waba-proxy.
 fn start(ports: Ports) -> Result<Children, String> {
-    run(cargo(&["build", "-p", "tests", "-p", "waba-proxy", "--bins"]))?;
+    run(cargo(&[
+        "build",
+        "-p",
+        "tests",
+        "-p",
+        "waba-proxy",
+        "--bins",
+    ]))?;
     let bin = project_root().join("target/debug");
     let mut children = Children(Vec::new());
     let mut sim = Command::new(bin.join("graph-sim"))
@@ -120,15 +127,25 @@ pub fn run_demo(args: &[String]) -> Res {
     let mut children = start(ports)?;
     let p = ports.proxy;
     println!();
-    println!("waba-onboard demo is running on the built-in Graph simulator (tests/scenarios/demo.json).");
+    println!(
+        "waba-onboard demo is running on the built-in Graph simulator (tests/scenarios/demo.json)."
+    );
     println!("  accounts:  {}", page_url(ports));
     println!("  proxy:     http://127.0.0.1:{p}  (admin token: {DEMO_ADMIN_TOKEN})");
     println!("  try:");
-    println!("    curl 'http://127.0.0.1:{p}/graph/debug_token?input_token=EAASimBusinessTokenFinish000000000000000000000001'");
-    println!("    curl -H 'Authorization: Bearer EAASimBusinessTokenFinish000000000000000000000001' \\");
-    println!("      'http://127.0.0.1:{p}/graph/102289599326934?fields=id,name,account_review_status,phone_numbers%7Bdisplay_phone_number,status%7D'");
+    println!(
+        "    curl 'http://127.0.0.1:{p}/graph/debug_token?input_token=EAASimBusinessTokenFinish000000000000000000000001'"
+    );
+    println!(
+        "    curl -H 'Authorization: Bearer EAASimBusinessTokenFinish000000000000000000000001' \\"
+    );
+    println!(
+        "      'http://127.0.0.1:{p}/graph/102289599326934?fields=id,name,account_review_status,phone_numbers%7Bdisplay_phone_number,status%7D'"
+    );
     println!("    curl -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}' \\");
-    println!("      'http://127.0.0.1:{p}/graph/{DEMO_BUSINESS_ID}/client_whatsapp_business_accounts?limit=3'");
+    println!(
+        "      'http://127.0.0.1:{p}/graph/{DEMO_BUSINESS_ID}/client_whatsapp_business_accounts?limit=3'"
+    );
     println!("Press Ctrl-C to stop.");
     loop {
         for c in &mut children.0 {
