@@ -17,6 +17,7 @@ pub mod input;
 pub mod page;
 pub mod secret;
 pub mod signup;
+pub mod status;
 pub mod time;
 pub mod token;
 pub mod waba;

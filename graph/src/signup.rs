@@ -470,3 +470,200 @@ mod tests {
         }
     }
 }
+
+/// The credential of a connected login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A business token (older flow): inspect it with `debug_token`.
+    Token(Secret),
+    /// A code (current flow): exchange it server-side within 30 seconds.
+    Code(Secret),
+}
+
+/// One signup, once both halves are in (or the wait for the session message gave up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupResult {
+    /// What `FB.login` returned.
+    pub login: LoginOutcome,
+    /// The finishing or cancelling session message, if one arrived.
+    pub session: Option<SessionMessage>,
+    /// Events this version does not know, in arrival order.
+    pub unknown_events: Vec<String>,
+}
+
+impl SignupResult {
+    /// The credential, when the login connected.
+    pub fn credential(&self) -> Option<Credential> {
+        match &self.login {
+            LoginOutcome::Token { access_token, .. } => {
+                Some(Credential::Token(access_token.clone()))
+            }
+            LoginOutcome::Code { code } => Some(Credential::Code(code.clone())),
+            LoginOutcome::Cancelled { .. } => None,
+        }
+    }
+
+    /// The session's finish details, when it finished.
+    pub fn finished(&self) -> Option<&Finished> {
+        match &self.session.as_ref()?.event {
+            SessionEvent::Finish(f)
+            | SessionEvent::FinishOnlyWaba(f)
+            | SessionEvent::FinishWhatsAppBusinessApp(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Why the business left early, when it did.
+    pub fn abandoned(&self) -> Option<&Abandoned> {
+        match &self.session.as_ref()?.event {
+            SessionEvent::Cancel(a) | SessionEvent::Error(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Waits for both the `FB.login` response and a finishing or cancelling session message,
+/// in either order, and yields one [`SignupResult`]. Later input is ignored.
+#[derive(Debug, Default)]
+pub struct SignupTracker {
+    login: Option<LoginOutcome>,
+    session: Option<SessionMessage>,
+    unknown_events: Vec<String>,
+    done: bool,
+}
+
+impl SignupTracker {
+    /// A tracker waiting for both halves.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the login response.
+    pub fn on_login(&mut self, login: LoginOutcome) -> Option<SignupResult> {
+        if self.done || self.login.is_some() {
+            return None;
+        }
+        self.login = Some(login);
+        self.try_complete()
+    }
+
+    /// Feeds a session message. Unknown events are recorded and do not end the wait.
+    pub fn on_session(&mut self, message: SessionMessage) -> Option<SignupResult> {
+        if self.done {
+            return None;
+        }
+        match &message.event {
+            SessionEvent::Unknown { event } => {
+                self.unknown_events.push(event.clone());
+                None
+            }
+            _ if self.session.is_some() => None,
+            _ => {
+                self.session = Some(message);
+                self.try_complete()
+            }
+        }
+    }
+
+    /// Whether the login is in and only the session message is missing: the caller may wait
+    /// a little, then call [`SignupTracker::stop_waiting`].
+    pub fn waiting_for_session(&self) -> bool {
+        !self.done && self.login.is_some() && self.session.is_none()
+    }
+
+    /// Gives up on the session message (some flows never send one): yields the result with
+    /// what arrived, if the login is in.
+    pub fn stop_waiting(&mut self) -> Option<SignupResult> {
+        if self.done {
+            return None;
+        }
+        let login = self.login.clone()?;
+        self.done = true;
+        Some(SignupResult {
+            login,
+            session: self.session.clone(),
+            unknown_events: self.unknown_events.clone(),
+        })
+    }
+
+    fn try_complete(&mut self) -> Option<SignupResult> {
+        if self.login.is_some() && self.session.is_some() {
+            self.stop_waiting()
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tracker_tests {
+    use super::*;
+
+    fn finish() -> SessionMessage {
+        SessionMessage {
+            version: Some("3".into()),
+            event: SessionEvent::Finish(Finished {
+                waba_id: ObjectId::parse("1").unwrap(),
+                phone_number_id: None,
+                business_id: None,
+            }),
+        }
+    }
+
+    fn token() -> LoginOutcome {
+        LoginOutcome::Token {
+            access_token: Secret::new("EAAx"),
+            user_id: None,
+            expires_in: None,
+        }
+    }
+
+    #[test]
+    fn either_order_gives_one_result() {
+        let mut t = SignupTracker::new();
+        assert_eq!(t.on_session(finish()), None);
+        let r = t.on_login(token()).unwrap();
+        assert_eq!(r.finished().unwrap().waba_id.as_str(), "1");
+        assert!(matches!(r.credential(), Some(Credential::Token(_))));
+        assert_eq!(t.on_login(token()), None, "only one result");
+
+        let mut t = SignupTracker::new();
+        assert_eq!(t.on_login(token()), None);
+        assert!(t.waiting_for_session());
+        let unknown = SessionMessage {
+            version: None,
+            event: SessionEvent::Unknown {
+                event: "NEW_THING".into(),
+            },
+        };
+        assert_eq!(t.on_session(unknown), None);
+        let r = t.on_session(finish()).unwrap();
+        assert_eq!(r.unknown_events, ["NEW_THING"]);
+        assert_eq!(t.stop_waiting(), None);
+    }
+
+    #[test]
+    fn cancel_and_missing_session() {
+        let mut t = SignupTracker::new();
+        let cancel = SessionMessage {
+            version: None,
+            event: SessionEvent::Cancel(Abandoned::AtStep {
+                current_step: "PHONE_NUMBER_VERIFICATION".into(),
+            }),
+        };
+        t.on_session(cancel);
+        let r = t
+            .on_login(LoginOutcome::Cancelled {
+                status: Some("unknown".into()),
+            })
+            .unwrap();
+        assert!(r.credential().is_none());
+        assert!(matches!(r.abandoned(), Some(Abandoned::AtStep { .. })));
+
+        let mut t = SignupTracker::new();
+        assert_eq!(t.stop_waiting(), None, "nothing to give yet");
+        t.on_login(token());
+        let r = t.stop_waiting().unwrap();
+        assert!(r.session.is_none() && r.credential().is_some());
+    }
+}

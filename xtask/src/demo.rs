@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Children that are stopped when the demo ends, however it ends.
-struct Children(Vec<Child>);
+pub struct Children(Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for Children {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -48,13 +48,25 @@ pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
 /// Ports of a running demo.
 #[derive(Clone, Copy)]
-struct Ports {
-    proxy: u16,
-    sim: u16,
+pub struct Ports {
+    /// waba-proxy.
+    pub proxy: u16,
+    /// graph-sim.
+    pub sim: u16,
 }
 
-/// Builds and starts graph-sim and waba-proxy.
-fn start(ports: Ports) -> Result<Children, String> {
+impl Ports {
+    /// Two free loopback ports.
+    pub fn free() -> Result<Self, String> {
+        Ok(Ports {
+            proxy: free_port()?,
+            sim: free_port()?,
+        })
+    }
+}
+
+/// Builds and starts graph-sim and waba-proxy (with `proxy_args` added).
+pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
     run(cargo(&[
         "build",
         "-p",
@@ -82,7 +94,8 @@ fn start(ports: Ports) -> Result<Children, String> {
         .arg(format!("http://127.0.0.1:{}", ports.sim))
         .args(["--business-id", DEMO_BUSINESS_ID, "--log-format", "text"])
         .env("WABA_SYSTEM_USER_TOKEN", DEMO_SYSTEM_USER_TOKEN)
-        .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN);
+        .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN)
+        .args(proxy_args);
     let www = project_root().join("www");
     if www.join("signup.html").exists() {
         proxy.arg("--www").arg(&www);
@@ -124,7 +137,7 @@ pub fn run_demo(args: &[String]) -> Res {
         proxy: port,
         sim: port + 10,
     };
-    let mut children = start(ports)?;
+    let mut children = start(ports, &[])?;
     let p = ports.proxy;
     println!();
     println!(
@@ -159,11 +172,8 @@ pub fn run_demo(args: &[String]) -> Res {
 
 /// Starts the demo on free ports, drives it once in headless Chromium, and stops it.
 pub fn smoke() -> Res {
-    let ports = Ports {
-        proxy: free_port()?,
-        sim: free_port()?,
-    };
-    let _children = start(ports)?;
+    let ports = Ports::free()?;
+    let _children = start(ports, &[])?;
     let shot = project_root().join("artifacts/demo.png");
     let mut check = Command::new(project_root().join("target/debug/smoke"));
     check

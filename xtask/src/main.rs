@@ -6,6 +6,7 @@
 //!   Chromium, end-to-end), installing what a fresh Debian machine lacks.
 
 mod demo;
+mod package;
 mod run;
 mod setup;
 mod test;
@@ -21,6 +22,7 @@ tasks:
                               --smoke drives it once in headless Chromium and exits
   test                        fmt, clippy, native tests, wasm tests in headless Chromium,
                               end-to-end tests; installs missing tools first
+  package                     build the npm package into target/npm/waba-onboard
   setup                       only install the tools the tests need
 ";
 
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run_demo(&args[1..]),
         Some("test") => test::run_all(&args[1..]),
         Some("setup") => setup::all(),
+        Some("package") => setup::all().and_then(|()| package::build().map(|_| ())),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -1,5 +1,6 @@
 //! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
-//! the wasm32 target (from `rust-toolchain.toml`), Debian's Chromium and ChromeDriver,
+//! the wasm32 target (from `rust-toolchain.toml`), Debian's Chromium, ChromeDriver and
+//! binaryen (`wasm-opt`),
 //! `wasm-bindgen-cli` at exactly the pinned version, and npm packages from lock files.
 
 use crate::run::{Res, cargo, cmd, output, run};
@@ -42,16 +43,20 @@ pub fn chromedriver() -> String {
 }
 
 fn browser() -> Res {
-    if Path::new(&chromium()).exists() && Path::new(&chromedriver()).exists() {
+    let have_browser = Path::new(&chromium()).exists() && Path::new(&chromedriver()).exists();
+    let have_wasm_opt = output("wasm-opt", &["--version"]).is_some();
+    if have_browser && have_wasm_opt {
         return Ok(());
     }
     let is_root = output("id", &["-u"]).is_some_and(|o| o.trim() == "0");
     if !is_root {
-        return Err("Chromium and ChromeDriver are missing: run \
-             `sudo apt-get install chromium chromium-driver` (or set CHROMIUM and CHROMEDRIVER)"
+        return Err("Chromium, ChromeDriver or wasm-opt is missing: run \
+             `sudo apt-get install chromium chromium-driver binaryen` (or set CHROMIUM and CHROMEDRIVER)"
             .into());
     }
-    println!("setup: installing Debian's chromium and chromium-driver with apt-get");
+    println!(
+        "setup: installing Debian's chromium, chromium-driver and binaryen (wasm-opt) with apt-get"
+    );
     let mut update = cmd("apt-get", &["update", "-q"]);
     update.env("DEBIAN_FRONTEND", "noninteractive");
     run(update)?;

@@ -47,23 +47,8 @@ pub fn run_all(_args: &[String]) -> Res {
         "native tests",
         run_counting(cargo(&["test", "--workspace"]), &mut totals),
     );
-    let mut wasm = cargo(&[
-        "test",
-        "-p",
-        "waba-onboard",
-        "--target",
-        "wasm32-unknown-unknown",
-    ]);
-    wasm.env(
-        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-        setup::wasm_bindgen_tool("wasm-bindgen-test-runner"),
-    )
-    .env("CHROMEDRIVER", setup::chromedriver())
-    .env("WASM_BINDGEN_TEST_TIMEOUT", "60");
-    step(
-        "wasm tests (headless Chromium)",
-        run_counting(wasm, &mut totals),
-    );
+    step("npm package and size budget", package_and_size(&mut totals));
+    step("wasm tests (headless Chromium)", wasm_tests(&mut totals));
     step("demo smoke (headless Chromium)", crate::demo::smoke());
 
     println!();
@@ -81,4 +66,48 @@ pub fn run_all(_args: &[String]) -> Res {
     } else {
         Err(format!("{} step(s) failed", failures.len()))
     }
+}
+
+/// Builds the npm package and checks its size against the budget (counted as one test).
+fn package_and_size(totals: &mut Totals) -> Res {
+    let sizes = crate::package::build()?;
+    let checked = crate::package::check_size(&sizes);
+    match &checked {
+        Ok(()) => totals.passed += 1,
+        Err(_) => totals.failed += 1,
+    }
+    checked
+}
+
+/// The wasm tests in headless Chromium, with a live graph-sim and waba-proxy whose CORS
+/// allows the test runner's origin.
+fn wasm_tests(totals: &mut Totals) -> Res {
+    let runner = crate::demo::free_port()?;
+    let ports = crate::demo::Ports::free()?;
+    let origin = format!("http://127.0.0.1:{runner}");
+    let _stack = crate::demo::start(ports, &["--cors-origin".into(), origin])?;
+    let mut wasm = cargo(&[
+        "test",
+        "-p",
+        "waba-onboard",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]);
+    wasm.env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+        setup::wasm_bindgen_tool("wasm-bindgen-test-runner"),
+    )
+    .env("CHROMEDRIVER", setup::chromedriver())
+    .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
+    .env("WASM_BINDGEN_TEST_ADDRESS", format!("127.0.0.1:{runner}"))
+    .env("WASM_BINDGEN_TEST_NO_ORIGIN_ISOLATION", "1")
+    .env(
+        "WABA_TEST_PROXY_URL",
+        format!("http://127.0.0.1:{}", ports.proxy),
+    )
+    .env(
+        "WABA_TEST_SIM_URL",
+        format!("http://127.0.0.1:{}", ports.sim),
+    );
+    run_counting(wasm, totals)
 }

@@ -33,4 +33,6 @@ pub fn app(state: Arc<SimState>) -> Router {
         .route("/_sim/codes", post(control::mint_code))
         .fallback(graph::handle)
         .with_state(state)
+        // Browser tests drive the control endpoints from another origin.
+        .layer(tower_http::cors::CorsLayer::permissive())
 }

@@ -1,0 +1,96 @@
+// waba-onboard script embed:
+//
+//   <script type="module" src=".../waba-onboard-embed.js"
+//     data-proxy-url="https://signup.partner.example/waba" data-app-id="APP_ID"
+//     data-config-id="CONFIG_ID" data-target="#waba-signup"></script>
+//
+// It loads Meta's JS SDK, adds the Embedded Signup button to the target, runs the whole flow
+// and renders every shared account's status there. Optional: data-sdk-url (another SDK
+// location, for tests and demos), data-extra-origins (comma-separated message origins to trust
+// besides https://*.facebook.com, for tests and demos only), data-graph-version,
+// data-response-type ("token" by default, or "code"), data-button-text, data-timeout-ms.
+import init, { SignupListener, StatusPanel, WabaClient, onboard } from "./web/waba_onboard.js";
+
+const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
+
+function findScript() {
+  const here = new URL(import.meta.url).href;
+  for (const s of document.querySelectorAll("script[type=module][src]")) {
+    if (new URL(s.src, document.baseURI).href === here) return s;
+  }
+  return document.querySelector("script[data-proxy-url][src*='waba-onboard-embed']");
+}
+
+function loadSdk(src, appId, version) {
+  if (window.FB) return Promise.resolve(window.FB);
+  return new Promise((resolve, reject) => {
+    window.fbAsyncInit = () => {
+      window.FB.init({ appId, autoLogAppEvents: true, xfbml: false, version });
+      resolve(window.FB);
+    };
+    const tag = document.createElement("script");
+    tag.src = src;
+    tag.async = true;
+    tag.crossOrigin = "anonymous";
+    tag.onerror = () => reject(new Error("Meta's JavaScript SDK could not be loaded"));
+    document.head.appendChild(tag);
+  });
+}
+
+async function main() {
+  const script = findScript();
+  if (!script) throw new Error("waba-onboard: cannot find its <script> tag");
+  const ds = script.dataset;
+  for (const key of ["proxyUrl", "appId", "configId", "target"]) {
+    if (!ds[key]) throw new Error(`waba-onboard: data-${key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is required`);
+  }
+  const target = document.querySelector(ds.target);
+  if (!target) throw new Error(`waba-onboard: no element matches ${ds.target}`);
+  await init();
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "waba-signup-button";
+  button.textContent = ds.buttonText || "Connect WhatsApp Business";
+  const panelBox = document.createElement("div");
+  target.replaceChildren(button, panelBox);
+  const panel = new StatusPanel(panelBox);
+  const client = new WabaClient({ proxyUrl: ds.proxyUrl, timeoutMs: Number(ds.timeoutMs) || undefined });
+  const version = ds.graphVersion || "v26.0";
+  const sdk = loadSdk(ds.sdkUrl || META_SDK, ds.appId, version);
+  sdk.catch((e) => panel.showError(e));
+
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const listener = new SignupListener({
+      extraOrigins: (ds.extraOrigins || "").split(",").map((s) => s.trim()).filter(Boolean),
+    });
+    try {
+      const FB = await sdk;
+      panel.loading("Waiting for Embedded Signup…");
+      FB.login((response) => listener.login(response), {
+        config_id: ds.configId,
+        response_type: ds.responseType || "token",
+        override_default_response_type: true,
+        extras: { setup: {}, sessionInfoVersion: "3" },
+      });
+      const result = await listener.result();
+      panel.showSignup(result);
+      if (result.credential) {
+        panel.loading("Loading the shared accounts…");
+        const { accounts, warnings } = await onboard(client, result);
+        panel.render(accounts, warnings);
+        if (result.outcome === "abandoned") panel.showSignup(result);
+      }
+      target.dispatchEvent(new CustomEvent("waba-onboard:done", { detail: result, bubbles: true }));
+    } catch (e) {
+      panel.showError(e);
+    } finally {
+      listener.dispose();
+      button.disabled = false;
+    }
+  });
+}
+
+main().catch((e) => {
+  console.error(e);
+});

@@ -1,0 +1,132 @@
+//! `onboard(client, result)`: from a signup result to the status of every granted account,
+//! in `1 + k` proxy calls for `k` WABAs (phones by field expansion), `k` fetched in parallel.
+
+use crate::client::{ProxyConn, WabaClient, promise};
+use crate::error::{WabaError, code};
+use crate::js::{Out, string_array};
+use crate::read;
+use crate::signup::JsSignupResult;
+use futures_util::StreamExt;
+use js_sys::{Array, Promise};
+use waba_graph::WabaScope;
+use waba_graph::status::AccountStatus;
+use wasm_bindgen::prelude::*;
+
+/// WABAs fetched at once.
+pub const PARALLEL_FETCHES: usize = 4;
+
+/// An `AccountStatus` for JS: the WABA and phone objects exactly as the proxy sent them, and
+/// what was computed from them.
+fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
+    let get = |v: &JsValue, k: &str| {
+        js_sys::Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+    };
+    let raw_phones = Array::from(&get(&get(&raw, "phone_numbers"), "data"));
+    let phones: Array = status
+        .phones
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Out::new()
+                .set("phone", raw_phones.get(i as u32))
+                .set("ready", p.ready)
+                .opt("problem", p.problem.as_deref())
+                .done()
+        })
+        .collect();
+    let incomplete = status.incomplete.map(|i| {
+        Out::new()
+            .set("reason", i.reason.as_str())
+            .opt("step", i.step.as_deref())
+            .set("message", i.message.as_str())
+            .done()
+    });
+    Out::new()
+        .set("waba", raw)
+        .set("review", status.review.as_str())
+        .set("reviewKnown", status.review_known)
+        .set("newest", status.newest)
+        .set("phones", phones)
+        .opt("incomplete", incomplete)
+        .set("healthProblems", string_array(&status.health_problems))
+        .done()
+}
+
+fn warning(code: &str, message: &str) -> JsValue {
+    Out::new().set("code", code).set("message", message).done()
+}
+
+/// `onboard(client, signupResult)`: resolves with `{accounts, warnings}`.
+#[wasm_bindgen(unchecked_return_type = "Promise<OnboardResult>")]
+pub fn onboard(
+    client: &WabaClient,
+    #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
+) -> Promise {
+    let parsed = JsSignupResult::from_js(result);
+    let conn = parsed.as_ref().ok().and_then(|r| {
+        r.credential
+            .as_ref()
+            .map(|(_, value)| client.with_credential(value.clone()))
+    });
+    promise(Box::pin(async move { run(conn, &parsed?).await }))
+}
+
+async fn run(conn: Option<ProxyConn>, result: &JsSignupResult) -> Result<JsValue, WabaError> {
+    let (Some(conn), Some((kind, token))) = (conn, &result.credential) else {
+        return Err(WabaError::new(
+            code::SIGNUP_CANCELLED,
+            "the business did not log in, so nothing was shared",
+        ));
+    };
+    if kind == "code" {
+        return Err(WabaError::new(
+            code::UNSUPPORTED,
+            "this signup returned a code, and the code exchange is not supported by this proxy",
+        ));
+    }
+    let info = conn.inspect(token).await?;
+    if !info.data.is_valid {
+        return Err(WabaError::new(
+            code::UNAUTHORIZED,
+            "Meta says the signup token is invalid or expired: ask the business to sign up again",
+        ));
+    }
+    let granted = info
+        .data
+        .granted_wabas(WabaScope::Management)
+        .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?;
+    let warnings = Array::new();
+    if granted.is_empty() {
+        warnings.push(&warning(
+            "no_wabas",
+            "The token grants no WhatsApp Business account.",
+        ));
+    }
+    if let Some(session_waba) = &result.waba_id
+        && !granted.iter().any(|g| g.as_str() == session_waba)
+    {
+        warnings.push(&warning(
+            "waba_mismatch",
+            &format!("The signup reported WABA {session_waba}, but the token does not grant it."),
+        ));
+    }
+    let abandoned = result.abandoned();
+    let expect_phone = result.event.as_deref() != Some("FINISH_ONLY_WABA");
+    let conn = &conn;
+    let wabas: Vec<Result<JsValue, WabaError>> = futures_util::stream::iter(granted.iter())
+        .map(|id| async move { conn.waba_js(id.as_str(), None).await })
+        .buffered(PARALLEL_FETCHES)
+        .collect()
+        .await;
+    let accounts = Array::new();
+    for (i, raw) in wabas.into_iter().enumerate() {
+        let raw = raw?;
+        let waba = read::waba(raw.clone(), code::BAD_RESPONSE)?;
+        let status = AccountStatus::new(waba, i == 0, abandoned.as_ref(), expect_phone);
+        accounts.push(&account_js(raw, status));
+    }
+    Ok(Out::new()
+        .set("accounts", accounts)
+        .set("warnings", warnings)
+        .done())
+}

@@ -1,0 +1,262 @@
+//! The `waba-graph` types read from JS objects (see [`crate::js`] for why not serde).
+
+use crate::error::{WabaError, code};
+use crate::js::{Obj, list};
+use waba_graph::signup::{RawAuthResponse, RawLoginResponse, RawSessionData, RawSessionMessage};
+use waba_graph::status::{AccountStatus, Incomplete, PhoneStatus};
+use waba_graph::token::{GranularScope, TokenError};
+use waba_graph::waba::{HealthEntity, HealthError};
+use waba_graph::{
+    DebugToken, GraphError, HealthStatus, ObjectId, Page, PhoneNumber, ReviewStatus, TokenInfo,
+    Waba,
+};
+use wasm_bindgen::JsValue;
+
+fn bad(code: &'static str, what: &str) -> WabaError {
+    WabaError::new(code, what)
+}
+
+fn object(v: JsValue, c: &'static str, what: &str) -> Result<Obj, WabaError> {
+    Obj::new(v).ok_or_else(|| bad(c, what))
+}
+
+fn required_id(o: &Obj, key: &str, c: &'static str, what: &str) -> Result<ObjectId, WabaError> {
+    o.id(key)
+        .map_err(|e| WabaError::new(c, format!("{what}: {key}: {e}")))?
+        .ok_or_else(|| WabaError::new(c, format!("{what}: {key} is missing")))
+}
+
+/// An `FB.login` callback response.
+pub fn login_response(v: JsValue) -> Result<RawLoginResponse, WabaError> {
+    let o = object(
+        v,
+        code::INVALID_SIGNUP_RESULT,
+        "the login response is not an object",
+    )?;
+    let auth = match o.get("authResponse") {
+        a if a.is_null() || a.is_undefined() => None,
+        a => {
+            let a = object(
+                a,
+                code::INVALID_SIGNUP_RESULT,
+                "authResponse is not an object",
+            )?;
+            Some(RawAuthResponse {
+                access_token: a.str("accessToken"),
+                code: a.str("code"),
+                user_id: a.raw_id("userID").ok().flatten(),
+                expires_in: a.int("expiresIn"),
+            })
+        }
+    };
+    Ok(RawLoginResponse {
+        status: o.str("status"),
+        auth_response: auth,
+    })
+}
+
+/// A session message's decoded `data` object.
+pub fn session_message(o: &Obj) -> Result<RawSessionMessage, WabaError> {
+    let id = |d: &Obj, k: &str| {
+        d.raw_id(k)
+            .map_err(|e| WabaError::new(code::INVALID_SIGNUP_RESULT, format!("{k}: {e}")))
+    };
+    let data = match o.obj("data") {
+        Some(d) => Some(RawSessionData {
+            phone_number_id: id(&d, "phone_number_id")?,
+            waba_id: id(&d, "waba_id")?,
+            business_id: id(&d, "business_id")?,
+            current_step: d.str("current_step"),
+            error_message: d.str("error_message"),
+            error_id: id(&d, "error_id")?,
+            session_id: id(&d, "session_id")?,
+        }),
+        None => None,
+    };
+    Ok(RawSessionMessage {
+        message_type: o.str("type"),
+        event: o.str("event"),
+        data,
+        version: o.raw_id("version").ok().flatten(),
+    })
+}
+
+/// Graph's error envelope, when `v` is one.
+pub fn error_envelope(v: JsValue) -> Option<GraphError> {
+    let e = Obj::new(v)?.obj("error")?;
+    Some(GraphError {
+        message: e.str("message").unwrap_or_default(),
+        error_type: e.str("type").unwrap_or_default(),
+        code: e.int("code").unwrap_or(0),
+        error_subcode: e.int("error_subcode"),
+        error_user_title: e.str("error_user_title"),
+        error_user_msg: e.str("error_user_msg"),
+        fbtrace_id: e.str("fbtrace_id"),
+        is_transient: e.bool("is_transient"),
+    })
+}
+
+/// A `debug_token` answer.
+pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
+    let c = code::BAD_RESPONSE;
+    let d = object(v, c, "debug_token answer is not an object")?
+        .obj("data")
+        .ok_or_else(|| bad(c, "debug_token answer without data"))?;
+    let mut granular = Vec::new();
+    for g in d.list("granular_scopes") {
+        let g = object(g, c, "granular scope is not an object")?;
+        let mut target_ids = Vec::new();
+        for t in g.list("target_ids") {
+            target_ids.push(
+                crate::js::raw_id(&t)
+                    .map_err(|e| WabaError::new(c, format!("target_ids: {e}")))?
+                    .ok_or_else(|| bad(c, "target_ids holds null"))?,
+            );
+        }
+        granular.push(GranularScope {
+            scope: g.str("scope").unwrap_or_default(),
+            target_ids,
+        });
+    }
+    Ok(DebugToken {
+        data: TokenInfo {
+            is_valid: d.bool("is_valid").unwrap_or(false),
+            app_id: d.raw_id("app_id").ok().flatten(),
+            application: d.str("application"),
+            token_type: d.str("type"),
+            expires_at: d.int("expires_at").unwrap_or(0),
+            data_access_expires_at: d.int("data_access_expires_at").unwrap_or(0),
+            issued_at: d.int("issued_at"),
+            scopes: d.strings("scopes"),
+            granular_scopes: granular,
+            user_id: d.raw_id("user_id").ok().flatten(),
+            error: d.obj("error").map(|e| TokenError {
+                code: e.int("code").unwrap_or(0),
+                message: e.str("message").unwrap_or_default(),
+                subcode: e.int("subcode"),
+            }),
+        },
+    })
+}
+
+/// A phone number node.
+pub fn phone(v: JsValue, c: &'static str) -> Result<PhoneNumber, WabaError> {
+    let p = object(v, c, "phone number is not an object")?;
+    Ok(PhoneNumber {
+        id: required_id(&p, "id", c, "phone number")?,
+        display_phone_number: p.str("display_phone_number"),
+        verified_name: p.str("verified_name"),
+        status: p.str("status"),
+        quality_rating: p.str("quality_rating"),
+        code_verification_status: p.str("code_verification_status"),
+        name_status: p.str("name_status"),
+        platform_type: p.str("platform_type"),
+    })
+}
+
+fn health(h: &Obj) -> HealthStatus {
+    HealthStatus {
+        can_send_message: h.str("can_send_message"),
+        entities: h
+            .list("entities")
+            .into_iter()
+            .filter_map(Obj::new)
+            .map(|e| HealthEntity {
+                entity_type: e.str("entity_type"),
+                id: e.text("id"),
+                can_send_message: e.str("can_send_message"),
+                errors: e
+                    .list("errors")
+                    .into_iter()
+                    .filter_map(Obj::new)
+                    .map(|x| HealthError {
+                        error_code: x.int("error_code"),
+                        error_description: x.str("error_description"),
+                        possible_solution: x.str("possible_solution"),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A WABA node.
+pub fn waba(v: JsValue, c: &'static str) -> Result<Waba, WabaError> {
+    let w = object(v, c, "WABA is not an object")?;
+    let phone_numbers = match w.obj("phone_numbers") {
+        Some(page) => Some(Page {
+            data: page
+                .list("data")
+                .into_iter()
+                .map(|p| phone(p, c))
+                .collect::<Result<_, _>>()?,
+            paging: None,
+        }),
+        None => None,
+    };
+    Ok(Waba {
+        id: required_id(&w, "id", c, "WABA")?,
+        name: w.str("name"),
+        currency: w.str("currency"),
+        timezone_id: w.text("timezone_id"),
+        message_template_namespace: w.str("message_template_namespace"),
+        account_review_status: w
+            .str("account_review_status")
+            .map(|s| ReviewStatus::parse(&s)),
+        business_verification_status: w.str("business_verification_status"),
+        ownership_type: w.str("ownership_type"),
+        health_status: w.obj("health_status").map(|h| health(&h)),
+        creation_time: w.time("creation_time"),
+        phone_numbers,
+    })
+}
+
+/// An `AccountStatus` as `onboard` wrote it (or as a caller built it).
+pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
+    let c = code::INVALID_ARGUMENT;
+    let a = object(v, c, "an account status is not an object")?;
+    let waba = waba(a.get("waba"), c)?;
+    let review = a.str("review").unwrap_or_else(|| {
+        waba.account_review_status
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "UNKNOWN".into())
+    });
+    let mut phones = Vec::new();
+    for p in a.list("phones") {
+        let p = object(p, c, "a phone status is not an object")?;
+        phones.push(PhoneStatus {
+            phone: phone(p.get("phone"), c)?,
+            ready: p.bool("ready").unwrap_or(false),
+            problem: p.str("problem"),
+        });
+    }
+    Ok(AccountStatus {
+        review_known: a.bool("reviewKnown").unwrap_or(!matches!(
+            ReviewStatus::parse(&review),
+            ReviewStatus::Unknown(_)
+        )),
+        review,
+        newest: a.bool("newest").unwrap_or(false),
+        phones,
+        incomplete: a.obj("incomplete").map(|i| Incomplete {
+            reason: i.str("reason").unwrap_or_default(),
+            step: i.str("step"),
+            message: i.str("message").unwrap_or_default(),
+        }),
+        health_problems: a.strings("healthProblems"),
+        waba,
+    })
+}
+
+/// A list of values, or an `invalid_argument` error.
+pub fn array(v: JsValue, what: &str) -> Result<Vec<JsValue>, WabaError> {
+    if js_sys::Array::is_array(&v) {
+        Ok(list(&v))
+    } else {
+        Err(WabaError::new(
+            code::INVALID_ARGUMENT,
+            format!("{what} must be an array"),
+        ))
+    }
+}

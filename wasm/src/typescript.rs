@@ -1,0 +1,160 @@
+//! TypeScript definitions of every value that crosses the boundary as a plain object. The
+//! model lives in the pure `waba-graph` crate (shared with the native proxy), so its types
+//! are described here rather than derived there.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS: &'static str = r#"
+/** Graph ids are decimal strings; they can exceed 2^53 and are never numbers. */
+export type GraphId = string;
+
+export interface ClientOptions {
+  /** Base URL of the waba-proxy, e.g. "https://signup.partner.example/waba". */
+  proxyUrl: string;
+  /** Per-request timeout in milliseconds (default 15000). */
+  timeoutMs?: number;
+  /** Bearer credential: a signup token or the console's admin token. */
+  credential?: string;
+}
+
+export interface Cursors { before?: string; after?: string }
+export interface Paging { cursors?: Cursors; next?: string; previous?: string }
+export interface Page<T> { data: T[]; paging?: Paging }
+
+export interface GranularScope { scope: string; target_ids: GraphId[] }
+export interface TokenInfo {
+  is_valid: boolean;
+  app_id?: GraphId;
+  application?: string;
+  type?: string;
+  /** Unix seconds; 0 = never. */
+  expires_at: number;
+  data_access_expires_at: number;
+  issued_at?: number;
+  scopes: string[];
+  granular_scopes: GranularScope[];
+  user_id?: GraphId;
+  error?: { code: number; message: string; subcode?: number };
+}
+export interface DebugToken { data: TokenInfo }
+
+export type ReviewStatus = "PENDING" | "APPROVED" | "REJECTED" | "DEFERRED" | (string & {});
+
+export interface HealthError { error_code?: number; error_description?: string; possible_solution?: string }
+export interface HealthEntity { entity_type?: string; id?: GraphId; can_send_message?: string; errors: HealthError[] }
+export interface HealthStatus { can_send_message?: string; entities: HealthEntity[] }
+
+export interface PhoneNumber {
+  id: GraphId;
+  display_phone_number?: string;
+  verified_name?: string;
+  status?: string;
+  quality_rating?: string;
+  code_verification_status?: string;
+  name_status?: string;
+  platform_type?: string;
+}
+
+export interface Waba {
+  id: GraphId;
+  name?: string;
+  currency?: string;
+  timezone_id?: string;
+  message_template_namespace?: string;
+  account_review_status?: ReviewStatus;
+  business_verification_status?: string;
+  ownership_type?: string;
+  health_status?: HealthStatus;
+  /** Unix seconds. */
+  creation_time?: number;
+  phone_numbers?: Page<PhoneNumber>;
+}
+
+export interface ListQuery {
+  /** The partner's business id. */
+  businessId: GraphId;
+  fields?: string;
+  /** Unix seconds: created after (GREATER_THAN). */
+  createdAfter?: number;
+  /** Unix seconds: created before (LESS_THAN). Both together: IN_RANGE (owned WABAs only). */
+  createdBefore?: number;
+  sort?: "asc" | "desc" | "creation_time_ascending" | "creation_time_descending";
+  /** 1..=100 */
+  limit?: number;
+  after?: string;
+  before?: string;
+}
+
+export interface PhoneQuery { fields?: string; limit?: number; after?: string }
+
+export interface SignupListenerOptions {
+  /** Origins to trust besides https://*.facebook.com (tests, demos). */
+  extraOrigins?: string[];
+  /** Milliseconds to wait for the session message after the login callback (default 1500). */
+  graceMs?: number;
+}
+
+export interface Credential { kind: "token" | "code"; value: string }
+
+export interface SignupResult {
+  /** finished: logged in; abandoned: CANCEL or ERROR; cancelled: no login. */
+  outcome: "finished" | "abandoned" | "cancelled";
+  credential?: Credential;
+  event?: string;
+  wabaId?: GraphId;
+  phoneNumberId?: GraphId;
+  businessId?: GraphId;
+  currentStep?: string;
+  errorMessage?: string;
+  errorId?: string;
+  sessionId?: string;
+  loginStatus?: string;
+  unknownEvents: string[];
+}
+
+export type LoginResult = SignupResult;
+
+export interface SessionEvent extends Omit<SignupResult, "outcome"> {
+  event: string;
+  version?: string;
+}
+
+export interface PhoneStatus { phone: PhoneNumber; ready: boolean; problem?: string }
+
+export interface Incomplete {
+  reason: "left_at_step" | "reported_error" | "certificate_not_ready" | "no_phone_number" | (string & {});
+  step?: string;
+  message: string;
+}
+
+export interface AccountStatus {
+  waba: Waba;
+  review: ReviewStatus;
+  reviewKnown: boolean;
+  newest: boolean;
+  phones: PhoneStatus[];
+  incomplete?: Incomplete;
+  healthProblems: string[];
+}
+
+export interface Warning { code: "waba_mismatch" | "no_wabas" | (string & {}); message: string }
+
+export interface OnboardResult { accounts: AccountStatus[]; warnings: Warning[] }
+
+export type WabaErrorCode =
+  | "network" | "timeout" | "unauthorized" | "forbidden" | "not_found" | "throttled"
+  | "graph" | "bad_request" | "upstream" | "upstream_timeout" | "bad_response"
+  | "invalid_signup_result" | "signup_cancelled" | "unsupported" | "invalid_argument";
+
+/** Every rejection of this package is an Error with these fields. */
+export interface WabaOnboardError extends Error {
+  name: "WabaOnboardError";
+  code: WabaErrorCode;
+  status?: number;
+  /** Seconds, when code is "throttled". */
+  retryAfter?: number;
+  /** Graph's error code, when code is "graph". */
+  graphCode?: number;
+}
+"#;

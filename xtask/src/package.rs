@@ -1,0 +1,214 @@
+//! `cargo xtask package`: the npm package `waba-onboard` in `target/npm/waba-onboard/`:
+//! the wasm built with the `wasm-release` profile, `wasm-bindgen` output for the `web` and
+//! `bundler` targets, `wasm-opt -Oz` (Debian's binaryen), the script embed, the default
+//! stylesheet, `package.json`, and a size check against the budget.
+
+use crate::project_root;
+use crate::run::{Res, cargo, cmd, run};
+use crate::setup;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Gzipped wasm + JS glue may not exceed this (bytes).
+pub const SIZE_BUDGET: u64 = 80 * 1024;
+/// What the package aims for (bytes, gzipped).
+pub const SIZE_AIM: u64 = 40 * 1024;
+
+/// Features rustc emits for wasm32 that wasm-opt must be told about.
+const WASM_OPT_FEATURES: &[&str] = &[
+    "--enable-reference-types",
+    "--enable-bulk-memory",
+    "--enable-multivalue",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-mutable-globals",
+];
+
+/// The package folder.
+pub fn package_dir() -> PathBuf {
+    project_root().join("target/npm/waba-onboard")
+}
+
+/// Sizes of the shipped web build.
+pub struct Sizes {
+    /// `waba_onboard_bg.wasm`, raw and gzipped.
+    pub wasm: (u64, u64),
+    /// `waba_onboard.js`, raw and gzipped.
+    pub js: (u64, u64),
+}
+
+impl Sizes {
+    /// wasm + JS, gzipped.
+    pub fn total_gz(&self) -> u64 {
+        self.wasm.1 + self.js.1
+    }
+}
+
+fn gz_size(path: &Path) -> Result<(u64, u64), String> {
+    let raw = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let out = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("gzip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("gzip failed on {}", path.display()));
+    }
+    Ok((raw, out.stdout.len() as u64))
+}
+
+/// Measures the web build.
+pub fn sizes() -> Result<Sizes, String> {
+    let web = package_dir().join("web");
+    Ok(Sizes {
+        wasm: gz_size(&web.join("waba_onboard_bg.wasm"))?,
+        js: gz_size(&web.join("waba_onboard.js"))?,
+    })
+}
+
+fn version() -> Result<String, String> {
+    let manifest =
+        std::fs::read_to_string(project_root().join("Cargo.toml")).map_err(|e| e.to_string())?;
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[workspace.package]")
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("version = \"")?
+                .strip_suffix('"')
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| "no [workspace.package] version".into())
+}
+
+fn package_json(version: &str) -> String {
+    format!(
+        r#"{{
+  "name": "waba-onboard",
+  "version": "{version}",
+  "description": "Embedded Signup for WhatsApp Solution Partners: parse the signup result, ask the waba-proxy, render every account's status.",
+  "license": "MIT OR Apache-2.0",
+  "type": "module",
+  "main": "./web/waba_onboard.js",
+  "module": "./web/waba_onboard.js",
+  "types": "./web/waba_onboard.d.ts",
+  "exports": {{
+    ".": {{
+      "types": "./web/waba_onboard.d.ts",
+      "import": "./web/waba_onboard.js",
+      "default": "./web/waba_onboard.js"
+    }},
+    "./bundler": {{
+      "types": "./bundler/waba_onboard.d.ts",
+      "import": "./bundler/waba_onboard.js",
+      "default": "./bundler/waba_onboard.js"
+    }},
+    "./embed": "./waba-onboard-embed.js",
+    "./waba-onboard.css": "./waba-onboard.css",
+    "./waba_onboard_bg.wasm": "./web/waba_onboard_bg.wasm",
+    "./package.json": "./package.json"
+  }},
+  "files": [
+    "web/",
+    "bundler/",
+    "waba-onboard-embed.js",
+    "waba-onboard.css",
+    "README.md"
+  ],
+  "sideEffects": [
+    "./waba-onboard-embed.js",
+    "./bundler/waba_onboard.js",
+    "*.css"
+  ],
+  "keywords": ["whatsapp", "embedded-signup", "meta", "graph-api", "wasm"]
+}}
+"#
+    )
+}
+
+const PACKAGE_README: &str = "# waba-onboard\n\n\
+Embedded Signup for WhatsApp Solution Partners, as WebAssembly: parse the `FB.login` response \
+and the `WA_EMBEDDED_SIGNUP` messages, ask a `waba-proxy` (which alone holds the System User \
+token) for `debug_token` and the shared WABAs, and render every account's status.\n\n\
+```ts\nimport init, { SignupListener, WabaClient, onboard, renderAccounts } from \"waba-onboard\";\n\
+import \"waba-onboard/waba-onboard.css\";\n\nawait init();\n```\n\n\
+Or one tag: `<script type=\"module\" src=\".../waba-onboard-embed.js\" data-proxy-url=... \
+data-app-id=... data-config-id=... data-target=\"#el\"></script>`.\n\n\
+Every rejection is an `Error` with a stable `code` (`network`, `timeout`, `unauthorized`, \
+`forbidden`, `throttled` with `retryAfter`, `graph` with `graphCode`, ...).\n";
+
+/// Builds the package; returns its sizes.
+pub fn build() -> Result<Sizes, String> {
+    run(cargo(&[
+        "build",
+        "-p",
+        "waba-onboard",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ]))?;
+    let wasm = project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.wasm");
+    let dir = package_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    let bindgen = setup::wasm_bindgen_tool("wasm-bindgen");
+    for target in ["web", "bundler"] {
+        let out = dir.join(target);
+        let mut c = cmd(
+            &bindgen,
+            &["--target", target, "--out-name", "waba_onboard"],
+        );
+        c.args(["--out-dir"]).arg(&out).arg(&wasm);
+        run(c)?;
+        let bg = out.join("waba_onboard_bg.wasm");
+        let mut opt = cmd("wasm-opt", &["-Oz", "--strip-debug", "--strip-producers"]);
+        opt.args(WASM_OPT_FEATURES).arg(&bg).arg("-o").arg(&bg);
+        run(opt)?;
+    }
+    for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
+        std::fs::copy(project_root().join("wasm/js").join(file), dir.join(file))
+            .map_err(|e| format!("copy {file}: {e}"))?;
+    }
+    write(&dir.join("package.json"), &package_json(&version()?))?;
+    write(&dir.join("README.md"), PACKAGE_README)?;
+    let sizes = sizes()?;
+    println!(
+        "package: {} — wasm {} B ({} B gz), JS {} B ({} B gz), total {:.1} KB gz (budget {} KB, aim {} KB)",
+        dir.display(),
+        sizes.wasm.0,
+        sizes.wasm.1,
+        sizes.js.0,
+        sizes.js.1,
+        sizes.total_gz() as f64 / 1024.0,
+        SIZE_BUDGET / 1024,
+        SIZE_AIM / 1024
+    );
+    Ok(sizes)
+}
+
+fn write(path: &Path, content: &str) -> Res {
+    let mut f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The size check of `cargo xtask test`: fails above the budget.
+pub fn check_size(sizes: &Sizes) -> Res {
+    if sizes.total_gz() > SIZE_BUDGET {
+        Err(format!(
+            "the package is {} B gzipped (wasm + JS), over the {} B budget",
+            sizes.total_gz(),
+            SIZE_BUDGET
+        ))
+    } else {
+        println!(
+            "size: ok, {} B gzipped (wasm + JS) within the {} B budget",
+            sizes.total_gz(),
+            SIZE_BUDGET
+        );
+        Ok(())
+    }
+}
