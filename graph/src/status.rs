@@ -83,16 +83,25 @@ pub fn step_guidance(step: &str) -> String {
     format!("The business left Embedded Signup at {step}: {what}.")
 }
 
+/// The number was never verified (or its verification is still pending): its certificate
+/// is not ready, which is what a business that left Embedded Signup early leaves behind.
+fn certificate_pending(p: &PhoneNumber) -> bool {
+    p.code_verification_status.as_deref() == Some("NOT_VERIFIED")
+        || p.status.as_deref() == Some("PENDING")
+}
+
 fn phone_problem(p: &PhoneNumber) -> Option<String> {
     let number = p
         .display_phone_number
         .as_deref()
         .unwrap_or("the phone number");
-    match (p.code_verification_status.as_deref(), p.status.as_deref()) {
-        (Some("NOT_VERIFIED"), _) | (_, Some("PENDING")) => Some(format!(
+    if certificate_pending(p) {
+        return Some(format!(
             "{number} is not verified: its certificate is not ready until the business \
              completes verification in Embedded Signup"
-        )),
+        ));
+    }
+    match (p.code_verification_status.as_deref(), p.status.as_deref()) {
         (Some("EXPIRED"), _) => Some(format!(
             "{number}'s verification expired: the business must verify it again"
         )),
@@ -163,6 +172,7 @@ impl AccountStatus {
         .or_else(|| {
             phones
                 .iter()
+                .filter(|p| certificate_pending(&p.phone))
                 .find_map(|p| p.problem.as_ref())
                 .map(|problem| Incomplete {
                     reason: "certificate_not_ready".into(),
@@ -225,6 +235,17 @@ mod tests {
         let s = AccountStatus::new(w, true, None, true);
         assert_eq!((s.review.as_str(), s.review_known), ("APPROVED", true));
         assert!(s.phones[0].ready && s.incomplete.is_none());
+    }
+
+    #[test]
+    fn a_flagged_phone_is_a_problem_but_not_an_incomplete_signup() {
+        let w = waba(
+            r#"{"id":"1","account_review_status":"APPROVED","phone_numbers":{"data":[{"id":"2","display_phone_number":"+1 555","status":"FLAGGED","code_verification_status":"VERIFIED"}]}}"#,
+        );
+        let s = AccountStatus::new(w, true, None, true);
+        assert!(s.incomplete.is_none());
+        assert_eq!(s.phones[0].problem.as_deref(), Some("+1 555 is FLAGGED"));
+        assert!(!s.phones[0].ready);
     }
 
     #[test]

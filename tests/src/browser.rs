@@ -142,6 +142,24 @@ impl Browser {
         }
     }
 
+    /// Waits until `css` matches an element and returns the first.
+    pub async fn wait_for(
+        &self,
+        css: &str,
+        timeout: Duration,
+    ) -> Result<fantoccini::elements::Element, BrowserError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                return Ok(el);
+            }
+            if Instant::now() > deadline {
+                return Err(BrowserError::Timeout(timeout, css.to_owned()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The visible text of the whole page.
     pub async fn page_text(&self) -> Result<String, BrowserError> {
         Ok(self.client.find(Locator::Css("body")).await?.text().await?)

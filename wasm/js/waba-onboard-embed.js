@@ -59,6 +59,56 @@ async function main() {
   const sdk = loadSdk(ds.sdkUrl || META_SDK, ds.appId, version);
   sdk.catch((e) => panel.showError(e));
 
+  const retry = document.createElement("button");
+  retry.type = "button";
+  retry.className = "waba-retry-button";
+  retry.textContent = "Retry now";
+  retry.hidden = true;
+  panelBox.before(retry);
+
+  // Meta's rate limits: show when the next try happens, and let the person retry sooner.
+  function waitForRetry(seconds) {
+    return new Promise((resolve) => {
+      let left = Math.max(1, Math.min(seconds, 3600));
+      const show = () =>
+        panel.notice("Meta is limiting requests right now", `Retrying automatically in ${left} s.`);
+      const timer = setInterval(() => {
+        left -= 1;
+        if (left <= 0) done();
+        else show();
+      }, 1000);
+      function done() {
+        clearInterval(timer);
+        retry.hidden = true;
+        retry.onclick = null;
+        resolve();
+      }
+      retry.onclick = done;
+      retry.hidden = false;
+      show();
+    });
+  }
+
+  async function loadAccounts(result) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        panel.loading("Loading the shared accounts…");
+        const { accounts, warnings } = await onboard(client, result);
+        panel.render(accounts, warnings);
+        if (result.outcome === "abandoned") panel.showSignup(result);
+        return;
+      } catch (e) {
+        if (e && e.code === "throttled") {
+          await waitForRetry(e.retryAfter || 60);
+          continue;
+        }
+        panel.showError(e);
+        return;
+      }
+    }
+    panel.showError(new Error("Meta kept limiting requests; try again later."));
+  }
+
   button.addEventListener("click", async () => {
     button.disabled = true;
     const listener = new SignupListener({
@@ -75,12 +125,7 @@ async function main() {
       });
       const result = await listener.result();
       panel.showSignup(result);
-      if (result.credential) {
-        panel.loading("Loading the shared accounts…");
-        const { accounts, warnings } = await onboard(client, result);
-        panel.render(accounts, warnings);
-        if (result.outcome === "abandoned") panel.showSignup(result);
-      }
+      if (result.credential) await loadAccounts(result);
       target.dispatchEvent(new CustomEvent("waba-onboard:done", { detail: result, bubbles: true }));
     } catch (e) {
       panel.showError(e);

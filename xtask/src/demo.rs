@@ -75,6 +75,16 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         "waba-proxy",
         "--bins",
     ]))?;
+    if !crate::package::package_dir()
+        .join("web/waba_onboard_bg.wasm")
+        .exists()
+    {
+        crate::package::build()?;
+    }
+    let site = crate::site::prepare(
+        &format!("http://127.0.0.1:{}", ports.sim),
+        &format!("http://127.0.0.1:{}", ports.proxy),
+    )?;
     let bin = project_root().join("target/debug");
     let mut children = Children(Vec::new());
     let mut sim = Command::new(bin.join("graph-sim"))
@@ -96,10 +106,7 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         .env("WABA_SYSTEM_USER_TOKEN", DEMO_SYSTEM_USER_TOKEN)
         .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN)
         .args(proxy_args);
-    let www = project_root().join("www");
-    if www.join("signup.html").exists() {
-        proxy.arg("--www").arg(&www);
-    }
+    proxy.arg("--www").arg(&site);
     let mut proxy = proxy
         .spawn()
         .map_err(|e| format!("cannot start waba-proxy: {e}"))?;
@@ -109,7 +116,7 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
 }
 
 fn page_url(ports: Ports) -> String {
-    format!("http://127.0.0.1:{}/_sim/", ports.sim)
+    format!("http://127.0.0.1:{}/signup.html", ports.proxy)
 }
 
 /// `cargo xtask demo [--smoke] [--port N]`.
@@ -179,7 +186,9 @@ pub fn smoke() -> Res {
     check
         .arg("--url")
         .arg(page_url(ports))
-        .args(["--min", "5", "--screenshot"])
+        .arg("--sim-url")
+        .arg(format!("http://127.0.0.1:{}", ports.sim))
+        .args(["--flow", "finish", "--min", "2", "--screenshot"])
         .arg(&shot)
         .env("CHROMEDRIVER", crate::setup::chromedriver())
         .env("CHROMIUM", crate::setup::chromium());

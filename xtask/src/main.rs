@@ -9,6 +9,7 @@ mod demo;
 mod package;
 mod run;
 mod setup;
+mod site;
 mod test;
 
 use std::path::{Path, PathBuf};

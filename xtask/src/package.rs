@@ -24,6 +24,11 @@ const WASM_OPT_FEATURES: &[&str] = &[
     "--enable-mutable-globals",
 ];
 
+/// The packed tarball of `npm pack`.
+pub fn tarball() -> Result<PathBuf, String> {
+    Ok(project_root().join(format!("target/npm/waba-onboard-{}.tgz", version()?)))
+}
+
 /// The package folder.
 pub fn package_dir() -> PathBuf {
     project_root().join("target/npm/waba-onboard")
@@ -151,7 +156,14 @@ pub fn build() -> Result<Sizes, String> {
         "--profile",
         "wasm-release",
     ]))?;
-    let wasm = project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.wasm");
+    let built = project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.wasm");
+    // wasm-opt 108 (Debian's) works on rustc's output; on wasm-bindgen's output it breaks the
+    // externref table. So: optimise first, then let wasm-bindgen finish the module.
+    let wasm =
+        project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.opt.wasm");
+    let mut opt = cmd("wasm-opt", &["-Oz", "--strip-debug", "--strip-producers"]);
+    opt.args(WASM_OPT_FEATURES).arg(&built).arg("-o").arg(&wasm);
+    run(opt)?;
     let dir = package_dir();
     let _ = std::fs::remove_dir_all(&dir);
     let bindgen = setup::wasm_bindgen_tool("wasm-bindgen");
@@ -163,10 +175,6 @@ pub fn build() -> Result<Sizes, String> {
         );
         c.args(["--out-dir"]).arg(&out).arg(&wasm);
         run(c)?;
-        let bg = out.join("waba_onboard_bg.wasm");
-        let mut opt = cmd("wasm-opt", &["-Oz", "--strip-debug", "--strip-producers"]);
-        opt.args(WASM_OPT_FEATURES).arg(&bg).arg("-o").arg(&bg);
-        run(opt)?;
     }
     for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
         std::fs::copy(project_root().join("wasm/js").join(file), dir.join(file))
@@ -174,6 +182,11 @@ pub fn build() -> Result<Sizes, String> {
     }
     write(&dir.join("package.json"), &package_json(&version()?))?;
     write(&dir.join("README.md"), PACKAGE_README)?;
+    // The tarball a frontend team would install (and the fixture app does).
+    let mut pack = cmd("npm", &["pack", "--silent", "--pack-destination"]);
+    pack.arg(project_root().join("target/npm"))
+        .current_dir(&dir);
+    run(pack)?;
     let sizes = sizes()?;
     println!(
         "package: {} — wasm {} B ({} B gz), JS {} B ({} B gz), total {:.1} KB gz (budget {} KB, aim {} KB)",
@@ -186,6 +199,7 @@ pub fn build() -> Result<Sizes, String> {
         SIZE_BUDGET / 1024,
         SIZE_AIM / 1024
     );
+    println!("tarball: {}", tarball()?.display());
     Ok(sizes)
 }
 

@@ -25,6 +25,12 @@ struct Args {
     /// Where to save a screenshot (PNG).
     #[arg(long)]
     screenshot: Option<PathBuf>,
+    /// The Graph simulator, to pick the signup dialog's flow.
+    #[arg(long, requires = "flow")]
+    sim_url: Option<String>,
+    /// The flow the simulated signup dialog runs (then the signup button is clicked).
+    #[arg(long, requires = "sim_url")]
+    flow: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -47,9 +53,30 @@ async fn main() {
 }
 
 async fn run(args: &Args) -> anyhow::Result<usize> {
+    if let (Some(sim), Some(flow)) = (&args.sim_url, &args.flow) {
+        let res = reqwest::Client::new()
+            .put(format!("{sim}/_sim/flow"))
+            .json(&serde_json::json!({ "name": flow }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            res.status().is_success(),
+            "the simulator has no flow `{flow}`"
+        );
+    }
     let browser = Browser::start(None).await?;
     let result = async {
         browser.goto(&args.url).await?;
+        if args.flow.is_some() {
+            let button = browser
+                .wait_for(
+                    ".waba-signup-button",
+                    Duration::from_secs(args.timeout_secs),
+                )
+                .await?;
+            println!("clicking: {}", button.text().await?);
+            button.click().await?;
+        }
         let accounts = browser
             .wait_texts(
                 &args.account_selector,

@@ -157,7 +157,7 @@ pub async fn overview(State(sim): Sim) -> Html<String> {
 }
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

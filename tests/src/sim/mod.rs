@@ -6,6 +6,7 @@
 pub mod control;
 pub mod faults;
 pub mod graph;
+pub mod meta_js;
 pub mod respond;
 pub mod scenario;
 pub mod state;
@@ -31,6 +32,10 @@ pub fn app(state: Arc<SimState>) -> Router {
         )
         .route("/_sim/latency", put(control::set_latency))
         .route("/_sim/codes", post(control::mint_code))
+        .route("/_sim/sdk.js", get(meta_js::sdk))
+        .route("/_sim/dialog", get(meta_js::dialog))
+        .route("/_sim/forge", get(meta_js::forge))
+        .route("/_sim/flow", put(meta_js::set_flow))
         .fallback(graph::handle)
         .with_state(state)
         // Browser tests drive the control endpoints from another origin.

@@ -36,6 +36,9 @@ pub struct Scenario {
     /// Faults active from the start.
     #[serde(default)]
     pub faults: Vec<crate::sim::faults::Fault>,
+    /// Scripted runs of the signup dialog served by the SDK stand-in.
+    #[serde(default)]
+    pub flows: Vec<Flow>,
     /// Make error messages and paging links echo the caller's token, like some Graph
     /// errors do, to prove the proxy scrubs them.
     #[serde(default)]
@@ -364,4 +367,28 @@ fn generated_waba(g: &Generate, i: u64, rng: &mut XorShift) -> WabaSpec {
         phone_numbers,
         fields,
     }
+}
+
+/// A scripted run of the Embedded Signup dialog, offered by the simulator's stand-in for
+/// Meta's browser SDK (`/_sim/sdk.js` and `/_sim/dialog`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    /// Short name (`finish`, `cancel`, ...), used to pick it automatically.
+    pub name: String,
+    /// What the dialog's button says.
+    pub label: String,
+    /// The business token the login returns (as `accessToken`, or as a minted `code` when
+    /// the page asks for `response_type: "code"`); none means the login is not connected.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The `WA_EMBEDDED_SIGNUP` session event to post: `{"event": ..., "data": {...}}`.
+    #[serde(default)]
+    pub event: Option<Value>,
+    /// Close the dialog without posting anything, as a user closing the window.
+    #[serde(default)]
+    pub close: bool,
+    /// Deliver the login response before the session message.
+    #[serde(default)]
+    pub login_first: bool,
 }

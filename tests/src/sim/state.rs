@@ -28,6 +28,7 @@ struct Dynamic {
     codes: HashMap<String, MintedCode>,
     latency: Duration,
     serial: u64,
+    auto_flow: Option<String>,
 }
 
 /// An authorization code minted for a business token.
@@ -118,6 +119,16 @@ impl SimState {
     /// Sets the latency added to every Graph call.
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
+    }
+
+    /// Makes the signup dialog run the flow `name` by itself (or wait for a click: `None`).
+    pub fn set_auto_flow(&self, name: Option<String>) {
+        self.lock().auto_flow = name;
+    }
+
+    /// The flow the dialog runs by itself, if any.
+    pub fn auto_flow(&self) -> Option<String> {
+        self.lock().auto_flow.clone()
     }
 
     /// A fresh serial number (codes, trace ids).

@@ -1,0 +1,13 @@
+// Configuration of the signup page. Replace the values with the partner's own; nothing else
+// in signup.html needs to change.
+window.WABA_SIGNUP = {
+  // Where waba-proxy answers (same origin when it serves these pages with --www).
+  proxyUrl: location.origin,
+  // The partner's Meta app id and its Embedded Signup configuration id.
+  appId: "YOUR_APP_ID",
+  configId: "YOUR_CONFIG_ID",
+  // Leave these out in production: Meta's SDK is the default, and only https://*.facebook.com
+  // may post signup messages. The demo and tests point them at the simulator.
+  // sdkUrl: "https://connect.facebook.net/en_US/sdk.js",
+  // extraOrigins: [],
+};

@@ -1,0 +1,46 @@
+//! The site the demo and the end-to-end tests serve through `waba-proxy --www`: `www/` as it
+//! is, the npm package under `pkg/`, and a `config.js` pointing the page at the Graph
+//! simulator's SDK stand-in (the only difference from a production site).
+
+use crate::project_root;
+use std::path::{Path, PathBuf};
+
+/// Where the site is assembled.
+pub fn site_dir() -> PathBuf {
+    project_root().join("target/site")
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for e in entries.flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Assembles the site for a simulator at `sim_url` and a proxy at `proxy_url`.
+pub fn prepare(sim_url: &str, proxy_url: &str) -> Result<PathBuf, String> {
+    let dir = site_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&project_root().join("www"), &dir)?;
+    let pkg = crate::package::package_dir();
+    let pkg_out = dir.join("pkg");
+    copy_dir(&pkg.join("web"), &pkg_out.join("web"))?;
+    for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
+        std::fs::copy(pkg.join(file), pkg_out.join(file)).map_err(|e| format!("{file}: {e}"))?;
+    }
+    let config = format!(
+        "// Written by cargo xtask: the demo's signup page talks to the Graph simulator.\n\
+         window.WABA_SIGNUP = {{\n  proxyUrl: \"{proxy_url}\",\n  appId: \"670843887433847\",\n  \
+         configId: \"sim-config-1\",\n  sdkUrl: \"{sim_url}/_sim/sdk.js\",\n  \
+         extraOrigins: [\"{sim_url}\"],\n}};\n"
+    );
+    std::fs::write(dir.join("config.js"), config).map_err(|e| format!("config.js: {e}"))?;
+    Ok(dir)
+}
