@@ -173,10 +173,10 @@ pub struct FlowBody {
 
 /// `PUT /_sim/flow`: the flow the dialog runs by itself.
 pub async fn set_flow(State(sim): Sim, Json(body): Json<FlowBody>) -> StatusCode {
-    if let Some(name) = &body.name {
-        if !sim.world.scenario.flows.iter().any(|f| &f.name == name) {
-            return StatusCode::NOT_FOUND;
-        }
+    if let Some(name) = &body.name
+        && !sim.world.scenario.flows.iter().any(|f| &f.name == name)
+    {
+        return StatusCode::NOT_FOUND;
     }
     sim.set_auto_flow(body.name);
     StatusCode::NO_CONTENT
