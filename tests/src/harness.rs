@@ -220,3 +220,46 @@ impl Drop for SimServer {
         }
     }
 }
+
+/// A site folder for `waba-proxy --www`: `www/`, the built npm package under `pkg/`, and a
+/// `config.js` that points the signup page at the simulator at `sim_url`. The package must
+/// have been built (`cargo xtask package`, which `cargo xtask test` runs first).
+pub fn site(sim_url: &str) -> std::io::Result<PathBuf> {
+    let root = project_root();
+    let pkg = root.join("target/npm/waba-onboard");
+    if !pkg.join("web/waba_onboard_bg.wasm").exists() {
+        return Err(std::io::Error::other(
+            "the npm package is not built: run `cargo xtask package` (cargo xtask test does)",
+        ));
+    }
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("waba-site-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root.join("www"), &dir)?;
+    copy_dir(&pkg.join("web"), &dir.join("pkg/web"))?;
+    for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
+        std::fs::copy(pkg.join(file), dir.join("pkg").join(file))?;
+    }
+    std::fs::write(
+        dir.join("config.js"),
+        format!(
+            "window.WABA_SIGNUP = {{ appId: \"670843887433847\", configId: \"sim-config-1\", \
+             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"] }};\n"
+        ),
+    )?;
+    Ok(dir)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)?.flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}

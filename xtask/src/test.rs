@@ -22,6 +22,7 @@ pub fn run_all(_args: &[String]) -> Res {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -49,6 +50,10 @@ pub fn run_all(_args: &[String]) -> Res {
     );
     step("npm package and size budget", package_and_size(&mut totals));
     step("wasm tests (headless Chromium)", wasm_tests(&mut totals));
+    step(
+        "end-to-end tests (headless Chromium)",
+        e2e_tests(&mut totals),
+    );
     step("demo smoke (headless Chromium)", crate::demo::smoke());
 
     println!();
@@ -110,4 +115,31 @@ fn wasm_tests(totals: &mut Totals) -> Res {
         format!("http://127.0.0.1:{}", ports.sim),
     );
     run_counting(wasm, totals)
+}
+
+/// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim.
+fn e2e_tests(totals: &mut Totals) -> Res {
+    run(cargo(&[
+        "build",
+        "-p",
+        "waba-proxy",
+        "-p",
+        "tests",
+        "--bins",
+    ]))?;
+    let mut e2e = cargo(&[
+        "test",
+        "-p",
+        "tests",
+        "--features",
+        "e2e",
+        "--test",
+        "e2e_signup",
+        "--",
+        "--test-threads",
+        "2",
+    ]);
+    e2e.env("CHROMEDRIVER", setup::chromedriver())
+        .env("CHROMIUM", setup::chromium());
+    run_counting(e2e, totals)
 }

@@ -1,0 +1,308 @@
+//! The signup page as a business uses it, in real headless Chromium: the button, the
+//! simulated Meta dialog (graph-sim's SDK stand-in), a real `waba-proxy` serving the page and
+//! forwarding to graph-sim, and the status panel.
+//!
+//! These need the npm package and the proxy binary built, and Chromium installed;
+//! `cargo xtask test` does all of that and then runs them (`--features e2e`).
+
+// The helpers below are part of the tests: an unwrap that fails is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+use tests::browser::Browser;
+use tests::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Stack {
+    sim: SimServer,
+    proxy: Running,
+    browser: Browser,
+    site: PathBuf,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
+        let site = site(&sim.url).expect("site");
+        let www = site.to_string_lossy().into_owned();
+        let proxy = start_proxy(
+            &target_bin("waba-proxy"),
+            &sim.url,
+            &[
+                "--system-user-token",
+                "EAASimSystemUserTokenDemo0000000000000000000000001",
+                "--business-id",
+                "805021500648488",
+                "--www",
+                &www,
+            ],
+        )
+        .expect("waba-proxy (build it with `cargo build -p waba-proxy`)");
+        let browser = Browser::start(None).await.expect("Chromium");
+        Stack {
+            sim,
+            proxy,
+            browser,
+            site,
+        }
+    }
+
+    /// Opens the signup page, lets the simulated dialog run `flow`, clicks the button.
+    async fn sign_up(&self, flow: &str) {
+        self.sim.state.set_auto_flow(Some(flow.to_owned()));
+        self.browser
+            .goto(&format!("{}/signup.html", self.proxy.url))
+            .await
+            .unwrap();
+        self.click_signup().await;
+    }
+
+    async fn click_signup(&self) {
+        let button = self
+            .browser
+            .wait_for(".waba-signup-button", WAIT)
+            .await
+            .unwrap();
+        button.click().await.unwrap();
+    }
+
+    async fn texts(&self, css: &str) -> Vec<String> {
+        self.browser
+            .wait_texts(css, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.browser.client.execute(script, vec![]).await.unwrap()
+    }
+
+    async fn account_ids(&self) -> Vec<String> {
+        self.texts("[data-account-id]").await;
+        let ids = self
+            .js("return [...document.querySelectorAll('[data-account-id]')].map(e => e.dataset.accountId)")
+            .await;
+        serde_json::from_value(ids).unwrap()
+    }
+
+    async fn close(self) {
+        self.browser.close().await;
+        let _ = std::fs::remove_dir_all(&self.site);
+    }
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let dir = tests::harness::project_root().join("artifacts");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(name)
+}
+
+#[tokio::test]
+async fn happy_path_shows_every_granted_account_newest_first() {
+    let s = Stack::start().await;
+    s.sign_up("finish").await;
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    let badges = s.texts(".waba-badge").await;
+    assert_eq!(badges, ["APPROVED", "PENDING"]);
+    assert_eq!(
+        s.texts(".waba-account--newest .waba-account__name").await,
+        ["Lucky Shrub"]
+    );
+    let phones = s.texts(".waba-phone__number").await;
+    assert_eq!(
+        phones,
+        ["+1 631-555-0101", "+1 631-555-0102", "+49 30 5550 0103"]
+    );
+    // One debug_token and one call per WABA, phones by field expansion.
+    assert_eq!(
+        (
+            s.sim.calls("debug_token"),
+            s.sim.calls("waba"),
+            s.sim.calls("phone_numbers")
+        ),
+        (1, 2, 0)
+    );
+    std::fs::write(
+        artifact("signup.png"),
+        s.browser.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    s.close().await;
+}
+
+#[tokio::test]
+async fn the_login_may_arrive_before_the_session_message() {
+    let s = Stack::start().await;
+    s.sign_up("finish_login_first").await;
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    assert!(
+        s.browser
+            .client
+            .find(fantoccini::Locator::Css("[data-warning]"))
+            .await
+            .is_err(),
+        "no mismatch warning"
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn leaving_early_gives_guidance_and_no_crash() {
+    let s = Stack::start().await;
+    s.sign_up("cancel").await;
+    let state = s.texts(".waba-state--signup").await.join(" ");
+    assert!(
+        state.contains("PHONE_NUMBER_VERIFICATION") && state.contains("verification code"),
+        "{state}"
+    );
+    assert!(
+        s.browser
+            .client
+            .find(fantoccini::Locator::Css("[data-account-id]"))
+            .await
+            .is_err()
+    );
+
+    // Shared the account, then left: the account shows, with what the business must do.
+    s.sign_up("incomplete").await;
+    assert_eq!(s.account_ids().await, ["104996122399160"]);
+    let notice = s.texts(".waba-notice--incomplete").await.join(" ");
+    assert!(notice.contains("PHONE_NUMBER_VERIFICATION"), "{notice}");
+    assert!(
+        s.texts(".waba-state--signup")
+            .await
+            .join(" ")
+            .contains("Signup not finished")
+    );
+
+    s.sign_up("error").await;
+    let state = s.texts(".waba-state--signup").await.join(" ");
+    assert!(
+        state.contains("reported an error") && state.contains("524126"),
+        "{state}"
+    );
+
+    s.sign_up("close").await;
+    let state = s.texts("[data-outcome='cancelled']").await.join(" ");
+    assert!(state.contains("Signup cancelled"), "{state}");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_message_from_a_foreign_origin_is_ignored() {
+    let s = Stack::start().await;
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.browser
+        .goto(&format!("{}/signup.html", s.proxy.url))
+        .await
+        .unwrap();
+    // The same simulator under another host name is another origin: not trusted.
+    let foreign = s.sim.url.replace("127.0.0.1", "localhost");
+    s.js(&format!(
+        "const f = document.createElement('iframe'); f.src = '{foreign}/_sim/forge'; document.body.appendChild(f); return true"
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.click_signup().await;
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    assert!(
+        s.browser
+            .client
+            .find(fantoccini::Locator::Css("[data-warning='waba_mismatch']"))
+            .await
+            .is_err()
+    );
+    let text = s.browser.page_text().await.unwrap();
+    assert!(!text.contains("666666666666666"), "{text}");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn throttling_shows_a_retry_state_then_the_result() {
+    let s = Stack::start().await;
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({
+            "route": "waba", "times": 1, "action": {"kind": "throttle", "code": 80008, "minutes": 1}
+        }))
+        .unwrap(),
+    ]);
+    s.sign_up("finish").await;
+    let notice = s.texts(".waba-state--notice").await.join(" ");
+    assert!(
+        notice.contains("limiting requests") && notice.contains("Retrying automatically in"),
+        "{notice}"
+    );
+    let retry = s
+        .browser
+        .wait_for(".waba-retry-button", WAIT)
+        .await
+        .unwrap();
+    retry.click().await.unwrap();
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn expired_token_and_proxy_down_give_clear_messages() {
+    let mut s = Stack::start().await;
+    s.sign_up("expired").await;
+    let state = s.texts(".waba-state--error").await.join(" ");
+    assert!(state.contains("no longer valid"), "{state}");
+    assert_eq!(
+        s.js("return document.querySelector('.waba-state--error').dataset.errorCode")
+            .await,
+        json!("unauthorized")
+    );
+
+    // The page is loaded; then the proxy goes away.
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.browser
+        .goto(&format!("{}/signup.html", s.proxy.url))
+        .await
+        .unwrap();
+    s.browser
+        .wait_for(".waba-signup-button", WAIT)
+        .await
+        .unwrap();
+    s.proxy.stop();
+    s.click_signup().await;
+    let state = s.texts(".waba-state--error").await.join(" ");
+    assert!(state.contains("cannot be reached"), "{state}");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn an_xss_name_is_shown_as_text_and_never_runs() {
+    let s = Stack::start().await;
+    s.sign_up("xss").await;
+    assert_eq!(s.account_ids().await, ["108800000000002"]);
+    let name = s.texts(".waba-account__name").await;
+    assert_eq!(name, ["<img src=x onerror=\"window.__xss=1\">Evil & Co"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        s.js("return window.__xss === undefined").await,
+        json!(true),
+        "an injected script ran"
+    );
+    assert_eq!(
+        s.js("return document.querySelectorAll('#waba-signup img, #waba-signup script').length")
+            .await,
+        json!(0)
+    );
+    s.close().await;
+}
