@@ -127,6 +127,7 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "tests",
         "--bins",
     ]))?;
+    build_vite_fixture()?;
     let mut e2e = cargo(&[
         "test",
         "-p",
@@ -135,6 +136,8 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "e2e",
         "--test",
         "e2e_signup",
+        "--test",
+        "e2e_vite",
         "--",
         "--test-threads",
         "2",
@@ -142,4 +145,17 @@ fn e2e_tests(totals: &mut Totals) -> Res {
     e2e.env("CHROMEDRIVER", setup::chromedriver())
         .env("CHROMIUM", setup::chromium());
     run_counting(e2e, totals)
+}
+
+/// The Vite fixture: its locked packages (`npm ci` by setup), the freshly packed tarball
+/// installed the way a frontend team would, and a production build.
+fn build_vite_fixture() -> Res {
+    let dir = crate::project_root().join("tests/fixtures/vite-app");
+    let tarball = crate::package::tarball()?;
+    let mut install = crate::run::cmd("npm", &["install", "--no-save", "--no-audit", "--no-fund"]);
+    install.arg(&tarball).current_dir(&dir);
+    run(install)?;
+    let mut build = crate::run::cmd("npm", &["run", "build"]);
+    build.current_dir(&dir);
+    run(build)
 }

@@ -1,0 +1,74 @@
+//! A frontend team's real import: the fixture app in `tests/fixtures/vite-app` depends on the
+//! packed npm tarball, is built by Vite 7 with no plugin, served by `waba-proxy --www`, and
+//! opened in headless Chromium against graph-sim. `cargo xtask test` packs, installs and
+//! builds it first, then runs this with `--features e2e`.
+
+// An unwrap that fails here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+use tests::browser::Browser;
+use tests::harness::{SimServer, project_root, scenario, start_proxy, target_bin};
+
+#[tokio::test]
+async fn the_vite_build_onboards_a_token_and_renders_its_accounts() {
+    let dist = project_root().join("tests/fixtures/vite-app/dist");
+    assert!(
+        dist.join("index.html").exists(),
+        "build the fixture first (cargo xtask test does)"
+    );
+    let sim = SimServer::start(&scenario("demo")).unwrap();
+    let www = dist.to_string_lossy().into_owned();
+    let proxy = start_proxy(
+        &target_bin("waba-proxy"),
+        &sim.url,
+        &[
+            "--system-user-token",
+            "EAASimSystemUserTokenDemo0000000000000000000000001",
+            "--business-id",
+            "805021500648488",
+            "--www",
+            &www,
+        ],
+    )
+    .unwrap();
+    let browser = Browser::start(None).await.unwrap();
+    browser
+        .goto(&format!(
+            "{}/index.html#token=EAASimBusinessTokenBigId000000000000000000000003",
+            proxy.url
+        ))
+        .await
+        .unwrap();
+    let names = browser
+        .wait_texts(".waba-account__name", Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(names, ["Big Id Bakery", "Harbor Logistics"]);
+    let state = browser
+        .client
+        .execute("return document.body.dataset.state", vec![])
+        .await
+        .unwrap();
+    assert_eq!(state, serde_json::json!("done"));
+    let ids = browser
+        .client
+        .execute("return [...document.querySelectorAll('[data-account-id]')].map(e => e.dataset.accountId)", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        serde_json::json!(["9007199254740993", "107700000000001"]),
+        "ids above 2^53 exact"
+    );
+    let badge = browser
+        .wait_texts(
+            "[data-account-id='107700000000001'] .waba-badge--unknown",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(badge, ["UNDER_APPEAL"]);
+    assert_eq!((sim.calls("debug_token"), sim.calls("waba")), (1, 2));
+    browser.close().await;
+}
