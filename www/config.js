@@ -6,6 +6,8 @@ window.WABA_SIGNUP = {
   // The partner's Meta app id and its Embedded Signup configuration id.
   appId: "YOUR_APP_ID",
   configId: "YOUR_CONFIG_ID",
+  // The partner's business id (the console lists its client and owned WABAs).
+  businessId: "YOUR_BUSINESS_ID",
   // Leave these out in production: Meta's SDK is the default, and only https://*.facebook.com
   // may post signup messages. The demo and tests point them at the simulator.
   // sdkUrl: "https://connect.facebook.net/en_US/sdk.js",

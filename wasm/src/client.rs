@@ -92,8 +92,13 @@ impl ProxyConn {
             url.push('=');
             url.push_str(&String::from(js_sys::encode_uri_component(v)));
         }
+        self.fetch(&url).await
+    }
+
+    /// `GET url` with the credential and the timeout.
+    async fn fetch(&self, url: &str) -> Result<JsValue, WabaError> {
         let signal = web_sys::AbortSignal::timeout_with_u32(self.timeout_ms);
-        let mut req = Request::get(&url).abort_signal(Some(&signal));
+        let mut req = Request::get(url).abort_signal(Some(&signal));
         if let Some(token) = &self.credential {
             req = req.header("Authorization", &format!("Bearer {token}"));
         }
@@ -269,6 +274,24 @@ impl WabaClient {
                 }
             }
             page(conn.get(&format!("{id}/phone_numbers"), &pairs).await?)
+        }))
+    }
+
+    /// Follows a `paging.next` or `paging.previous` link of an earlier answer. Only links to
+    /// this client's proxy are followed (the proxy writes them so), never another host.
+    #[wasm_bindgen(js_name = followPage, unchecked_return_type = "Promise<Page<any>>")]
+    pub fn follow_page(&self, url: String) -> Promise {
+        let conn = self.conn.clone();
+        promise(Box::pin(async move {
+            let ours = url.strip_prefix(&conn.base).is_some_and(|rest| {
+                rest.starts_with("/graph/") && !rest.contains(['#', '\\']) && !rest.contains("..")
+            });
+            if !ours {
+                return Err(bad(
+                    "followPage only follows links to this proxy's /graph/ routes",
+                ));
+            }
+            page(conn.fetch(&url).await?)
         }))
     }
 

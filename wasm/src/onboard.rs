@@ -52,6 +52,19 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
         .done()
 }
 
+/// `accountStatus(waba)`: the `AccountStatus` of one WABA read on its own (the console's
+/// detail view): phones, readiness, health problems, no signup context.
+#[wasm_bindgen(js_name = accountStatus, unchecked_return_type = "AccountStatus")]
+pub fn account_status(
+    #[wasm_bindgen(unchecked_param_type = "Waba")] waba: JsValue,
+) -> Result<JsValue, JsValue> {
+    let parsed = read::waba(waba.clone(), code::INVALID_ARGUMENT)?;
+    Ok(account_js(
+        waba,
+        AccountStatus::new(parsed, false, None, true),
+    ))
+}
+
 fn warning(code: &str, message: &str) -> JsValue {
     Out::new().set("code", code).set("message", message).done()
 }

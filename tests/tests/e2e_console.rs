@@ -1,0 +1,215 @@
+//! The partner console with 10,000 client WABAs, in headless Chromium against a real
+//! `waba-proxy` and graph-sim: the first page shows, scrolling loads more through the proxy's
+//! rewritten `next` links, filter and sort give exactly the simulator's ground truth, the
+//! counts per status are right, and an account's details show its phones.
+
+// An unwrap that fails here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tests::browser::Browser;
+use tests::harness::{SimServer, scenario, site, start_proxy, target_bin};
+
+const ADMIN: &str = "console-admin-token-e2e";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn js(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap()
+}
+
+async fn wait_until(b: &Browser, script: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while js(b, script).await != json!(true) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {script}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn loaded(b: &Browser) -> u64 {
+    js(
+        b,
+        "return Number(document.getElementById('status-line').dataset.loaded || 0)",
+    )
+    .await
+    .as_u64()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
+    let sim = SimServer::start(&scenario("large")).unwrap();
+    let world = &sim.state.world;
+    let business = world.business("805021500648488").unwrap();
+    let truth: Vec<(i64, String, String)> = business
+        .client_wabas
+        .iter()
+        .map(|id| {
+            let w = world.waba(id).unwrap();
+            let status = w.fields["account_review_status"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (w.creation_time, w.id.clone(), status)
+        })
+        .collect();
+    let site = site(&sim.url).unwrap();
+    let www = site.to_string_lossy().into_owned();
+    let proxy = start_proxy(
+        &target_bin("waba-proxy"),
+        &sim.url,
+        &[
+            "--system-user-token",
+            "EAASimSystemUserTokenLarge000000000000000000000001",
+            "--business-id",
+            "805021500648488",
+            "--admin-token",
+            ADMIN,
+            "--www",
+            &www,
+        ],
+    )
+    .unwrap();
+    let b = Browser::start(Some((1280, 900))).await.unwrap();
+    b.goto(&format!("{}/console.html", proxy.url))
+        .await
+        .unwrap();
+    let input = b.wait_for("#admin-token", WAIT).await.unwrap();
+    input.send_keys(ADMIN).await.unwrap();
+    b.wait_for("#signin button", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        !b.client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(ADMIN),
+        "never in the URL"
+    );
+
+    // The first page, newest first.
+    b.wait_for(".row", WAIT).await.unwrap();
+    wait_until(
+        &b,
+        "return document.getElementById('status-line').dataset.loaded === '100'",
+        WAIT,
+    )
+    .await;
+    let mut newest = truth.clone();
+    newest.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    let first = js(
+        &b,
+        "return document.querySelector('.row[data-index=\"0\"]').dataset.accountId",
+    )
+    .await;
+    assert_eq!(first, json!(newest[0].1));
+    let rendered = js(&b, "return document.querySelectorAll('.row').length")
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(
+        rendered < 40,
+        "only visible rows are in the DOM ({rendered})"
+    );
+
+    // Scrolling loads the next pages through the proxy's links.
+    let mut previous = loaded(&b).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while js(
+        &b,
+        "return document.getElementById('status-line').dataset.complete",
+    )
+    .await
+        != json!("true")
+    {
+        js(
+            &b,
+            "const l = document.getElementById('list'); l.scrollTop = l.scrollHeight; return true",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let now = loaded(&b).await;
+        assert!(now >= previous);
+        previous = now;
+        assert!(
+            Instant::now() < deadline,
+            "scrolling stopped loading at {now}"
+        );
+    }
+    assert_eq!(loaded(&b).await, 10_000);
+    assert_eq!(sim.calls("client_wabas"), 100, "exactly 100 upstream pages");
+
+    // Counts per status equal the simulator's.
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, _, s) in &truth {
+        *want.entry(s.clone()).or_default() += 1;
+    }
+    let got: BTreeMap<String, u64> = serde_json::from_value(
+        js(&b, "return Object.fromEntries([...document.querySelectorAll('#counts [data-status]')].map(e => [e.dataset.status, Number(e.dataset.count)]))").await,
+    )
+    .unwrap();
+    assert_eq!(got, want);
+
+    // Filter by creation time: exactly the simulator's ground truth, in order.
+    let cut_day = "2020-06-01";
+    let cut = 1_590_969_600; // 2020-06-01T00:00:00Z
+    js(&b, &format!("const i = document.getElementById('created-after'); i.value = '{cut_day}'; i.dispatchEvent(new Event('change')); return true")).await;
+    b.wait_for("#load-all", WAIT).await.unwrap();
+    js(
+        &b,
+        "document.getElementById('load-all').click(); return true",
+    )
+    .await;
+    wait_until(&b, "return document.getElementById('status-line').dataset.complete === 'true' && !window.__console.loading", Duration::from_secs(120)).await;
+    let ids: Vec<String> =
+        serde_json::from_value(js(&b, "return window.__console.shown.map(w => w.id)").await)
+            .unwrap();
+    let want: Vec<String> = newest
+        .iter()
+        .filter(|t| t.0 > cut)
+        .map(|t| t.1.clone())
+        .collect();
+    assert!(!want.is_empty() && want.len() < 10_000);
+    assert_eq!(ids, want);
+
+    // Sort ascending: the oldest account after the cut comes first.
+    js(&b, "const s = document.getElementById('sort'); s.value = 'asc'; s.dispatchEvent(new Event('change')); return true").await;
+    wait_until(
+        &b,
+        "return window.__console.rows.length >= 100 && !window.__console.loading",
+        WAIT,
+    )
+    .await;
+    let first = js(&b, "return window.__console.shown[0].id").await;
+    assert_eq!(first, json!(want.last().unwrap()));
+
+    // Search, then the details of one account.
+    let target = js(&b, "return window.__console.shown[3].name").await;
+    js(&b, &format!("const s = document.getElementById('search'); s.value = {target}; s.dispatchEvent(new Event('input')); return true")).await;
+    wait_until(&b, "return window.__console.shown.length === 1", WAIT).await;
+    b.wait_for(".row", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let phones = b
+        .wait_texts("#detail .waba-phone__number", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(phones.len(), 1);
+    let badge = b.wait_texts("#detail .waba-badge", WAIT).await.unwrap();
+    assert!(!badge.is_empty());
+    js(&b, "const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); return true").await;
+    let dir = tests::harness::project_root().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("console.png"), b.screenshot().await.unwrap()).unwrap();
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}

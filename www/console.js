@@ -1,0 +1,239 @@
+// The partner console: every client and owned WABA, filtered, sorted, searched, with counts
+// per review status and a detail view. The list renders only the rows in view, so it stays
+// smooth with 10,000 accounts; more pages load as you scroll, through the proxy's own
+// `paging.next` links.
+import init, { WabaClient, StatusPanel, accountStatus } from "./pkg/web/waba_onboard.js";
+
+const TOKEN_KEY = "waba-admin-token";
+const ROW = 52;
+const PAGE = 100;
+const config = Object.assign({ proxyUrl: location.origin }, window.WABA_SIGNUP || {});
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  edge: "client",
+  rows: [], // loaded accounts, in the order Graph returned them
+  shown: [], // rows after search and any local filter
+  next: null,
+  loading: false,
+  generation: 0,
+  selected: null,
+};
+// Read by the end-to-end tests and the benchmarks.
+window.__consoleMetrics = { renders: [] };
+window.__console = state;
+
+let client;
+
+function day(value) {
+  return value ? Math.floor(Date.parse(value + "T00:00:00Z") / 1000) : undefined;
+}
+
+function created(w) {
+  return typeof w.creation_time === "number" ? new Date(w.creation_time * 1000).toISOString().slice(0, 10) : "";
+}
+
+function statusClass(s) {
+  return ["PENDING", "APPROVED", "REJECTED", "DEFERRED"].includes(s) ? "waba-badge--" + s.toLowerCase() : "waba-badge--unknown";
+}
+
+function query() {
+  const after = day($("created-after").value);
+  const before = day($("created-before").value);
+  const q = { businessId: config.businessId, limit: PAGE, sort: $("sort").value, fields: "id,name,account_review_status,creation_time" };
+  // Graph offers a creation-time range on the owned list only; on the client list the upper
+  // bound is applied here.
+  if (after !== undefined) q.createdAfter = after;
+  if (before !== undefined && (state.edge === "owned" || after === undefined)) q.createdBefore = before;
+  return { q, localBefore: state.edge === "client" && after !== undefined ? before : undefined };
+}
+
+function applyView() {
+  const needle = $("search").value.trim().toLowerCase();
+  const { localBefore } = query();
+  state.shown = state.rows.filter((w) =>
+    (localBefore === undefined || (w.creation_time ?? 0) < localBefore) &&
+    (!needle || w.id.includes(needle) || (w.name || "").toLowerCase().includes(needle)));
+  $("spacer").style.height = state.shown.length * ROW + "px";
+  renderCounts();
+  renderRows(true);
+}
+
+function renderCounts() {
+  const counts = new Map();
+  for (const w of state.shown) {
+    const s = w.account_review_status || "UNKNOWN";
+    counts.set(s, (counts.get(s) || 0) + 1);
+  }
+  const list = $("counts");
+  list.replaceChildren();
+  for (const [status, n] of [...counts].sort()) {
+    const li = document.createElement("li");
+    const badge = document.createElement("span");
+    badge.className = "waba-badge " + statusClass(status);
+    badge.dataset.status = status;
+    badge.dataset.count = String(n);
+    badge.textContent = `${status} ${n}`;
+    li.append(badge);
+    list.append(li);
+  }
+  const more = state.next ? " · more load as you scroll" : "";
+  $("status-line").textContent = `${state.shown.length} of ${state.rows.length} loaded accounts shown${more}`;
+  $("status-line").dataset.loaded = String(state.rows.length);
+  $("status-line").dataset.complete = String(!state.next);
+  $("load-all").hidden = !state.next;
+}
+
+const pool = new Map(); // index -> row element
+function renderRows(force) {
+  const t0 = performance.now();
+  const list = $("list");
+  const first = Math.max(0, Math.floor(list.scrollTop / ROW) - 5);
+  const last = Math.min(state.shown.length, Math.ceil((list.scrollTop + list.clientHeight) / ROW) + 5);
+  for (const [i, el] of pool) {
+    if (force || i < first || i >= last) {
+      el.remove();
+      pool.delete(i);
+    }
+  }
+  for (let i = first; i < last; i++) {
+    if (pool.has(i)) continue;
+    const w = state.shown[i];
+    const row = document.createElement("div");
+    row.className = "row";
+    row.setAttribute("role", "option");
+    row.dataset.index = String(i);
+    row.dataset.accountId = w.id;
+    row.setAttribute("aria-selected", String(state.selected === w.id));
+    row.style.top = i * ROW + "px";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = w.name || "Unnamed account";
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = `${w.id} · created ${created(w)}`;
+    const status = w.account_review_status || "UNKNOWN";
+    const badge = document.createElement("span");
+    badge.className = "waba-badge " + statusClass(status);
+    badge.textContent = status;
+    row.append(name, badge, meta);
+    $("spacer").append(row);
+    pool.set(i, row);
+  }
+  window.__consoleMetrics.renders.push(performance.now() - t0);
+  if (state.next && !state.loading && last >= state.shown.length - 10) loadMore();
+}
+
+async function loadMore() {
+  if (state.loading) return;
+  const generation = state.generation;
+  state.loading = true;
+  try {
+    const page = state.next
+      ? await client.followPage(state.next)
+      : await (state.edge === "client" ? client.clientWabas(query().q) : client.ownedWabas(query().q));
+    if (generation !== state.generation) return;
+    state.rows.push(...page.data);
+    state.next = page.paging && page.paging.next ? page.paging.next : null;
+    applyView();
+  } catch (e) {
+    if (generation !== state.generation) return;
+    state.next = null;
+    $("status-line").textContent = `Could not load accounts: ${e.message}`;
+    if (e.code === "unauthorized" || e.code === "forbidden") signOut();
+  } finally {
+    if (generation === state.generation) state.loading = false;
+  }
+}
+
+function reload() {
+  state.generation += 1;
+  state.rows = [];
+  state.shown = [];
+  state.next = null;
+  state.loading = false;
+  $("list").scrollTop = 0;
+  applyView();
+  loadMore();
+}
+
+async function loadAll() {
+  while (state.next || state.loading) {
+    if (!state.loading) await loadMore();
+    else await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let panel;
+async function showDetail(id) {
+  state.selected = id;
+  for (const el of pool.values()) el.setAttribute("aria-selected", String(el.dataset.accountId === id));
+  panel.loading("Loading the account…");
+  try {
+    const waba = await client.waba(id);
+    panel.render([accountStatus(waba)]);
+  } catch (e) {
+    panel.showError(e);
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("workspace").hidden = true;
+  $("signin").hidden = false;
+  $("admin-token").focus();
+}
+
+function start(token) {
+  client = new WabaClient({ proxyUrl: config.proxyUrl, credential: token, timeoutMs: 20000 });
+  $("signin").hidden = true;
+  $("workspace").hidden = false;
+  reload();
+}
+
+async function main() {
+  await init();
+  panel = new StatusPanel($("detail"));
+  $("signin").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("admin-token").value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("admin-token").value = "";
+    start(token);
+  });
+  $("signout").addEventListener("click", signOut);
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.addEventListener("click", () => {
+      state.edge = tab.dataset.edge;
+      for (const t of document.querySelectorAll("[role=tab]")) t.setAttribute("aria-selected", String(t === tab));
+      reload();
+    });
+  }
+  for (const id of ["created-after", "created-before", "sort"]) $(id).addEventListener("change", reload);
+  $("filters").addEventListener("submit", (e) => e.preventDefault());
+  $("search").addEventListener("input", applyView);
+  $("load-all").addEventListener("click", loadAll);
+  $("list").addEventListener("scroll", () => renderRows(false), { passive: true });
+  $("list").addEventListener("click", (e) => {
+    const row = e.target.closest(".row");
+    if (row) showDetail(row.dataset.accountId);
+  });
+  $("list").addEventListener("keydown", (e) => {
+    if (!["ArrowDown", "ArrowUp", "Enter"].includes(e.key) || !state.shown.length) return;
+    e.preventDefault();
+    let i = state.shown.findIndex((w) => w.id === state.selected);
+    if (e.key === "ArrowDown") i = Math.min(state.shown.length - 1, i + 1);
+    if (e.key === "ArrowUp") i = Math.max(0, i - 1);
+    const w = state.shown[Math.max(0, i)];
+    const list = $("list");
+    const top = Math.max(0, i) * ROW;
+    if (top < list.scrollTop || top + ROW > list.scrollTop + list.clientHeight) list.scrollTop = top - list.clientHeight / 2;
+    showDetail(w.id);
+  });
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) start(token);
+  else signOut();
+}
+
+main();
