@@ -193,6 +193,7 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     let target = js(&b, "return window.__console.shown[3].name").await;
     js(&b, &format!("const s = document.getElementById('search'); s.value = {target}; s.dispatchEvent(new Event('input')); return true")).await;
     wait_until(&b, "return window.__console.shown.length === 1", WAIT).await;
+    wait_until(&b, "return document.querySelectorAll('.row').length === 1", WAIT).await;
     b.wait_for(".row", WAIT)
         .await
         .unwrap()
@@ -210,6 +211,24 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     let dir = tests::harness::project_root().join("artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("console.png"), b.screenshot().await.unwrap()).unwrap();
+    let renders: Vec<f64> =
+        serde_json::from_value(js(&b, "return window.__consoleMetrics.renders").await).unwrap();
+    let worst = renders.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "console: {} list renders with 10,000 accounts loaded, slowest {worst:.1} ms",
+        renders.len()
+    );
+    b.client.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        js(
+            &b,
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
+        .await,
+        json!(true)
+    );
+    std::fs::write(dir.join("console-phone.png"), b.screenshot().await.unwrap()).unwrap();
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }

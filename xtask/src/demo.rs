@@ -150,9 +150,15 @@ pub fn run_demo(args: &[String]) -> Res {
     println!(
         "waba-onboard demo is running on the built-in Graph simulator (tests/scenarios/demo.json)."
     );
-    println!("  accounts:  {}", page_url(ports));
-    println!("  proxy:     http://127.0.0.1:{p}  (admin token: {DEMO_ADMIN_TOKEN})");
-    println!("  try:");
+    println!("  signup page:  {}", page_url(ports));
+    println!(
+        "                click the button: the simulated Meta dialog lets you pick how the business signs up"
+    );
+    println!(
+        "  console:      http://127.0.0.1:{p}/console.html  (admin token: {DEMO_ADMIN_TOKEN})"
+    );
+    println!("  scenario:     http://127.0.0.1:{}/_sim/", ports.sim);
+    println!("  through the proxy:");
     println!(
         "    curl 'http://127.0.0.1:{p}/graph/debug_token?input_token=EAASimBusinessTokenFinish000000000000000000000001'"
     );

@@ -24,6 +24,7 @@ tasks:
   test                        fmt, clippy, native tests, wasm tests in headless Chromium,
                               end-to-end tests; installs missing tools first
   package                     build the npm package into target/npm/waba-onboard
+  screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
   setup                       only install the tools the tests need
 ";
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test::run_all(&args[1..]),
         Some("setup") => setup::all(),
         Some("package") => setup::all().and_then(|()| package::build().map(|_| ())),
+        Some("screenshots") => setup::all().and_then(|()| test::screenshots()),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

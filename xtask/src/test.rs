@@ -159,3 +159,46 @@ fn build_vite_fixture() -> Res {
     build.current_dir(&dir);
     run(build)
 }
+
+/// `cargo xtask screenshots`: runs the end-to-end tests that take the README's pictures and
+/// copies them into `docs/`.
+pub fn screenshots() -> Res {
+    crate::package::build()?;
+    run(cargo(&[
+        "build",
+        "-p",
+        "waba-proxy",
+        "-p",
+        "tests",
+        "--bins",
+    ]))?;
+    let mut shots = cargo(&[
+        "test",
+        "-p",
+        "tests",
+        "--features",
+        "e2e",
+        "--test",
+        "e2e_signup",
+        "--test",
+        "e2e_console",
+        "--",
+        "happy_path",
+        "ten_thousand",
+    ]);
+    shots
+        .env("CHROMEDRIVER", setup::chromedriver())
+        .env("CHROMIUM", setup::chromium());
+    run(shots)?;
+    let root = crate::project_root();
+    std::fs::create_dir_all(root.join("docs")).map_err(|e| e.to_string())?;
+    for name in ["signup.png", "console.png"] {
+        std::fs::copy(
+            root.join("artifacts").join(name),
+            root.join("docs").join(name),
+        )
+        .map_err(|e| format!("{name}: {e}"))?;
+        println!("docs/{name} updated");
+    }
+    Ok(())
+}
