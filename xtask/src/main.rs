@@ -6,6 +6,7 @@
 //!   Chromium, end-to-end), installing what a fresh Debian machine lacks.
 
 mod demo;
+mod fuzz;
 mod package;
 mod run;
 mod setup;
@@ -25,6 +26,7 @@ tasks:
                               end-to-end tests; installs missing tools first
   package                     build the npm package into target/npm/waba-onboard
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
+  fuzz [--seconds N] [target]  run the cargo-fuzz targets (nightly), N seconds each (default 60)
   setup                       only install the tools the tests need
 ";
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::all(),
         Some("package") => setup::all().and_then(|()| package::build().map(|_| ())),
         Some("screenshots") => setup::all().and_then(|()| test::screenshots()),
+        Some("fuzz") => fuzz::command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -54,6 +54,10 @@ pub fn run_all(_args: &[String]) -> Res {
         "end-to-end tests (headless Chromium)",
         e2e_tests(&mut totals),
     );
+    step(
+        "fuzz (10 s per target)",
+        crate::fuzz::run_targets(10, crate::fuzz::TARGETS, &mut totals),
+    );
     step("demo smoke (headless Chromium)", crate::demo::smoke());
 
     println!();

@@ -1,0 +1,89 @@
+//! `cargo xtask fuzz [--seconds N] [target ...]`: the cargo-fuzz targets in `fuzz/` on the
+//! nightly toolchain. The committed corpus in `fuzz/corpus/<target>` seeds each run; what a
+//! run discovers goes to `target/fuzz-corpus/<target>`, so the tree stays clean. A crash stops
+//! the run and leaves its input in `fuzz/artifacts/`.
+
+use crate::run::{Res, Totals, cmd, output, run};
+
+/// Every target.
+pub const TARGETS: &[&str] = &[
+    "session_message",
+    "login_response",
+    "graph_responses",
+    "input_validators",
+];
+
+/// Installs the nightly toolchain and cargo-fuzz when missing.
+fn setup() -> Res {
+    let has_nightly = output("rustup", &["toolchain", "list"])
+        .is_some_and(|o| o.lines().any(|l| l.starts_with("nightly")));
+    if !has_nightly {
+        println!("setup: installing the nightly toolchain for cargo-fuzz");
+        run(cmd(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+        ))?;
+    }
+    if output("cargo", &["fuzz", "--version"]).is_none() {
+        println!("setup: installing cargo-fuzz");
+        run(cmd("cargo", &["install", "cargo-fuzz"]))?;
+    }
+    Ok(())
+}
+
+/// Runs `targets` for `seconds` each; counts each clean run as a passed check.
+pub fn run_targets(seconds: u32, targets: &[&str], totals: &mut Totals) -> Res {
+    setup()?;
+    for t in targets {
+        if !TARGETS.contains(t) {
+            return Err(format!(
+                "unknown fuzz target `{t}` (have: {})",
+                TARGETS.join(", ")
+            ));
+        }
+        let work = crate::project_root().join("target/fuzz-corpus").join(t);
+        std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        let mut c = cmd("cargo", &["+nightly", "fuzz", "run", t]);
+        c.arg(&work)
+            .arg(crate::project_root().join("fuzz/corpus").join(t))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-rss_limit_mb=2048");
+        match run(c) {
+            Ok(()) => {
+                println!("fuzz: {t} ran {seconds} s without a failure");
+                totals.passed += 1;
+            }
+            Err(e) => {
+                totals.failed += 1;
+                return Err(format!(
+                    "fuzz target {t} failed (input kept in fuzz/artifacts/{t}): {e}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz [--seconds N] [target ...]`.
+pub fn command(args: &[String]) -> Res {
+    let mut seconds = 60;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds needs a number")?;
+            }
+            t => targets.push(t),
+        }
+    }
+    if targets.is_empty() {
+        targets = TARGETS.to_vec();
+    }
+    let mut totals = Totals::default();
+    run_targets(seconds, &targets, &mut totals)
+}
