@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, env = "WABA_TOKEN_CACHE_SECS", default_value_t = 300)]
     pub token_cache_secs: u64,
 
+    /// Milliseconds an answer is reused for identical reads (WABAs, phones, lists); 0 turns
+    /// the sharing off. Concurrent identical reads always make one Graph call when on.
+    #[arg(long, env = "WABA_CACHE_TTL_MS", default_value_t = 3_000)]
+    pub cache_ttl_ms: u64,
+
     /// Directory of static files to serve at `/` (e.g. `www/`).
     #[arg(long, env = "WABA_WWW")]
     pub www: Option<PathBuf>,
@@ -127,6 +132,8 @@ pub struct Config {
     pub debug_token_per_minute: u32,
     /// Signup token cache lifetime.
     pub token_cache: Duration,
+    /// Lifetime of shared answers.
+    pub cache_ttl: Duration,
     /// Static files.
     pub www: Option<PathBuf>,
     /// JSON logs.
@@ -313,6 +320,7 @@ impl Config {
             max_concurrency: args.max_concurrency,
             debug_token_per_minute: args.debug_token_per_minute,
             token_cache: Duration::from_secs(args.token_cache_secs),
+            cache_ttl: Duration::from_millis(args.cache_ttl_ms),
             www: args.www,
             json_logs,
         })

@@ -50,6 +50,12 @@ pub enum AppError {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// Meta asked the proxy to stop this kind of call for a while (the throttle gate).
+    #[error("Meta is throttling these calls: retry after {retry_after} s")]
+    UpstreamThrottled {
+        /// Seconds until the gate opens.
+        retry_after: u64,
+    },
     /// Too many requests in flight.
     #[error("the proxy is at capacity: retry shortly")]
     Overloaded,
@@ -88,7 +94,9 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MissingCredential | Self::InvalidCredential(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::UpstreamThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Graph { status, .. } => *status,
             Self::UpstreamUnavailable | Self::UpstreamGarbage(_) => StatusCode::BAD_GATEWAY,
@@ -108,6 +116,7 @@ impl AppError {
             Self::InvalidCredential(_) => 190,
             Self::Forbidden(_) => 200,
             Self::RateLimited { .. } => 4,
+            Self::UpstreamThrottled { .. } => 80008,
             Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,
             Self::UpstreamGarbage(_) | Self::Internal => 1,
             Self::Graph { error, .. } => error.code,
@@ -116,7 +125,9 @@ impl AppError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::RateLimited { retry_after } | Self::UpstreamThrottled { retry_after } => {
+                Some(*retry_after)
+            }
             Self::Overloaded => Some(1),
             Self::Graph { retry_after, .. } => *retry_after,
             _ => None,

@@ -117,9 +117,13 @@ pub async fn graph(State(st): State<Arc<AppState>>, req: Request) -> Response {
         .unwrap_or("graph_invalid");
     let answer = match target {
         _ if req.method != Method::GET => Err(AppError::MethodNotAllowed),
-        Ok(target) => tokio::time::timeout(st.config.request_timeout, handle(&st, &req, target))
-            .await
-            .unwrap_or(Err(AppError::UpstreamTimeout)),
+        Ok(target) => {
+            let deadline = std::time::Instant::now() + st.config.request_timeout;
+            let work = crate::resilience::DEADLINE.scope(deadline, handle(&st, &req, target));
+            tokio::time::timeout(st.config.request_timeout, work)
+                .await
+                .unwrap_or(Err(AppError::UpstreamTimeout))
+        }
         Err(e) => Err(e),
     };
     let mut res = match answer {
@@ -173,7 +177,7 @@ async fn handle(st: &AppState, req: &Parts, target: Target) -> Result<String, Ap
                 fields.iter().map(|f| ("fields", f.to_string())).collect();
             let body = st
                 .upstream
-                .get(target.route(), &target.path(), &query, &[token])
+                .get_shared(target.route(), &target.path(), &query, &[token])
                 .await?;
             let waba: Waba = parse(&body)?;
             st.respond(&waba, &[token])
@@ -183,7 +187,7 @@ async fn handle(st: &AppState, req: &Parts, target: Target) -> Result<String, Ap
             let token = authorize_waba(st, &req.headers, id).await?;
             let body = st
                 .upstream
-                .get(target.route(), &target.path(), &query, &[token])
+                .get_shared(target.route(), &target.path(), &query, &[token])
                 .await?;
             let mut page: Page<PhoneNumber> = parse(&body)?;
             page.paging =
@@ -196,7 +200,7 @@ async fn handle(st: &AppState, req: &Parts, target: Target) -> Result<String, Ap
             let query = q.to_pairs();
             let body = st
                 .upstream
-                .get(target.route(), &target.path(), &query, &[token])
+                .get_shared(target.route(), &target.path(), &query, &[token])
                 .await?;
             let mut page: Page<Waba> = parse(&body)?;
             page.paging =

@@ -12,6 +12,7 @@ pub mod graph_routes;
 pub mod middleware;
 pub mod ops;
 pub mod paging;
+pub mod resilience;
 pub mod scrub;
 pub mod tokens;
 pub mod upstream;
@@ -63,6 +64,8 @@ impl AppState {
             &config.graph_version,
             &config.system_user_token,
             config.upstream_timeout,
+            config.request_timeout,
+            config.cache_ttl,
             scrubber.clone(),
         )?;
         let tokens = Arc::new(tokens::TokenInspector::new(

@@ -31,6 +31,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     let mut cached = st.readiness.0.lock().await;
     let stale = match &*cached {
+        // A 190 seen on a real call overrides a good answer: check again now.
+        Some((_, Ok(()))) if st.upstream.health.is_rejected() => true,
         Some((at, Ok(()))) => at.elapsed() >= READY_TTL,
         Some((at, Err(_))) => at.elapsed() >= UNREADY_TTL,
         None => true,
@@ -64,9 +66,10 @@ async fn check(st: &AppState) -> Result<(), String> {
     let info: DebugToken = serde_json::from_slice(&body)
         .map_err(|_| "Graph's debug_token answer is unreadable".to_owned())?;
     if info.data.is_valid {
+        st.upstream.health.accepted();
         Ok(())
     } else {
-        tracing::error!("Meta says the System User token is invalid or expired");
+        st.upstream.health.rejected();
         Err("Meta says the System User token is invalid or expired".into())
     }
 }

@@ -2,8 +2,10 @@
 //! reads, and Graph's errors turned into [`AppError`]s with honest statuses.
 
 use crate::error::AppError;
+use crate::resilience::{self, RetryBudget, ThrottleGate, TokenHealth};
 use crate::scrub::Scrubber;
 use bytes::{Bytes, BytesMut};
+use moka::future::Cache;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +14,8 @@ use waba_graph::{GraphError, Secret};
 
 /// Largest Graph body read; a larger one is refused, not buffered.
 pub const MAX_UPSTREAM_BODY: usize = 4 * 1024 * 1024;
+/// Most bytes of recent answers kept for identical reads.
+pub const MAX_CACHED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A Graph route, as named in metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,7 +52,24 @@ pub struct Upstream {
     base: String,
     auth: HeaderValue,
     timeout: Duration,
+    request_timeout: Duration,
     scrubber: Arc<Scrubber>,
+    /// Kinds of call Meta asked to stop.
+    pub gate: Arc<ThrottleGate>,
+    budget: Arc<RetryBudget>,
+    /// Whether Meta rejected the System User token.
+    pub health: Arc<TokenHealth>,
+    /// Recent answers by upstream URL, shared by identical concurrent and repeated reads.
+    answers: Option<Cache<String, Bytes>>,
+}
+
+/// One failed attempt, with what it tells about retrying.
+struct Failure {
+    error: AppError,
+    /// Graph's HTTP status, when it answered.
+    status: Option<u16>,
+    /// Seconds Meta says access is blocked for (from `X-Business-Use-Case-Usage`).
+    regain_secs: Option<u64>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -66,6 +87,8 @@ impl Upstream {
         version: &str,
         token: &Secret,
         timeout: Duration,
+        request_timeout: Duration,
+        cache_ttl: Duration,
         scrubber: Arc<Scrubber>,
     ) -> Result<Self, AppError> {
         let client = reqwest::Client::builder()
@@ -85,12 +108,54 @@ impl Upstream {
             base: format!("{graph_url}/{version}"),
             auth,
             timeout,
+            request_timeout,
             scrubber,
+            gate: Arc::default(),
+            budget: Arc::default(),
+            health: Arc::default(),
+            answers: (!cache_ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .time_to_live(cache_ttl)
+                    .weigher(|k: &String, v: &Bytes| {
+                        (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
+                    })
+                    .max_capacity(MAX_CACHED_BYTES)
+                    .build()
+            }),
         })
+    }
+
+    /// Like [`Upstream::get`], but identical reads in flight at once make one Graph call, and
+    /// an answer is reused for the cache lifetime (`--cache-ttl-ms`). Only for reads the
+    /// caller is already authorised for: the key is the upstream URL, the same for everyone.
+    pub async fn get_shared(
+        &self,
+        route: GraphRoute,
+        path: &str,
+        query: &[(&str, String)],
+        extra_secrets: &[&str],
+    ) -> Result<Bytes, AppError> {
+        let Some(cache) = &self.answers else {
+            return self.get(route, path, query, extra_secrets).await;
+        };
+        let key = format!("{path}?{}", encode(query));
+        if let Some(hit) = cache.get(&key).await {
+            metrics::counter!("waba_cache_hits_total", "cache" => route.name()).increment(1);
+            return Ok(hit);
+        }
+        metrics::counter!("waba_cache_misses_total", "cache" => route.name()).increment(1);
+        cache
+            .try_get_with(key, self.get(route, path, query, extra_secrets))
+            .await
+            .map_err(|e| (*e).clone())
     }
 
     /// `GET {base}/{path}?{query}` as the System User. `path` is built from validated ids
     /// only; `query` values are encoded here. `extra_secrets` are scrubbed from errors.
+    ///
+    /// Transient failures are retried with backoff while the request's deadline and the shared
+    /// retry budget allow; when Meta says access is blocked for a while, the gate closes for
+    /// that kind of call and object, and later calls are refused at once.
     pub async fn get(
         &self,
         route: GraphRoute,
@@ -98,21 +163,28 @@ impl Upstream {
         query: &[(&str, String)],
         extra_secrets: &[&str],
     ) -> Result<Bytes, AppError> {
+        let object = path.split('/').next().unwrap_or(path);
+        if let Some(secs) = self.gate.blocked_for(route, object) {
+            metrics::counter!("waba_gate_refusals_total", "route" => route.name()).increment(1);
+            return Err(AppError::UpstreamThrottled { retry_after: secs });
+        }
         let mut url = format!("{}/{path}", self.base);
         if !query.is_empty() {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in query {
-                q.append_pair(k, v);
-            }
             url.push('?');
-            url.push_str(&q.finish());
+            url.push_str(&encode(query));
         }
-        let started = Instant::now();
-        let result = self.fetch(&url, extra_secrets).await;
-        metrics::histogram!("waba_upstream_seconds", "route" => route.name())
-            .record(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            let code = match e {
+        let deadline = resilience::deadline_or(self.request_timeout);
+        let mut delays = resilience::backoff();
+        loop {
+            let started = Instant::now();
+            let result = self.fetch(&url, extra_secrets).await;
+            metrics::histogram!("waba_upstream_seconds", "route" => route.name())
+                .record(started.elapsed().as_secs_f64());
+            let failure = match result {
+                Ok(body) => return Ok(body),
+                Err(f) => f,
+            };
+            let code = match &failure.error {
                 AppError::Graph { error, .. } => error.code.to_string(),
                 AppError::UpstreamTimeout => "timeout".into(),
                 AppError::UpstreamGarbage(_) => "garbage".into(),
@@ -120,25 +192,55 @@ impl Upstream {
             };
             metrics::counter!("waba_upstream_errors_total", "route" => route.name(), "code" => code)
                 .increment(1);
-            tracing::warn!(route = route.name(), error = %e, "graph call failed");
+            tracing::warn!(route = route.name(), error = %failure.error, "graph call failed");
+            if let AppError::Graph { error, .. } = &failure.error
+                && error.class() == ErrorClass::InvalidToken
+            {
+                self.health.rejected();
+            }
+            if let Some(secs) = failure.regain_secs {
+                self.gate.close(route, object, secs);
+                return Err(failure.error);
+            }
+            let retry = retryable(&failure)
+                .then(|| delays.next())
+                .flatten()
+                .filter(|delay| Instant::now() + *delay < deadline)
+                .filter(|_| self.budget.take());
+            match retry {
+                Some(delay) => {
+                    metrics::counter!("waba_upstream_retries_total", "route" => route.name())
+                        .increment(1);
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(failure.error),
+            }
         }
-        result
     }
 
-    async fn fetch(&self, url: &str, extra_secrets: &[&str]) -> Result<Bytes, AppError> {
+    async fn fetch(&self, url: &str, extra_secrets: &[&str]) -> Result<Bytes, Failure> {
+        let transport = |e: reqwest::Error| Failure {
+            error: transport_error(e),
+            status: None,
+            regain_secs: None,
+        };
         let send = self
             .client
             .get(url)
             .header(AUTHORIZATION, self.auth.clone())
             .timeout(self.timeout)
             .send();
-        let mut res = send.await.map_err(transport_error)?;
+        let mut res = send.await.map_err(transport)?;
         let status = res.status();
         let headers = res.headers().clone();
         let mut body = BytesMut::new();
-        while let Some(chunk) = res.chunk().await.map_err(transport_error)? {
+        while let Some(chunk) = res.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                return Err(AppError::UpstreamGarbage("answer too large"));
+                return Err(Failure {
+                    error: AppError::UpstreamGarbage("answer too large"),
+                    status: Some(status.as_u16()),
+                    regain_secs: None,
+                });
             }
             body.extend_from_slice(&chunk);
         }
@@ -146,7 +248,18 @@ impl Upstream {
         if status.is_success() {
             return Ok(body);
         }
-        Err(self.graph_failure(status, &headers, &body, extra_secrets))
+        let error = self.graph_failure(status, &headers, &body, extra_secrets);
+        let regain_secs = match &error {
+            AppError::Graph { error, .. } if error.class() == ErrorClass::Throttled => {
+                regain_secs(&headers)
+            }
+            _ => None,
+        };
+        Err(Failure {
+            error,
+            status: Some(status.as_u16()),
+            regain_secs,
+        })
     }
 
     /// Turns Graph's error answer into the client's error.
@@ -166,7 +279,7 @@ impl Upstream {
         };
         let error = self.scrub_error(envelope.error, extra_secrets);
         let (client_status, retry_after) = match error.class() {
-            ErrorClass::Throttled => (429, Some(retry_after_secs(headers))),
+            ErrorClass::Throttled => (429, Some(regain_secs(headers).unwrap_or(60))),
             ErrorClass::Transient => (503, Some(5)),
             // Meta refused the proxy's own System User token: not the client's fault.
             ErrorClass::InvalidToken => (502, None),
@@ -175,9 +288,6 @@ impl Upstream {
             ErrorClass::BadRequest => (400, None),
             ErrorClass::Other => (502, None),
         };
-        if error.class() == ErrorClass::InvalidToken {
-            tracing::error!(code = error.code, "Meta rejected the System User token");
-        }
         AppError::Graph {
             status: axum::http::StatusCode::from_u16(client_status)
                 .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
@@ -205,18 +315,34 @@ fn transport_error(e: reqwest::Error) -> AppError {
     }
 }
 
-/// Seconds until Graph accepts calls again, from `X-Business-Use-Case-Usage`
-/// (`estimated_time_to_regain_access`, in minutes); 60 when Graph does not say.
-pub fn retry_after_secs(headers: &HeaderMap) -> u64 {
+fn encode(query: &[(&str, String)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
+/// Seconds until Graph accepts calls again, when `X-Business-Use-Case-Usage` says
+/// (`estimated_time_to_regain_access`, in minutes, above 0).
+pub fn regain_secs(headers: &HeaderMap) -> Option<u64> {
     let minutes = headers
         .get("x-business-use-case-usage")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| serde_json::from_str::<BusinessUseCaseUsage>(v).ok())
-        .map(|u| regain_access_minutes(&u))
-        .unwrap_or(0);
-    if minutes > 0 {
-        u64::from(minutes) * 60
-    } else {
-        60
+        .map(|u| regain_access_minutes(&u))?;
+    (minutes > 0).then_some(u64::from(minutes) * 60)
+}
+
+/// Whether another attempt may succeed: Meta's transient and throttling codes, 5xx, lost
+/// connections and timeouts. Garbage answers and refusals are not retried.
+fn retryable(f: &Failure) -> bool {
+    match &f.error {
+        AppError::UpstreamUnavailable | AppError::UpstreamTimeout => true,
+        AppError::Graph { error, .. } => {
+            error.is_retryable()
+                || f.status.is_some_and(|s| s >= 500) && error.class() != ErrorClass::InvalidToken
+        }
+        _ => false,
     }
 }

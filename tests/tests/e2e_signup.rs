@@ -232,6 +232,7 @@ async fn a_message_from_a_foreign_origin_is_ignored() {
 #[tokio::test]
 async fn throttling_shows_a_retry_state_then_the_result() {
     let s = Stack::start().await;
+    // Meta says access returns in a minute: the proxy answers 429 with Retry-After until then.
     s.sim.state.add_faults(vec![
         serde_json::from_value(json!({
             "route": "waba", "times": 1, "action": {"kind": "throttle", "code": 80008, "minutes": 1}
@@ -244,15 +245,41 @@ async fn throttling_shows_a_retry_state_then_the_result() {
         notice.contains("limiting requests") && notice.contains("Retrying automatically in"),
         "{notice}"
     );
+    // "Retry now" during the wait: the proxy still holds the call back, the page keeps waiting.
     let retry = s
         .browser
         .wait_for(".waba-retry-button", WAIT)
         .await
         .unwrap();
     retry.click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let notice = s.texts(".waba-state--notice").await.join(" ");
+    assert!(notice.contains("Retrying automatically in"), "{notice}");
+    let waba_calls = s.sim.calls("waba");
+    // When the minute is over the page retries by itself and shows the accounts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(100);
+    while s
+        .browser
+        .client
+        .find(fantoccini::Locator::Css("[data-account-id]"))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no result after the wait"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(
         s.account_ids().await,
         ["102289599326934", "101569239400667"]
+    );
+    // The page retries when told to, so the minute costs a handful of calls, not a storm.
+    let spent = s.sim.calls("waba") - waba_calls;
+    assert!(
+        spent <= 6,
+        "Graph was hammered during the wait: {spent} calls"
     );
     s.close().await;
 }

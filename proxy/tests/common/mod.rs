@@ -48,11 +48,13 @@ pub fn stack(world: World, extra: &[&str]) -> Stack {
         PARTNER,
         "--admin-token",
         ADMIN,
-        "--upstream-timeout-ms",
-        "1500",
-        "--request-timeout-ms",
-        "4000",
     ];
+    if !extra.contains(&"--upstream-timeout-ms") {
+        args.extend_from_slice(&["--upstream-timeout-ms", "1500"]);
+    }
+    if !extra.contains(&"--request-timeout-ms") {
+        args.extend_from_slice(&["--request-timeout-ms", "4000"]);
+    }
     args.extend_from_slice(extra);
     let proxy = start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), &sim.url, &args).unwrap();
     Stack { sim, proxy }

@@ -1,0 +1,158 @@
+//! Living under Meta's rate limits: retries of transient failures with exponential backoff and
+//! jitter (backon), within the request's deadline and a retry budget shared by all requests;
+//! a throttle gate that stops a kind of call while Meta says access is blocked; and the
+//! System User token's health for `/readyz`.
+
+use crate::upstream::GraphRoute;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most retries of one upstream call.
+pub const MAX_RETRIES: usize = 3;
+/// Retries per second all requests share (with a burst of twice that).
+pub const RETRY_BUDGET_PER_SECOND: u32 = 10;
+
+tokio::task_local! {
+    /// When the current client request must be answered by.
+    pub static DEADLINE: Instant;
+}
+
+/// The deadline of the request being served, or `fallback` from now outside one.
+pub fn deadline_or(fallback: Duration) -> Instant {
+    DEADLINE
+        .try_with(|d| *d)
+        .unwrap_or_else(|_| Instant::now() + fallback)
+}
+
+/// Backoff delays for one call: 200 ms doubling to 2 s, with jitter, at most
+/// [`MAX_RETRIES`].
+pub fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_max_times(MAX_RETRIES)
+        .with_jitter()
+        .build()
+}
+
+/// Retries all requests may still spend.
+pub struct RetryBudget(DefaultDirectRateLimiter);
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        let per_second = NonZeroU32::new(RETRY_BUDGET_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(RETRY_BUDGET_PER_SECOND * 2).unwrap_or(NonZeroU32::MIN);
+        Self(RateLimiter::direct(
+            Quota::per_second(per_second).allow_burst(burst),
+        ))
+    }
+}
+
+impl RetryBudget {
+    /// Takes one retry from the budget; `false` when it is spent.
+    pub fn take(&self) -> bool {
+        self.0.check().is_ok()
+    }
+}
+
+/// Kinds of call Meta told the proxy to stop sending, until when.
+#[derive(Default)]
+pub struct ThrottleGate(Mutex<HashMap<(GraphRoute, String), Instant>>);
+
+impl ThrottleGate {
+    /// Seconds until `route` on `object` may be called again, if it is blocked.
+    pub fn blocked_for(&self, route: GraphRoute, object: &str) -> Option<u64> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (route, object.to_owned());
+        match map.get(&key) {
+            Some(until) if *until > Instant::now() => {
+                Some(until.duration_since(Instant::now()).as_secs().max(1))
+            }
+            Some(_) => {
+                map.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Blocks `route` on `object` for `secs`.
+    pub fn close(&self, route: GraphRoute, object: &str, secs: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, until| *until > Instant::now());
+        map.insert(
+            (route, object.to_owned()),
+            Instant::now() + Duration::from_secs(secs),
+        );
+        tracing::warn!(
+            route = route.name(),
+            object,
+            secs,
+            "Meta asked to stop these calls: gate closed"
+        );
+    }
+}
+
+/// Whether Meta rejected the System User token (code 190), said once in the log.
+#[derive(Default)]
+pub struct TokenHealth(AtomicBool);
+
+impl TokenHealth {
+    /// Records a rejection; logs only the first one.
+    pub fn rejected(&self) {
+        if !self.0.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                "Meta rejected the System User token (invalid or expired, code 190): \
+                 /readyz reports unready until a check succeeds; replace the token"
+            );
+        }
+    }
+
+    /// Records that Graph accepted the token again.
+    pub fn accepted(&self) {
+        if self.0.swap(false, Ordering::SeqCst) {
+            tracing::info!("Meta accepts the System User token again");
+        }
+    }
+
+    /// Whether the last word was a rejection.
+    pub fn is_rejected(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_bounded_and_stops() {
+        let delays: Vec<Duration> = backoff().collect();
+        assert_eq!(delays.len(), MAX_RETRIES);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn gate_opens_after_its_time_and_is_per_object() {
+        let g = ThrottleGate::default();
+        g.close(GraphRoute::Waba, "1", 60);
+        assert!(g.blocked_for(GraphRoute::Waba, "1").is_some_and(|s| s > 50));
+        assert_eq!(g.blocked_for(GraphRoute::Waba, "2"), None);
+        assert_eq!(g.blocked_for(GraphRoute::PhoneNumbers, "1"), None);
+        g.close(GraphRoute::Waba, "3", 0);
+        assert_eq!(g.blocked_for(GraphRoute::Waba, "3"), None);
+    }
+
+    #[test]
+    fn budget_runs_out() {
+        let b = RetryBudget::default();
+        let taken = (0..100).filter(|_| b.take()).count();
+        assert!((20..=25).contains(&taken), "{taken}");
+    }
+}
