@@ -61,14 +61,25 @@ impl RetryBudget {
     }
 }
 
-/// Kinds of call Meta told the proxy to stop sending, until when.
+/// How long the whole app stops calling when `X-App-Usage` reaches 100% (Meta gives no
+/// estimate for app-level limits): then one call probes again.
+pub const APP_BLOCK: Duration = Duration::from_secs(60);
+
+/// Kinds of call Meta told the proxy to stop sending, until when; and the whole app.
 #[derive(Default)]
-pub struct ThrottleGate(Mutex<HashMap<(GraphRoute, String), Instant>>);
+pub struct ThrottleGate {
+    calls: Mutex<HashMap<(GraphRoute, String), Instant>>,
+    app: Mutex<Option<Instant>>,
+}
 
 impl ThrottleGate {
-    /// Seconds until `route` on `object` may be called again, if it is blocked.
+    /// Seconds until `route` on `object` may be called again, if it (or the app) is blocked.
     pub fn blocked_for(&self, route: GraphRoute, object: &str) -> Option<u64> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let app = *self.app.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = app.filter(|u| *u > Instant::now()) {
+            return Some(until.duration_since(Instant::now()).as_secs().max(1));
+        }
+        let mut map = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let key = (route, object.to_owned());
         match map.get(&key) {
             Some(until) if *until > Instant::now() => {
@@ -84,7 +95,7 @@ impl ThrottleGate {
 
     /// Blocks `route` on `object` for `secs`.
     pub fn close(&self, route: GraphRoute, object: &str, secs: u64) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, until| *until > Instant::now());
         map.insert(
             (route, object.to_owned()),
@@ -95,6 +106,17 @@ impl ThrottleGate {
             object,
             secs,
             "Meta asked to stop these calls: gate closed"
+        );
+    }
+}
+
+impl ThrottleGate {
+    /// Blocks every call of the app for [`APP_BLOCK`].
+    pub fn close_app(&self) {
+        *self.app.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + APP_BLOCK);
+        tracing::warn!(
+            secs = APP_BLOCK.as_secs(),
+            "the app reached Meta's rate limit: all calls paused"
         );
     }
 }
@@ -147,6 +169,17 @@ mod tests {
         assert_eq!(g.blocked_for(GraphRoute::PhoneNumbers, "1"), None);
         g.close(GraphRoute::Waba, "3", 0);
         assert_eq!(g.blocked_for(GraphRoute::Waba, "3"), None);
+    }
+
+    #[test]
+    fn an_app_block_stops_everything() {
+        let g = ThrottleGate::default();
+        g.close_app();
+        assert!(
+            g.blocked_for(GraphRoute::DebugToken, "debug_token")
+                .is_some_and(|s| s > 50)
+        );
+        assert!(g.blocked_for(GraphRoute::OwnedWabas, "1").is_some());
     }
 
     #[test]

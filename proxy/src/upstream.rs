@@ -70,6 +70,8 @@ struct Failure {
     status: Option<u16>,
     /// Seconds Meta says access is blocked for (from `X-Business-Use-Case-Usage`).
     regain_secs: Option<u64>,
+    /// `X-App-Usage` says the whole app is at its limit.
+    app_blocked: bool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -202,6 +204,10 @@ impl Upstream {
                 self.gate.close(route, object, secs);
                 return Err(failure.error);
             }
+            if failure.app_blocked {
+                self.gate.close_app();
+                return Err(failure.error);
+            }
             let retry = retryable(&failure)
                 .then(|| delays.next())
                 .flatten()
@@ -223,6 +229,7 @@ impl Upstream {
             error: transport_error(e),
             status: None,
             regain_secs: None,
+            app_blocked: false,
         };
         let send = self
             .client
@@ -240,6 +247,7 @@ impl Upstream {
                     error: AppError::UpstreamGarbage("answer too large"),
                     status: Some(status.as_u16()),
                     regain_secs: None,
+                    app_blocked: false,
                 });
             }
             body.extend_from_slice(&chunk);
@@ -249,15 +257,12 @@ impl Upstream {
             return Ok(body);
         }
         let error = self.graph_failure(status, &headers, &body, extra_secrets);
-        let regain_secs = match &error {
-            AppError::Graph { error, .. } if error.class() == ErrorClass::Throttled => {
-                regain_secs(&headers)
-            }
-            _ => None,
-        };
+        let throttled = matches!(&error, AppError::Graph { error, .. } if error.class() == ErrorClass::Throttled);
+        let regain_secs = throttled.then(|| regain_secs(&headers)).flatten();
         Err(Failure {
             error,
             status: Some(status.as_u16()),
+            app_blocked: throttled && regain_secs.is_none() && app_at_limit(&headers),
             regain_secs,
         })
     }
@@ -279,7 +284,10 @@ impl Upstream {
         };
         let error = self.scrub_error(envelope.error, extra_secrets);
         let (client_status, retry_after) = match error.class() {
-            ErrorClass::Throttled => (429, Some(regain_secs(headers).unwrap_or(60))),
+            ErrorClass::Throttled => (
+                429,
+                Some(regain_secs(headers).unwrap_or(resilience::APP_BLOCK.as_secs())),
+            ),
             ErrorClass::Transient => (503, Some(5)),
             // Meta refused the proxy's own System User token: not the client's fault.
             ErrorClass::InvalidToken => (502, None),
@@ -332,6 +340,15 @@ pub fn regain_secs(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| serde_json::from_str::<BusinessUseCaseUsage>(v).ok())
         .map(|u| regain_access_minutes(&u))?;
     (minutes > 0).then_some(u64::from(minutes) * 60)
+}
+
+/// Whether `X-App-Usage` says the app used 100% of any of its budgets.
+fn app_at_limit(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-app-usage")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_str::<waba_graph::error::UsageEntry>(v).ok())
+        .is_some_and(|u| u.call_count.max(u.total_cputime).max(u.total_time) >= 100)
 }
 
 /// Whether another attempt may succeed: Meta's transient and throttling codes, 5xx, lost

@@ -317,3 +317,32 @@ async fn short_and_empty_pages_keep_their_links() {
         "an empty first page, then 4 + 3"
     );
 }
+
+#[tokio::test]
+async fn the_app_at_its_limit_pauses_every_call() {
+    let s = stack(world("demo"), TIMEOUTS);
+    s.sim.state.add_faults(vec![fault(
+        "waba",
+        Some(1),
+        json!({"kind": "throttle", "code": 4, "app_usage": 100}),
+    )]);
+    let a = get(&s.url("/graph/101569239400667?fields=id"), Some(ADMIN)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert_eq!(a.headers["retry-after"], "60");
+    let graph_calls = s.sim.state.calls().values().sum::<u64>();
+    // Any other call, on any route, waits too, without asking Graph.
+    for path in [
+        "/graph/102289599326934?fields=id".to_owned(),
+        format!("/graph/{PARTNER}/owned_whatsapp_business_accounts"),
+        format!("/graph/debug_token?input_token={BIG_ID}"),
+    ] {
+        let a = get(&s.url(&path), Some(ADMIN)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {}",
+            a.text
+        );
+    }
+    assert_eq!(s.sim.state.calls().values().sum::<u64>(), graph_calls);
+}

@@ -91,6 +91,10 @@ pub enum FaultAction {
         /// `estimated_time_to_regain_access`, in minutes.
         #[serde(default)]
         minutes: u32,
+        /// The app's usage in percent, sent as `X-App-Usage` when given (100 means the whole
+        /// app is blocked, without an estimate).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app_usage: Option<u32>,
     },
     /// Wait, then answer normally.
     Latency {
@@ -219,7 +223,8 @@ mod tests {
             FaultAction::Throttle {
                 code: 4,
                 status: 400,
-                minutes: 3
+                minutes: 3,
+                app_usage: None,
             }
         );
         assert!(

@@ -143,6 +143,7 @@ pub fn fault_response(action: &FaultAction, business_id: &str, trace: u64) -> Op
             code,
             status,
             minutes,
+            app_usage,
         } => {
             let mut f = GraphFailure::new(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -157,13 +158,13 @@ pub fn fault_response(action: &FaultAction, business_id: &str, trace: u64) -> Op
                 "call_count": 100, "total_cputime": 12, "total_time": 34,
                 "estimated_time_to_regain_access": minutes,
             }]});
-            let app_usage = json!({"call_count": 100, "total_cputime": 12, "total_time": 34});
-            for (name, value) in [
-                ("x-business-use-case-usage", usage),
-                ("x-app-usage", app_usage),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-                    res.headers_mut().insert(name, v);
+            if let Ok(v) = HeaderValue::from_str(&usage.to_string()) {
+                res.headers_mut().insert("x-business-use-case-usage", v);
+            }
+            if let Some(pct) = app_usage {
+                let app = json!({"call_count": pct, "total_cputime": 12, "total_time": 34});
+                if let Ok(v) = HeaderValue::from_str(&app.to_string()) {
+                    res.headers_mut().insert("x-app-usage", v);
                 }
             }
             res
