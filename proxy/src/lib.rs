@@ -167,8 +167,18 @@ async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// Spawns the housekeeping of in-memory limits (forgets idle clients of the rate limiter).
+/// Spawns the housekeeping of in-memory state: the rate limiter forgets idle clients, and
+/// the metrics recorder folds pending histogram samples into its buckets (without it, and
+/// without a scrape of `/metrics`, every request would leave samples behind).
 pub fn spawn_housekeeping(state: &Arc<AppState>) {
+    let metrics = state.metrics.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
     let limiter = state.debug_token_limiter.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -9,6 +9,8 @@
 // location, for tests and demos), data-extra-origins (comma-separated message origins to trust
 // besides https://*.facebook.com, for tests and demos only), data-graph-version,
 // data-response-type ("token" by default, or "code"), data-button-text, data-timeout-ms.
+// Events on the target (they bubble): "waba-onboard:result" when the signup result is
+// complete (detail: the result), "waba-onboard:done" once every account's status is shown.
 import init, { SignupListener, StatusPanel, WabaClient, onboard } from "./web/waba_onboard.js";
 
 const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
@@ -124,6 +126,7 @@ async function main() {
         extras: { setup: {}, sessionInfoVersion: "3" },
       });
       const result = await listener.result();
+      target.dispatchEvent(new CustomEvent("waba-onboard:result", { detail: result, bubbles: true }));
       panel.showSignup(result);
       if (result.credential) await loadAccounts(result);
       target.dispatchEvent(new CustomEvent("waba-onboard:done", { detail: result, bubbles: true }));

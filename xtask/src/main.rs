@@ -5,6 +5,7 @@
 //! - `cargo xtask test`: every check (fmt, clippy, native tests, wasm tests in headless
 //!   Chromium, end-to-end), installing what a fresh Debian machine lacks.
 
+mod bench;
 mod demo;
 mod fuzz;
 mod package;
@@ -27,6 +28,7 @@ tasks:
   package                     build the npm package into target/npm/waba-onboard
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
   fuzz [--seconds N] [target]  run the cargo-fuzz targets (nightly), N seconds each (default 60)
+  bench [--quick]             load-test graph-sim, waba-proxy and nginx; write BENCHMARKS.md
   setup                       only install the tools the tests need
 ";
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("package") => setup::all().and_then(|()| package::build().map(|_| ())),
         Some("screenshots") => setup::all().and_then(|()| test::screenshots()),
         Some("fuzz") => fuzz::command(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -48,29 +48,34 @@ fn browser() -> Res {
     if have_browser && have_wasm_opt {
         return Ok(());
     }
-    let is_root = output("id", &["-u"]).is_some_and(|o| o.trim() == "0");
-    if !is_root {
-        return Err("Chromium, ChromeDriver or wasm-opt is missing: run \
-             `sudo apt-get install chromium chromium-driver binaryen` (or set CHROMIUM and CHROMEDRIVER)"
-            .into());
-    }
     println!(
         "setup: installing Debian's chromium, chromium-driver and binaryen (wasm-opt) with apt-get"
     );
+    apt(&["chromium", "chromium-driver", "binaryen"]).map_err(|e| {
+        format!(
+            "{e}; or install them yourself: `sudo apt-get install chromium chromium-driver binaryen` \
+             (or set CHROMIUM and CHROMEDRIVER)"
+        )
+    })
+}
+
+/// Installs Debian `packages` with apt-get (as root; updates the package lists first).
+pub fn apt(packages: &[&str]) -> Res {
+    let is_root = output("id", &["-u"]).is_some_and(|o| o.trim() == "0");
+    if !is_root {
+        return Err(format!(
+            "{} missing and installing needs root",
+            packages.join(", ")
+        ));
+    }
     let mut update = cmd("apt-get", &["update", "-q"]);
     update.env("DEBIAN_FRONTEND", "noninteractive");
     run(update)?;
     let mut install = cmd(
         "apt-get",
-        &[
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ],
+        &["install", "-y", "-q", "--no-install-recommends"],
     );
+    install.args(packages);
     install.env("DEBIAN_FRONTEND", "noninteractive");
     run(install)
 }

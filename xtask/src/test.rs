@@ -59,6 +59,10 @@ pub fn run_all(_args: &[String]) -> Res {
         crate::fuzz::run_targets(10, crate::fuzz::TARGETS, &mut totals),
     );
     step("demo smoke (headless Chromium)", crate::demo::smoke());
+    step(
+        "bench, quick mode (proves `cargo xtask bench` works; its numbers fail nothing)",
+        crate::bench::bench(&["--quick".to_owned()]),
+    );
 
     println!();
     if failures.is_empty() {
