@@ -96,6 +96,36 @@ pub struct Args {
     #[arg(long, env = "WABA_WWW")]
     pub www: Option<PathBuf>,
 
+    /// The app secret, for exchanging signup codes (the code flow). Prefer --app-secret-file.
+    #[arg(long, env = "WABA_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<String>,
+
+    /// File holding the app secret (one line).
+    #[arg(long, env = "WABA_APP_SECRET_FILE")]
+    pub app_secret_file: Option<PathBuf>,
+
+    /// Key that encrypts business tokens at rest: 32 bytes, base64 or 64 hex digits.
+    /// Prefer --token-key-file.
+    #[arg(long, env = "WABA_TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<String>,
+
+    /// File holding the token key.
+    #[arg(long, env = "WABA_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+
+    /// SQLite database of onboarding records, sessions and the tracker (created if missing).
+    #[arg(long, env = "WABA_DATABASE", default_value = "waba-onboard.db")]
+    pub database: PathBuf,
+
+    /// Seconds a code-flow session credential works.
+    #[arg(long, env = "WABA_SESSION_TTL_SECS", default_value_t = 3600)]
+    pub session_ttl_secs: u64,
+
+    /// Seconds between passes of the newly-shared tracker over the client WABA list; 0 turns
+    /// the background passes off (POST /admin/tracker/pass still runs one).
+    #[arg(long, env = "WABA_TRACKER_INTERVAL_SECS", default_value_t = 0)]
+    pub tracker_interval_secs: u64,
+
     /// Log format: `json` (one object a line) or `text`.
     #[arg(long, env = "WABA_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -138,6 +168,49 @@ pub struct Config {
     pub www: Option<PathBuf>,
     /// JSON logs.
     pub json_logs: bool,
+    /// The database file.
+    pub database: PathBuf,
+    /// The code flow's settings, when all are given.
+    pub code_flow: Option<CodeFlowConfig>,
+    /// Between tracker passes; `None` when off.
+    pub tracker_interval: Option<Duration>,
+}
+
+/// What the code flow needs.
+#[derive(Debug, Clone)]
+pub struct CodeFlowConfig {
+    /// The partner's app.
+    pub app_id: ObjectId,
+    /// Its secret.
+    pub app_secret: Secret,
+    /// Seals business tokens.
+    pub key: crate::sealing::TokenKey,
+    /// Session credential lifetime.
+    pub session_ttl: Duration,
+}
+
+/// Parses a 32-byte key given as base64 (standard or URL-safe, padded or not) or hex.
+fn key_bytes(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let t = text.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut out = [0u8; 32];
+        for (i, pair) in t.as_bytes().chunks(2).enumerate() {
+            let hex = std::str::from_utf8(pair).ok()?;
+            out[i] = u8::from_str_radix(hex, 16).ok()?;
+        }
+        return Some(out);
+    }
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines
+        .iter()
+        .find_map(|e| e.decode(t).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
 }
 
 /// A setting that is wrong; the message names it.
@@ -301,7 +374,51 @@ impl Config {
                 ));
             }
         };
+        let app_secret = secret(
+            "--app-secret / WABA_APP_SECRET",
+            args.app_secret,
+            args.app_secret_file,
+        )?;
+        let key = secret(
+            "--token-key / WABA_TOKEN_KEY",
+            args.token_key,
+            args.token_key_file,
+        )?
+        .map(|k| {
+            key_bytes(k.expose()).map(|b| crate::sealing::TokenKey::new(&b)).ok_or_else(|| {
+                bad(
+                    "--token-key / WABA_TOKEN_KEY",
+                    "must be 32 bytes as base64 or 64 hex digits (e.g. `openssl rand -base64 32`)",
+                )
+            })
+        })
+        .transpose()?;
+        if args.session_ttl_secs == 0 {
+            return Err(bad(
+                "--session-ttl-secs / WABA_SESSION_TTL_SECS",
+                "must be above 0",
+            ));
+        }
+        let code_flow = match (app_id.clone(), app_secret, key) {
+            (Some(app_id), Some(app_secret), Some(key)) => Some(CodeFlowConfig {
+                app_id,
+                app_secret,
+                key,
+                session_ttl: Duration::from_secs(args.session_ttl_secs),
+            }),
+            (_, None, None) => None,
+            _ => {
+                return Err(bad(
+                    "--app-id, --app-secret, --token-key",
+                    "the code flow needs all three (or none of --app-secret and --token-key)",
+                ));
+            }
+        };
         Ok(Config {
+            database: args.database,
+            code_flow,
+            tracker_interval: (args.tracker_interval_secs > 0)
+                .then(|| Duration::from_secs(args.tracker_interval_secs)),
             listen: args.listen,
             graph_url: base_url("--graph-url / WABA_GRAPH_URL", &args.graph_url)?,
             graph_version: args.graph_version,
@@ -330,6 +447,7 @@ impl Config {
     pub fn secrets(&self) -> Vec<Secret> {
         let mut out = vec![self.system_user_token.clone()];
         out.extend(self.admin_token.clone());
+        out.extend(self.code_flow.as_ref().map(|c| c.app_secret.clone()));
         out
     }
 }

@@ -70,27 +70,39 @@ impl Directory {
     }
 
     async fn load_edge(&self, edge: ListEdge, ids: &mut HashSet<ObjectId>) -> Result<(), AppError> {
-        let route = match edge {
-            ListEdge::Client => GraphRoute::ClientWabas,
-            ListEdge::Owned => GraphRoute::OwnedWabas,
-        };
-        let path = format!("{}/{}", self.business, edge.as_str());
-        let mut after: Option<Cursor> = None;
-        for _ in 0..MAX_PAGES {
-            let mut query = vec![("fields", "id".to_owned()), ("limit", "100".to_owned())];
-            if let Some(c) = &after {
-                query.push(("after", c.as_str().to_owned()));
-            }
-            let body = self.upstream.get(route, &path, &query, &[]).await?;
-            let page: Page<IdOnly> = serde_json::from_slice(&body)
-                .map_err(|_| AppError::UpstreamGarbage("WABA list is not what Graph sends"))?;
-            let next = page.after_cursor().and_then(|c| Cursor::parse(&c).ok());
-            ids.extend(page.data.into_iter().map(|w| w.id));
-            match next {
-                Some(c) if after.as_ref() != Some(&c) => after = Some(c),
-                _ => return Ok(()),
-            }
-        }
+        ids.extend(list_ids(&self.upstream, &self.business, edge).await?);
         Ok(())
     }
+}
+
+/// Every WABA id on `business`'s `edge`, paging with `fields=id&limit=100` and following
+/// cursors (never Graph's links), at most [`MAX_PAGES`] pages.
+pub async fn list_ids(
+    upstream: &Upstream,
+    business: &ObjectId,
+    edge: ListEdge,
+) -> Result<Vec<ObjectId>, AppError> {
+    let route = match edge {
+        ListEdge::Client => GraphRoute::ClientWabas,
+        ListEdge::Owned => GraphRoute::OwnedWabas,
+    };
+    let path = format!("{business}/{}", edge.as_str());
+    let mut ids = Vec::new();
+    let mut after: Option<Cursor> = None;
+    for _ in 0..MAX_PAGES {
+        let mut query = vec![("fields", "id".to_owned()), ("limit", "100".to_owned())];
+        if let Some(c) = &after {
+            query.push(("after", c.as_str().to_owned()));
+        }
+        let body = upstream.get(route, &path, &query, &[]).await?;
+        let page: Page<IdOnly> = serde_json::from_slice(&body)
+            .map_err(|_| AppError::UpstreamGarbage("WABA list is not what Graph sends"))?;
+        let next = page.after_cursor().and_then(|c| Cursor::parse(&c).ok());
+        ids.extend(page.data.into_iter().map(|w| w.id));
+        match next {
+            Some(c) if after.as_ref() != Some(&c) => after = Some(c),
+            _ => return Ok(ids),
+        }
+    }
+    Ok(ids)
 }

@@ -78,6 +78,20 @@ pub enum AppError {
     /// Graph's answer was not what Graph answers.
     #[error("Meta's Graph API gave an unusable answer: {0}")]
     UpstreamGarbage(&'static str),
+    /// The code flow needs settings this proxy was not given.
+    #[error(
+        "the code flow is not configured on this proxy: it needs the app id, the app secret, a token key and a database"
+    )]
+    CodeFlowOff,
+    /// Meta refused the signup code (expired, used or invalid).
+    #[error("{0}")]
+    CodeRejected(&'static str),
+    /// The request conflicts with work in progress.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// No such record.
+    #[error("no such {0}")]
+    NoSuchRecord(&'static str),
     /// A bug; details are in the log.
     #[error("internal error")]
     Internal,
@@ -102,6 +116,10 @@ impl AppError {
             Self::UpstreamUnavailable | Self::UpstreamGarbage(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::CodeFlowOff => StatusCode::NOT_IMPLEMENTED,
+            Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::NoSuchRecord(_) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -119,6 +137,10 @@ impl AppError {
             Self::UpstreamThrottled { .. } => 80008,
             Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,
             Self::UpstreamGarbage(_) | Self::Internal => 1,
+            Self::CodeFlowOff => 3,
+            Self::CodeRejected(_) => 100,
+            Self::Conflict(_) => 2,
+            Self::NoSuchRecord(_) => 100,
             Self::Graph { error, .. } => error.code,
         }
     }

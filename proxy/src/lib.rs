@@ -4,7 +4,9 @@
 //! client and owned WABA lists) and decides per caller what it may see. [`app`] builds the
 //! router so tests can call it directly; `main.rs` only reads the configuration and serves.
 
+pub mod admin_routes;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -14,13 +16,18 @@ pub mod ops;
 pub mod paging;
 pub mod resilience;
 pub mod scrub;
+pub mod sealing;
+pub mod session;
+pub mod signup_routes;
+pub mod store;
 pub mod tokens;
+pub mod tracker;
 pub mod upstream;
 
 use auth::{AdminToken, Authenticator, Authenticators, SignupToken};
 use axum::Router;
 use axum::http::{HeaderMap, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use config::Config;
 use error::AppError;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -53,11 +60,39 @@ pub struct AppState {
     pub readiness: ops::Readiness,
     /// `/metrics` rendering.
     pub metrics: PrometheusHandle,
+    /// Onboarding records, sessions and the tracker's state.
+    pub store: Arc<dyn store::Store>,
+    /// The newly-shared tracker.
+    pub tracker: Arc<tracker::Tracker>,
+    /// The code flow, when configured.
+    pub code_flow: Option<config::CodeFlowConfig>,
+}
+
+/// Why the proxy cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database cannot be opened or migrated.
+    #[error("database {path}: {source}")]
+    Store {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: store::StoreError,
+    },
+    /// The HTTP client cannot be built.
+    #[error("{0}")]
+    Client(AppError),
 }
 
 impl AppState {
     /// State for `config`.
-    pub fn new(config: Config) -> Result<Arc<Self>, AppError> {
+    pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        let store: Arc<dyn store::Store> = Arc::new(
+            store::SqliteStore::open(&config.database).map_err(|source| StartError::Store {
+                path: config.database.display().to_string(),
+                source,
+            })?,
+        );
         let scrubber = Arc::new(Scrubber::new(config.secrets()));
         let upstream = upstream::Upstream::new(
             &config.graph_url,
@@ -67,7 +102,8 @@ impl AppState {
             config.request_timeout,
             config.cache_ttl,
             scrubber.clone(),
-        )?;
+        )
+        .map_err(StartError::Client)?;
         let tokens = Arc::new(tokens::TokenInspector::new(
             upstream.clone(),
             config.app_id.clone(),
@@ -77,6 +113,7 @@ impl AppState {
         if let Some(admin) = &config.admin_token {
             authenticators.push(Box::new(AdminToken(admin.clone())));
         }
+        authenticators.push(Box::new(session::SessionCredential(store.clone())));
         authenticators.push(Box::new(SignupToken(tokens.clone())));
         let per_minute = NonZeroU32::new(config.debug_token_per_minute).unwrap_or(NonZeroU32::MIN);
         Ok(Arc::new(Self {
@@ -87,10 +124,17 @@ impl AppState {
             debug_token_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             auth: Authenticators::new(authenticators),
             tokens,
-            upstream,
+            upstream: upstream.clone(),
             scrubber,
             readiness: ops::Readiness::default(),
             metrics: metrics_handle(),
+            tracker: Arc::new(tracker::Tracker::new(
+                store.clone(),
+                upstream.clone(),
+                config.business_id.clone(),
+            )),
+            store,
+            code_flow: config.code_flow.clone(),
             config,
         }))
     }
@@ -150,7 +194,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/graph/{*path}", axum::routing::any(graph_routes::graph));
+        .route("/graph/{*path}", axum::routing::any(graph_routes::graph))
+        .route("/signup/exchange", post(signup_routes::exchange))
+        .route("/signup/events", post(signup_routes::report))
+        .route("/admin/onboardings", get(admin_routes::onboardings))
+        .route("/admin/onboardings/{id}", get(admin_routes::onboarding))
+        .route("/admin/follow-ups", get(admin_routes::follow_ups))
+        .route("/admin/tracker/events", get(admin_routes::share_events))
+        .route("/admin/tracker/pass", post(admin_routes::tracker_pass));
     router = match &state.config.www {
         Some(dir) => router.fallback_service(
             ServeDir::new(dir)
@@ -186,6 +237,20 @@ pub fn spawn_housekeeping(state: &Arc<AppState>) {
             tick.tick().await;
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+    });
+    // Codes live 30 s at Meta; their hashes are kept an hour to name reuse clearly.
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let before = clock::now() - 3600;
+            let pruned = tokio::task::spawn_blocking(move || store.prune_codes(before)).await;
+            if let Ok(Err(e)) = pruned {
+                tracing::warn!(error = %e, "could not prune used codes");
+            }
         }
     });
 }

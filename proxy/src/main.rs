@@ -47,6 +47,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = AppState::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_housekeeping(&state);
+    if let Some(every) = state.config.tracker_interval {
+        waba_proxy::tracker::spawn(state.tracker.clone(), every);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

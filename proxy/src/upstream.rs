@@ -30,6 +30,8 @@ pub enum GraphRoute {
     ClientWabas,
     /// `owned_whatsapp_business_accounts`.
     OwnedWabas,
+    /// `oauth/access_token` (the code exchange).
+    OauthAccessToken,
 }
 
 impl GraphRoute {
@@ -41,6 +43,7 @@ impl GraphRoute {
             Self::PhoneNumbers => "phone_numbers",
             Self::ClientWabas => "client_wabas",
             Self::OwnedWabas => "owned_wabas",
+            Self::OauthAccessToken => "oauth_access_token",
         }
     }
 }
@@ -224,19 +227,53 @@ impl Upstream {
         }
     }
 
+    /// One `GET {base}/{path}?{query}` without the System User's token and without retries:
+    /// for calls that must not run twice (a signup code works once). `extra_secrets` (the
+    /// code, the app secret) are scrubbed from errors.
+    pub async fn get_once(
+        &self,
+        route: GraphRoute,
+        path: &str,
+        query: &[(&str, String)],
+        extra_secrets: &[&str],
+    ) -> Result<Bytes, AppError> {
+        if let Some(secs) = self.gate.blocked_for(route, path) {
+            return Err(AppError::UpstreamThrottled { retry_after: secs });
+        }
+        let url = format!("{}/{path}?{}", self.base, encode(query));
+        let started = Instant::now();
+        let result = self.fetch_with(&url, extra_secrets, false).await;
+        metrics::histogram!("waba_upstream_seconds", "route" => route.name())
+            .record(started.elapsed().as_secs_f64());
+        result.map_err(|f| {
+            if let Some(secs) = f.regain_secs {
+                self.gate.close(route, path, secs);
+            }
+            f.error
+        })
+    }
+
     async fn fetch(&self, url: &str, extra_secrets: &[&str]) -> Result<Bytes, Failure> {
+        self.fetch_with(url, extra_secrets, true).await
+    }
+
+    async fn fetch_with(
+        &self,
+        url: &str,
+        extra_secrets: &[&str],
+        system_user: bool,
+    ) -> Result<Bytes, Failure> {
         let transport = |e: reqwest::Error| Failure {
             error: transport_error(e),
             status: None,
             regain_secs: None,
             app_blocked: false,
         };
-        let send = self
-            .client
-            .get(url)
-            .header(AUTHORIZATION, self.auth.clone())
-            .timeout(self.timeout)
-            .send();
+        let mut req = self.client.get(url).timeout(self.timeout);
+        if system_user {
+            req = req.header(AUTHORIZATION, self.auth.clone());
+        }
+        let send = req.send();
         let mut res = send.await.map_err(transport)?;
         let status = res.status();
         let headers = res.headers().clone();

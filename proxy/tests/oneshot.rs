@@ -11,6 +11,7 @@ use waba_proxy::config::{Args, Config};
 use waba_proxy::{AppState, app};
 
 fn router() -> axum::Router {
+    let db = tests::harness::temp_database().display().to_string();
     let args = Args::try_parse_from([
         "waba-proxy",
         "--graph-url",
@@ -21,6 +22,8 @@ fn router() -> axum::Router {
         "805021500648488",
         "--admin-token",
         "admin-oneshot",
+        "--database",
+        &db,
     ])
     .unwrap();
     app(AppState::new(Config::from_args(args).unwrap()).unwrap())

@@ -121,14 +121,29 @@ pub fn start_sim(bin: &Path, scenario: &Path, extra: &[&str]) -> std::io::Result
 
 /// Starts `waba-proxy` (the binary at `bin`) on a free loopback port in front of `graph_url`,
 /// with `args` added (for example `--system-user-token`, `--business-id`).
+/// Without `--database` in `args`, the proxy gets a new database file in the temp folder.
 pub fn start_proxy(bin: &Path, graph_url: &str, args: &[&str]) -> std::io::Result<Running> {
     let mut cmd = Command::new(bin);
     cmd.arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--graph-url")
         .arg(graph_url);
+    if !args.contains(&"--database") {
+        cmd.arg("--database").arg(temp_database());
+    }
     cmd.args(args);
     Running::start(cmd, "waba-proxy listening on ", Duration::from_secs(20))
+}
+
+/// A path for a new database file in the temp folder (removed first if it exists).
+pub fn temp_database() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("waba-proxy-{}-{n}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
 }
 
 /// Where cargo puts this workspace's binaries for the running profile.

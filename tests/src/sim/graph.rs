@@ -443,9 +443,15 @@ impl<'a> Ctx<'a> {
             .business(business_id)
             .ok_or_else(|| GraphFailure::unsupported_get(business_id))?;
         let (edge, all) = if route == Route::ClientWabas {
-            ("client_whatsapp_business_accounts", &business.client_wabas)
+            (
+                "client_whatsapp_business_accounts",
+                self.sim.client_wabas(business_id, &business.client_wabas),
+            )
         } else {
-            ("owned_whatsapp_business_accounts", &business.owned_wabas)
+            (
+                "owned_whatsapp_business_accounts",
+                business.owned_wabas.clone(),
+            )
         };
         let fields = parse_fields(self.query.get("fields"), WABA_DEFAULT)?;
         let filter = match self.query.get("filtering") {

@@ -29,6 +29,8 @@ struct Dynamic {
     latency: Duration,
     serial: u64,
     auto_flow: Option<String>,
+    /// Client-list changes since start, per business: WABAs added, WABAs removed.
+    shares: HashMap<String, (Vec<String>, Vec<String>)>,
 }
 
 /// An authorization code minted for a business token.
@@ -114,6 +116,41 @@ impl SimState {
     /// The active faults.
     pub fn faults(&self) -> Vec<Fault> {
         self.lock().faults.list().to_vec()
+    }
+
+    /// Shares `waba_id` with `business_id` now: it joins the client list (first, as the
+    /// latest share). The WABA keeps its creation time, however old.
+    pub fn share(&self, business_id: &str, waba_id: &str) {
+        let mut d = self.lock();
+        let (added, removed) = d.shares.entry(business_id.to_owned()).or_default();
+        removed.retain(|w| w != waba_id);
+        if !added.iter().any(|w| w == waba_id) {
+            added.insert(0, waba_id.to_owned());
+        }
+    }
+
+    /// Stops sharing `waba_id` with `business_id`: it leaves the client list.
+    pub fn unshare(&self, business_id: &str, waba_id: &str) {
+        let mut d = self.lock();
+        let (added, removed) = d.shares.entry(business_id.to_owned()).or_default();
+        added.retain(|w| w != waba_id);
+        if !removed.iter().any(|w| w == waba_id) {
+            removed.push(waba_id.to_owned());
+        }
+    }
+
+    /// `business_id`'s client list now: the scenario's, with run-time shares applied.
+    pub fn client_wabas(&self, business_id: &str, scenario: &[String]) -> Vec<String> {
+        let d = self.lock();
+        let Some((added, removed)) = d.shares.get(business_id) else {
+            return scenario.to_vec();
+        };
+        added
+            .iter()
+            .chain(scenario.iter().filter(|w| !added.contains(w)))
+            .filter(|w| !removed.contains(w))
+            .cloned()
+            .collect()
     }
 
     /// Sets the latency added to every Graph call.

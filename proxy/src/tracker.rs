@@ -1,0 +1,97 @@
+//! The newly-shared tracker: pages through the whole client WABA list, diffs it against the
+//! stored set and records `shared` and `unshared` events.
+//!
+//! A whole-set diff, not a creation-time watermark: a WABA created years ago can be shared
+//! today. One pass at a time (a second asks to wait); passes go through the same Graph client
+//! as everything else, so the throttle gate and the retry budget apply.
+
+use crate::directory::list_ids;
+use crate::error::AppError;
+use crate::store::{Diff, Store};
+use crate::upstream::Upstream;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use waba_graph::ObjectId;
+use waba_graph::input::ListEdge;
+
+/// Why a pass did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// Another pass is running.
+    #[error("a tracker pass is already running")]
+    Busy,
+    /// Graph failed or refused (throttled, down).
+    #[error("{0}")]
+    Graph(#[from] AppError),
+    /// The database failed.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The tracker of one partner business.
+pub struct Tracker {
+    store: Arc<dyn Store>,
+    upstream: Upstream,
+    business: ObjectId,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Tracker {
+    /// A tracker of `business`'s client list.
+    pub fn new(store: Arc<dyn Store>, upstream: Upstream, business: ObjectId) -> Self {
+        Self {
+            store,
+            upstream,
+            business,
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// One pass: the whole list, then the diff stored in one transaction.
+    pub async fn pass(&self) -> Result<Diff, TrackerError> {
+        let _running = self.running.try_lock().map_err(|_| TrackerError::Busy)?;
+        let ids = list_ids(&self.upstream, &self.business, ListEdge::Client).await?;
+        let set: BTreeSet<String> = ids.into_iter().map(|id| id.to_string()).collect();
+        let store = self.store.clone();
+        let now = crate::clock::now();
+        let diff = tokio::task::spawn_blocking(move || store.apply_share_set(&set, now))
+            .await
+            .map_err(|_| AppError::Internal)??;
+        metrics::counter!("waba_tracker_passes_total").increment(1);
+        metrics::counter!("waba_tracker_events_total", "kind" => "shared")
+            .increment(diff.shared.len() as u64);
+        metrics::counter!("waba_tracker_events_total", "kind" => "unshared")
+            .increment(diff.unshared.len() as u64);
+        Ok(diff)
+    }
+}
+
+/// Runs a pass every `every`, the first at once. Failures are logged and retried next time.
+pub fn spawn(tracker: Arc<Tracker>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match tracker.pass().await {
+                Ok(d) if d.baseline => tracker_log_baseline(),
+                Ok(d) => tracing::info!(
+                    shared = d.shared.len(),
+                    unshared = d.unshared.len(),
+                    "tracker pass done"
+                ),
+                Err(TrackerError::Busy) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "tracker pass failed; retrying at the next interval")
+                }
+            }
+        }
+    });
+}
+
+fn tracker_log_baseline() {
+    tracing::info!(
+        "tracker: first pass recorded the shared WABAs; changes are reported from now on"
+    );
+}

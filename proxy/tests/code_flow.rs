@@ -1,0 +1,402 @@
+//! The code flow, onboarding records and the newly-shared tracker, against a real proxy
+//! process with a real SQLite file and graph-sim.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tests::harness::temp_database;
+
+const APP_ID: &str = "670843887433847";
+const INCOMPLETE: &str = "EAASimBusinessTokenIncomplete0000000000000000002";
+/// 32 bytes, base64.
+const KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+
+fn code_flow_args(db: &str) -> Vec<String> {
+    [
+        "--app-id",
+        APP_ID,
+        "--app-secret",
+        DEMO_APP_SECRET,
+        "--token-key",
+        KEY,
+        "--database",
+        db,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn code_stack(db: &str) -> Stack {
+    let args = code_flow_args(db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    stack(world("demo"), &args)
+}
+
+fn finish_event() -> Value {
+    json!({"type": "WA_EMBEDDED_SIGNUP", "event": "FINISH", "version": "3",
+           "data": {"waba_id": "102289599326934", "phone_number_id": "110200000000001",
+                    "business_id": "2729063490586005"}})
+}
+
+async fn post(url: &str, token: Option<&str>, body: Value) -> Answer {
+    let mut req = client().post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    send(req).await
+}
+
+#[tokio::test]
+async fn a_code_becomes_a_session_for_exactly_the_granted_wabas() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let code = s.sim.state.mint_code(FINISH);
+    let a = post(
+        &s.url("/signup/exchange"),
+        None,
+        json!({"code": code, "event": finish_event()}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let body = a.json();
+    let session = body["session"].as_str().unwrap().to_owned();
+    assert!(session.starts_with("wos_") && session.len() > 40);
+    assert!(
+        !a.text.contains(FINISH),
+        "the business token stays in the proxy"
+    );
+    assert_eq!(body["wabas"], json!(["102289599326934", "101569239400667"]));
+    // 1 exchange + 1 debug_token + one read per granted WABA (the status check, shared with
+    // the page's own reads for the cache lifetime).
+    assert_eq!(
+        (
+            s.sim.calls("oauth_access_token"),
+            s.sim.calls("debug_token"),
+            s.sim.calls("waba")
+        ),
+        (1, 1, 2)
+    );
+    // The page asks for the same fields as the status check.
+    let fields = encode(waba_graph::status::STATUS_FIELDS);
+    let mine = get(
+        &s.url(&format!("/graph/102289599326934?fields={fields}")),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
+    assert_eq!(s.sim.calls("waba"), 2, "answered from the shared read");
+    assert_eq!(
+        s.sim.calls("debug_token"),
+        1,
+        "a session needs no debug_token"
+    );
+
+    // Another onboarding's session cannot read the first one's WABAs, nor the reverse.
+    let other_code = s.sim.state.mint_code(BIG_ID);
+    let b = post(
+        &s.url("/signup/exchange"),
+        None,
+        json!({"code": other_code}),
+    )
+    .await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text);
+    let other = b.json()["session"].as_str().unwrap().to_owned();
+    let denied = get(&s.url("/graph/102289599326934?fields=id"), Some(&other)).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let denied = get(&s.url("/graph/9007199254740993?fields=id"), Some(&session)).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    // Session credentials are not admin credentials, and forged ones are refused.
+    let list = s.url(&format!(
+        "/graph/{PARTNER}/client_whatsapp_business_accounts"
+    ));
+    assert_eq!(
+        get(&list, Some(&session)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let forged = get(
+        &s.url("/graph/102289599326934?fields=id"),
+        Some("wos_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert!(forged.error().message.contains("sign up again"));
+}
+
+#[tokio::test]
+async fn reused_and_expired_codes_say_click_again_and_are_recorded() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let code = s.sim.state.mint_code(FINISH);
+    let url = s.url("/signup/exchange");
+    assert_eq!(
+        post(&url, None, json!({"code": code})).await.status,
+        StatusCode::OK
+    );
+    let again = post(&url, None, json!({"code": code})).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(
+        again
+            .error()
+            .message
+            .contains("click the signup button again"),
+        "{}",
+        again.text
+    );
+    assert_eq!(
+        s.sim.calls("oauth_access_token"),
+        1,
+        "a reused code costs no Graph call"
+    );
+    // A code Meta no longer accepts (here: one it never issued).
+    let unknown = post(&url, None, json!({"code": "AQDneverIssuedCode123"})).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(
+        unknown
+            .error()
+            .message
+            .contains("click the signup button again")
+    );
+    assert!(!unknown.text.contains(DEMO_APP_SECRET));
+    // Bad input: nothing recorded, no Graph call.
+    let calls = s.sim.total_calls();
+    for body in [
+        json!({}),
+        json!({"code": ""}),
+        json!({"code": "has spaces in it"}),
+        json!({"code": "x", "extra": 1}),
+    ] {
+        let a = post(&url, None, body.clone()).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.text);
+    }
+    assert_eq!(s.sim.total_calls(), calls);
+    let records = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(records.status, StatusCode::OK, "{}", records.text);
+    let outcomes: Vec<Value> = records.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, [json!("code_rejected"), json!("finished")]);
+}
+
+#[tokio::test]
+async fn the_business_token_is_sealed_on_disk_and_only_the_admin_reads_it() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let code = s.sim.state.mint_code(FINISH);
+    let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let id = a.json()["onboarding_id"].as_i64().unwrap();
+    let session = a.json()["session"].as_str().unwrap().to_owned();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", db.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            for secret in [FINISH, session.as_str(), DEMO_APP_SECRET] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{path} holds a secret in clear"
+                );
+            }
+        }
+    }
+    let url = s.url(&format!("/admin/onboardings/{id}"));
+    let admin = get(&url, Some(ADMIN)).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.text);
+    assert_eq!(admin.json()["business_token"], FINISH);
+    assert_eq!(
+        admin.json()["wabas"],
+        json!(["102289599326934", "101569239400667"])
+    );
+    assert_eq!(get(&url, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&url, Some(&session)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(get(&url, Some(FINISH)).await.status, StatusCode::FORBIDDEN);
+    for route in [
+        "/admin/onboardings",
+        "/admin/follow-ups",
+        "/admin/tracker/events",
+    ] {
+        assert_eq!(
+            get(&s.url(route), Some(&session)).await.status,
+            StatusCode::FORBIDDEN,
+            "{route}"
+        );
+    }
+    let list = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert!(!list.text.contains(FINISH), "the list never carries tokens");
+    assert_eq!(
+        get(&s.url("/admin/onboardings/999"), Some(ADMIN))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn kill_9_then_restart_keeps_every_answered_record_and_session() {
+    let db = temp_database();
+    let dbs = db.display().to_string();
+    let mut s = code_stack(&dbs);
+    let code = s.sim.state.mint_code(FINISH);
+    let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let session = a.json()["session"].as_str().unwrap().to_owned();
+    let report = post(
+        &s.url("/signup/events"),
+        None,
+        json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                         "data": {"current_step": "PHONE_NUMBER_VERIFICATION"}}}),
+    )
+    .await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &s.proxy.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    s.proxy.stop();
+    let args = code_flow_args(&dbs);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(&[
+        "--system-user-token",
+        DEMO_SYSTEM,
+        "--business-id",
+        PARTNER,
+        "--admin-token",
+        ADMIN,
+    ]);
+    let proxy =
+        tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), &s.sim.url, &args)
+            .unwrap();
+    let url = |p: &str| format!("{}{p}", proxy.url);
+    let records = get(&url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(records.json()["data"].as_array().unwrap().len(), 2);
+    let read = get(&url("/graph/102289599326934?fields=id"), Some(&session)).await;
+    assert_eq!(
+        read.status,
+        StatusCode::OK,
+        "the session survived: {}",
+        read.text
+    );
+}
+
+#[tokio::test]
+async fn reports_become_records_with_follow_ups() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let url = s.url("/signup/events");
+    // Left at phone verification after sharing: the WABA's phone is not verified.
+    let a = post(
+        &url,
+        Some(INCOMPLETE),
+        json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                         "data": {"current_step": "PHONE_NUMBER_VERIFICATION"}}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["follow_ups"][0]["waba_id"], "104996122399160");
+    // A reported error with nothing shared, no credential: recorded from the event alone.
+    let calls = s.sim.total_calls();
+    let b = post(
+        &url,
+        None,
+        json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                         "data": {"error_message": "Your verification code is incorrect.",
+                                  "error_id": "524126", "session_id": "f34b51dab5e0498"}}}),
+    )
+    .await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text);
+    assert_eq!(
+        s.sim.total_calls(),
+        calls,
+        "no Graph call without a credential"
+    );
+    assert_eq!(b.json()["follow_ups"][0]["reason"], "reported_error");
+    // A finished signup with a ready phone leaves nothing to do.
+    let c = post(&url, Some(FINISH), json!({"event": finish_event()})).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    let f = get(&s.url("/admin/follow-ups"), Some(ADMIN)).await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.text);
+    let data = f.json()["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 2, "{}", f.text);
+    assert_eq!(data[0]["outcome"], "error");
+    assert_eq!(data[0]["error_id"], "524126");
+    assert_eq!(data[1]["current_step"], "PHONE_NUMBER_VERIFICATION");
+    let reason = data[1]["follow_ups"][0]["reason"].as_str().unwrap();
+    assert!(
+        ["certificate_not_ready", "left_at_step"].contains(&reason),
+        "{reason}"
+    );
+    assert!(
+        !data[1]["follow_ups"][0]["action"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    // Garbage is refused and not recorded.
+    let bad = post(&url, None, json!({"event": {"type": "SOMETHING_ELSE"}})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let all = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(all.json()["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_tracker_finds_an_old_waba_shared_today_and_one_unshared() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let pass = s.url("/admin/tracker/pass");
+    let first = post(&pass, Some(ADMIN), json!({})).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.json()["baseline"], true);
+    // Between two passes: an owned WABA created long ago is shared, another unshared.
+    s.sim.state.share(PARTNER, "1906385232743451");
+    s.sim.state.unshare(PARTNER, "106540352242922");
+    let second = post(&pass, Some(ADMIN), json!({})).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    assert_eq!(second.json()["shared"], json!(["1906385232743451"]));
+    assert_eq!(second.json()["unshared"], json!(["106540352242922"]));
+    let events = get(&s.url("/admin/tracker/events?after=0"), Some(ADMIN)).await;
+    let data = events.json()["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["kind"], "shared");
+    assert_eq!(data[1]["kind"], "unshared");
+    let after = events.json()["next_after"].as_i64().unwrap();
+    let none = get(
+        &s.url(&format!("/admin/tracker/events?after={after}")),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(none.json()["data"], json!([]));
+    // Nothing changed: no new events.
+    let third = post(&pass, Some(ADMIN), json!({})).await;
+    assert_eq!(third.json()["shared"], json!([]));
+    assert_eq!(third.json()["unshared"], json!([]));
+    // Not for non-admins.
+    assert_eq!(
+        post(&pass, Some(FINISH), json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Throttled by Meta: the pass fails with 429 and the gate stops the next one at once.
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({"route": "client_wabas", "times": 1,
+            "action": {"kind": "throttle", "code": 80008, "minutes": 5}}))
+        .unwrap(),
+    ]);
+    let throttled = post(&pass, Some(ADMIN), json!({})).await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
+    );
+    let before = s.sim.calls("client_wabas");
+    let gated = post(&pass, Some(ADMIN), json!({})).await;
+    assert_eq!(gated.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(s.sim.calls("client_wabas"), before, "the gate held");
+}
