@@ -45,6 +45,12 @@ const DEMO_SYSTEM_USER_TOKEN: &str = "EAASimSystemUserTokenDemo00000000000000000
 const DEMO_BUSINESS_ID: &str = "805021500648488";
 /// The admin token the demo proxy accepts (for the partner console).
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
+/// The simulator's app (`tests/scenarios/demo.json`).
+const DEMO_APP_ID: &str = "670843887433847";
+/// The simulator app's secret.
+const DEMO_APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
+/// A token key for the demo only (32 bytes, base64): never use a published key for real.
+const DEMO_TOKEN_KEY: &str = "ZGVtby1vbmx5LXRva2VuLWtleS0zMi1ieXRlcyEhISE=";
 
 /// Ports of a running demo.
 #[derive(Clone, Copy)]
@@ -107,6 +113,16 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN)
         .args(proxy_args);
     proxy.arg("--www").arg(&site);
+    // Records, sessions and the tracker persist across demo runs in target/demo/. The code
+    // flow uses the simulator's app and a demo-only token key; the tracker looks every minute.
+    let data = crate::project_root().join("target/demo");
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    proxy
+        .arg("--database")
+        .arg(data.join("waba-onboard.db"))
+        .args(["--app-id", DEMO_APP_ID, "--tracker-interval-secs", "60"])
+        .env("WABA_APP_SECRET", DEMO_APP_SECRET)
+        .env("WABA_TOKEN_KEY", DEMO_TOKEN_KEY);
     let mut proxy = proxy
         .spawn()
         .map_err(|e| format!("cannot start waba-proxy: {e}"))?;
