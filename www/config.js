@@ -8,6 +8,9 @@ window.WABA_SIGNUP = {
   configId: "YOUR_CONFIG_ID",
   // The partner's business id (the console lists its client and owned WABAs).
   businessId: "YOUR_BUSINESS_ID",
+  // "code" (Meta's current flow: the proxy exchanges the code and keeps the business token;
+  // needs the proxy's --app-id, --app-secret and --token-key) or "token".
+  responseType: "code",
   // Leave these out in production: Meta's SDK is the default, and only https://*.facebook.com
   // may post signup messages. The demo and tests point them at the simulator.
   // sdkUrl: "https://connect.facebook.net/en_US/sdk.js",

@@ -184,11 +184,99 @@ function signOut() {
   $("admin-token").focus();
 }
 
+// Onboarding activity: the proxy's records that need follow-up, and WABAs the tracker found
+// newly shared (or no longer shared). Events newer than the last visit are highlighted.
+const SEEN_KEY = "waba-shares-seen";
+let adminToken = null;
+
+async function admin(path, method = "GET") {
+  const res = await fetch(config.proxyUrl.replace(/\/$/, "") + path, {
+    method,
+    headers: { Authorization: "Bearer " + adminToken },
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error((body.error && body.error.message) || `HTTP ${res.status}`);
+  return body;
+}
+
+function when(unix) {
+  return new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+}
+
+async function loadActivity() {
+  try {
+    const f = await admin("/admin/follow-ups?limit=50");
+    const list = $("follow-ups");
+    list.replaceChildren();
+    $("follow-up-count").textContent = String(f.data.length);
+    for (const r of f.data) {
+      for (const item of r.follow_ups) {
+        const li = document.createElement("li");
+        li.dataset.reason = item.reason;
+        li.dataset.onboardingId = String(r.id);
+        const what = document.createElement("span");
+        what.textContent = `${item.waba_id ? "WABA " + item.waba_id + ": " : ""}${item.message}`;
+        const action = document.createElement("span");
+        action.className = "action";
+        action.textContent = `${item.action} (${when(r.created_at)})`;
+        li.append(what, action);
+        list.append(li);
+      }
+    }
+    if (!f.data.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing to follow up." }));
+  } catch (e) {
+    $("follow-up-count").textContent = e.message;
+  }
+  await loadShares();
+}
+
+async function loadShares() {
+  try {
+    const seen = Number(localStorage.getItem(SEEN_KEY) || 0);
+    const events = [];
+    let after = 0;
+    for (;;) {
+      const page = await admin(`/admin/tracker/events?after=${after}&limit=500`);
+      events.push(...page.data);
+      if (page.data.length < 500) break;
+      after = page.next_after;
+    }
+    const list = $("shares");
+    list.replaceChildren();
+    for (const e of events.slice().reverse().slice(0, 100)) {
+      const li = document.createElement("li");
+      li.className = e.seq > seen ? "is-new" : "";
+      li.dataset.kind = e.kind;
+      li.dataset.wabaId = e.waba_id;
+      li.textContent = `${e.kind === "shared" ? "Shared" : "No longer shared"}: WABA ${e.waba_id} · ${when(e.detected_at)}`;
+      list.append(li);
+    }
+    const fresh = events.filter((e) => e.seq > seen).length;
+    $("shares-line").textContent = events.length ? `${fresh} new since your last visit` : "No changes seen yet.";
+    if (events.length) localStorage.setItem(SEEN_KEY, String(events[events.length - 1].seq));
+  } catch (e) {
+    $("shares-line").textContent = e.message;
+  }
+}
+
+async function checkShares() {
+  $("shares-line").textContent = "Checking the client list…";
+  try {
+    const pass = await admin("/admin/tracker/pass", "POST");
+    await loadShares();
+    if (pass.baseline) $("shares-line").textContent = "Recorded the current accounts; changes show from now on.";
+  } catch (e) {
+    $("shares-line").textContent = e.message;
+  }
+}
+
 function start(token) {
+  adminToken = token;
   client = new WabaClient({ proxyUrl: config.proxyUrl, credential: token, timeoutMs: 20000 });
   $("signin").hidden = true;
   $("workspace").hidden = false;
   reload();
+  loadActivity();
 }
 
 async function main() {
@@ -203,6 +291,7 @@ async function main() {
     start(token);
   });
   $("signout").addEventListener("click", signOut);
+  $("check-shares").addEventListener("click", checkShares);
   for (const tab of document.querySelectorAll("[role=tab]")) {
     tab.addEventListener("click", () => {
       state.edge = tab.dataset.edge;

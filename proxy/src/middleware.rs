@@ -106,7 +106,7 @@ pub fn apply(router: Router, config: &Config) -> Router {
         router = router.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET])
+                .allow_methods([Method::GET, Method::POST])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                 .expose_headers([header::RETRY_AFTER, REQUEST_ID.clone()])
                 .max_age(Duration::from_secs(600)),

@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use waba_graph::signup::{Abandoned, RawSessionMessage, SessionEvent, SessionMessage};
+use waba_graph::id::RawId;
+use waba_graph::signup::{
+    Abandoned, RawSessionData, RawSessionMessage, SessionEvent, SessionMessage,
+};
 use waba_graph::status::{AccountStatus, STATUS_FIELDS, step_guidance};
 use waba_graph::{Secret, Waba, WabaScope};
 
@@ -39,6 +42,51 @@ pub struct ExchangeBody {
     /// The `WA_EMBEDDED_SIGNUP` message the page received, when it did.
     #[serde(default)]
     pub event: Option<RawSessionMessage>,
+    /// Or the npm package's `SignupResult` (what `onboard` sends).
+    #[serde(default)]
+    pub result: Option<PageResult>,
+}
+
+/// The session event fields of the npm package's `SignupResult` (other fields ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PageResult {
+    /// `FINISH`, `CANCEL`, ...
+    pub event: Option<String>,
+    /// The session message's WABA.
+    pub waba_id: Option<RawId>,
+    /// Its phone number.
+    pub phone_number_id: Option<RawId>,
+    /// Its business.
+    pub business_id: Option<RawId>,
+    /// The step the business left at.
+    pub current_step: Option<String>,
+    /// The error it reported.
+    pub error_message: Option<String>,
+    /// Meta's error id.
+    pub error_id: Option<RawId>,
+    /// Meta's session id.
+    pub session_id: Option<RawId>,
+}
+
+impl PageResult {
+    /// The session message it stands for; `None` without an event.
+    fn into_message(self) -> Option<RawSessionMessage> {
+        Some(RawSessionMessage {
+            message_type: Some("WA_EMBEDDED_SIGNUP".into()),
+            event: Some(self.event?),
+            data: Some(RawSessionData {
+                phone_number_id: self.phone_number_id,
+                waba_id: self.waba_id,
+                business_id: self.business_id,
+                current_step: self.current_step,
+                error_message: self.error_message,
+                error_id: self.error_id,
+                session_id: self.session_id,
+            }),
+            version: None,
+        })
+    }
 }
 
 /// Answer of `POST /signup/exchange`.
@@ -349,7 +397,7 @@ pub async fn exchange(
             body.map_err(|_| AppError::BadRequest("the body must be JSON: {\"code\": ..., \"event\": {...}}"))?;
         let flow = st.code_flow.as_ref().ok_or(AppError::CodeFlowOff)?;
         check_code(&body.code)?;
-        let event = typed_event(body.event)?;
+        let event = typed_event(body.event.or_else(|| body.result.and_then(PageResult::into_message)))?;
         rate_limit(&st, &peer)?;
         let code_hash = digest(&body.code);
         let store = st.store.clone();

@@ -289,3 +289,98 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
+
+#[tokio::test]
+async fn follow_ups_and_newly_shared_accounts_show_and_new_ones_are_highlighted() {
+    let sim = SimServer::start(&scenario("demo")).unwrap();
+    let site = site(&sim.url).unwrap();
+    let www = site.to_string_lossy().into_owned();
+    let proxy = start_proxy(
+        &target_bin("waba-proxy"),
+        &sim.url,
+        &[
+            "--system-user-token",
+            "EAASimSystemUserTokenDemo0000000000000000000000001",
+            "--business-id",
+            "805021500648488",
+            "--admin-token",
+            ADMIN,
+            "--www",
+            &www,
+        ],
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    // A business left at phone verification, reported by its signup page.
+    let report = http
+        .post(format!("{}/signup/events", proxy.url))
+        .json(
+            &json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                                "data": {"current_step": "PHONE_NUMBER_VERIFICATION"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(report.status(), 200);
+    // The tracker's first pass records the set; then an old WABA is shared.
+    let pass = http
+        .post(format!("{}/admin/tracker/pass", proxy.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pass.status(), 200);
+    sim.state.share("805021500648488", "1906385232743451");
+
+    let b = Browser::start(Some((1280, 900))).await.unwrap();
+    b.goto(&format!("{}/console.html", proxy.url))
+        .await
+        .unwrap();
+    b.wait_for("#admin-token", WAIT)
+        .await
+        .unwrap()
+        .send_keys(ADMIN)
+        .await
+        .unwrap();
+    b.wait_for("#signin button", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &b,
+        "return document.querySelector('#follow-ups li[data-reason]') !== null",
+        WAIT,
+    )
+    .await;
+    let text = js(
+        &b,
+        "return document.getElementById('follow-ups').textContent",
+    )
+    .await;
+    assert!(
+        text.as_str().unwrap().contains("PHONE_NUMBER_VERIFICATION"),
+        "{text}"
+    );
+    b.wait_for("#check-shares", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &b,
+        "return document.querySelector('#shares li.is-new[data-kind=\"shared\"]') !== null",
+        WAIT,
+    )
+    .await;
+    let id = js(
+        &b,
+        "return document.querySelector('#shares li.is-new').dataset.wabaId",
+    )
+    .await;
+    assert_eq!(id, json!("1906385232743451"));
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}

@@ -23,24 +23,44 @@ struct Stack {
     site: PathBuf,
 }
 
+const ADMIN: &str = "e2e-admin-token-3b9f";
+
 impl Stack {
     async fn start() -> Stack {
+        Self::start_flow(false).await
+    }
+
+    /// With `code`, the page runs the code flow and the proxy exchanges codes.
+    async fn start_flow(code: bool) -> Stack {
         let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
         let site = site(&sim.url).expect("site");
         let www = site.to_string_lossy().into_owned();
-        let proxy = start_proxy(
-            &target_bin("waba-proxy"),
-            &sim.url,
-            &[
-                "--system-user-token",
-                "EAASimSystemUserTokenDemo0000000000000000000000001",
-                "--business-id",
-                "805021500648488",
-                "--www",
-                &www,
-            ],
-        )
-        .expect("waba-proxy (build it with `cargo build -p waba-proxy`)");
+        let mut args = vec![
+            "--system-user-token",
+            "EAASimSystemUserTokenDemo0000000000000000000000001",
+            "--business-id",
+            "805021500648488",
+            "--admin-token",
+            ADMIN,
+            "--www",
+            &www,
+        ];
+        if code {
+            let config = site.join("config.js");
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str("window.WABA_SIGNUP.responseType = \"code\";\n");
+            std::fs::write(&config, text).unwrap();
+            args.extend_from_slice(&[
+                "--app-id",
+                "670843887433847",
+                "--app-secret",
+                "sim-app-secret-demo-5f1e0c9a",
+                "--token-key",
+                "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+            ]);
+        }
+        let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args)
+            .expect("waba-proxy (build it with `cargo build -p waba-proxy`)");
         let browser = Browser::start(None).await.expect("Chromium");
         Stack {
             sim,
@@ -331,5 +351,77 @@ async fn an_xss_name_is_shown_as_text_and_never_runs() {
             .await,
         json!(0)
     );
+    s.close().await;
+}
+
+async fn admin_get(url: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_code_flow_shows_every_account_and_the_token_stays_in_the_proxy() {
+    let s = Stack::start_flow(true).await;
+    s.sign_up("finish").await;
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    assert_eq!(s.texts(".waba-badge").await, ["APPROVED", "PENDING"]);
+    // One exchange, one debug_token, one read per WABA: the page's reads share the proxy's.
+    assert_eq!(
+        (
+            s.sim.calls("oauth_access_token"),
+            s.sim.calls("debug_token"),
+            s.sim.calls("waba"),
+            s.sim.calls("phone_numbers")
+        ),
+        (1, 1, 2, 0)
+    );
+    let storage = s
+        .js("return JSON.stringify(Object.assign({}, sessionStorage, localStorage)) + document.documentElement.outerHTML")
+        .await;
+    assert!(
+        !storage
+            .as_str()
+            .unwrap()
+            .contains("EAASimBusinessTokenFinish"),
+        "the business token never reaches the page"
+    );
+    let records = admin_get(&format!("{}/admin/onboardings", s.proxy.url)).await;
+    let first = &records["data"][0];
+    assert_eq!(first["flow"], "code");
+    assert_eq!(first["outcome"], "finished");
+    assert_eq!(first["has_business_token"], true);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_signup_is_recorded_with_what_to_do() {
+    let s = Stack::start().await;
+    s.sign_up("cancel").await;
+    s.texts(".waba-state--signup").await;
+    let url = format!("{}/admin/follow-ups", s.proxy.url);
+    let deadline = std::time::Instant::now() + WAIT;
+    let found = loop {
+        let f = admin_get(&url).await;
+        if f["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break f;
+        }
+        assert!(std::time::Instant::now() < deadline, "no record: {f}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        found["data"][0]["current_step"],
+        "PHONE_NUMBER_VERIFICATION"
+    );
+    assert_eq!(found["data"][0]["follow_ups"][0]["reason"], "left_at_step");
     s.close().await;
 }

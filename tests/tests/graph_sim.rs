@@ -548,3 +548,42 @@ async fn short_and_empty_pages_still_link_onwards() {
     assert_eq!(ids.len(), 7, "nothing skipped or repeated");
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 7);
 }
+
+#[tokio::test]
+async fn sharing_and_unsharing_change_the_client_list_whatever_the_age() {
+    let s = sim("demo", &[]);
+    let list = format!(
+        "{}/v26.0/{PARTNER}/client_whatsapp_business_accounts?fields=id&limit=100",
+        s.url
+    );
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, _, before) = get(&list, Some(DEMO_SYSTEM)).await;
+    assert!(!ids(&before).contains(&"1906385232743451".to_owned()));
+    let post = |path: &str, waba: &str| {
+        client()
+            .post(format!("{}/_sim/{path}", s.url))
+            .json(&json!({"business_id": PARTNER, "waba_id": waba}))
+            .send()
+    };
+    assert_eq!(
+        post("share", "1906385232743451").await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        post("unshare", "106540352242922").await.unwrap().status(),
+        204
+    );
+    assert_eq!(post("share", "404404404").await.unwrap().status(), 404);
+    let (_, _, after) = get(&list, Some(DEMO_SYSTEM)).await;
+    let after = ids(&after);
+    assert_eq!(after[0], "1906385232743451", "the latest share comes first");
+    assert!(!after.contains(&"106540352242922".to_owned()));
+    assert_eq!(after.len(), ids(&before).len());
+}

@@ -111,6 +111,22 @@ async function main() {
     panel.showError(new Error("Meta kept limiting requests; try again later."));
   }
 
+  // The proxy records every attempt (who finished, who left and where). The code flow's
+  // exchange records itself; everything else is reported here, after the panel is shown.
+  function report(result) {
+    if (!result.event || (result.credential && result.credential.kind === "code")) return;
+    const headers = { "Content-Type": "application/json" };
+    if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
+    const data = {
+      waba_id: result.wabaId, phone_number_id: result.phoneNumberId, business_id: result.businessId,
+      current_step: result.currentStep, error_message: result.errorMessage, error_id: result.errorId,
+      session_id: result.sessionId,
+    };
+    const body = { flow: ds.responseType || "token", event: { type: "WA_EMBEDDED_SIGNUP", event: result.event, data } };
+    fetch(ds.proxyUrl.replace(/\/$/, "") + "/signup/events", { method: "POST", headers, body: JSON.stringify(body) })
+      .catch(() => {});
+  }
+
   button.addEventListener("click", async () => {
     button.disabled = true;
     const listener = new SignupListener({
@@ -129,6 +145,7 @@ async function main() {
       target.dispatchEvent(new CustomEvent("waba-onboard:result", { detail: result, bubbles: true }));
       panel.showSignup(result);
       if (result.credential) await loadAccounts(result);
+      report(result);
       target.dispatchEvent(new CustomEvent("waba-onboard:done", { detail: result, bubbles: true }));
     } catch (e) {
       panel.showError(e);

@@ -95,14 +95,46 @@ impl ProxyConn {
         self.fetch(&url).await
     }
 
+    /// This connection with another credential.
+    pub(crate) fn with(&self, credential: String) -> ProxyConn {
+        ProxyConn {
+            credential: Some(credential),
+            ..self.clone()
+        }
+    }
+
     /// `GET url` with the credential and the timeout.
     async fn fetch(&self, url: &str) -> Result<JsValue, WabaError> {
+        self.send(Request::get(url), None).await
+    }
+
+    /// `POST {proxy}{path}` with `body` as JSON (the code exchange).
+    pub(crate) async fn post(&self, path: &str, body: &JsValue) -> Result<JsValue, WabaError> {
+        let text = js_sys::JSON::stringify(body)
+            .map(String::from)
+            .map_err(|_| bad("the body cannot be sent as JSON"))?;
+        let req = Request::post(&format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        self.send(req, Some(text)).await
+    }
+
+    /// Sends `req` (with `body`) with the credential and the timeout; the JSON answer, or the
+    /// error it stands for.
+    async fn send(
+        &self,
+        req: gloo_net::http::RequestBuilder,
+        body: Option<String>,
+    ) -> Result<JsValue, WabaError> {
         let signal = web_sys::AbortSignal::timeout_with_u32(self.timeout_ms);
-        let mut req = Request::get(url).abort_signal(Some(&signal));
+        let mut req = req.abort_signal(Some(&signal));
         if let Some(token) = &self.credential {
             req = req.header("Authorization", &format!("Bearer {token}"));
         }
-        let res = req.send().await.map_err(|e| self.transport(e))?;
+        let sent = match body {
+            Some(text) => req.body(text).map_err(|e| self.transport(e))?.send().await,
+            None => req.send().await,
+        };
+        let res = sent.map_err(|e| self.transport(e))?;
         let status = res.status();
         let retry_after = res
             .headers()
@@ -328,9 +360,6 @@ impl WabaClient {
 
     /// This client's connection with another credential (for one signup's token).
     pub(crate) fn with_credential(&self, credential: String) -> ProxyConn {
-        ProxyConn {
-            credential: Some(credential),
-            ..self.conn.clone()
-        }
+        self.conn.with(credential)
     }
 }

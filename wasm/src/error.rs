@@ -31,8 +31,6 @@ pub mod code {
     pub const INVALID_SIGNUP_RESULT: &str = "invalid_signup_result";
     /// The business did not log in: nothing to onboard.
     pub const SIGNUP_CANCELLED: &str = "signup_cancelled";
-    /// This proxy does not offer what the flow needs (the code exchange).
-    pub const UNSUPPORTED: &str = "unsupported";
     /// Bad arguments from the calling code.
     pub const INVALID_ARGUMENT: &str = "invalid_argument";
 }

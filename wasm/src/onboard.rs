@@ -3,7 +3,7 @@
 
 use crate::client::{ProxyConn, WabaClient, promise};
 use crate::error::{WabaError, code};
-use crate::js::{Out, string_array};
+use crate::js::{Obj, Out, string_array};
 use crate::read;
 use crate::signup::JsSignupResult;
 use futures_util::StreamExt;
@@ -75,39 +75,62 @@ pub fn onboard(
     client: &WabaClient,
     #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
 ) -> Promise {
-    let parsed = JsSignupResult::from_js(result);
+    let parsed = JsSignupResult::from_js(result.clone());
     let conn = parsed.as_ref().ok().and_then(|r| {
         r.credential
             .as_ref()
             .map(|(_, value)| client.with_credential(value.clone()))
     });
-    promise(Box::pin(async move { run(conn, &parsed?).await }))
+    promise(Box::pin(async move { run(conn, &parsed?, result).await }))
 }
 
-async fn run(conn: Option<ProxyConn>, result: &JsSignupResult) -> Result<JsValue, WabaError> {
+async fn run(
+    conn: Option<ProxyConn>,
+    result: &JsSignupResult,
+    raw: JsValue,
+) -> Result<JsValue, WabaError> {
     let (Some(conn), Some((kind, token))) = (conn, &result.credential) else {
         return Err(WabaError::new(
             code::SIGNUP_CANCELLED,
             "the business did not log in, so nothing was shared",
         ));
     };
-    if kind == "code" {
-        return Err(WabaError::new(
-            code::UNSUPPORTED,
-            "this signup returned a code, and the code exchange is not supported by this proxy",
-        ));
-    }
-    let info = conn.inspect(token).await?;
-    if !info.data.is_valid {
-        return Err(WabaError::new(
-            code::UNAUTHORIZED,
-            "Meta says the signup token is invalid or expired: ask the business to sign up again",
-        ));
-    }
-    let granted = info
-        .data
-        .granted_wabas(WabaScope::Management)
-        .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?;
+    let (conn, granted, session): (ProxyConn, Vec<String>, Option<String>) = if kind == "code" {
+        // The proxy exchanges the code and keeps the business token; the page gets a session
+        // credential for exactly the granted WABAs.
+        let answer = conn
+            .post(
+                "/signup/exchange",
+                &Out::new()
+                    .set("code", token.as_str())
+                    .set("result", raw)
+                    .done(),
+            )
+            .await?;
+        let answer = Obj::new(answer);
+        let session = answer
+            .as_ref()
+            .and_then(|a| a.str("session"))
+            .ok_or_else(|| WabaError::new(code::BAD_RESPONSE, "the exchange gave no session"))?;
+        let granted = answer.map(|a| a.strings("wabas")).unwrap_or_default();
+        (conn.with(session.clone()), granted, Some(session))
+    } else {
+        let info = conn.inspect(token).await?;
+        if !info.data.is_valid {
+            return Err(WabaError::new(
+                code::UNAUTHORIZED,
+                "Meta says the signup token is invalid or expired: ask the business to sign up again",
+            ));
+        }
+        let granted = info
+            .data
+            .granted_wabas(WabaScope::Management)
+            .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (conn, granted, None)
+    };
     let warnings = Array::new();
     if granted.is_empty() {
         warnings.push(&warning(
@@ -141,5 +164,6 @@ async fn run(conn: Option<ProxyConn>, result: &JsSignupResult) -> Result<JsValue
     Ok(Out::new()
         .set("accounts", accounts)
         .set("warnings", warnings)
+        .opt("session", session.as_deref())
         .done())
 }

@@ -140,12 +140,17 @@ export interface AccountStatus {
 
 export interface Warning { code: "waba_mismatch" | "no_wabas" | (string & {}); message: string }
 
-export interface OnboardResult { accounts: AccountStatus[]; warnings: Warning[] }
+export interface OnboardResult {
+  accounts: AccountStatus[];
+  warnings: Warning[];
+  /** Code flow: the session credential for exactly the granted WABAs (the business token stays in the proxy). */
+  session?: string;
+}
 
 export type WabaErrorCode =
   | "network" | "timeout" | "unauthorized" | "forbidden" | "not_found" | "throttled"
   | "graph" | "bad_request" | "upstream" | "upstream_timeout" | "bad_response"
-  | "invalid_signup_result" | "signup_cancelled" | "unsupported" | "invalid_argument";
+  | "invalid_signup_result" | "signup_cancelled" | "invalid_argument";
 
 /** Every rejection of this package is an Error with these fields. */
 export interface WabaOnboardError extends Error {

@@ -227,12 +227,19 @@ async fn errors_carry_stable_codes() {
         WabaClient::new(js(r#"{"proxyUrl":"http://127.0.0.1:9","timeoutMs":3000}"#)).unwrap();
     let e = err(down.debug_token(FINISH.into())).await;
     assert_eq!(s(&e, "code").as_deref(), Some("network"));
-    // The code flow needs the exchange route, which this proxy does not offer yet.
+    // A code nobody issued: the proxy's exchange says to sign up again.
     let code_result = js(
-        r#"{"outcome":"finished","credential":{"kind":"code","value":"AQBx"},"unknownEvents":[]}"#,
+        r#"{"outcome":"finished","credential":{"kind":"code","value":"AQBxNeverIssued"},"unknownEvents":[]}"#,
     );
     let e = err(onboard(&client(None, 10_000), code_result)).await;
-    assert_eq!(s(&e, "code").as_deref(), Some("unsupported"));
+    assert_eq!(s(&e, "code").as_deref(), Some("bad_request"));
+    assert!(
+        s(&e, "message")
+            .unwrap_or_default()
+            .contains("click the signup button again"),
+        "{:?}",
+        s(&e, "message")
+    );
     let cancelled = js(r#"{"outcome":"cancelled","unknownEvents":[]}"#);
     assert_eq!(
         s(
@@ -246,4 +253,52 @@ async fn errors_carry_stable_codes() {
         s(&err(onboard(&client(None, 10_000), js("{}"))).await, "code").as_deref(),
         Some("invalid_signup_result")
     );
+}
+
+/// A code for `token`, minted by graph-sim as `FB.login` would hand it over.
+async fn mint_code(token: &str) -> String {
+    let res = gloo_net::http::Request::post(&format!("{}/_sim/codes", sim_url()))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"token":"{token}"}}"#))
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    let body = js_sys::JSON::parse(&res.text().await.unwrap()).unwrap();
+    s(&body, "code").unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_code_flow_exchanges_once_and_reads_with_the_session() {
+    let code = mint_code(FINISH).await;
+    let result = js(&format!(
+        r#"{{"outcome":"finished","credential":{{"kind":"code","value":"{code}"}},"event":"FINISH","wabaId":"102289599326934","phoneNumberId":"110200000000001","unknownEvents":[]}}"#
+    ));
+    let done = JsFuture::from(onboard(&client(None, 10_000), result.clone()))
+        .await
+        .unwrap();
+    let accounts = js_sys::Array::from(&get(&done, "accounts"));
+    assert_eq!(accounts.length(), 2);
+    let first = get(&accounts.get(0), "waba");
+    assert_eq!(s(&first, "id").as_deref(), Some("102289599326934"));
+    let session = s(&done, "session").unwrap();
+    assert!(session.starts_with("wos_"));
+    assert!(
+        !js_sys::JSON::stringify(&done)
+            .unwrap()
+            .as_string()
+            .unwrap()
+            .contains(FINISH)
+    );
+    // The session reads its WABAs through the client, and nothing else.
+    let c = client(Some(&session), 10_000);
+    let own = JsFuture::from(c.waba("101569239400667".into(), Some("id".into())))
+        .await
+        .unwrap();
+    assert_eq!(s(&own, "id").as_deref(), Some("101569239400667"));
+    let e = err(c.waba("9007199254740993".into(), Some("id".into()))).await;
+    assert_eq!(s(&e, "code").as_deref(), Some("forbidden"));
+    // The same code again: refused, with the way out.
+    let e = err(onboard(&client(None, 10_000), result)).await;
+    assert_eq!(s(&e, "code").as_deref(), Some("bad_request"));
 }

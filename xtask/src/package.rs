@@ -161,7 +161,10 @@ pub fn build() -> Result<Sizes, String> {
     // externref table. So: optimise first, then let wasm-bindgen finish the module.
     let wasm =
         project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.opt.wasm");
-    let mut opt = cmd("wasm-opt", &["-Oz", "--strip-debug", "--strip-producers"]);
+    let mut opt = cmd(
+        "wasm-opt",
+        &["-Oz", "--converge", "--strip-debug", "--strip-producers"],
+    );
     opt.args(WASM_OPT_FEATURES).arg(&built).arg("-o").arg(&wasm);
     run(opt)?;
     let dir = package_dir();

@@ -71,6 +71,33 @@ pub async fn set_latency(State(sim): Sim, Json(body): Json<LatencyBody>) -> Stat
     StatusCode::NO_CONTENT
 }
 
+/// Body of `POST /_sim/share` and `POST /_sim/unshare`.
+#[derive(Deserialize)]
+pub struct ShareBody {
+    /// The partner business whose client list changes.
+    pub business_id: String,
+    /// The WABA shared or unshared (any WABA of the scenario).
+    pub waba_id: String,
+}
+
+/// `POST /_sim/share`: the WABA joins the business's client list now, whatever its age.
+pub async fn share(State(sim): Sim, Json(body): Json<ShareBody>) -> StatusCode {
+    if sim.world.waba(&body.waba_id).is_none() || sim.world.business(&body.business_id).is_none() {
+        return StatusCode::NOT_FOUND;
+    }
+    sim.share(&body.business_id, &body.waba_id);
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_sim/unshare`: the WABA leaves the business's client list.
+pub async fn unshare(State(sim): Sim, Json(body): Json<ShareBody>) -> StatusCode {
+    if sim.world.business(&body.business_id).is_none() {
+        return StatusCode::NOT_FOUND;
+    }
+    sim.unshare(&body.business_id, &body.waba_id);
+    StatusCode::NO_CONTENT
+}
+
 /// Body of `POST /_sim/codes`.
 #[derive(Deserialize)]
 pub struct CodeBody {

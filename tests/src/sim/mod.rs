@@ -32,6 +32,8 @@ pub fn app(state: Arc<SimState>) -> Router {
         )
         .route("/_sim/latency", put(control::set_latency))
         .route("/_sim/codes", post(control::mint_code))
+        .route("/_sim/share", post(control::share))
+        .route("/_sim/unshare", post(control::unshare))
         .route("/_sim/sdk.js", get(meta_js::sdk))
         .route("/_sim/dialog", get(meta_js::dialog))
         .route("/_sim/forge", get(meta_js::forge))
