@@ -179,6 +179,8 @@ async function showDetail(id) {
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  adminToken = null;
+  if (stream) stream.close();
   $("workspace").hidden = true;
   $("signin").hidden = false;
   $("admin-token").focus();
@@ -270,6 +272,51 @@ async function checkShares() {
   }
 }
 
+// Live: review decisions and shares Meta announces by webhook update the rows and counts
+// in place. Each connection asks for a short-lived stream ticket (EventSource sends no
+// headers), and resumes after the last event id when it reconnects.
+let stream = null;
+function followChanges() {
+  if (stream) stream.close();
+  let last = 0;
+  let delay = 1000;
+  const connect = async () => {
+    if (!adminToken) return;
+    try {
+      const { ticket } = await admin("/events/ticket", "POST");
+      const source = new EventSource(`${config.proxyUrl.replace(/\/$/, "")}/events/stream?ticket=${encodeURIComponent(ticket)}&after=${last}`);
+      stream = source;
+      source.onopen = () => { delay = 1000; };
+      source.addEventListener("status", (ev) => {
+        const id = Number(ev.lastEventId);
+        if (!(id > last)) return;
+        last = id;
+        const change = JSON.parse(ev.data);
+        window.__consoleMetrics.changes = (window.__consoleMetrics.changes || 0) + 1;
+        if (change.kind === "review" && change.value) {
+          const row = state.rows.find((w) => w.id === change.waba_id);
+          if (row && row.account_review_status !== change.value) {
+            row.account_review_status = change.value;
+            applyView();
+          }
+          if (state.selected === change.waba_id) showDetail(change.waba_id);
+        } else if (change.kind === "partner_added" || change.kind === "partner_removed") {
+          loadShares();
+        }
+      });
+      source.onerror = () => {
+        source.close();
+        setTimeout(connect, delay * (0.75 + Math.random() / 2));
+        delay = Math.min(delay * 2, 30000);
+      };
+    } catch (e) {
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 30000);
+    }
+  };
+  connect();
+}
+
 function start(token) {
   adminToken = token;
   client = new WabaClient({ proxyUrl: config.proxyUrl, credential: token, timeoutMs: 20000 });
@@ -277,6 +324,7 @@ function start(token) {
   $("workspace").hidden = false;
   reload();
   loadActivity();
+  followChanges();
 }
 
 async function main() {

@@ -183,6 +183,24 @@ pub struct RecordWithToken {
     /// When the token expires (unix seconds; absent when it does not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub business_token_expires_at: Option<i64>,
+    /// What Meta announced since about the record's WABAs (webhooks), oldest first.
+    pub changes: Vec<ChangeSummary>,
+}
+
+/// A status change of one of a record's WABAs.
+#[derive(Debug, Serialize)]
+pub struct ChangeSummary {
+    /// The stream's id of the change.
+    pub seq: i64,
+    /// The WABA.
+    pub waba_id: String,
+    /// `review`, `partner_removed`, ...
+    pub kind: String,
+    /// The decision or event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// When it arrived (unix seconds).
+    pub received_at: i64,
 }
 
 /// `GET /admin/onboardings/{id}`: one record, with its business token decrypted.
@@ -214,10 +232,24 @@ pub async fn onboarding(
                 }
                 _ => (None, None),
             };
+            let store = st.store.clone();
+            let wabas = found.record.granted.clone();
+            let changes = blocking(move || store.status_events_of(&wabas, 100))
+                .await?
+                .into_iter()
+                .map(|e| ChangeSummary {
+                    seq: e.seq,
+                    waba_id: e.event.waba_id.unwrap_or_default(),
+                    kind: e.event.kind,
+                    value: e.event.value,
+                    received_at: e.received_at,
+                })
+                .collect();
             Ok(RecordWithToken {
                 record: (&found).into(),
                 business_token,
                 business_token_expires_at: expires,
+                changes,
             })
         }
         .await,

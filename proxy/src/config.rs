@@ -14,6 +14,8 @@ use waba_graph::{ObjectId, Secret};
 #[command(
     name = "waba-proxy",
     version,
+    // A flag given twice: the last one counts (wrappers can override defaults).
+    args_override_self = true,
     about = "The waba-onboard sidecar: holds the partner's System User token and forwards an \
              allowlist of Graph reads, deciding per caller what it may see."
 )]
@@ -113,6 +115,15 @@ pub struct Args {
     #[arg(long, env = "WABA_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
 
+    /// The verify token Meta's webhook subscription handshake must present (you choose it
+    /// and enter it in the app dashboard with the callback URL). Prefer --webhook-verify-token-file.
+    #[arg(long, env = "WABA_WEBHOOK_VERIFY_TOKEN", hide_env_values = true)]
+    pub webhook_verify_token: Option<String>,
+
+    /// File holding the webhook verify token.
+    #[arg(long, env = "WABA_WEBHOOK_VERIFY_TOKEN_FILE")]
+    pub webhook_verify_token_file: Option<PathBuf>,
+
     /// SQLite database of onboarding records, sessions and the tracker (created if missing).
     #[arg(long, env = "WABA_DATABASE", default_value = "waba-onboard.db")]
     pub database: PathBuf,
@@ -172,6 +183,10 @@ pub struct Config {
     pub database: PathBuf,
     /// The code flow's settings, when all are given.
     pub code_flow: Option<CodeFlowConfig>,
+    /// The app secret: signs Meta's webhooks (and exchanges codes).
+    pub app_secret: Option<Secret>,
+    /// The webhook subscription's verify token.
+    pub webhook_verify_token: Option<Secret>,
     /// Between tracker passes; `None` when off.
     pub tracker_interval: Option<Duration>,
 }
@@ -399,24 +414,31 @@ impl Config {
                 "must be above 0",
             ));
         }
-        let code_flow = match (app_id.clone(), app_secret, key) {
+        let code_flow = match (app_id.clone(), app_secret.clone(), key) {
             (Some(app_id), Some(app_secret), Some(key)) => Some(CodeFlowConfig {
                 app_id,
                 app_secret,
                 key,
                 session_ttl: Duration::from_secs(args.session_ttl_secs),
             }),
-            (_, None, None) => None,
+            (_, _, None) => None,
             _ => {
                 return Err(bad(
-                    "--app-id, --app-secret, --token-key",
-                    "the code flow needs all three (or none of --app-secret and --token-key)",
+                    "--token-key / WABA_TOKEN_KEY",
+                    "the code flow needs --app-id and --app-secret too",
                 ));
             }
         };
+        let webhook_verify_token = secret(
+            "--webhook-verify-token / WABA_WEBHOOK_VERIFY_TOKEN",
+            args.webhook_verify_token,
+            args.webhook_verify_token_file,
+        )?;
         Ok(Config {
             database: args.database,
             code_flow,
+            app_secret,
+            webhook_verify_token,
             tracker_interval: (args.tracker_interval_secs > 0)
                 .then(|| Duration::from_secs(args.tracker_interval_secs)),
             listen: args.listen,
@@ -447,7 +469,8 @@ impl Config {
     pub fn secrets(&self) -> Vec<Secret> {
         let mut out = vec![self.system_user_token.clone()];
         out.extend(self.admin_token.clone());
-        out.extend(self.code_flow.as_ref().map(|c| c.app_secret.clone()));
+        out.extend(self.app_secret.clone());
+        out.extend(self.webhook_verify_token.clone());
         out
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod graph_routes;
+pub mod live;
 pub mod middleware;
 pub mod ops;
 pub mod paging;
@@ -23,6 +24,7 @@ pub mod store;
 pub mod tokens;
 pub mod tracker;
 pub mod upstream;
+pub mod webhook;
 
 use auth::{AdminToken, Authenticator, Authenticators, SignupToken};
 use axum::Router;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub tracker: Arc<tracker::Tracker>,
     /// The code flow, when configured.
     pub code_flow: Option<config::CodeFlowConfig>,
+    /// Webhook changes for open streams.
+    pub live: live::Live,
 }
 
 /// Why the proxy cannot start.
@@ -135,6 +139,7 @@ impl AppState {
             )),
             store,
             code_flow: config.code_flow.clone(),
+            live: live::Live::new().map_err(StartError::Client)?,
             config,
         }))
     }
@@ -201,7 +206,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/onboardings/{id}", get(admin_routes::onboarding))
         .route("/admin/follow-ups", get(admin_routes::follow_ups))
         .route("/admin/tracker/events", get(admin_routes::share_events))
-        .route("/admin/tracker/pass", post(admin_routes::tracker_pass));
+        .route("/admin/tracker/pass", post(admin_routes::tracker_pass))
+        .route("/webhooks/meta", get(live::handshake).post(live::receive))
+        .route("/events/ticket", post(live::ticket))
+        .route("/events/stream", get(live::stream));
     router = match &state.config.www {
         Some(dir) => router.fallback_service(
             ServeDir::new(dir)

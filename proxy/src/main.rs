@@ -57,11 +57,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, graph = %state.config.graph_url, version = %state.config.graph_version, "listening");
     // The test harness and xtask read this line to learn the port.
     println!("waba-proxy listening on http://{addr}");
+    let live = state.clone();
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // Open event streams end so the drain can finish; clients reconnect elsewhere.
+        live.live.close();
+    })
     .await?;
     tracing::info!("stopped");
     Ok(())

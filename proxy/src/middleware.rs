@@ -143,7 +143,13 @@ async fn limit_body(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
+    // Meta batches webhook changes: that one route takes up to 1 MiB.
+    let limit = if req.uri().path() == "/webhooks/meta" {
+        crate::live::MAX_WEBHOOK_BODY as u64
+    } else {
+        MAX_BODY
+    };
+    if declared.is_some_and(|n| n > limit) {
         return AppError::PayloadTooLarge.into_response();
     }
     next.run(req).await

@@ -188,8 +188,52 @@ pub struct Diff {
     pub baseline: bool,
 }
 
+/// A status change Meta announced by webhook, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStatusEvent {
+    /// SHA-256 of what identifies the change: a redelivery has the same.
+    pub dedupe: [u8; 32],
+    /// The webhook field (`account_update`, `account_review_update`, ...).
+    pub field: String,
+    /// `partner_added`, `partner_removed`, `review`, `account_update`, `phone_quality`,
+    /// `phone_name` or `unknown`.
+    pub kind: String,
+    /// The WABA concerned, when the change names one.
+    pub waba_id: Option<String>,
+    /// The decision, event or rating the change carries.
+    pub value: Option<String>,
+    /// The change as Meta sent it (JSON).
+    pub raw: String,
+}
+
+/// A stored status change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEvent {
+    /// Increasing: the stream's event id.
+    pub seq: i64,
+    /// When the proxy received it (unix seconds).
+    pub received_at: i64,
+    /// The change.
+    pub event: NewStatusEvent,
+}
+
 /// What the proxy keeps.
 pub trait Store: Send + Sync {
+    /// Stores webhook changes in one transaction, skipping those already stored (redelivery),
+    /// and applies shares and removals to the tracker's set. Returns the newly stored ones.
+    fn record_status_events(
+        &self,
+        events: &[NewStatusEvent],
+        now: i64,
+    ) -> Result<Vec<StatusEvent>, StoreError>;
+    /// Status changes after `after`, oldest first, at most `limit`.
+    fn status_events(&self, after: i64, limit: u32) -> Result<Vec<StatusEvent>, StoreError>;
+    /// The latest `limit` status changes of these WABAs, oldest first.
+    fn status_events_of(
+        &self,
+        wabas: &[String],
+        limit: u32,
+    ) -> Result<Vec<StatusEvent>, StoreError>;
     /// Records that `code_hash` was presented; `false` when it had been before.
     fn claim_code(&self, code_hash: &[u8; 32], now: i64) -> Result<bool, StoreError>;
     /// Stores an onboarding and, when given, its session credential's hash, in one
@@ -268,6 +312,18 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 2: status changes from Meta's webhooks, one row per change, redeliveries folded.
+    "CREATE TABLE status_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        dedupe BLOB NOT NULL UNIQUE,
+        received_at INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        waba_id TEXT,
+        value TEXT,
+        raw TEXT NOT NULL
+    );
+    CREATE INDEX status_events_by_waba ON status_events(waba_id, seq);",
 ];
 
 /// The SQLite implementation: one connection behind a mutex (SQLite serialises writers).
@@ -393,7 +449,114 @@ fn attach_follow_ups(conn: &Connection, list: &mut [Onboarding]) -> Result<(), S
     Ok(())
 }
 
+fn read_status_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatusEvent> {
+    let dedupe: Vec<u8> = r.get(1)?;
+    Ok(StatusEvent {
+        seq: r.get(0)?,
+        received_at: r.get(2)?,
+        event: NewStatusEvent {
+            dedupe: dedupe.try_into().unwrap_or([0; 32]),
+            field: r.get(3)?,
+            kind: r.get(4)?,
+            waba_id: r.get(5)?,
+            value: r.get(6)?,
+            raw: r.get(7)?,
+        },
+    })
+}
+
 impl Store for SqliteStore {
+    fn record_status_events(
+        &self,
+        events: &[NewStatusEvent],
+        now: i64,
+    ) -> Result<Vec<StatusEvent>, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut stored = Vec::new();
+            for e in events {
+                let n = tx.execute(
+                    "INSERT OR IGNORE INTO status_events \
+                     (dedupe, received_at, field, kind, waba_id, value, raw) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![&e.dedupe[..], now, e.field, e.kind, e.waba_id, e.value, e.raw],
+                )?;
+                if n == 0 {
+                    continue;
+                }
+                stored.push(StatusEvent {
+                    seq: tx.last_insert_rowid(),
+                    received_at: now,
+                    event: e.clone(),
+                });
+                let Some(waba) = &e.waba_id else { continue };
+                match e.kind.as_str() {
+                    "partner_added" => {
+                        let added = tx.execute(
+                            "INSERT OR IGNORE INTO shared_wabas (waba_id, since) VALUES (?1, ?2)",
+                            params![waba, now],
+                        )?;
+                        if added == 1 {
+                            tx.execute(
+                                "INSERT INTO share_events (waba_id, kind, detected_at) VALUES (?1, 'shared', ?2)",
+                                params![waba, now],
+                            )?;
+                        }
+                    }
+                    "partner_removed" => {
+                        let removed =
+                            tx.execute("DELETE FROM shared_wabas WHERE waba_id = ?1", [waba])?;
+                        if removed == 1 {
+                            tx.execute(
+                                "INSERT INTO share_events (waba_id, kind, detected_at) VALUES (?1, 'unshared', ?2)",
+                                params![waba, now],
+                            )?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            tx.commit()?;
+            Ok(stored)
+        })
+    }
+
+    fn status_events_of(
+        &self,
+        wabas: &[String],
+        limit: u32,
+    ) -> Result<Vec<StatusEvent>, StoreError> {
+        self.with(|c| {
+            let mut out = Vec::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, dedupe, received_at, field, kind, waba_id, value, raw \
+                 FROM status_events WHERE waba_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            for w in wabas {
+                let rows = stmt.query_map(params![w, limit], read_status_event)?;
+                for r in rows {
+                    out.push(r?);
+                }
+            }
+            out.sort_by_key(|e| e.seq);
+            let skip = out.len().saturating_sub(limit as usize);
+            Ok(out.split_off(skip))
+        })
+    }
+
+    fn status_events(&self, after: i64, limit: u32) -> Result<Vec<StatusEvent>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, dedupe, received_at, field, kind, waba_id, value, raw \
+                 FROM status_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let list = stmt
+                .query_map(params![after, limit], read_status_event)?
+                .collect::<Result<_, _>>()?;
+            Ok(list)
+        })
+    }
+
     fn claim_code(&self, code_hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
         self.with(|c| {
             let n = c.execute(

@@ -125,9 +125,20 @@ impl Upstream {
                         (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
                     })
                     .max_capacity(MAX_CACHED_BYTES)
+                    .support_invalidation_closures()
                     .build()
             }),
         })
+    }
+
+    /// Drops every shared answer about `object` (a WABA Meta just said changed).
+    pub fn forget(&self, object: &str) {
+        let Some(cache) = &self.answers else { return };
+        let prefix_q = format!("{object}?");
+        let prefix_s = format!("{object}/");
+        let _ = cache.invalidate_entries_if(move |k, _| {
+            k.starts_with(&prefix_q) || k.starts_with(&prefix_s)
+        });
     }
 
     /// Like [`Upstream::get`], but identical reads in flight at once make one Graph call, and

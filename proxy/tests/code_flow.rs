@@ -126,7 +126,7 @@ async fn a_code_becomes_a_session_for_exactly_the_granted_wabas() {
 }
 
 #[tokio::test]
-async fn reused_and_expired_codes_say_click_again_and_are_recorded() {
+async fn reused_and_unknown_codes_say_click_again_and_are_recorded() {
     let db = temp_database();
     let s = code_stack(&db.display().to_string());
     let code = s.sim.state.mint_code(FINISH);
@@ -399,4 +399,78 @@ async fn the_tracker_finds_an_old_waba_shared_today_and_one_unshared() {
     let gated = post(&pass, Some(ADMIN), json!({})).await;
     assert_eq!(gated.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(s.sim.calls("client_wabas"), before, "the gate held");
+}
+
+#[tokio::test]
+async fn an_expired_code_says_click_again() {
+    let db = temp_database();
+    let world = world("demo");
+    let args = code_flow_args(&db.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = stack_with_code_ttl(world, &args, std::time::Duration::from_secs(1));
+    let code = s.sim.state.mint_code(FINISH);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(a.error().message.contains("expired"), "{}", a.text);
+    assert!(a.error().message.contains("click the signup button again"));
+    assert!(!a.text.contains(&code), "the code is not echoed");
+    let f = get(&s.url("/admin/follow-ups"), Some(ADMIN)).await;
+    assert_eq!(
+        f.json()["data"][0]["follow_ups"][0]["reason"],
+        "code_rejected"
+    );
+}
+
+#[tokio::test]
+async fn tracker_passes_never_overlap_and_its_state_survives_a_restart() {
+    let db = temp_database();
+    let dbs = db.display().to_string();
+    let mut s = code_stack(&dbs);
+    let pass = s.url("/admin/tracker/pass");
+    assert_eq!(
+        post(&pass, Some(ADMIN), json!({})).await.json()["baseline"],
+        true
+    );
+    // Two passes at once while Graph is slow: one runs, the other is told to wait.
+    s.sim
+        .state
+        .set_latency(std::time::Duration::from_millis(400));
+    let (a, b) = tokio::join!(
+        post(&pass, Some(ADMIN), json!({})),
+        post(&pass, Some(ADMIN), json!({}))
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    s.sim.state.set_latency(std::time::Duration::ZERO);
+    s.sim.state.unshare(PARTNER, "106540352242922");
+    let diff = post(&pass, Some(ADMIN), json!({})).await;
+    assert_eq!(diff.json()["unshared"], json!(["106540352242922"]));
+    // A restarted proxy keeps the set and the events: nothing is reported twice.
+    s.proxy.stop();
+    let args = code_flow_args(&dbs);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(&[
+        "--system-user-token",
+        DEMO_SYSTEM,
+        "--business-id",
+        PARTNER,
+        "--admin-token",
+        ADMIN,
+    ]);
+    let proxy =
+        tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), &s.sim.url, &args)
+            .unwrap();
+    let again = post(
+        &format!("{}/admin/tracker/pass", proxy.url),
+        Some(ADMIN),
+        json!({}),
+    )
+    .await;
+    assert_eq!(again.json()["baseline"], false);
+    assert_eq!(again.json()["unshared"], json!([]));
+    assert_eq!(again.json()["shared"], json!([]));
+    let events = get(&format!("{}/admin/tracker/events", proxy.url), Some(ADMIN)).await;
+    assert_eq!(events.json()["data"].as_array().unwrap().len(), 1);
 }

@@ -177,11 +177,15 @@ impl SimServer {
 
     /// Serves an already loaded (and possibly edited) world.
     pub fn start_world(world: crate::sim::scenario::World) -> std::io::Result<Self> {
-        let state = Arc::new(crate::sim::state::SimState::new(
-            world,
-            Duration::from_secs(30),
-            None,
-        ));
+        Self::start_world_with(world, Duration::from_secs(30))
+    }
+
+    /// Serves `world` with authorization codes living `code_ttl` (Meta's: 30 s).
+    pub fn start_world_with(
+        world: crate::sim::scenario::World,
+        code_ttl: Duration,
+    ) -> std::io::Result<Self> {
+        let state = Arc::new(crate::sim::state::SimState::new(world, code_ttl, None));
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let url = format!("http://{}", listener.local_addr()?);

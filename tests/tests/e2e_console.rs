@@ -291,7 +291,7 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
 }
 
 #[tokio::test]
-async fn follow_ups_and_newly_shared_accounts_show_and_new_ones_are_highlighted() {
+async fn follow_ups_new_shares_and_live_review_decisions() {
     let sim = SimServer::start(&scenario("demo")).unwrap();
     let site = site(&sim.url).unwrap();
     let www = site.to_string_lossy().into_owned();
@@ -307,9 +307,13 @@ async fn follow_ups_and_newly_shared_accounts_show_and_new_ones_are_highlighted(
             ADMIN,
             "--www",
             &www,
+            "--app-secret",
+            "sim-app-secret-demo-5f1e0c9a",
         ],
     )
     .unwrap();
+    sim.state
+        .set_webhook_url(Some(format!("{}/webhooks/meta", proxy.url)));
     let http = reqwest::Client::new();
     // A business left at phone verification, reported by its signup page.
     let report = http
@@ -381,6 +385,46 @@ async fn follow_ups_and_newly_shared_accounts_show_and_new_ones_are_highlighted(
     )
     .await;
     assert_eq!(id, json!("1906385232743451"));
+
+    // Live: Meta approves a pending account; the row and the counts change in place.
+    let count = |status: &str| {
+        format!(
+            "const b = document.querySelector('#counts [data-status=\"{status}\"]'); return b ? Number(b.dataset.count) : 0"
+        )
+    };
+    wait_until(
+        &b,
+        "return document.querySelector('.row[data-account-id=\"101569239400667\"]') !== null",
+        WAIT,
+    )
+    .await;
+    let approved = js(&b, &count("APPROVED")).await.as_u64().unwrap();
+    let pending = js(&b, &count("PENDING")).await.as_u64().unwrap();
+    let sent = http
+        .post(format!("{}/_sim/webhooks/send", sim.url))
+        .json(&json!({"kind": "review", "waba_id": "101569239400667", "decision": "APPROVED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let counted = |status: &str, n: u64| {
+        format!(
+            "const b = document.querySelector('#counts [data-status=\"{status}\"]'); return (b ? Number(b.dataset.count) : 0) === {n}"
+        )
+    };
+    wait_until(
+        &b,
+        &counted("APPROVED", approved + 1),
+        Duration::from_secs(2),
+    )
+    .await;
+    wait_until(&b, &counted("PENDING", pending - 1), WAIT).await;
+    wait_until(
+        &b,
+        "return document.querySelector('.row[data-account-id=\"101569239400667\"] .waba-badge').textContent === 'APPROVED'",
+        WAIT,
+    )
+    .await;
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }

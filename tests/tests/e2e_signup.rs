@@ -19,6 +19,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Stack {
     sim: SimServer,
     proxy: Running,
+    proxy_args: Vec<String>,
     browser: Browser,
     site: PathBuf,
 }
@@ -30,11 +31,13 @@ impl Stack {
         Self::start_flow(false).await
     }
 
-    /// With `code`, the page runs the code flow and the proxy exchanges codes.
+    /// With `code`, the page runs the code flow and the proxy exchanges codes. The proxy
+    /// takes graph-sim's webhooks either way.
     async fn start_flow(code: bool) -> Stack {
         let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
         let site = site(&sim.url).expect("site");
         let www = site.to_string_lossy().into_owned();
+        let db = tests::harness::temp_database().display().to_string();
         let mut args = vec![
             "--system-user-token",
             "EAASimSystemUserTokenDemo0000000000000000000000001",
@@ -44,6 +47,10 @@ impl Stack {
             ADMIN,
             "--www",
             &www,
+            "--database",
+            &db,
+            "--app-secret",
+            "sim-app-secret-demo-5f1e0c9a",
         ];
         if code {
             let config = site.join("config.js");
@@ -53,16 +60,17 @@ impl Stack {
             args.extend_from_slice(&[
                 "--app-id",
                 "670843887433847",
-                "--app-secret",
-                "sim-app-secret-demo-5f1e0c9a",
                 "--token-key",
                 "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
             ]);
         }
         let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args)
             .expect("waba-proxy (build it with `cargo build -p waba-proxy`)");
+        sim.state
+            .set_webhook_url(Some(format!("{}/webhooks/meta", proxy.url)));
         let browser = Browser::start(None).await.expect("Chromium");
         Stack {
+            proxy_args: args.iter().map(|a| a.to_string()).collect(),
             sim,
             proxy,
             browser,
@@ -423,5 +431,107 @@ async fn a_cancelled_signup_is_recorded_with_what_to_do() {
         "PHONE_NUMBER_VERIFICATION"
     );
     assert_eq!(found["data"][0]["follow_ups"][0]["reason"], "left_at_step");
+    s.close().await;
+}
+
+async fn sim_webhook(s: &Stack, w: serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/_sim/webhooks/send", s.sim.url))
+        .json(&w)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
+async fn badge_of(s: &Stack, waba: &str) -> String {
+    s.js(&format!(
+        "const b = document.querySelector('[data-account-id=\"{waba}\"] .waba-badge'); return b ? b.textContent : null"
+    ))
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+async fn wait_badge(s: &Stack, waba: &str, want: &str, within: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    while badge_of(s, waba).await != want {
+        assert!(
+            started.elapsed() < within,
+            "{waba} still shows {} after {within:?}",
+            badge_of(s, waba).await
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_review_decided_by_webhook_shows_without_a_reload() {
+    let s = Stack::start().await;
+    s.sign_up("finish").await;
+    s.account_ids().await;
+    assert_eq!(badge_of(&s, "101569239400667").await, "PENDING");
+    s.js("window.__loaded = true; return true").await;
+    // Let the page's stream connect, then Meta decides.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = std::time::Instant::now();
+    sim_webhook(
+        &s,
+        json!({"kind": "review", "waba_id": "101569239400667", "decision": "APPROVED"}),
+    )
+    .await;
+    wait_badge(&s, "101569239400667", "APPROVED", Duration::from_secs(1)).await;
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        s.js("return window.__loaded === true").await,
+        json!(true),
+        "no reload"
+    );
+    let live = s
+        .js("return document.querySelector('.waba-live').textContent")
+        .await;
+    assert!(
+        live.as_str().unwrap().contains("from PENDING to APPROVED"),
+        "announced: {live}"
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn the_page_reconnects_after_the_proxy_restarts_and_misses_nothing() {
+    let mut s = Stack::start_flow(true).await;
+    s.sign_up("finish").await;
+    s.account_ids().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The proxy goes away and comes back on the same address with the same database; Meta's
+    // next deliveries reach it there, and the page's stream has reconnected by itself.
+    let port = s.proxy.url.rsplit(':').next().unwrap().to_owned();
+    let args = s.proxy_args.clone();
+    s.proxy.stop();
+    let listen = format!("127.0.0.1:{port}");
+    let mut again: Vec<&str> = args.iter().map(String::as_str).collect();
+    again.extend_from_slice(&["--listen", &listen]);
+    let proxy = start_proxy(&target_bin("waba-proxy"), &s.sim.url, &again).unwrap();
+    assert_eq!(proxy.url, s.proxy.url);
+    s.proxy = proxy;
+    sim_webhook(
+        &s,
+        json!({"kind": "review", "waba_id": "101569239400667", "decision": "REJECTED"}),
+    )
+    .await;
+    wait_badge(&s, "101569239400667", "REJECTED", Duration::from_secs(10)).await;
+    sim_webhook(
+        &s,
+        json!({"kind": "review", "waba_id": "102289599326934", "decision": "DEFERRED"}),
+    )
+    .await;
+    wait_badge(&s, "102289599326934", "DEFERRED", Duration::from_secs(2)).await;
     s.close().await;
 }

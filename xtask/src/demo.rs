@@ -49,6 +49,8 @@ pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 const DEMO_APP_ID: &str = "670843887433847";
 /// The simulator app's secret.
 const DEMO_APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
+/// The demo's webhook verify token (what you would enter in Meta's app dashboard).
+pub const DEMO_WEBHOOK_VERIFY_TOKEN: &str = "demo-webhook-verify-token";
 /// A token key for the demo only (32 bytes, base64): never use a published key for real.
 const DEMO_TOKEN_KEY: &str = "ZGVtby1vbmx5LXRva2VuLWtleS0zMi1ieXRlcyEhISE=";
 
@@ -98,6 +100,9 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         .arg(project_root().join("tests/scenarios/demo.json"))
         .arg("--listen")
         .arg(format!("127.0.0.1:{}", ports.sim))
+        // Meta's webhooks (a review decided a few seconds after the account is first shown).
+        .arg("--webhook-url")
+        .arg(format!("http://127.0.0.1:{}/webhooks/meta", ports.proxy))
         .spawn()
         .map_err(|e| format!("cannot start graph-sim: {e}"))?;
     wait_listening(ports.sim, &mut sim, "graph-sim")?;
@@ -122,7 +127,8 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         .arg(data.join("waba-onboard.db"))
         .args(["--app-id", DEMO_APP_ID, "--tracker-interval-secs", "60"])
         .env("WABA_APP_SECRET", DEMO_APP_SECRET)
-        .env("WABA_TOKEN_KEY", DEMO_TOKEN_KEY);
+        .env("WABA_TOKEN_KEY", DEMO_TOKEN_KEY)
+        .env("WABA_WEBHOOK_VERIFY_TOKEN", DEMO_WEBHOOK_VERIFY_TOKEN);
     let mut proxy = proxy
         .spawn()
         .map_err(|e| format!("cannot start waba-proxy: {e}"))?;
@@ -210,7 +216,15 @@ pub fn smoke() -> Res {
         .arg(page_url(ports))
         .arg("--sim-url")
         .arg(format!("http://127.0.0.1:{}", ports.sim))
-        .args(["--flow", "finish", "--min", "2", "--screenshot"])
+        .args(["--flow", "finish", "--min", "2"])
+        // The scenario's webhook approves the pending account a few seconds later.
+        .args([
+            "--then-selector",
+            "[data-account-id=\"101569239400667\"] .waba-badge",
+            "--then-text",
+            "APPROVED",
+            "--screenshot",
+        ])
         .arg(&shot)
         .env("CHROMEDRIVER", crate::setup::chromedriver())
         .env("CHROMIUM", crate::setup::chromium());

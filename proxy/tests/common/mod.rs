@@ -39,8 +39,13 @@ pub fn world(name: &str) -> World {
 /// The proxy for `world` with the scenario's System User token, the partner business and the
 /// admin token, plus `extra` flags.
 pub fn stack(world: World, extra: &[&str]) -> Stack {
+    stack_with_code_ttl(world, extra, Duration::from_secs(30))
+}
+
+/// Like [`stack`], with graph-sim's authorization codes living `code_ttl`.
+pub fn stack_with_code_ttl(world: World, extra: &[&str], code_ttl: Duration) -> Stack {
     let system = world.scenario.system_user_token.clone();
-    let sim = SimServer::start_world(world).unwrap();
+    let sim = SimServer::start_world_with(world, code_ttl).unwrap();
     let mut args = vec![
         "--system-user-token",
         system.as_str(),

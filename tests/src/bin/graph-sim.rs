@@ -33,6 +33,11 @@ struct Args {
     /// Latency added to every Graph call, in milliseconds.
     #[arg(long, env = "GRAPH_SIM_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
+
+    /// Where webhooks go (waba-proxy's `/webhooks/meta`); none are sent without it. With it,
+    /// the scenario's webhooks are sent too (their delay after their WABA's first read).
+    #[arg(long, env = "GRAPH_SIM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
 }
 
 fn main() {
@@ -51,6 +56,10 @@ fn try_main() -> anyhow::Result<()> {
         args.public_url,
     ));
     state.set_latency(Duration::from_millis(args.latency_ms));
+    if args.webhook_url.is_some() {
+        state.arm_scenario_webhooks();
+    }
+    state.set_webhook_url(args.webhook_url);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

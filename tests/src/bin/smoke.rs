@@ -31,6 +31,13 @@ struct Args {
     /// The flow the simulated signup dialog runs (then the signup button is clicked).
     #[arg(long, requires = "sim_url")]
     flow: Option<String>,
+    /// After the accounts render, wait until the element matching this selector shows
+    /// `--then-text` (a live update, without reloading).
+    #[arg(long, requires = "then_text")]
+    then_selector: Option<String>,
+    /// The text `--then-selector` must come to show.
+    #[arg(long, requires = "then_selector")]
+    then_text: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -83,6 +90,23 @@ async fn run(args: &Args) -> anyhow::Result<usize> {
                 Duration::from_secs(args.timeout_secs),
             )
             .await?;
+        if let (Some(css), Some(want)) = (&args.then_selector, &args.then_text) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(args.timeout_secs);
+            loop {
+                let shown = browser
+                    .wait_texts(css, Duration::from_secs(args.timeout_secs))
+                    .await?;
+                if shown.iter().any(|t| t == want) {
+                    println!("live: {css} shows {want}");
+                    break;
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{css} shows {shown:?}, never {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         println!(
             "--- page text ---\n{}\n-----------------",
             browser.page_text().await?

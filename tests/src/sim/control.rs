@@ -98,6 +98,35 @@ pub async fn unshare(State(sim): Sim, Json(body): Json<ShareBody>) -> StatusCode
     StatusCode::NO_CONTENT
 }
 
+/// Body of `PUT /_sim/webhooks`.
+#[derive(Deserialize)]
+pub struct WebhookTarget {
+    /// Where webhooks go; `null` stops them.
+    pub url: Option<String>,
+}
+
+/// `PUT /_sim/webhooks`: where webhooks go.
+pub async fn set_webhook_url(State(sim): Sim, Json(body): Json<WebhookTarget>) -> StatusCode {
+    sim.set_webhook_url(body.url);
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_sim/webhooks/send`: sends a webhook now (after `after_secs`, if given, in the
+/// background); answers the receiver's statuses, one per delivery.
+pub async fn send_webhook(
+    State(sim): Sim,
+    Json(w): Json<super::webhooks::ScheduledWebhook>,
+) -> Response {
+    if w.after_secs > 0.0 {
+        super::webhooks::schedule(sim, w);
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match super::webhooks::send(&sim, &w).await {
+        Ok(statuses) => Json(serde_json::json!({ "statuses": statuses })).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+    }
+}
+
 /// Body of `POST /_sim/codes`.
 #[derive(Deserialize)]
 pub struct CodeBody {

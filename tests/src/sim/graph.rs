@@ -401,7 +401,15 @@ impl<'a> Ctx<'a> {
     fn waba(&self, id: &str) -> Result<Value> {
         let waba = self.readable_waba(id)?;
         let fields = parse_fields(self.query.get("fields"), WABA_DEFAULT)?;
-        render_waba(waba, &fields)
+        self.sim.on_waba_read(id);
+        let mut out = render_waba(waba, &fields)?;
+        // A review decided at run time (and announced by webhook) shows in later reads.
+        if let (Some(decision), Some(obj)) = (self.sim.review_of(id), out.as_object_mut())
+            && obj.contains_key("account_review_status")
+        {
+            obj.insert("account_review_status".into(), Value::String(decision));
+        }
+        Ok(out)
     }
 
     fn phone_numbers(&self, id: &str) -> Result<Value> {

@@ -10,6 +10,7 @@ pub mod meta_js;
 pub mod respond;
 pub mod scenario;
 pub mod state;
+pub mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 /// The simulator's router: control endpoints under `/_sim/`, Graph everywhere else.
 pub fn app(state: Arc<SimState>) -> Router {
+    let _ = state.me.set(Arc::downgrade(&state));
     Router::new()
         .route("/_sim/", get(control::overview))
         .route("/_sim", get(control::overview))
@@ -34,6 +36,8 @@ pub fn app(state: Arc<SimState>) -> Router {
         .route("/_sim/codes", post(control::mint_code))
         .route("/_sim/share", post(control::share))
         .route("/_sim/unshare", post(control::unshare))
+        .route("/_sim/webhooks", put(control::set_webhook_url))
+        .route("/_sim/webhooks/send", post(control::send_webhook))
         .route("/_sim/sdk.js", get(meta_js::sdk))
         .route("/_sim/dialog", get(meta_js::dialog))
         .route("/_sim/forge", get(meta_js::forge))

@@ -43,6 +43,9 @@ pub struct Scenario {
     /// errors do, to prove the proxy scrubs them.
     #[serde(default)]
     pub echo_tokens_in_errors: bool,
+    /// Webhooks sent (to `--webhook-url`) some seconds after a WABA is first read.
+    #[serde(default)]
+    pub webhooks: Vec<crate::sim::webhooks::ScheduledWebhook>,
 }
 
 /// The partner's app.

@@ -19,6 +19,8 @@ pub struct SimState {
     /// Base URL for paging links; from the `Host` header when absent.
     pub public_url: Option<String>,
     dynamic: Mutex<Dynamic>,
+    /// This state itself, for tasks that send webhooks later (set by `sim::app`).
+    pub(crate) me: std::sync::OnceLock<std::sync::Weak<SimState>>,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +33,16 @@ struct Dynamic {
     auto_flow: Option<String>,
     /// Client-list changes since start, per business: WABAs added, WABAs removed.
     shares: HashMap<String, (Vec<String>, Vec<String>)>,
+    /// Review decisions made at run time, by WABA.
+    reviews: HashMap<String, String>,
+    /// Where webhooks go.
+    webhook_url: Option<String>,
+    /// WABAs read since start (scenario webhooks wait for a first read).
+    read: std::collections::HashSet<String>,
+    /// Scenario webhooks waiting for their WABA's first read.
+    pending_webhooks: Vec<super::webhooks::ScheduledWebhook>,
+    /// Whether the scenario's webhooks are on.
+    armed: bool,
 }
 
 /// An authorization code minted for a business token.
@@ -70,6 +82,7 @@ impl SimState {
                 faults,
                 ..Dynamic::default()
             }),
+            me: std::sync::OnceLock::new(),
         }
     }
 
@@ -99,6 +112,13 @@ impl SimState {
         let mut d = self.lock();
         *d = Dynamic {
             faults: FaultQueue::new(self.world.scenario.faults.clone()),
+            webhook_url: d.webhook_url.take(),
+            pending_webhooks: if d.armed {
+                self.world.scenario.webhooks.clone()
+            } else {
+                Vec::new()
+            },
+            armed: d.armed,
             ..Dynamic::default()
         };
     }
@@ -153,6 +173,57 @@ impl SimState {
             .collect()
     }
 
+    /// Records a review decision: later reads show it.
+    pub fn set_review(&self, waba_id: &str, decision: &str) {
+        self.lock()
+            .reviews
+            .insert(waba_id.to_owned(), decision.to_owned());
+    }
+
+    /// The review decided at run time, if any.
+    pub fn review_of(&self, waba_id: &str) -> Option<String> {
+        self.lock().reviews.get(waba_id).cloned()
+    }
+
+    /// Turns the scenario's webhooks on: each is sent its delay after its WABA's first read
+    /// from now on. (Off by default, so tests decide what Meta says and when.)
+    pub fn arm_scenario_webhooks(&self) {
+        let mut d = self.lock();
+        d.armed = true;
+        d.read.clear();
+        d.pending_webhooks = self.world.scenario.webhooks.clone();
+    }
+
+    /// Where webhooks go (`None`: nowhere).
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        self.lock().webhook_url = url;
+    }
+
+    /// Where webhooks go.
+    pub fn webhook_url(&self) -> Option<String> {
+        self.lock().webhook_url.clone()
+    }
+
+    /// Notes a read of `waba_id`; the scenario webhooks waiting for it are handed out.
+    pub fn on_waba_read(&self, waba_id: &str) {
+        let due: Vec<super::webhooks::ScheduledWebhook> = {
+            let mut d = self.lock();
+            if !d.read.insert(waba_id.to_owned()) {
+                return;
+            }
+            let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut d.pending_webhooks)
+                .into_iter()
+                .partition(|w| w.after_read_of.as_deref() == Some(waba_id));
+            d.pending_webhooks = keep;
+            due
+        };
+        if let Some(me) = self.me.get().and_then(std::sync::Weak::upgrade) {
+            for w in due {
+                super::webhooks::schedule(me.clone(), w);
+            }
+        }
+    }
+
     /// Sets the latency added to every Graph call.
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -177,9 +248,15 @@ impl SimState {
 
     /// Mints a one-time code for `token`, valid for [`SimState::code_ttl`].
     pub fn mint_code(&self, token: &str) -> String {
+        // Unique across restarts too, like Meta's: a proxy that remembers used codes must
+        // never see one twice.
         let n = self.serial();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         let code = format!(
-            "AQD{n:04}{:016x}",
+            "AQD{n:04}{:016x}{nanos:016x}",
             fnv(token) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         );
         self.lock().codes.insert(

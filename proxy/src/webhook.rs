@@ -1,0 +1,241 @@
+//! Meta's webhooks: the subscription handshake, the `X-Hub-Signature-256` check and the
+//! changes a delivery carries.
+//!
+//! The signature is checked on the raw bytes before anything parses them. Every change
+//! becomes one [`NewStatusEvent`]; fields and events this version does not know are kept raw
+//! (kind `unknown`), never refused.
+
+use crate::store::NewStatusEvent;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Why a delivery is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WebhookError {
+    /// No `X-Hub-Signature-256` header.
+    #[error("missing X-Hub-Signature-256")]
+    MissingSignature,
+    /// The header is not `sha256=<64 hex digits>` or does not match the body.
+    #[error("the X-Hub-Signature-256 signature does not match the body")]
+    BadSignature,
+    /// The body is not Meta's webhook JSON.
+    #[error("the body is not a webhook notification: {0}")]
+    Malformed(&'static str),
+}
+
+/// Checks `header` (`sha256=<hex>`) against HMAC-SHA256 of `body` with `app_secret`, in
+/// constant time.
+pub fn verify_signature(
+    app_secret: &str,
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), WebhookError> {
+    let header = header.ok_or(WebhookError::MissingSignature)?;
+    let hex = header
+        .strip_prefix("sha256=")
+        .ok_or(WebhookError::BadSignature)?;
+    if hex.len() != 64 {
+        return Err(WebhookError::BadSignature);
+    }
+    let mut expected = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).map_err(|_| WebhookError::BadSignature)?;
+        expected[i] = u8::from_str_radix(text, 16).map_err(|_| WebhookError::BadSignature)?;
+    }
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
+        .map_err(|_| WebhookError::BadSignature)?;
+    mac.update(body);
+    mac.verify_slice(&expected)
+        .map_err(|_| WebhookError::BadSignature)
+}
+
+/// `sha256=<hex>` for `body`: what Meta sends (graph-sim and tests sign with it).
+pub fn sign(app_secret: &str, body: &[u8]) -> Result<String, WebhookError> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
+        .map_err(|_| WebhookError::BadSignature)?;
+    mac.update(body);
+    let mut out = String::from("sha256=");
+    for b in mac.finalize().into_bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    Ok(out)
+}
+
+/// An id as Meta writes it: a string or a number.
+fn id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.clone())
+        }
+        Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The changes of one delivery, in order.
+pub fn parse(body: &[u8]) -> Result<Vec<NewStatusEvent>, WebhookError> {
+    let root: Value =
+        serde_json::from_slice(body).map_err(|_| WebhookError::Malformed("not JSON"))?;
+    let entries = root
+        .get("entry")
+        .and_then(Value::as_array)
+        .ok_or(WebhookError::Malformed("no entry array"))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry_id = entry.get("id").and_then(id);
+        let time = entry.get("time").cloned().unwrap_or(Value::Null);
+        let changes = entry
+            .get("changes")
+            .and_then(Value::as_array)
+            .ok_or(WebhookError::Malformed("an entry without changes"))?;
+        for change in changes {
+            let field = text(change, "field").unwrap_or_else(|| "unknown".into());
+            let value = change.get("value").cloned().unwrap_or(Value::Null);
+            let (kind, waba_id, detail) = match field.as_str() {
+                "account_update" => {
+                    let event = text(&value, "event");
+                    let waba = value
+                        .get("waba_info")
+                        .and_then(|w| w.get("waba_id"))
+                        .and_then(id);
+                    let kind = match event.as_deref() {
+                        Some("PARTNER_ADDED") => "partner_added",
+                        Some("PARTNER_REMOVED") => "partner_removed",
+                        _ => "account_update",
+                    };
+                    (kind, waba, event)
+                }
+                "account_review_update" => ("review", entry_id.clone(), text(&value, "decision")),
+                "phone_number_quality_update" => {
+                    ("phone_quality", entry_id.clone(), text(&value, "event"))
+                }
+                "phone_number_name_update" => {
+                    ("phone_name", entry_id.clone(), text(&value, "decision"))
+                }
+                _ => ("unknown", entry_id.clone(), None),
+            };
+            let raw = serde_json::json!({"field": field, "value": value}).to_string();
+            let mut h = Sha256::new();
+            h.update(entry_id.as_deref().unwrap_or("").as_bytes());
+            h.update([0]);
+            h.update(time.to_string().as_bytes());
+            h.update([0]);
+            h.update(raw.as_bytes());
+            out.push(NewStatusEvent {
+                dedupe: h.finalize().into(),
+                field,
+                kind: kind.into(),
+                waba_id,
+                value: detail,
+                raw,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "app-secret-for-webhook-tests";
+
+    #[test]
+    fn signatures_match_only_the_exact_body_and_secret() {
+        let body = br#"{"entry":[]}"#;
+        let sig = sign(SECRET, body).unwrap_or_default();
+        assert!(verify_signature(SECRET, body, Some(&sig)).is_ok());
+        assert_eq!(
+            verify_signature(SECRET, br#"{"entry":[] }"#, Some(&sig)),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_signature("another", body, Some(&sig)),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_signature(SECRET, body, None),
+            Err(WebhookError::MissingSignature)
+        );
+        for bad in [
+            "sha1=00",
+            "sha256=zz",
+            "",
+            &sig[..sig.len() - 1],
+            &sig.to_uppercase(),
+        ] {
+            assert!(verify_signature(SECRET, body, Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn account_update_names_the_waba_in_waba_info_not_entry_id() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"805021500648488","time":1731000000,
+          "changes":[{"field":"account_update","value":{"event":"PARTNER_ADDED","waba_info":{"waba_id":"9007199254740993","owner_business_id":"2729063490586006"}}},
+                     {"field":"account_update","value":{"event":"PARTNER_REMOVED","waba_info":{"waba_id":102289599326934}}},
+                     {"field":"account_update","value":{"event":"ACCOUNT_VIOLATION","waba_info":{"waba_id":"104996122399160"}}}]}]}"#;
+        let events = parse(body).unwrap_or_default();
+        let summary: Vec<(&str, Option<&str>, Option<&str>)> = events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.waba_id.as_deref(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "partner_added",
+                    Some("9007199254740993"),
+                    Some("PARTNER_ADDED")
+                ),
+                (
+                    "partner_removed",
+                    Some("102289599326934"),
+                    Some("PARTNER_REMOVED")
+                ),
+                (
+                    "account_update",
+                    Some("104996122399160"),
+                    Some("ACCOUNT_VIOLATION")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn review_phone_and_unknown_changes_are_kept() {
+        let body = br#"{"entry":[{"id":"102289599326934","time":1,"changes":[
+            {"field":"account_review_update","value":{"decision":"APPROVED"}},
+            {"field":"phone_number_quality_update","value":{"display_phone_number":"16315550101","event":"FLAGGED","current_limit":"TIER_1K"}},
+            {"field":"phone_number_name_update","value":{"display_phone_number":"16315550101","decision":"APPROVED","requested_verified_name":"Lucky Shrub"}},
+            {"field":"brand_new_field","value":{"anything":[1,2,3]}}]}]}"#;
+        let events = parse(body).unwrap_or_default();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["review", "phone_quality", "phone_name", "unknown"]);
+        assert!(
+            events
+                .iter()
+                .all(|e| e.waba_id.as_deref() == Some("102289599326934"))
+        );
+        assert_eq!(events[0].value.as_deref(), Some("APPROVED"));
+        assert!(events[3].raw.contains("brand_new_field"));
+        let again = parse(body).unwrap_or_default();
+        assert_eq!(
+            events, again,
+            "the same delivery gives the same dedupe keys"
+        );
+        let distinct: std::collections::HashSet<_> = events.iter().map(|e| e.dedupe).collect();
+        assert_eq!(distinct.len(), 4);
+    }
+
+    #[test]
+    fn what_is_not_a_notification_is_refused() {
+        for body in [&b"nope"[..], b"{}", br#"{"entry":[{"id":"1"}]}"#] {
+            assert!(parse(body).is_err());
+        }
+    }
+}

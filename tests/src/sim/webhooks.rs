@@ -1,0 +1,147 @@
+//! Webhooks as Meta sends them: `account_update` (`PARTNER_ADDED`, `PARTNER_REMOVED`) and
+//! `account_review_update`, signed with the app secret in `X-Hub-Signature-256`, posted to the
+//! configured URL. Redeliveries repeat the same body; a "bad signature" delivery signs with
+//! another secret. Sent on request (`POST /_sim/webhooks/send`) or by the scenario, some
+//! seconds after a WABA is first read.
+
+use super::state::SimState;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a webhook says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// `account_review_update` with `decision`.
+    Review,
+    /// `account_update` `PARTNER_ADDED`: the WABA is shared with the partner.
+    Shared,
+    /// `account_update` `PARTNER_REMOVED`.
+    Removed,
+}
+
+/// A webhook to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledWebhook {
+    /// What it says.
+    pub kind: WebhookKind,
+    /// The WABA.
+    pub waba_id: String,
+    /// For reviews: `APPROVED`, `REJECTED`, `PENDING`, `DEFERRED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Scenario webhooks: sent this many seconds after the WABA is first read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_read_of: Option<String>,
+    /// Seconds to wait (after the read, or after the request).
+    #[serde(default)]
+    pub after_secs: f64,
+    /// Extra deliveries of the same body.
+    #[serde(default)]
+    pub redeliveries: u32,
+    /// Sign with a wrong secret (the proxy must refuse it).
+    #[serde(default)]
+    pub bad_signature: bool,
+}
+
+/// `sha256=<hex>` of `body` with `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    let mut out = String::from("sha256=");
+    for b in mac.finalize().into_bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Meta's payload for `w`, from the partner business `partner`.
+pub fn payload(w: &ScheduledWebhook, partner: &str, time: i64) -> Value {
+    match w.kind {
+        WebhookKind::Review => json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": w.waba_id, "time": time, "changes": [{
+                "field": "account_review_update",
+                "value": {"decision": w.decision.as_deref().unwrap_or("APPROVED")}
+            }]}]
+        }),
+        WebhookKind::Shared | WebhookKind::Removed => json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": partner, "time": time, "changes": [{
+                "field": "account_update",
+                "value": {
+                    "event": if w.kind == WebhookKind::Shared { "PARTNER_ADDED" } else { "PARTNER_REMOVED" },
+                    "waba_info": {"waba_id": w.waba_id, "owner_business_id": partner}
+                }
+            }]}]
+        }),
+    }
+}
+
+/// Applies `w` to the simulated world (reads after it agree with what it announced).
+fn apply(sim: &SimState, w: &ScheduledWebhook, partner: &str) {
+    match w.kind {
+        WebhookKind::Review => {
+            sim.set_review(&w.waba_id, w.decision.as_deref().unwrap_or("APPROVED"))
+        }
+        WebhookKind::Shared => sim.share(partner, &w.waba_id),
+        WebhookKind::Removed => sim.unshare(partner, &w.waba_id),
+    }
+}
+
+/// Sends `w` now (and its redeliveries); the HTTP statuses the receiver answered.
+pub async fn send(sim: &SimState, w: &ScheduledWebhook) -> Result<Vec<u16>, String> {
+    let url = sim
+        .webhook_url()
+        .ok_or("no webhook URL: start graph-sim with --webhook-url or PUT /_sim/webhooks")?;
+    let partner = sim
+        .world
+        .scenario
+        .businesses
+        .first()
+        .map(|b| b.id.clone())
+        .unwrap_or_default();
+    if !w.bad_signature {
+        apply(sim, w, &partner);
+    }
+    let body = payload(w, &partner, super::state::now_unix()).to_string();
+    let secret = if w.bad_signature {
+        "not-the-app-secret".to_owned()
+    } else {
+        sim.world.scenario.app.secret.clone()
+    };
+    let sig = signature(&secret, body.as_bytes());
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..=w.redeliveries {
+        let res = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", &sig)
+            .body(body.clone())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("webhook to {url}: {e}"))?;
+        statuses.push(res.status().as_u16());
+    }
+    Ok(statuses)
+}
+
+/// Sends `w` after its delay, in the background.
+pub fn schedule(sim: Arc<SimState>, w: ScheduledWebhook) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64(w.after_secs.max(0.0))).await;
+        if let Err(e) = send(&sim, &w).await {
+            eprintln!("graph-sim: {e}");
+        }
+    });
+}
