@@ -32,7 +32,8 @@ async fn require_admin(st: &AppState, headers: &HeaderMap) -> Result<(), AppErro
     }
 }
 
-fn json_no_store<T: Serialize>(result: Result<T, AppError>) -> Response {
+/// A JSON answer (or the error) that no cache keeps.
+pub(crate) fn json_no_store<T: Serialize>(result: Result<T, AppError>) -> Response {
     let mut res = match result {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),

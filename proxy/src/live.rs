@@ -17,7 +17,6 @@ use crate::error::AppError;
 use crate::signup_routes::blocking;
 use crate::store::StatusEvent;
 use crate::webhook::{self, WebhookError};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -232,13 +231,7 @@ pub async fn ticket(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         })
     }
     .await;
-    let mut res = match answer {
-        Ok(a) => Json(a).into_response(),
-        Err(e) => e.into_response(),
-    };
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    crate::admin_routes::json_no_store(answer)
 }
 
 /// Query of `GET /events/stream`.

@@ -14,19 +14,17 @@ const INCOMPLETE: &str = "EAASimBusinessTokenIncomplete0000000000000000002";
 const KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
 fn code_flow_args(db: &str) -> Vec<String> {
-    [
-        "--app-id",
-        APP_ID,
-        "--app-secret",
-        DEMO_APP_SECRET,
-        "--token-key",
-        KEY,
-        "--database",
+    with_database(
+        &[
+            "--app-id",
+            APP_ID,
+            "--app-secret",
+            DEMO_APP_SECRET,
+            "--token-key",
+            KEY,
+        ],
         db,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    )
 }
 
 fn code_stack(db: &str) -> Stack {
@@ -262,18 +260,8 @@ async fn kill_9_then_restart_keeps_every_answered_record_and_session() {
     assert!(killed.success());
     s.proxy.stop();
     let args = code_flow_args(&dbs);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    args.extend_from_slice(&[
-        "--system-user-token",
-        DEMO_SYSTEM,
-        "--business-id",
-        PARTNER,
-        "--admin-token",
-        ADMIN,
-    ]);
-    let proxy =
-        tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), &s.sim.url, &args)
-            .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let proxy = proxy_for(&s.sim.url, &args);
     let url = |p: &str| format!("{}{p}", proxy.url);
     let records = get(&url("/admin/onboardings"), Some(ADMIN)).await;
     assert_eq!(records.json()["data"].as_array().unwrap().len(), 2);
@@ -450,18 +438,8 @@ async fn tracker_passes_never_overlap_and_its_state_survives_a_restart() {
     // A restarted proxy keeps the set and the events: nothing is reported twice.
     s.proxy.stop();
     let args = code_flow_args(&dbs);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    args.extend_from_slice(&[
-        "--system-user-token",
-        DEMO_SYSTEM,
-        "--business-id",
-        PARTNER,
-        "--admin-token",
-        ADMIN,
-    ]);
-    let proxy =
-        tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), &s.sim.url, &args)
-            .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let proxy = proxy_for(&s.sim.url, &args);
     let again = post(
         &format!("{}/admin/tracker/pass", proxy.url),
         Some(ADMIN),

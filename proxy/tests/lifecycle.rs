@@ -78,19 +78,7 @@ async fn cors_only_for_configured_origins() {
 #[tokio::test]
 async fn graph_unreachable_is_502_and_never_hangs() {
     // Nothing listens on port 1.
-    let proxy = tests::harness::start_proxy(
-        env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
-        "http://127.0.0.1:1",
-        &[
-            "--system-user-token",
-            DEMO_SYSTEM,
-            "--business-id",
-            PARTNER,
-            "--admin-token",
-            ADMIN,
-        ],
-    )
-    .unwrap();
+    let proxy = proxy_for("http://127.0.0.1:1", &[]);
     let a = get(
         &format!("{}/graph/102289599326934", proxy.url),
         Some(FINISH),

@@ -15,17 +15,15 @@ use tests::harness::temp_database;
 const VERIFY: &str = "verify-token-for-webhook-tests-91c2";
 
 fn hook_args(db: &str) -> Vec<String> {
-    [
-        "--app-secret",
-        DEMO_APP_SECRET,
-        "--webhook-verify-token",
-        VERIFY,
-        "--database",
+    with_database(
+        &[
+            "--app-secret",
+            DEMO_APP_SECRET,
+            "--webhook-verify-token",
+            VERIFY,
+        ],
         db,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    )
 }
 
 fn hook_stack() -> Stack {
@@ -336,21 +334,7 @@ async fn after_a_restart_the_stream_resumes_from_the_last_event_id() {
     let first = read_stream(&s.proxy.url, &t, None, 1, Duration::from_secs(2)).await;
     assert_eq!(first.len(), 1);
     s.proxy.stop();
-    let mut again: Vec<&str> = argv.clone();
-    again.extend_from_slice(&[
-        "--system-user-token",
-        DEMO_SYSTEM,
-        "--business-id",
-        PARTNER,
-        "--admin-token",
-        ADMIN,
-    ]);
-    let proxy = tests::harness::start_proxy(
-        env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
-        &s.sim.url,
-        &again,
-    )
-    .unwrap();
+    let proxy = proxy_for(&s.sim.url, &argv);
     s.sim
         .state
         .set_webhook_url(Some(format!("{}/webhooks/meta", proxy.url)));

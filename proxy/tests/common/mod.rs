@@ -112,3 +112,29 @@ pub async fn send(req: reqwest::RequestBuilder) -> Answer {
 pub fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A proxy in front of `graph_url` with the demo's System User, the partner and the admin
+/// token, plus `extra` (a restart uses the same `--database`).
+pub fn proxy_for(graph_url: &str, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "--system-user-token",
+        DEMO_SYSTEM,
+        "--business-id",
+        PARTNER,
+        "--admin-token",
+        ADMIN,
+    ];
+    args.extend_from_slice(extra);
+    tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), graph_url, &args)
+        .unwrap()
+}
+
+/// `flags` followed by `--database db`, as owned strings.
+pub fn with_database(flags: &[&str], db: &str) -> Vec<String> {
+    flags
+        .iter()
+        .copied()
+        .chain(["--database", db])
+        .map(str::to_owned)
+        .collect()
+}

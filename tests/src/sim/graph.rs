@@ -120,13 +120,7 @@ pub async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let partner = sim
-        .world
-        .scenario
-        .businesses
-        .first()
-        .map(|b| b.id.clone())
-        .unwrap_or_default();
+    let partner = sim.partner_id();
     let mut short_page = None;
     match &fault {
         Some(FaultAction::Latency { ms }) => {

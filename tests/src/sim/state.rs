@@ -173,6 +173,16 @@ impl SimState {
             .collect()
     }
 
+    /// The scenario's partner business (the first one).
+    pub fn partner_id(&self) -> String {
+        self.world
+            .scenario
+            .businesses
+            .first()
+            .map(|b| b.id.clone())
+            .unwrap_or_default()
+    }
+
     /// Records a review decision: later reads show it.
     pub fn set_review(&self, waba_id: &str, decision: &str) {
         self.lock()

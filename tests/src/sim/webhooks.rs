@@ -102,13 +102,7 @@ pub async fn send(sim: &SimState, w: &ScheduledWebhook) -> Result<Vec<u16>, Stri
     let url = sim
         .webhook_url()
         .ok_or("no webhook URL: start graph-sim with --webhook-url or PUT /_sim/webhooks")?;
-    let partner = sim
-        .world
-        .scenario
-        .businesses
-        .first()
-        .map(|b| b.id.clone())
-        .unwrap_or_default();
+    let partner = sim.partner_id();
     if !w.bad_signature {
         apply(sim, w, &partner);
     }
