@@ -276,6 +276,46 @@ async function checkShares() {
 // in place. Each connection asks for a short-lived stream ticket (EventSource sends no
 // headers), and resumes after the last event id when it reconnects.
 let stream = null;
+// Many changes at once (a replay after reconnecting) cost one re-render.
+let viewQueued = false;
+function queueView() {
+  if (viewQueued) return;
+  viewQueued = true;
+  requestAnimationFrame(() => { viewQueued = false; applyView(); });
+}
+
+const CHANGE_TEXT = {
+  review: (c) => `Review decided: ${c.value}`,
+  partner_added: () => "Shared with you",
+  partner_removed: () => "No longer shared with you",
+  account_update: (c) => `Account update: ${c.value || "(no event name)"}`,
+  phone_quality: (c) => `Phone quality: ${c.value || "?"}`,
+  phone_name: (c) => `Display name: ${c.value || "?"}`,
+};
+
+// The latest changes, newest first; kinds this page does not know are shown as Meta sent them.
+function showChange(change) {
+  const list = $("changes");
+  const li = document.createElement("li");
+  li.dataset.kind = change.kind;
+  if (change.waba_id) li.dataset.wabaId = change.waba_id;
+  const what = document.createElement("span");
+  const known = CHANGE_TEXT[change.kind];
+  what.textContent = `${change.waba_id ? "WABA " + change.waba_id + ": " : ""}${known ? known(change) : "Unrecognised " + change.field}`;
+  li.append(what);
+  if (!known && change.raw) {
+    const raw = document.createElement("code");
+    raw.textContent = JSON.stringify(change.raw);
+    li.append(raw);
+  }
+  const at = document.createElement("span");
+  at.className = "action";
+  at.textContent = when(change.received_at);
+  li.append(at);
+  list.prepend(li);
+  while (list.children.length > 50) list.lastElementChild.remove();
+}
+
 function followChanges() {
   if (stream) stream.close();
   let last = 0;
@@ -293,11 +333,12 @@ function followChanges() {
         last = id;
         const change = JSON.parse(ev.data);
         window.__consoleMetrics.changes = (window.__consoleMetrics.changes || 0) + 1;
+        showChange(change);
         if (change.kind === "review" && change.value) {
           const row = state.rows.find((w) => w.id === change.waba_id);
           if (row && row.account_review_status !== change.value) {
             row.account_review_status = change.value;
-            applyView();
+            queueView();
           }
           if (state.selected === change.waba_id) showDetail(change.waba_id);
         } else if (change.kind === "partner_added" || change.kind === "partner_removed") {

@@ -425,6 +425,33 @@ async fn follow_ups_new_shares_and_live_review_decisions() {
         WAIT,
     )
     .await;
+    wait_until(
+        &b,
+        "return document.querySelector('#changes li[data-kind=\"review\"][data-waba-id=\"101569239400667\"]') !== null",
+        WAIT,
+    )
+    .await;
+    // A field this version does not know is shown as Meta sent it, not dropped.
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102289599326934", "time": 7,
+        "changes": [{"field": "business_capability_update", "value": {"max_daily_conversation_per_phone": 1000}}]}]})
+    .to_string();
+    let delivered = http
+        .post(format!("{}/webhooks/meta", proxy.url))
+        .header(
+            "x-hub-signature-256",
+            tests::sim::webhooks::signature("sim-app-secret-demo-5f1e0c9a", body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), 200);
+    wait_until(
+        &b,
+        "const li = document.querySelector('#changes li[data-kind=\"unknown\"]'); return li !== null && li.textContent.includes('business_capability_update') && li.textContent.includes('max_daily_conversation_per_phone')",
+        WAIT,
+    )
+    .await;
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
