@@ -287,30 +287,50 @@ impl Upstream {
         let send = req.send();
         let mut res = send.await.map_err(transport)?;
         let status = res.status();
-        let headers = res.headers().clone();
-        let mut body = BytesMut::new();
-        while let Some(chunk) = res.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                return Err(Failure {
-                    error: AppError::UpstreamGarbage("answer too large"),
-                    status: Some(status.as_u16()),
-                    regain_secs: None,
-                    app_blocked: false,
-                });
-            }
-            body.extend_from_slice(&chunk);
+        let too_large = || Failure {
+            error: AppError::UpstreamGarbage("answer too large"),
+            status: Some(status.as_u16()),
+            regain_secs: None,
+            app_blocked: false,
+        };
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
+        {
+            return Err(too_large());
         }
-        let body = body.freeze();
+        // Most answers come in one chunk: keep it as is; copy only when there are more.
+        let first = res.chunk().await.map_err(transport)?.unwrap_or_default();
+        let body = match res.chunk().await.map_err(transport)? {
+            None if first.len() <= MAX_UPSTREAM_BODY => first,
+            None => return Err(too_large()),
+            Some(second) => {
+                let mut body = BytesMut::with_capacity(first.len() + second.len());
+                body.extend_from_slice(&first);
+                body.extend_from_slice(&second);
+                while let Some(chunk) = res.chunk().await.map_err(transport)? {
+                    if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                if body.len() > MAX_UPSTREAM_BODY {
+                    return Err(too_large());
+                }
+                body.freeze()
+            }
+        };
         if status.is_success() {
             return Ok(body);
         }
-        let error = self.graph_failure(status, &headers, &body, extra_secrets);
+        let headers = res.headers();
+        let error = self.graph_failure(status, headers, &body, extra_secrets);
         let throttled = matches!(&error, AppError::Graph { error, .. } if error.class() == ErrorClass::Throttled);
-        let regain_secs = throttled.then(|| regain_secs(&headers)).flatten();
+        let regain_secs = throttled.then(|| regain_secs(headers)).flatten();
         Err(Failure {
             error,
             status: Some(status.as_u16()),
-            app_blocked: throttled && regain_secs.is_none() && app_at_limit(&headers),
+            app_blocked: throttled && regain_secs.is_none() && app_at_limit(headers),
             regain_secs,
         })
     }
