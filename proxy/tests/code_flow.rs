@@ -121,6 +121,19 @@ async fn a_code_becomes_a_session_for_exactly_the_granted_wabas() {
     .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     assert!(forged.error().message.contains("sign up again"));
+    // Nothing secret reached the log: not the code, the business token, the session or the
+    // app secret.
+    let log = s.proxy.output().join("\n");
+    assert!(log.contains("answered"), "the log has the requests");
+    for secret in [
+        code.as_str(),
+        FINISH,
+        session.as_str(),
+        other.as_str(),
+        DEMO_APP_SECRET,
+    ] {
+        assert!(!log.contains(secret), "the log holds a secret");
+    }
 }
 
 #[tokio::test]

@@ -314,6 +314,12 @@ async fn a_signup_stream_sees_only_its_wabas_and_reads_are_fresh_after_a_decisio
     );
     let none = send(client().post(s.url("/events/ticket"))).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    // The ticket travels in the URL, so the proxy never logs URLs.
+    let log = s.proxy.output().join("\n");
+    assert!(log.contains("answered"));
+    for secret in [t.as_str(), FINISH, DEMO_APP_SECRET] {
+        assert!(!log.contains(secret), "the log holds a secret");
+    }
 }
 
 #[tokio::test]
