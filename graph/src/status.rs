@@ -59,6 +59,41 @@ pub struct Incomplete {
     pub message: String,
 }
 
+impl Incomplete {
+    /// What a flow left early says is incomplete: the step and its guidance, or the reported
+    /// error; `None` when the session message gave no detail.
+    pub fn from_abandoned(abandoned: &Abandoned) -> Option<Self> {
+        match abandoned {
+            Abandoned::AtStep { current_step } => Some(Incomplete {
+                reason: "left_at_step".into(),
+                step: Some(current_step.clone()),
+                message: step_guidance(current_step),
+            }),
+            Abandoned::Reported {
+                error_message,
+                error_id,
+                ..
+            } => Some(Incomplete {
+                reason: "reported_error".into(),
+                step: None,
+                message: format!(
+                    "The business reported an error in Embedded Signup{}{}. Reach out to help it \
+                     finish.",
+                    error_message
+                        .as_deref()
+                        .map(|m| format!(": “{m}”"))
+                        .unwrap_or_default(),
+                    error_id
+                        .as_deref()
+                        .map(|i| format!(" (error {i})"))
+                        .unwrap_or_default(),
+                ),
+            }),
+            Abandoned::Unspecified => None,
+        }
+    }
+}
+
 /// Plain-words guidance for the step a business left Embedded Signup at.
 pub fn step_guidance(step: &str) -> String {
     let what = match step {
@@ -141,59 +176,34 @@ impl AccountStatus {
                 }
             })
             .collect();
-        let incomplete = match abandoned.filter(|_| newest) {
-            Some(Abandoned::AtStep { current_step }) => Some(Incomplete {
-                reason: "left_at_step".into(),
-                step: Some(current_step.clone()),
-                message: step_guidance(current_step),
-            }),
-            Some(Abandoned::Reported {
-                error_message,
-                error_id,
-                ..
-            }) => Some(Incomplete {
-                reason: "reported_error".into(),
-                step: None,
-                message: format!(
-                    "The business reported an error in Embedded Signup{}{}. Reach out to help it \
-                     finish.",
-                    error_message
-                        .as_deref()
-                        .map(|m| format!(": “{m}”"))
-                        .unwrap_or_default(),
-                    error_id
-                        .as_deref()
-                        .map(|i| format!(" (error {i})"))
-                        .unwrap_or_default(),
-                ),
-            }),
-            _ => None,
-        }
-        .or_else(|| {
-            phones
-                .iter()
-                .filter(|p| certificate_pending(&p.phone))
-                .find_map(|p| p.problem.as_ref())
-                .map(|problem| Incomplete {
-                    reason: "certificate_not_ready".into(),
-                    step: None,
-                    message: format!(
-                        "{problem}. Reach out to the business to complete Embedded Signup."
-                    ),
-                })
-        })
-        .or_else(|| {
-            (expect_phone && phones.is_empty() && waba.phone_numbers.is_some()).then(|| {
-                Incomplete {
-                    reason: "no_phone_number".into(),
-                    step: None,
-                    message:
-                        "No phone number is registered on this account yet: the business must \
-                          add one to send messages."
-                            .to_owned(),
-                }
+        let incomplete = abandoned
+            .filter(|_| newest)
+            .and_then(Incomplete::from_abandoned)
+            .or_else(|| {
+                phones
+                    .iter()
+                    .filter(|p| certificate_pending(&p.phone))
+                    .find_map(|p| p.problem.as_ref())
+                    .map(|problem| Incomplete {
+                        reason: "certificate_not_ready".into(),
+                        step: None,
+                        message: format!(
+                            "{problem}. Reach out to the business to complete Embedded Signup."
+                        ),
+                    })
             })
-        });
+            .or_else(|| {
+                (expect_phone && phones.is_empty() && waba.phone_numbers.is_some()).then(|| {
+                    Incomplete {
+                        reason: "no_phone_number".into(),
+                        step: None,
+                        message:
+                            "No phone number is registered on this account yet: the business must \
+                          add one to send messages."
+                                .to_owned(),
+                    }
+                })
+            });
         let health_problems = waba
             .health_status
             .iter()

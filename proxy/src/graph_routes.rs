@@ -323,14 +323,7 @@ async fn debug_token(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if let Err(not_until) = st.debug_token_limiter.check_key(&peer) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        return Err(AppError::RateLimited {
-            retry_after: wait.as_secs().max(1),
-        });
-    }
+    st.limit_client(peer)?;
     let inspection = st.tokens.inspect(input).await?;
     st.respond(&inspection.debug, &[input])
 }

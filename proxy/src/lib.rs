@@ -144,6 +144,21 @@ impl AppState {
         }))
     }
 
+    /// Counts a call that costs Graph calls for an unauthenticated client (`debug_token`, the
+    /// code exchange, signup reports) against its address's per-minute allowance.
+    pub fn limit_client(&self, client: IpAddr) -> Result<(), AppError> {
+        self.debug_token_limiter
+            .check_key(&client)
+            .map_err(|not_until| AppError::RateLimited {
+                retry_after: not_until
+                    .wait_time_from(governor::clock::Clock::now(
+                        &governor::clock::DefaultClock::default(),
+                    ))
+                    .as_secs()
+                    .max(1),
+            })
+    }
+
     /// A JSON answer from a model value, scrubbed of secrets.
     pub fn respond<T: serde::Serialize>(
         &self,

@@ -25,7 +25,7 @@ use waba_graph::id::RawId;
 use waba_graph::signup::{
     Abandoned, RawSessionData, RawSessionMessage, SessionEvent, SessionMessage,
 };
-use waba_graph::status::{AccountStatus, STATUS_FIELDS, step_guidance};
+use waba_graph::status::{AccountStatus, Incomplete, STATUS_FIELDS};
 use waba_graph::{Secret, Waba, WabaScope};
 
 /// The prefix of session credentials (the rest is 32 random bytes, base64url).
@@ -156,19 +156,6 @@ fn no_store(mut res: Response) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
-}
-
-fn rate_limit(st: &AppState, peer: &SocketAddr) -> Result<(), AppError> {
-    st.debug_token_limiter
-        .check_key(&peer.ip())
-        .map_err(|not_until| AppError::RateLimited {
-            retry_after: not_until
-                .wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ))
-                .as_secs()
-                .max(1),
-        })
 }
 
 /// Runs blocking store work off the async threads.
@@ -325,57 +312,28 @@ async fn follow_ups(
     let mut out: Vec<FollowUp> = statuses
         .into_iter()
         .flatten()
-        .filter_map(|s| {
-            let inc = s.incomplete?;
-            Some(FollowUp {
-                waba_id: Some(s.waba.id.to_string()),
-                action: action_for(&inc.reason).to_owned(),
-                reason: inc.reason,
-                message: inc.message,
-            })
-        })
+        .filter_map(|s| Some(follow_up(Some(s.waba.id.to_string()), s.incomplete?)))
         .collect();
     if out.is_empty() && record.granted.is_empty() {
         // Nothing shared: what the event says is all there is.
-        out.extend(abandoned.as_ref().and_then(event_follow_up));
+        out.extend(
+            abandoned
+                .as_ref()
+                .and_then(Incomplete::from_abandoned)
+                .map(|inc| follow_up(None, inc)),
+        );
     }
     out
 }
 
-/// The follow-up of a flow left early when nothing was shared.
-fn event_follow_up(a: &Abandoned) -> Option<FollowUp> {
-    let (reason, message) = match a {
-        Abandoned::AtStep { current_step } => ("left_at_step", step_guidance(current_step)),
-        Abandoned::Reported {
-            error_message,
-            error_id,
-            session_id,
-        } => (
-            "reported_error",
-            format!(
-                "The business reported an error in Embedded Signup{}{}{}.",
-                error_message
-                    .as_deref()
-                    .map(|m| format!(": “{m}”"))
-                    .unwrap_or_default(),
-                error_id
-                    .as_deref()
-                    .map(|i| format!(" (error {i})"))
-                    .unwrap_or_default(),
-                session_id
-                    .as_deref()
-                    .map(|i| format!(" (session {i})"))
-                    .unwrap_or_default(),
-            ),
-        ),
-        Abandoned::Unspecified => return None,
-    };
-    Some(FollowUp {
-        waba_id: None,
-        reason: reason.into(),
-        action: action_for(reason).into(),
-        message,
-    })
+/// The follow-up of what is incomplete about `waba_id` (or the whole signup), with the action.
+fn follow_up(waba_id: Option<String>, inc: Incomplete) -> FollowUp {
+    FollowUp {
+        waba_id,
+        action: action_for(&inc.reason).to_owned(),
+        reason: inc.reason,
+        message: inc.message,
+    }
 }
 
 /// The Graph answer of `oauth/access_token`.
@@ -398,7 +356,7 @@ pub async fn exchange(
         let flow = st.code_flow.as_ref().ok_or(AppError::CodeFlowOff)?;
         check_code(&body.code)?;
         let event = typed_event(body.event.or_else(|| body.result.and_then(PageResult::into_message)))?;
-        rate_limit(&st, &peer)?;
+        st.limit_client(peer.ip())?;
         let code_hash = digest(&body.code);
         let store = st.store.clone();
         let now = crate::clock::now();
@@ -522,7 +480,7 @@ pub async fn report(
         let event = typed_event(Some(body.event))?.ok_or(AppError::BadRequest(
             "the event must be a WA_EMBEDDED_SIGNUP message",
         ))?;
-        rate_limit(&st, &peer)?;
+        st.limit_client(peer.ip())?;
         let mut record = record_from_event(flow, Some(&event));
         let token = bearer(&headers)?;
         if let Some(token) = token {

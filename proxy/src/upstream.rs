@@ -179,16 +179,8 @@ impl Upstream {
         query: &[(&str, String)],
         extra_secrets: &[&str],
     ) -> Result<Bytes, AppError> {
-        let object = path.split('/').next().unwrap_or(path);
-        if let Some(secs) = self.gate.blocked_for(route, object) {
-            metrics::counter!("waba_gate_refusals_total", "route" => route.name()).increment(1);
-            return Err(AppError::UpstreamThrottled { retry_after: secs });
-        }
-        let mut url = format!("{}/{path}", self.base);
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(&encode(query));
-        }
+        let object = self.check_gate(route, path)?;
+        let url = self.url(path, query);
         let deadline = resilience::deadline_or(self.request_timeout);
         let mut delays = resilience::backoff();
         loop {
@@ -248,20 +240,41 @@ impl Upstream {
         query: &[(&str, String)],
         extra_secrets: &[&str],
     ) -> Result<Bytes, AppError> {
-        if let Some(secs) = self.gate.blocked_for(route, path) {
-            return Err(AppError::UpstreamThrottled { retry_after: secs });
-        }
-        let url = format!("{}/{path}?{}", self.base, encode(query));
+        let object = self.check_gate(route, path)?;
+        let url = self.url(path, query);
         let started = Instant::now();
         let result = self.fetch_with(&url, extra_secrets, false).await;
         metrics::histogram!("waba_upstream_seconds", "route" => route.name())
             .record(started.elapsed().as_secs_f64());
         result.map_err(|f| {
             if let Some(secs) = f.regain_secs {
-                self.gate.close(route, path, secs);
+                self.gate.close(route, object, secs);
             }
             f.error
         })
+    }
+
+    /// The object `path` is about (its first segment), once the throttle gate lets calls of
+    /// this kind about it through; 429 with the wait otherwise.
+    fn check_gate<'p>(&self, route: GraphRoute, path: &'p str) -> Result<&'p str, AppError> {
+        let object = path.split('/').next().unwrap_or(path);
+        match self.gate.blocked_for(route, object) {
+            Some(secs) => {
+                metrics::counter!("waba_gate_refusals_total", "route" => route.name()).increment(1);
+                Err(AppError::UpstreamThrottled { retry_after: secs })
+            }
+            None => Ok(object),
+        }
+    }
+
+    /// `{base}/{path}?{query}`, the query encoded.
+    fn url(&self, path: &str, query: &[(&str, String)]) -> String {
+        let mut url = format!("{}/{path}", self.base);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&encode(query));
+        }
+        url
     }
 
     async fn fetch(&self, url: &str, extra_secrets: &[&str]) -> Result<Bytes, Failure> {
