@@ -568,7 +568,7 @@ pub fn bench(args: &[String]) -> Res {
     md.push_str(&browser_md);
     let _ = writeln!(
         md,
-        "\n## npm package\n\nBuilt by `cargo xtask package` (wasm-release profile, `wasm-opt -Oz --converge`, wasm-bindgen).\n\n\
+        "\n## npm package\n\nBuilt by `cargo xtask package` (wasm-release profile on the pinned nightly with `-Zbuild-std`, `panic=immediate-abort` and no panic locations, `wasm-opt -Oz --converge`, wasm-bindgen).\n\n\
          | file | raw | gzipped |\n|---|---|---|\n| wasm | {:.1} KB | {:.1} KB |\n| JS glue | {:.1} KB | {:.1} KB |\n| total | {:.1} KB | {:.1} KB (aim 40 KB, budget 80 KB) |",
         sizes.wasm.0 as f64 / 1024.0,
         sizes.wasm.1 as f64 / 1024.0,

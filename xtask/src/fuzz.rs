@@ -13,20 +13,24 @@ pub const TARGETS: &[&str] = &[
     "input_validators",
 ];
 
-/// Installs the nightly toolchain and cargo-fuzz when missing.
+/// cargo-fuzz, pinned like every other tool.
+const CARGO_FUZZ: &str = "0.13.2";
+
+/// Installs the pinned nightly toolchain and cargo-fuzz when missing.
 fn setup() -> Res {
-    let has_nightly = output("rustup", &["toolchain", "list"])
-        .is_some_and(|o| o.lines().any(|l| l.starts_with("nightly")));
-    if !has_nightly {
-        println!("setup: installing the nightly toolchain for cargo-fuzz");
+    crate::setup::nightly()?;
+    let want = format!("cargo-fuzz {CARGO_FUZZ}");
+    if output("cargo", &["fuzz", "--version"]).is_none_or(|v| v.trim() != want) {
+        println!("setup: installing {want}");
         run(cmd(
-            "rustup",
-            &["toolchain", "install", "nightly", "--profile", "minimal"],
+            "cargo",
+            &[
+                "install",
+                "cargo-fuzz",
+                "--version",
+                &format!("={CARGO_FUZZ}"),
+            ],
         ))?;
-    }
-    if output("cargo", &["fuzz", "--version"]).is_none() {
-        println!("setup: installing cargo-fuzz");
-        run(cmd("cargo", &["install", "cargo-fuzz"]))?;
     }
     Ok(())
 }
@@ -52,7 +56,7 @@ pub fn run_targets(seconds: u32, targets: &[&str], totals: &mut Totals) -> Res {
         }
         let work = crate::project_root().join("target/fuzz-corpus").join(t);
         std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-        let mut c = cmd("cargo", &["+nightly", "fuzz", "run", t]);
+        let mut c = crate::setup::nightly_cargo(&["fuzz", "run", t]);
         c.arg(&work)
             .arg(crate::project_root().join("fuzz/corpus").join(t))
             .arg("--")

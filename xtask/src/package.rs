@@ -4,7 +4,7 @@
 //! stylesheet, `package.json`, and a size check against the budget.
 
 use crate::project_root;
-use crate::run::{Res, cargo, cmd, run};
+use crate::run::{Res, cmd, run};
 use crate::setup;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -144,9 +144,21 @@ data-app-id=... data-config-id=... data-target=\"#el\"></script>`.\n\n\
 Every rejection is an `Error` with a stable `code` (`network`, `timeout`, `unauthorized`, \
 `forbidden`, `throttled` with `retryAfter`, `graph` with `graphCode`, ...).\n";
 
+/// Where the package's wasm is built: apart from the stable toolchain's `target/`, so the two
+/// toolchains never rebuild each other's artifacts.
+fn wasm_target_dir() -> PathBuf {
+    project_root().join("target/wasm-package")
+}
+
+/// `RUSTFLAGS` of the package's wasm build. `panic=immediate-abort` turns a panic into a trap
+/// with no formatting machinery behind it and `location-detail=none` drops the file paths and
+/// line numbers every panic site would otherwise carry (absolute paths of the machine's cargo
+/// registry and of rustc's library: they made the bytes differ between machines).
+const WASM_RUSTFLAGS: &str = "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none";
+
 /// Builds the package; returns its sizes.
 pub fn build() -> Result<Sizes, String> {
-    run(cargo(&[
+    let mut build = setup::nightly_cargo(&[
         "build",
         "-p",
         "waba-onboard",
@@ -155,12 +167,17 @@ pub fn build() -> Result<Sizes, String> {
         "wasm32-unknown-unknown",
         "--profile",
         "wasm-release",
-    ]))?;
-    let built = project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.wasm");
+        "-Zbuild-std=std,panic_abort",
+    ]);
+    build
+        .env("CARGO_TARGET_DIR", wasm_target_dir())
+        .env("RUSTFLAGS", WASM_RUSTFLAGS);
+    run(build)?;
+    let out = wasm_target_dir().join("wasm32-unknown-unknown/wasm-release");
+    let built = out.join("waba_onboard.wasm");
     // wasm-opt 108 (Debian's) works on rustc's output; on wasm-bindgen's output it breaks the
     // externref table. So: optimise first, then let wasm-bindgen finish the module.
-    let wasm =
-        project_root().join("target/wasm32-unknown-unknown/wasm-release/waba_onboard.opt.wasm");
+    let wasm = out.join("waba_onboard.opt.wasm");
     let mut opt = cmd(
         "wasm-opt",
         &["-Oz", "--converge", "--strip-debug", "--strip-producers"],

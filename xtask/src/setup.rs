@@ -1,14 +1,16 @@
 //! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
-//! the wasm32 target (from `rust-toolchain.toml`), Debian's Chromium, ChromeDriver and
-//! binaryen (`wasm-opt`),
+//! the pinned toolchain of `rust-toolchain.toml` (with the wasm32 target), the pinned nightly
+//! of [`NIGHTLY`] (with `rust-src`), Debian's Chromium, ChromeDriver and binaryen (`wasm-opt`),
 //! `wasm-bindgen-cli` at exactly the pinned version, and npm packages from lock files.
 
 use crate::run::{Res, cargo, cmd, output, run};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Installs everything missing.
 pub fn all() -> Res {
     wasm_target()?;
+    nightly()?;
     browser()?;
     wasm_bindgen_cli()?;
     npm_packages()
@@ -30,6 +32,43 @@ fn wasm_target() -> Res {
         run(cmd("rustup", &["target", "add", "wasm32-unknown-unknown"]))?;
     }
     Ok(())
+}
+
+/// The nightly toolchain, pinned to a date so every machine builds the same bytes. It builds
+/// only the npm package's wasm (`-Zbuild-std` with `panic=immediate-abort` and no panic
+/// locations) and runs the fuzz targets; everything else uses `rust-toolchain.toml`'s release.
+pub const NIGHTLY: &str = "nightly-2026-05-19";
+
+/// `cargo` of [`NIGHTLY`] (through rustup, whatever toolchain runs xtask).
+pub fn nightly_cargo(args: &[&str]) -> Command {
+    let mut c = cmd("rustup", &["run", NIGHTLY, "cargo"]);
+    c.args(args).env_remove("RUSTC").env_remove("RUSTDOC");
+    c
+}
+
+/// Installs [`NIGHTLY`] with `rust-src` when missing.
+pub fn nightly() -> Res {
+    let has = output(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", NIGHTLY],
+    )
+    .is_some_and(|o| o.lines().any(|l| l.trim() == "rust-src"));
+    if has {
+        return Ok(());
+    }
+    println!("setup: installing {NIGHTLY} with rust-src (the package's wasm build, fuzzing)");
+    run(cmd(
+        "rustup",
+        &[
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ],
+    ))
 }
 
 /// Debian's Chromium binary, or `$CHROMIUM`.
