@@ -4,6 +4,7 @@
 //! type writes itself back in one canonical form, so equal requests look equal upstream.
 
 use crate::id::IdError;
+use crate::secret::Secret;
 use std::fmt;
 
 /// Longest `fields` value accepted.
@@ -78,6 +79,112 @@ pub enum InputError {
     /// Both `after` and `before`.
     #[error("give either `after` or `before`, not both")]
     BothCursors,
+    /// A Graph version that is not `vNN.N`.
+    #[error("a Graph version looks like v26.0")]
+    Version,
+    /// An access token that is empty, too long, or holds characters tokens never hold.
+    #[error("malformed access token")]
+    Token,
+    /// A signup code that is empty, too long, or holds characters codes never hold.
+    #[error("malformed code: send the code from FB.login's authResponse unchanged")]
+    Code,
+}
+
+/// Longest access token accepted.
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// Longest signup code accepted.
+pub const MAX_CODE_LEN: usize = 2048;
+
+/// A Graph API version: `v` then 1..=3 digits, a dot and 1..=2 digits (`v26.0`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GraphVersion(String);
+
+impl GraphVersion {
+    /// Validates a version.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        let ok = s.strip_prefix('v').is_some_and(|v| {
+            let mut parts = v.split('.');
+            matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
+                if (1..=3).contains(&a.len()) && (1..=2).contains(&b.len())
+                    && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
+        });
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InputError::Version)
+        }
+    }
+
+    /// Whether `s` is a version (a path segment such as `v26.0`).
+    pub fn is_version(s: &str) -> bool {
+        Self::parse(s).is_ok()
+    }
+
+    /// The version text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GraphVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Meta access token as a client presents it for inspection: 1..=[`MAX_TOKEN_LEN`]
+/// characters of `A-Z a-z 0-9 _ - . |` (user, business and System User tokens, and app
+/// tokens `app_id|secret`). Held as a [`Secret`]: it never prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken(Secret);
+
+impl AccessToken {
+    /// Checks a token's shape.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        let ok =
+            !s.is_empty() && s.len() <= MAX_TOKEN_LEN && s.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(Secret::new(s)))
+        } else {
+            Err(InputError::Token)
+        }
+    }
+
+    /// The token, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// Into the secret it is.
+    pub fn into_secret(self) -> Secret {
+        self.0
+    }
+}
+
+/// A signup code from `FB.login` (`response_type: "code"`): 1..=[`MAX_CODE_LEN`] characters
+/// of the URL-safe alphabet Meta's codes use. Held as a [`Secret`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupCode(Secret);
+
+impl SignupCode {
+    /// Checks a code's shape.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_CODE_LEN
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'#')
+            });
+        if ok {
+            Ok(Self(Secret::new(s)))
+        } else {
+            Err(InputError::Code)
+        }
+    }
+
+    /// The code, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
 }
 
 /// One requested field, with the sub-fields of an expanded edge.
@@ -497,17 +604,7 @@ impl ListQuery {
                 }
                 "sort" => q.sort = Some(Sort::parse(value)?),
                 "limit" => q.limit = Some(Limit::parse(value)?),
-                "after" | "before" => {
-                    if q.cursor.is_some() {
-                        return Err(InputError::BothCursors);
-                    }
-                    let c = Cursor::parse(value)?;
-                    q.cursor = Some(if key == "after" {
-                        PageCursor::After(c)
-                    } else {
-                        PageCursor::Before(c)
-                    });
-                }
+                "after" | "before" => PageCursor::set(&mut q.cursor, key, value)?,
                 other => return Err(InputError::UnknownParameter(truncate(other, 64))),
             }
         }
@@ -526,14 +623,88 @@ impl ListQuery {
         if let Some(s) = self.sort {
             out.push(("sort", s.as_str().to_owned()));
         }
-        if let Some(l) = self.limit {
-            out.push(("limit", l.get().to_string()));
+        push_page(&mut out, self.limit, self.cursor.as_ref());
+        out
+    }
+}
+
+/// `limit` and the cursor, last in every canonical query.
+fn push_page(
+    out: &mut Vec<(&'static str, String)>,
+    limit: Option<Limit>,
+    cursor: Option<&PageCursor>,
+) {
+    if let Some(l) = limit {
+        out.push(("limit", l.get().to_string()));
+    }
+    match cursor {
+        Some(PageCursor::After(c)) => out.push(("after", c.as_str().to_owned())),
+        Some(PageCursor::Before(c)) => out.push(("before", c.as_str().to_owned())),
+        None => {}
+    }
+}
+
+impl PageCursor {
+    /// Sets `slot` from an `after` or `before` parameter; both are refused.
+    fn set(slot: &mut Option<PageCursor>, key: &str, value: &str) -> Result<(), InputError> {
+        if slot.is_some() {
+            return Err(InputError::BothCursors);
         }
-        match &self.cursor {
-            Some(PageCursor::After(c)) => out.push(("after", c.as_str().to_owned())),
-            Some(PageCursor::Before(c)) => out.push(("before", c.as_str().to_owned())),
-            None => {}
+        let c = Cursor::parse(value)?;
+        *slot = Some(if key == "after" {
+            PageCursor::After(c)
+        } else {
+            PageCursor::Before(c)
+        });
+        Ok(())
+    }
+}
+
+/// A validated query on a WABA's `phone_numbers` edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhoneQuery {
+    /// `fields` (phone number fields).
+    pub fields: Option<Fields>,
+    /// `limit`.
+    pub limit: Option<Limit>,
+    /// `after` or `before`.
+    pub cursor: Option<PageCursor>,
+}
+
+impl PhoneQuery {
+    /// Builds a query from decoded `(name, value)` pairs, refusing unknown or repeated
+    /// parameters.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, InputError> {
+        let mut q = PhoneQuery::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in pairs {
+            if seen.contains(&key) {
+                return Err(InputError::DuplicateParameter(key.to_owned()));
+            }
+            seen.push(key);
+            match key {
+                "fields" => q.fields = Some(Fields::parse_phone(value)?),
+                "limit" => q.limit = Some(Limit::parse(value)?),
+                "after" | "before" => PageCursor::set(&mut q.cursor, key, value)?,
+                other => {
+                    return Err(InputError::UnknownParameter(
+                        other.chars().take(64).collect(),
+                    ));
+                }
+            }
         }
+        Ok(q)
+    }
+
+    /// The query as `(name, value)` pairs in a fixed order, ready to encode.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(f) = &self.fields {
+            out.push(("fields", f.to_string()));
+        }
+        push_page(&mut out, self.limit, self.cursor.as_ref());
         out
     }
 }
@@ -547,6 +718,62 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_tokens_and_codes() {
+        for good in ["v26.0", "v1.0", "v100.12"] {
+            assert_eq!(GraphVersion::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "26.0", "v26", "v26.0.1", "v.0", "v2600.0", "v26.100", "va.0", "",
+        ] {
+            assert_eq!(GraphVersion::parse(bad), Err(InputError::Version), "{bad}");
+        }
+        assert!(AccessToken::parse("EAAB|x-y_z.0").is_ok());
+        for bad in ["", "a b", "a&b", "é", &"a".repeat(MAX_TOKEN_LEN + 1)] {
+            assert_eq!(AccessToken::parse(bad), Err(InputError::Token), "{bad}");
+        }
+        assert!(format!("{:?}", AccessToken::parse("EAAsecret").unwrap()).contains("redacted"));
+        assert!(SignupCode::parse("AQD-x_y.z~#").is_ok());
+        for bad in ["", "a&b", "a=b", &"a".repeat(MAX_CODE_LEN + 1)] {
+            assert_eq!(SignupCode::parse(bad), Err(InputError::Code), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_queries_are_canonical_and_strict() {
+        let q = PhoneQuery::from_pairs([
+            ("after", "QUZU"),
+            ("limit", "5"),
+            ("fields", "status,id,status"),
+        ])
+        .unwrap();
+        let pairs: Vec<(&str, String)> = q.to_pairs();
+        assert_eq!(
+            pairs,
+            [
+                ("fields", "status,id".to_owned()),
+                ("limit", "5".to_owned()),
+                ("after", "QUZU".to_owned())
+            ]
+        );
+        assert_eq!(
+            PhoneQuery::from_pairs([("after", "a"), ("before", "b")]),
+            Err(InputError::BothCursors)
+        );
+        assert_eq!(
+            PhoneQuery::from_pairs([("limit", "1"), ("limit", "2")]),
+            Err(InputError::DuplicateParameter("limit".into()))
+        );
+        assert!(matches!(
+            PhoneQuery::from_pairs([("filtering", "[]")]),
+            Err(InputError::UnknownParameter(_))
+        ));
+        assert!(matches!(
+            PhoneQuery::from_pairs([("fields", "account_review_status")]),
+            Err(InputError::UnknownField(_))
+        ));
+    }
 
     #[test]
     fn fields_parse_and_print_canonically() {

@@ -134,6 +134,84 @@ pub enum Abandoned {
     Unspecified,
 }
 
+/// How a signup ended, by its session event: the one rule the page, the proxy's records and
+/// its follow-ups share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// A WABA (and, unless the event says otherwise, a phone number) was shared.
+    Finished,
+    /// The business left the flow (at a step, or without saying where).
+    Cancelled,
+    /// The business reported an error (`CANCEL` with `error_message`/`error_code`, or `ERROR`).
+    Error,
+    /// An event this version does not know.
+    Unknown,
+}
+
+impl SignupOutcome {
+    /// The stored and reported name: `finished`, `cancelled`, `error`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
+            Self::Error => "error",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl SessionEvent {
+    /// Meta's name of the event (`FINISH`, `CANCEL`, ...; an unknown one as sent).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Finish(_) => "FINISH",
+            Self::FinishOnlyWaba(_) => "FINISH_ONLY_WABA",
+            Self::FinishWhatsAppBusinessApp(_) => "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+            Self::Cancel(_) => "CANCEL",
+            Self::Error(_) => "ERROR",
+            Self::Unknown { event } => event,
+        }
+    }
+
+    /// The finish details, when the flow finished.
+    pub fn finished(&self) -> Option<&Finished> {
+        match self {
+            Self::Finish(f) | Self::FinishOnlyWaba(f) | Self::FinishWhatsAppBusinessApp(f) => {
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the business left early, when it did.
+    pub fn abandoned(&self) -> Option<&Abandoned> {
+        match self {
+            Self::Cancel(a) | Self::Error(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Whether the shared WABA should hold a phone number. Only `FINISH_ONLY_WABA` shares a
+    /// WABA without one; a WhatsApp Business app onboarding (coexistence) brings the app's
+    /// own number onto the WABA even though its event names only the WABA
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/onboarding-business-app-users>).
+    pub fn expects_phone(&self) -> bool {
+        !matches!(self, Self::FinishOnlyWaba(_))
+    }
+
+    /// How the signup ended.
+    pub fn outcome(&self) -> SignupOutcome {
+        match self {
+            Self::Finish(_) | Self::FinishOnlyWaba(_) | Self::FinishWhatsAppBusinessApp(_) => {
+                SignupOutcome::Finished
+            }
+            Self::Error(_) | Self::Cancel(Abandoned::Reported { .. }) => SignupOutcome::Error,
+            Self::Cancel(_) => SignupOutcome::Cancelled,
+            Self::Unknown { .. } => SignupOutcome::Unknown,
+        }
+    }
+}
+
 impl SessionMessage {
     /// Types a raw message. `Ok(None)` when the message is not an Embedded Signup message.
     pub fn from_raw(raw: RawSessionMessage) -> Result<Option<Self>, SignupError> {
@@ -299,6 +377,64 @@ mod tests {
 
     fn msg(json: &str) -> Result<Option<SessionMessage>, SignupError> {
         SessionMessage::from_raw(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn one_rule_for_name_outcome_and_phone() {
+        let cases = [
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH","data":{"waba_id":"1","phone_number_id":"2"}}"#,
+                "FINISH",
+                SignupOutcome::Finished,
+                true,
+            ),
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_ONLY_WABA","data":{"waba_id":"1"}}"#,
+                "FINISH_ONLY_WABA",
+                SignupOutcome::Finished,
+                false,
+            ),
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING","data":{"waba_id":"1"}}"#,
+                "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                SignupOutcome::Finished,
+                true,
+            ),
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","data":{"current_step":"PHONE_NUMBER_SETUP"}}"#,
+                "CANCEL",
+                SignupOutcome::Cancelled,
+                true,
+            ),
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","data":{"error_message":"x","error_id":"5"}}"#,
+                "CANCEL",
+                SignupOutcome::Error,
+                true,
+            ),
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"ERROR","data":{}}"#,
+                "ERROR",
+                SignupOutcome::Error,
+                true,
+            ),
+            (
+                r#"{"type":"WA_EMBEDDED_SIGNUP","event":"SOMETHING_NEW"}"#,
+                "SOMETHING_NEW",
+                SignupOutcome::Unknown,
+                true,
+            ),
+        ];
+        for (json, name, outcome, phone) in cases {
+            let m = msg(json).unwrap().unwrap();
+            assert_eq!(m.event.name(), name, "{json}");
+            assert_eq!(m.event.outcome(), outcome, "{json}");
+            assert_eq!(m.event.expects_phone(), phone, "{json}");
+            assert_eq!(
+                m.event.finished().is_some(),
+                outcome == SignupOutcome::Finished
+            );
+        }
     }
 
     #[test]
@@ -505,20 +641,12 @@ impl SignupResult {
 
     /// The session's finish details, when it finished.
     pub fn finished(&self) -> Option<&Finished> {
-        match &self.session.as_ref()?.event {
-            SessionEvent::Finish(f)
-            | SessionEvent::FinishOnlyWaba(f)
-            | SessionEvent::FinishWhatsAppBusinessApp(f) => Some(f),
-            _ => None,
-        }
+        self.session.as_ref()?.event.finished()
     }
 
     /// Why the business left early, when it did.
     pub fn abandoned(&self) -> Option<&Abandoned> {
-        match &self.session.as_ref()?.event {
-            SessionEvent::Cancel(a) | SessionEvent::Error(a) => Some(a),
-            _ => None,
-        }
+        self.session.as_ref()?.event.abandoned()
     }
 }
 
