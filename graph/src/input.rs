@@ -141,8 +141,10 @@ pub struct AccessToken(Secret);
 impl AccessToken {
     /// Checks a token's shape.
     pub fn parse(s: &str) -> Result<Self, InputError> {
-        let ok =
-            !s.is_empty() && s.len() <= MAX_TOKEN_LEN && s.bytes().all(|b| b.is_ascii_graphic());
+        let ok = !s.is_empty()
+            && s.len() <= MAX_TOKEN_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'|'));
         if ok {
             Ok(Self(Secret::new(s)))
         } else {

@@ -7,6 +7,7 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use waba_graph::input::GraphVersion;
 use waba_graph::{ObjectId, Secret};
 
 /// Command line and environment, as clap reads them.
@@ -142,39 +143,31 @@ pub struct Args {
     pub log_format: String,
 }
 
-/// A checked configuration.
+/// A checked configuration, nested by the component that uses it.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
-    /// Graph base URL, without a trailing slash.
-    pub graph_url: String,
-    /// Graph version (`vNN.N`).
-    pub graph_version: String,
-    /// The System User token.
-    pub system_user_token: Secret,
+    /// How to reach Graph, with the System User token.
+    pub upstream: crate::upstream::Config,
     /// The partner's business.
     pub business_id: ObjectId,
     /// The partner's app.
     pub app_id: Option<ObjectId>,
+    /// The app secret: signs Meta's webhooks and exchanges codes.
+    pub app_secret: Option<Secret>,
     /// The admin token, when admin routes are on.
     pub admin_token: Option<Secret>,
     /// CORS origins.
     pub cors_origins: Vec<String>,
     /// Public base URL, without a trailing slash.
     pub public_url: Option<String>,
-    /// Per upstream call.
-    pub upstream_timeout: Duration,
-    /// Per client request.
-    pub request_timeout: Duration,
     /// Concurrent requests.
     pub max_concurrency: usize,
     /// `debug_token` calls per client per minute.
     pub debug_token_per_minute: u32,
     /// Signup token cache lifetime.
     pub token_cache: Duration,
-    /// Lifetime of shared answers.
-    pub cache_ttl: Duration,
     /// Static files.
     pub www: Option<PathBuf>,
     /// JSON logs.
@@ -183,21 +176,15 @@ pub struct Config {
     pub database: PathBuf,
     /// The code flow's settings, when all are given.
     pub code_flow: Option<CodeFlowConfig>,
-    /// The app secret: signs Meta's webhooks (and exchanges codes).
-    pub app_secret: Option<Secret>,
     /// The webhook subscription's verify token.
     pub webhook_verify_token: Option<Secret>,
     /// Between tracker passes; `None` when off.
     pub tracker_interval: Option<Duration>,
 }
 
-/// What the code flow needs.
+/// What the code flow needs besides the app's id and secret (which [`Config`] holds once).
 #[derive(Debug, Clone)]
 pub struct CodeFlowConfig {
-    /// The partner's app.
-    pub app_id: ObjectId,
-    /// Its secret.
-    pub app_secret: Secret,
     /// Seals business tokens.
     pub key: crate::sealing::TokenKey,
     /// Session credential lifetime.
@@ -208,12 +195,8 @@ pub struct CodeFlowConfig {
 fn key_bytes(text: &str) -> Option<[u8; 32]> {
     use base64::Engine as _;
     let t = text.trim();
-    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = [0u8; 32];
-        for (i, pair) in t.as_bytes().chunks(2).enumerate() {
-            let hex = std::str::from_utf8(pair).ok()?;
-            out[i] = u8::from_str_radix(hex, 16).ok()?;
-        }
+    let mut out = [0u8; 32];
+    if hex::decode_to_slice(t, &mut out).is_ok() {
         return Some(out);
     }
     let engines = [
@@ -321,18 +304,12 @@ impl Config {
             .map(|a| ObjectId::parse(&a))
             .transpose()
             .map_err(|e| bad("--app-id / WABA_APP_ID", e.to_string()))?;
-        let version_ok = args.graph_version.strip_prefix('v').is_some_and(|v| {
-            let mut parts = v.split('.');
-            matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
-                if !a.is_empty() && !b.is_empty() && a.len() <= 3 && b.len() <= 2
-                    && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
-        });
-        if !version_ok {
-            return Err(bad(
+        let graph_version = GraphVersion::parse(&args.graph_version).map_err(|_| {
+            bad(
                 "--graph-version / WABA_GRAPH_VERSION",
                 "must look like v26.0",
-            ));
-        }
+            )
+        })?;
         let mut cors_origins = Vec::new();
         for origin in args
             .cors_origins
@@ -414,10 +391,8 @@ impl Config {
                 "must be above 0",
             ));
         }
-        let code_flow = match (app_id.clone(), app_secret.clone(), key) {
-            (Some(app_id), Some(app_secret), Some(key)) => Some(CodeFlowConfig {
-                app_id,
-                app_secret,
+        let code_flow = match (&app_id, &app_secret, key) {
+            (Some(_), Some(_), Some(key)) => Some(CodeFlowConfig {
                 key,
                 session_ttl: Duration::from_secs(args.session_ttl_secs),
             }),
@@ -442,9 +417,14 @@ impl Config {
             tracker_interval: (args.tracker_interval_secs > 0)
                 .then(|| Duration::from_secs(args.tracker_interval_secs)),
             listen: args.listen,
-            graph_url: base_url("--graph-url / WABA_GRAPH_URL", &args.graph_url)?,
-            graph_version: args.graph_version,
-            system_user_token,
+            upstream: crate::upstream::Config {
+                graph_url: base_url("--graph-url / WABA_GRAPH_URL", &args.graph_url)?,
+                graph_version,
+                system_user_token,
+                upstream_timeout: Duration::from_millis(args.upstream_timeout_ms),
+                request_timeout: Duration::from_millis(args.request_timeout_ms),
+                cache_ttl: Duration::from_millis(args.cache_ttl_ms),
+            },
             business_id,
             app_id,
             admin_token,
@@ -454,12 +434,9 @@ impl Config {
                 .as_deref()
                 .map(|u| base_url("--public-url / WABA_PUBLIC_URL", u))
                 .transpose()?,
-            upstream_timeout: Duration::from_millis(args.upstream_timeout_ms),
-            request_timeout: Duration::from_millis(args.request_timeout_ms),
             max_concurrency: args.max_concurrency,
             debug_token_per_minute: args.debug_token_per_minute,
             token_cache: Duration::from_secs(args.token_cache_secs),
-            cache_ttl: Duration::from_millis(args.cache_ttl_ms),
             www: args.www,
             json_logs,
         })
@@ -467,7 +444,7 @@ impl Config {
 
     /// Every secret value the proxy holds, for scrubbing.
     pub fn secrets(&self) -> Vec<Secret> {
-        let mut out = vec![self.system_user_token.clone()];
+        let mut out = vec![self.upstream.system_user_token.clone()];
         out.extend(self.admin_token.clone());
         out.extend(self.app_secret.clone());
         out.extend(self.webhook_verify_token.clone());
@@ -506,7 +483,7 @@ mod tests {
             "{shown}"
         );
         assert_eq!(c.cors_origins, ["https://partner.example"]);
-        assert_eq!(c.graph_url, "https://graph.facebook.com");
+        assert_eq!(c.upstream.graph_url, "https://graph.facebook.com");
     }
 
     #[test]

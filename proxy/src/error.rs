@@ -181,6 +181,14 @@ impl From<waba_graph::IdError> for AppError {
     }
 }
 
+impl From<crate::store::StoreError> for AppError {
+    /// The store's details go to the log; the client learns only that it failed.
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "database failure");
+        Self::Internal
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = waba_graph::ErrorEnvelope {

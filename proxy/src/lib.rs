@@ -1,75 +1,74 @@
 //! waba-proxy: the sidecar that alone holds the partner's System User token.
 //!
 //! It forwards an allowlist of Graph reads (`debug_token`, WABA nodes, phone numbers, the
-//! client and owned WABA lists) and decides per caller what it may see. [`app`] builds the
-//! router so tests can call it directly; `main.rs` only reads the configuration and serves.
+//! client and owned WABA lists) and decides per caller what it may see; it exchanges signup
+//! codes, records onboardings, takes Meta's webhooks and tracks newly shared WABAs.
+//!
+//! Layers only point down: [`routes`] (HTTP only) → [`onboarding`], [`webhook`], [`live`],
+//! [`tracker`] → [`auth`], [`upstream`], [`store`] → `waba_graph`. [`AppState`] wires them
+//! together and [`app`] builds the router, so tests can call it directly; `main.rs` only
+//! reads the configuration and serves.
 
-pub mod admin_routes;
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod directory;
 pub mod error;
-pub mod graph_routes;
 pub mod live;
-pub mod middleware;
-pub mod ops;
-pub mod paging;
-pub mod resilience;
-pub mod scrub;
+pub mod onboarding;
+pub mod routes;
 pub mod sealing;
-pub mod session;
-pub mod signup_routes;
 pub mod store;
-pub mod tokens;
 pub mod tracker;
 pub mod upstream;
 pub mod webhook;
 
-use auth::{AdminToken, Authenticator, Authenticators, SignupToken};
-use axum::Router;
-use axum::http::{HeaderMap, header};
-use axum::routing::{get, post};
-use config::Config;
-use error::AppError;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use scrub::Scrubber;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
-use tower_http::services::ServeDir;
-
+pub use routes::app;
 pub use waba_graph as graph;
 
-/// Everything a request may need.
+use auth::admin::AdminToken;
+use auth::limit::ClientLimiter;
+use auth::session::SessionCredential;
+use auth::signup_token::{SignupToken, TokenInspector};
+use auth::{Authenticator, Authenticators};
+use config::Config;
+use error::AppError;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use upstream::Upstream;
+use upstream::directory::Directory;
+use upstream::scrub::Scrubber;
+
+/// Everything a request may need: the configuration and each layer's services.
 pub struct AppState {
     /// The checked configuration.
     pub config: Config,
     /// The Graph client.
-    pub upstream: upstream::Upstream,
+    pub upstream: Upstream,
     /// Secret scrubbing.
     pub scrubber: Arc<Scrubber>,
     /// Who is calling.
     pub auth: Authenticators,
     /// `debug_token` with its cache.
-    pub tokens: Arc<tokens::TokenInspector>,
+    pub tokens: Arc<TokenInspector>,
     /// The partner's WABAs.
-    pub directory: Arc<directory::Directory>,
-    /// Per-client limit on public `debug_token` calls.
-    pub debug_token_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub directory: Arc<Directory>,
+    /// Per-client allowance of calls that cost Graph calls for unauthenticated clients.
+    pub limiter: Arc<ClientLimiter>,
     /// `/readyz` cache.
-    pub readiness: ops::Readiness,
+    pub readiness: routes::ops::Readiness,
     /// `/metrics` rendering.
     pub metrics: PrometheusHandle,
-    /// Onboarding records, sessions and the tracker's state.
+    /// Onboarding records, sessions, the tracker's state and Meta's changes.
     pub store: Arc<dyn store::Store>,
     /// The newly-shared tracker.
     pub tracker: Arc<tracker::Tracker>,
-    /// The code flow, when configured.
-    pub code_flow: Option<config::CodeFlowConfig>,
-    /// Webhook changes for open streams.
-    pub live: live::Live,
+    /// Code exchanges and signup reports.
+    pub signups: onboarding::Signups,
+    /// Meta's webhooks.
+    pub inbox: webhook::Inbox,
+    /// Changes for open streams.
+    pub hub: Arc<live::StatusHub>,
 }
 
 /// Why the proxy cannot start.
@@ -98,17 +97,9 @@ impl AppState {
             })?,
         );
         let scrubber = Arc::new(Scrubber::new(config.secrets()));
-        let upstream = upstream::Upstream::new(
-            &config.graph_url,
-            &config.graph_version,
-            &config.system_user_token,
-            config.upstream_timeout,
-            config.request_timeout,
-            config.cache_ttl,
-            scrubber.clone(),
-        )
-        .map_err(StartError::Client)?;
-        let tokens = Arc::new(tokens::TokenInspector::new(
+        let upstream =
+            Upstream::new(&config.upstream, scrubber.clone()).map_err(StartError::Client)?;
+        let tokens = Arc::new(TokenInspector::new(
             upstream.clone(),
             config.app_id.clone(),
             config.token_cache,
@@ -117,75 +108,53 @@ impl AppState {
         if let Some(admin) = &config.admin_token {
             authenticators.push(Box::new(AdminToken(admin.clone())));
         }
-        authenticators.push(Box::new(session::SessionCredential(store.clone())));
+        authenticators.push(Box::new(SessionCredential(store.clone())));
         authenticators.push(Box::new(SignupToken(tokens.clone())));
-        let per_minute = NonZeroU32::new(config.debug_token_per_minute).unwrap_or(NonZeroU32::MIN);
+        let auth = Authenticators::new(authenticators);
+        let limiter = Arc::new(ClientLimiter::per_minute(config.debug_token_per_minute));
+        let hub = Arc::new(live::StatusHub::new(store.clone()).map_err(StartError::Client)?);
+        let code_flow = match (&config.app_id, &config.app_secret, &config.code_flow) {
+            (Some(app_id), Some(app_secret), Some(flow)) => Some(onboarding::CodeFlow {
+                app_id: app_id.clone(),
+                app_secret: app_secret.clone(),
+                key: flow.key.clone(),
+                session_ttl: flow.session_ttl,
+            }),
+            _ => None,
+        };
         Ok(Arc::new(Self {
-            directory: Arc::new(directory::Directory::new(
-                upstream.clone(),
-                config.business_id.clone(),
-            )),
-            debug_token_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
-            auth: Authenticators::new(authenticators),
-            tokens,
-            upstream: upstream.clone(),
-            scrubber,
-            readiness: ops::Readiness::default(),
-            metrics: metrics_handle(),
+            directory: Arc::new(Directory::new(upstream.clone(), config.business_id.clone())),
+            signups: onboarding::Signups {
+                store: store.clone(),
+                upstream: upstream.clone(),
+                tokens: tokens.clone(),
+                auth: auth.clone(),
+                code_flow,
+                limiter: limiter.clone(),
+            },
+            inbox: webhook::Inbox {
+                app_secret: config.app_secret.clone(),
+                verify_token: config.webhook_verify_token.clone(),
+                store: store.clone(),
+                upstream: upstream.clone(),
+                hub: hub.clone(),
+            },
             tracker: Arc::new(tracker::Tracker::new(
                 store.clone(),
                 upstream.clone(),
                 config.business_id.clone(),
             )),
+            hub,
+            limiter,
+            auth,
+            tokens,
+            upstream,
+            scrubber,
+            readiness: routes::ops::Readiness::default(),
+            metrics: metrics_handle(),
             store,
-            code_flow: config.code_flow.clone(),
-            live: live::Live::new().map_err(StartError::Client)?,
             config,
         }))
-    }
-
-    /// Counts a call that costs Graph calls for an unauthenticated client (`debug_token`, the
-    /// code exchange, signup reports) against its address's per-minute allowance.
-    pub fn limit_client(&self, client: IpAddr) -> Result<(), AppError> {
-        self.debug_token_limiter
-            .check_key(&client)
-            .map_err(|not_until| AppError::RateLimited {
-                retry_after: not_until
-                    .wait_time_from(governor::clock::Clock::now(
-                        &governor::clock::DefaultClock::default(),
-                    ))
-                    .as_secs()
-                    .max(1),
-            })
-    }
-
-    /// A JSON answer from a model value, scrubbed of secrets.
-    pub fn respond<T: serde::Serialize>(
-        &self,
-        value: &T,
-        extra: &[&str],
-    ) -> Result<String, AppError> {
-        let text = serde_json::to_string(value).map_err(|_| AppError::Internal)?;
-        Ok(self.scrubber.scrub(&text, extra))
-    }
-
-    /// The proxy's public base URL: configured, or `http://{Host}`.
-    pub fn base_url(&self, headers: &HeaderMap) -> Result<String, AppError> {
-        if let Some(url) = &self.config.public_url {
-            return Ok(url.clone());
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                    })
-            })
-            .ok_or(AppError::BadRequest("missing or malformed Host header"))?;
-        Ok(format!("http://{host}"))
     }
 }
 
@@ -208,70 +177,43 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The whole proxy as a router.
-pub fn app(state: Arc<AppState>) -> Router {
-    let mut router = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/graph/{*path}", axum::routing::any(graph_routes::graph))
-        .route("/signup/exchange", post(signup_routes::exchange))
-        .route("/signup/events", post(signup_routes::report))
-        .route("/admin/onboardings", get(admin_routes::onboardings))
-        .route("/admin/onboardings/{id}", get(admin_routes::onboarding))
-        .route("/admin/follow-ups", get(admin_routes::follow_ups))
-        .route("/admin/tracker/events", get(admin_routes::share_events))
-        .route("/admin/tracker/pass", post(admin_routes::tracker_pass))
-        .route("/webhooks/meta", get(live::handshake).post(live::receive))
-        .route("/events/ticket", post(live::ticket))
-        .route("/events/stream", get(live::stream));
-    router = match &state.config.www {
-        Some(dir) => router.fallback_service(
-            ServeDir::new(dir)
-                .append_index_html_on_directories(true)
-                .fallback(axum::routing::any(not_found).with_state(())),
-        ),
-        None => router.fallback(not_found),
-    };
-    let router = router.with_state(state.clone());
-    middleware::apply(router, &state.config)
-}
-
-async fn not_found() -> AppError {
-    AppError::NotFound
-}
-
-/// Spawns the housekeeping of in-memory state: the rate limiter forgets idle clients, and
-/// the metrics recorder folds pending histogram samples into its buckets (without it, and
-/// without a scrape of `/metrics`, every request would leave samples behind).
-pub fn spawn_housekeeping(state: &Arc<AppState>) {
-    let metrics = state.metrics.clone();
+/// Runs `work` every `every`, the first after one period.
+fn every<F, Fut>(every: Duration, mut work: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
         loop {
             tick.tick().await;
-            metrics.run_upkeep();
+            work().await;
         }
     });
-    let limiter = state.debug_token_limiter.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
+}
+
+/// Spawns the housekeeping of in-memory state: the metrics recorder folds pending histogram
+/// samples into its buckets (without it, and without a scrape of `/metrics`, every request
+/// would leave samples behind), the rate limiter forgets idle clients, and used codes are
+/// pruned.
+pub fn spawn_housekeeping(state: &Arc<AppState>) {
+    let metrics = state.metrics.clone();
+    every(Duration::from_secs(5), move || {
+        metrics.run_upkeep();
+        std::future::ready(())
+    });
+    let limiter = state.limiter.clone();
+    every(Duration::from_secs(60), move || {
+        limiter.forget_idle();
+        std::future::ready(())
     });
     // Codes live 30 s at Meta; their hashes are kept an hour to name reuse clearly.
     let store = state.store.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
-        loop {
-            tick.tick().await;
-            let store = store.clone();
-            let before = clock::now() - 3600;
-            let pruned = tokio::task::spawn_blocking(move || store.prune_codes(before)).await;
-            if let Ok(Err(e)) = pruned {
+    every(Duration::from_secs(300), move || {
+        let store = store.clone();
+        async move {
+            if let Err(e) = store.prune_codes(clock::now() - 3600).await {
                 tracing::warn!(error = %e, "could not prune used codes");
             }
         }

@@ -1,56 +1,61 @@
-//! Live status: Meta's webhooks in, Server-Sent Events out.
+//! Live status: the hub that tells open streams about changes Meta announced.
 //!
-//! `GET /webhooks/meta` answers the subscription handshake; `POST /webhooks/meta` checks the
-//! signature on the raw body, stores every change durably and idempotently, applies it (the
-//! tracker's set, the proxy's cached WABA answers) and only then answers 200.
-//!
-//! Browsers' `EventSource` cannot send headers, so a stream is opened with a ticket:
-//! `POST /events/ticket` (with the admin token or a signup credential) answers a signed ticket
-//! that lives [`TICKET_TTL`] and names what the holder may see (everything, or its granted
-//! WABAs). `GET /events/stream?ticket=…` replays the changes after `Last-Event-ID` (or
-//! `?after=`) and then streams new ones as they arrive, each with its sequence number as the
-//! event id, so a client that reconnects neither loses nor repeats a change.
+//! Browsers' `EventSource` cannot send headers, so a stream is opened with a ticket that
+//! lives [`TICKET_TTL`] and names what the holder may see (everything, or its granted WABAs),
+//! signed with a key of this process. [`StatusHub::follow`] replays the stored changes after a
+//! sequence number and then follows new ones, so a client that reconnects neither loses nor
+//! repeats a change.
 
-use crate::AppState;
-use crate::auth::{Principal, bearer};
 use crate::error::AppError;
-use crate::signup_routes::blocking;
-use crate::store::StatusEvent;
-use crate::webhook::{self, WebhookError};
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use crate::store::{Store, StoredChange};
 use base64::Engine as _;
 use futures_util::Stream;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tokio::sync::broadcast::error::RecvError;
 
 /// How long a stream ticket may be used to connect.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
-/// Largest webhook body accepted.
-pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 /// Changes replayed per database read when a stream resumes.
 const REPLAY_BATCH: u32 = 500;
 
-/// The live side of the proxy: new changes for open streams, the ticket key, shutdown.
-pub struct Live {
-    changes: tokio::sync::broadcast::Sender<Arc<StatusEvent>>,
+/// What a stream may see: every change, or those of its WABAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The admin: everything.
+    All,
+    /// A signup credential: these WABAs.
+    Wabas(HashSet<String>),
+}
+
+impl Scope {
+    fn allows(&self, c: &StoredChange) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Wabas(ids) => c.change.waba_id.as_ref().is_some_and(|w| ids.contains(w)),
+        }
+    }
+}
+
+/// New changes for open streams, the ticket key, shutdown.
+pub struct StatusHub {
+    store: Arc<dyn Store>,
+    changes: tokio::sync::broadcast::Sender<Arc<StoredChange>>,
     mac: Hmac<Sha256>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-impl Live {
-    /// A hub with a fresh ticket key (tickets do not outlive the process; clients ask again).
-    pub fn new() -> Result<Self, AppError> {
+impl StatusHub {
+    /// A hub over `store` with a fresh ticket key (tickets do not outlive the process;
+    /// clients ask again).
+    pub fn new(store: Arc<dyn Store>) -> Result<Self, AppError> {
         let key = crate::sealing::random::<32>().map_err(|_| AppError::Internal)?;
         Ok(Self {
+            store,
             changes: tokio::sync::broadcast::channel(4096).0,
             mac: <Hmac<Sha256> as KeyInit>::new_from_slice(&key).map_err(|_| AppError::Internal)?,
             shutdown: tokio::sync::watch::channel(false).0,
@@ -62,17 +67,24 @@ impl Live {
         let _ = self.shutdown.send(true);
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        self.mac.clone()
+    /// Tells open streams about newly stored changes.
+    pub fn publish(&self, stored: &[StoredChange]) {
+        for c in stored {
+            let _ = self.changes.send(Arc::new(c.clone()));
+        }
     }
 
-    /// A ticket for `scope` (`None`: everything) expiring at `exp` (unix seconds).
-    fn ticket(&self, scope: Option<&[String]>, exp: i64) -> String {
+    /// A ticket for `scope` expiring at `exp` (unix seconds).
+    pub fn ticket(&self, scope: &Scope, exp: i64) -> String {
         let payload = match scope {
-            None => format!("{exp}|*"),
-            Some(ids) => format!("{exp}|{}", ids.join(",")),
+            Scope::All => format!("{exp}|*"),
+            Scope::Wabas(ids) => {
+                let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                ids.sort_unstable();
+                format!("{exp}|{}", ids.join(","))
+            }
         };
-        let mut mac = self.mac();
+        let mut mac = self.mac.clone();
         mac.update(payload.as_bytes());
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!(
@@ -82,29 +94,31 @@ impl Live {
         )
     }
 
-    /// What a ticket allows: `Ok(None)` everything, `Ok(Some(ids))` those WABAs.
-    fn check(&self, ticket: &str, now: i64) -> Result<Option<HashSet<String>>, AppError> {
-        let refused = AppError::InvalidCredential(
-            "the stream ticket is invalid or expired: ask for a new one",
-        );
+    /// What a ticket allows, if it is this process's and unexpired at `now`.
+    pub fn check(&self, ticket: &str, now: i64) -> Result<Scope, AppError> {
+        let refused = || {
+            AppError::InvalidCredential(
+                "the stream ticket is invalid or expired: ask for a new one",
+            )
+        };
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let (payload, sig) = ticket.split_once('.').ok_or(refused.clone())?;
-        let payload = b64.decode(payload).map_err(|_| refused.clone())?;
-        let sig = b64.decode(sig).map_err(|_| refused.clone())?;
-        let mut mac = self.mac();
+        let (payload, sig) = ticket.split_once('.').ok_or_else(refused)?;
+        let payload = b64.decode(payload).map_err(|_| refused())?;
+        let sig = b64.decode(sig).map_err(|_| refused())?;
+        let mut mac = self.mac.clone();
         mac.update(&payload);
         let expected = mac.finalize().into_bytes();
         if !bool::from(expected.as_slice().ct_eq(&sig)) {
-            return Err(refused);
+            return Err(refused());
         }
-        let payload = String::from_utf8(payload).map_err(|_| refused.clone())?;
-        let (exp, scope) = payload.split_once('|').ok_or(refused.clone())?;
-        if exp.parse::<i64>().map_err(|_| refused.clone())? < now {
-            return Err(refused);
+        let payload = String::from_utf8(payload).map_err(|_| refused())?;
+        let (exp, scope) = payload.split_once('|').ok_or_else(refused)?;
+        if exp.parse::<i64>().map_err(|_| refused())? < now {
+            return Err(refused());
         }
         Ok(match scope {
-            "*" => None,
-            ids => Some(
+            "*" => Scope::All,
+            ids => Scope::Wabas(
                 ids.split(',')
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
@@ -112,290 +126,75 @@ impl Live {
             ),
         })
     }
-}
 
-/// Query of `GET /webhooks/meta`.
-#[derive(Debug, Deserialize)]
-pub struct Handshake {
-    #[serde(rename = "hub.mode")]
-    mode: Option<String>,
-    #[serde(rename = "hub.verify_token")]
-    verify_token: Option<String>,
-    #[serde(rename = "hub.challenge")]
-    challenge: Option<String>,
-}
-
-/// `GET /webhooks/meta`: echoes `hub.challenge` when the mode is `subscribe` and the verify
-/// token matches; 403 otherwise.
-pub async fn handshake(
-    State(st): State<Arc<AppState>>,
-    q: Result<Query<Handshake>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Some(expected) = &st.config.webhook_verify_token else {
-        return AppError::Forbidden("webhooks are not configured: set --webhook-verify-token")
-            .into_response();
-    };
-    let Ok(Query(q)) = q else {
-        return AppError::Forbidden("not a subscription handshake").into_response();
-    };
-    let token_ok = q
-        .verify_token
-        .as_deref()
-        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())));
-    let challenge = q.challenge.filter(|c| {
-        !c.is_empty()
-            && c.len() <= 256
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    match (q.mode.as_deref(), token_ok, challenge) {
-        (Some("subscribe"), true, Some(challenge)) => {
-            tracing::info!("webhook subscription verified");
-            (StatusCode::OK, challenge).into_response()
-        }
-        _ => AppError::Forbidden("the webhook handshake does not match").into_response(),
-    }
-}
-
-/// `POST /webhooks/meta`: verify, store, apply, answer.
-pub async fn receive(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let answer = async {
-        let secret = st.config.app_secret.as_ref().ok_or(AppError::Forbidden(
-            "webhooks are not configured: set --app-secret",
-        ))?;
-        if body.len() > MAX_WEBHOOK_BODY {
-            return Err(AppError::PayloadTooLarge);
-        }
-        let signature = headers
-            .get("x-hub-signature-256")
-            .and_then(|v| v.to_str().ok());
-        webhook::verify_signature(secret.expose(), &body, signature).map_err(|e| {
-            metrics::counter!("waba_webhooks_refused_total").increment(1);
-            tracing::warn!(error = %e, "webhook refused");
-            match e {
-                WebhookError::MissingSignature => {
-                    AppError::Forbidden("missing X-Hub-Signature-256")
-                }
-                _ => AppError::Forbidden("the X-Hub-Signature-256 signature does not match"),
-            }
-        })?;
-        let events = webhook::parse(&body).map_err(|_| {
-            AppError::BadRequest("the body is not a webhook notification (entry[].changes[])")
-        })?;
-        let store = st.store.clone();
-        let now = crate::clock::now();
-        let stored = blocking(move || store.record_status_events(&events, now)).await?;
-        for e in &stored {
-            if let Some(waba) = &e.event.waba_id {
-                st.upstream.forget(waba);
-            }
-            let _ = st.live.changes.send(Arc::new(e.clone()));
-        }
-        metrics::counter!("waba_webhook_changes_total").increment(stored.len() as u64);
-        Ok(())
-    }
-    .await;
-    match answer {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-/// Answer of `POST /events/ticket`.
-#[derive(Debug, Serialize)]
-pub struct TicketAnswer {
-    /// Put it in the stream URL: `/events/stream?ticket=…`.
-    pub ticket: String,
-    /// Until when it may be used to connect (unix seconds).
-    pub expires_at: i64,
-}
-
-/// `POST /events/ticket`: a short-lived stream ticket for the caller's scope.
-pub async fn ticket(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let answer: Result<TicketAnswer, AppError> = async {
-        let token = bearer(&headers)?.ok_or(AppError::MissingCredential)?;
-        let scope = match st.auth.resolve(token).await? {
-            Principal::Admin => None,
-            Principal::Signup(grant) => Some(
-                grant
-                    .wabas
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        let exp = crate::clock::now() + TICKET_TTL.as_secs() as i64;
-        Ok(TicketAnswer {
-            ticket: st.live.ticket(scope.as_deref(), exp),
-            expires_at: exp,
-        })
-    }
-    .await;
-    crate::admin_routes::json_no_store(answer)
-}
-
-/// Query of `GET /events/stream`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamQuery {
-    ticket: String,
-    after: Option<i64>,
-}
-
-/// A change as the stream sends it.
-#[derive(Debug, Serialize)]
-pub struct ChangeView<'a> {
-    /// The event id.
-    pub seq: i64,
-    /// `partner_added`, `partner_removed`, `review`, `account_update`, `phone_quality`,
-    /// `phone_name`, `unknown`.
-    pub kind: &'a str,
-    /// The webhook field.
-    pub field: &'a str,
-    /// The WABA concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waba_id: Option<&'a str>,
-    /// The decision, event or rating.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<&'a str>,
-    /// When the proxy received it.
-    pub received_at: i64,
-    /// The change as Meta sent it, for kinds this version does not interpret.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw: Option<serde_json::Value>,
-}
-
-fn sse_event(e: &StatusEvent) -> Event {
-    let view = ChangeView {
-        seq: e.seq,
-        kind: &e.event.kind,
-        field: &e.event.field,
-        waba_id: e.event.waba_id.as_deref(),
-        value: e.event.value.as_deref(),
-        received_at: e.received_at,
-        raw: (e.event.kind == "unknown")
-            .then(|| serde_json::from_str(&e.event.raw).ok())
-            .flatten(),
-    };
-    Event::default()
-        .id(e.seq.to_string())
-        .event("status")
-        .data(serde_json::to_string(&view).unwrap_or_default())
-}
-
-fn visible(scope: &Option<HashSet<String>>, e: &StatusEvent) -> bool {
-    match scope {
-        None => true,
-        Some(ids) => e.event.waba_id.as_ref().is_some_and(|w| ids.contains(w)),
-    }
-}
-
-/// `GET /events/stream?ticket=…[&after=N]`: Server-Sent Events of status changes.
-pub async fn stream(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(Query(q)) = q else {
-        return AppError::BadRequest("open the stream with ?ticket=… from POST /events/ticket")
-            .into_response();
-    };
-    let scope = match st.live.check(&q.ticket, crate::clock::now()) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .or(q.after)
-        .unwrap_or(0)
-        .max(0);
-    let mut res = Sse::new(changes(st, scope, resume))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-/// Sends the stored changes after `last` that `scope` may see; the new `last`, or `None`
-/// when the client went away or the database failed.
-async fn replay(
-    st: &AppState,
-    scope: &Option<HashSet<String>>,
-    mut last: i64,
-    tx: &tokio::sync::mpsc::Sender<Event>,
-) -> Option<i64> {
-    loop {
-        let store = st.store.clone();
-        let from = last;
-        let batch = blocking(move || store.status_events(from, REPLAY_BATCH))
-            .await
-            .ok()?;
-        let full = batch.len() == REPLAY_BATCH as usize;
-        for e in batch {
-            last = e.seq;
-            if visible(scope, &e) && tx.send(sse_event(&e)).await.is_err() {
-                return None;
-            }
-        }
-        if !full {
-            return Some(last);
-        }
-    }
-}
-
-/// Replays stored changes after `after`, then follows new ones; ends on shutdown.
-fn changes(
-    st: Arc<AppState>,
-    scope: Option<HashSet<String>>,
-    after: i64,
-) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
-    async_stream(move |tx| async move {
-        // Subscribe before replaying, so nothing stored meanwhile is missed.
-        let mut live = st.live.changes.subscribe();
-        let mut shutdown = st.live.shutdown.subscribe();
-        let Some(mut last) = replay(&st, &scope, after, &tx).await else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                got = live.recv() => match got {
-                    Ok(e) => {
-                        if e.seq <= last {
-                            continue;
+    /// The changes after `after` that `scope` may see, then new ones as they are published,
+    /// in sequence order; ends on shutdown, or when the database fails.
+    pub fn follow(
+        self: &Arc<Self>,
+        scope: Scope,
+        after: i64,
+    ) -> impl Stream<Item = Arc<StoredChange>> + use<> {
+        let hub = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            // Subscribe before replaying, so nothing stored meanwhile is missed.
+            let mut live = hub.changes.subscribe();
+            let mut shutdown = hub.shutdown.subscribe();
+            let Some(mut last) = hub.replay(&scope, after, &tx).await else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    got = live.recv() => match got {
+                        Ok(c) => {
+                            if c.seq <= last {
+                                continue;
+                            }
+                            last = c.seq;
+                            if scope.allows(&c) && tx.send(c).await.is_err() {
+                                return;
+                            }
                         }
-                        last = e.seq;
-                        if visible(&scope, &e) && tx.send(sse_event(&e)).await.is_err() {
-                            return;
-                        }
-                    }
-                    // Too slow for the live feed: catch up from the database.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        match replay(&st, &scope, last, &tx).await {
+                        // Too slow for the live feed: catch up from the database.
+                        Err(RecvError::Lagged(_)) => match hub.replay(&scope, last, &tx).await {
                             Some(l) => last = l,
                             None => return,
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
+                        },
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+    }
+
+    /// Sends the stored changes after `last` that `scope` may see; the new `last`, or `None`
+    /// when the client went away or the database failed.
+    async fn replay(
+        &self,
+        scope: &Scope,
+        mut last: i64,
+        tx: &tokio::sync::mpsc::Sender<Arc<StoredChange>>,
+    ) -> Option<i64> {
+        loop {
+            let batch = match self.store.changes(last, REPLAY_BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "database failure while replaying changes");
+                    return None;
+                }
+            };
+            let full = batch.len() == REPLAY_BATCH as usize;
+            for c in batch {
+                last = c.seq;
+                if scope.allows(&c) && tx.send(Arc::new(c)).await.is_err() {
+                    return None;
+                }
+            }
+            if !full {
+                return Some(last);
             }
         }
-    })
-}
-
-/// A stream fed by a task through a small channel (so the producer can await).
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, std::convert::Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(f(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
+    }
 }

@@ -54,10 +54,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, graph = %state.config.graph_url, version = %state.config.graph_version, "listening");
+    tracing::info!(%addr, graph = %state.config.upstream.graph_url, version = %state.config.upstream.graph_version, "listening");
     // The test harness and xtask read this line to learn the port.
     println!("waba-proxy listening on http://{addr}");
-    let live = state.clone();
+    let hub = state.hub.clone();
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -65,7 +65,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
         // Open event streams end so the drain can finish; clients reconnect elsewhere.
-        live.live.close();
+        hub.close();
     })
     .await?;
     tracing::info!("stopped");

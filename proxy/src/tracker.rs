@@ -5,10 +5,10 @@
 //! today. One pass at a time (a second asks to wait); passes go through the same Graph client
 //! as everything else, so the throttle gate and the retry budget apply.
 
-use crate::directory::list_ids;
 use crate::error::AppError;
-use crate::store::{Diff, Store};
+use crate::store::{ShareDiff, Store};
 use crate::upstream::Upstream;
+use crate::upstream::directory::list_ids;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,15 +49,11 @@ impl Tracker {
     }
 
     /// One pass: the whole list, then the diff stored in one transaction.
-    pub async fn pass(&self) -> Result<Diff, TrackerError> {
+    pub async fn pass(&self) -> Result<ShareDiff, TrackerError> {
         let _running = self.running.try_lock().map_err(|_| TrackerError::Busy)?;
         let ids = list_ids(&self.upstream, &self.business, ListEdge::Client).await?;
         let set: BTreeSet<String> = ids.into_iter().map(|id| id.to_string()).collect();
-        let store = self.store.clone();
-        let now = crate::clock::now();
-        let diff = tokio::task::spawn_blocking(move || store.apply_share_set(&set, now))
-            .await
-            .map_err(|_| AppError::Internal)??;
+        let diff = self.store.apply_share_set(set, crate::clock::now()).await?;
         metrics::counter!("waba_tracker_passes_total").increment(1);
         metrics::counter!("waba_tracker_events_total", "kind" => "shared")
             .increment(diff.shared.len() as u64);

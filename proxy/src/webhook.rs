@@ -1,14 +1,107 @@
-//! Meta's webhooks: the subscription handshake, the `X-Hub-Signature-256` check and the
-//! changes a delivery carries.
+//! Meta's webhooks: the subscription handshake, the `X-Hub-Signature-256` check, the changes
+//! a delivery carries, and [`Inbox`], which stores them durably and applies them before Meta
+//! gets its 200.
 //!
 //! The signature is checked on the raw bytes before anything parses them. Every change
-//! becomes one [`NewStatusEvent`]; fields and events this version does not know are kept raw
+//! becomes one [`StatusChange`]; fields and events this version does not know are kept raw
 //! (kind `unknown`), never refused.
 
-use crate::store::NewStatusEvent;
+use crate::error::AppError;
+use crate::live::StatusHub;
+use crate::store::{ChangeKind, StatusChange, Store};
+use crate::upstream::Upstream;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use waba_graph::Secret;
+
+/// Largest webhook body accepted.
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+/// Longest `hub.challenge` echoed.
+const MAX_CHALLENGE_LEN: usize = 256;
+
+/// Where Meta's notifications go: verified, stored, applied, announced.
+pub struct Inbox {
+    /// Signs Meta's deliveries; webhooks are off without it.
+    pub app_secret: Option<Secret>,
+    /// What the subscription handshake must present.
+    pub verify_token: Option<Secret>,
+    /// Where changes are kept.
+    pub store: Arc<dyn Store>,
+    /// Whose cached answers a change makes stale.
+    pub upstream: Upstream,
+    /// Where open streams hear of new changes.
+    pub hub: Arc<StatusHub>,
+}
+
+impl Inbox {
+    /// The subscription handshake: the challenge to echo when the mode is `subscribe` and the
+    /// verify token matches (constant time).
+    pub fn handshake(
+        &self,
+        mode: Option<&str>,
+        verify_token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> Result<String, AppError> {
+        let expected = self.verify_token.as_ref().ok_or(AppError::Forbidden(
+            "webhooks are not configured: set --webhook-verify-token",
+        ))?;
+        let token_ok = verify_token
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())));
+        let challenge = challenge.filter(|c| {
+            !c.is_empty()
+                && c.len() <= MAX_CHALLENGE_LEN
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        match (mode, token_ok, challenge) {
+            (Some("subscribe"), true, Some(challenge)) => {
+                tracing::info!("webhook subscription verified");
+                Ok(challenge.to_owned())
+            }
+            _ => Err(AppError::Forbidden("the webhook handshake does not match")),
+        }
+    }
+
+    /// A delivery: the signature checked on the raw body, every change stored once
+    /// (redeliveries folded), cached answers about the WABAs dropped, open streams told.
+    /// Returns how many changes were new.
+    pub async fn receive(&self, signature: Option<&str>, body: &[u8]) -> Result<usize, AppError> {
+        let secret = self.app_secret.as_ref().ok_or(AppError::Forbidden(
+            "webhooks are not configured: set --app-secret",
+        ))?;
+        if body.len() > MAX_WEBHOOK_BODY {
+            return Err(AppError::PayloadTooLarge);
+        }
+        verify_signature(secret.expose(), body, signature).map_err(|e| {
+            metrics::counter!("waba_webhooks_refused_total").increment(1);
+            tracing::warn!(error = %e, "webhook refused");
+            match e {
+                WebhookError::MissingSignature => {
+                    AppError::Forbidden("missing X-Hub-Signature-256")
+                }
+                _ => AppError::Forbidden("the X-Hub-Signature-256 signature does not match"),
+            }
+        })?;
+        let changes = parse(body).map_err(|_| {
+            AppError::BadRequest("the body is not a webhook notification (entry[].changes[])")
+        })?;
+        let stored = self
+            .store
+            .record_changes(changes, crate::clock::now())
+            .await?;
+        for change in &stored {
+            if let Some(waba) = &change.change.waba_id {
+                self.upstream.forget(waba);
+            }
+        }
+        self.hub.publish(&stored);
+        metrics::counter!("waba_webhook_changes_total").increment(stored.len() as u64);
+        Ok(stored.len())
+    }
+}
 
 /// Why a delivery is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,14 +128,8 @@ pub fn verify_signature(
     let hex = header
         .strip_prefix("sha256=")
         .ok_or(WebhookError::BadSignature)?;
-    if hex.len() != 64 {
-        return Err(WebhookError::BadSignature);
-    }
     let mut expected = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        let text = std::str::from_utf8(pair).map_err(|_| WebhookError::BadSignature)?;
-        expected[i] = u8::from_str_radix(text, 16).map_err(|_| WebhookError::BadSignature)?;
-    }
+    hex::decode_to_slice(hex, &mut expected).map_err(|_| WebhookError::BadSignature)?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
         .map_err(|_| WebhookError::BadSignature)?;
     mac.update(body);
@@ -55,11 +142,10 @@ pub fn sign(app_secret: &str, body: &[u8]) -> Result<String, WebhookError> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
         .map_err(|_| WebhookError::BadSignature)?;
     mac.update(body);
-    let mut out = String::from("sha256=");
-    for b in mac.finalize().into_bytes() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    Ok(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// An id as Meta writes it: a string or a number.
@@ -78,7 +164,7 @@ fn text(v: &Value, key: &str) -> Option<String> {
 }
 
 /// The changes of one delivery, in order.
-pub fn parse(body: &[u8]) -> Result<Vec<NewStatusEvent>, WebhookError> {
+pub fn parse(body: &[u8]) -> Result<Vec<StatusChange>, WebhookError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|_| WebhookError::Malformed("not JSON"))?;
     let entries = root
@@ -104,20 +190,28 @@ pub fn parse(body: &[u8]) -> Result<Vec<NewStatusEvent>, WebhookError> {
                         .and_then(|w| w.get("waba_id"))
                         .and_then(id);
                     let kind = match event.as_deref() {
-                        Some("PARTNER_ADDED") => "partner_added",
-                        Some("PARTNER_REMOVED") => "partner_removed",
-                        _ => "account_update",
+                        Some("PARTNER_ADDED") => ChangeKind::PartnerAdded,
+                        Some("PARTNER_REMOVED") => ChangeKind::PartnerRemoved,
+                        _ => ChangeKind::AccountUpdate,
                     };
                     (kind, waba, event)
                 }
-                "account_review_update" => ("review", entry_id.clone(), text(&value, "decision")),
-                "phone_number_quality_update" => {
-                    ("phone_quality", entry_id.clone(), text(&value, "event"))
-                }
-                "phone_number_name_update" => {
-                    ("phone_name", entry_id.clone(), text(&value, "decision"))
-                }
-                _ => ("unknown", entry_id.clone(), None),
+                "account_review_update" => (
+                    ChangeKind::Review,
+                    entry_id.clone(),
+                    text(&value, "decision"),
+                ),
+                "phone_number_quality_update" => (
+                    ChangeKind::PhoneQuality,
+                    entry_id.clone(),
+                    text(&value, "event"),
+                ),
+                "phone_number_name_update" => (
+                    ChangeKind::PhoneName,
+                    entry_id.clone(),
+                    text(&value, "decision"),
+                ),
+                _ => (ChangeKind::Unknown, entry_id.clone(), None),
             };
             let raw = serde_json::json!({"field": field, "value": value}).to_string();
             let mut h = Sha256::new();
@@ -126,10 +220,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<NewStatusEvent>, WebhookError> {
             h.update(time.to_string().as_bytes());
             h.update([0]);
             h.update(raw.as_bytes());
-            out.push(NewStatusEvent {
+            out.push(StatusChange {
                 dedupe: h.finalize().into(),
                 field,
-                kind: kind.into(),
+                kind,
                 waba_id,
                 value: detail,
                 raw,

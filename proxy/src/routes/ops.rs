@@ -52,7 +52,7 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn check(st: &AppState) -> Result<(), String> {
-    let token = st.config.system_user_token.expose().to_owned();
+    let token = st.config.upstream.system_user_token.expose().to_owned();
     let body = st
         .upstream
         .get(

@@ -5,18 +5,20 @@
 //! User token and the proxy's own canonical parameters. Answers are re-serialised from the
 //! typed model, so only known fields pass, and scrubbed of secrets.
 
+use super::extract::{Admin, Caller, ClientIp};
+use super::paging;
 use crate::AppState;
-use crate::auth::{Principal, bearer};
+use crate::auth::Principal;
 use crate::error::AppError;
-use crate::paging;
 use crate::upstream::GraphRoute;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use waba_graph::input::{Cursor, Fields, Limit, ListEdge, ListQuery};
+use waba_graph::input::{
+    AccessToken, Fields, GraphVersion, InputError, ListEdge, ListQuery, PhoneQuery,
+};
 use waba_graph::{ObjectId, Page, PhoneNumber, Waba};
 
 /// Longest query string accepted.
@@ -80,7 +82,7 @@ pub fn parse_target(raw_path: &str) -> Result<Target, AppError> {
             "malformed path: segments hold only ids, route names and a version",
         ));
     }
-    if segs.first().is_some_and(|s| is_version(s)) {
+    if segs.first().is_some_and(|s| GraphVersion::is_version(s)) {
         segs.remove(0);
     }
     match segs.as_slice() {
@@ -97,19 +99,10 @@ pub fn parse_target(raw_path: &str) -> Result<Target, AppError> {
     }
 }
 
-fn is_version(s: &str) -> bool {
-    s.strip_prefix('v').is_some_and(|v| {
-        let mut parts = v.split('.');
-        matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
-            if !a.is_empty() && !b.is_empty() && a.len() <= 3 && b.len() <= 2
-                && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
-    })
-}
-
 /// The handler of every `/graph/...` request.
-pub async fn graph(State(st): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn graph(State(state): State<Arc<AppState>>, req: Request) -> Response {
     // The proxy only reads: the body is never looked at.
-    let (req, _body) = req.into_parts();
+    let (mut req, _body) = req.into_parts();
     let target = parse_target(req.uri.path());
     let label = target
         .as_ref()
@@ -118,9 +111,11 @@ pub async fn graph(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let answer = match target {
         _ if req.method != Method::GET => Err(AppError::MethodNotAllowed),
         Ok(target) => {
-            let deadline = std::time::Instant::now() + st.config.request_timeout;
-            let work = crate::resilience::DEADLINE.scope(deadline, handle(&st, &req, target));
-            tokio::time::timeout(st.config.request_timeout, work)
+            let timeout = state.config.upstream.request_timeout;
+            let deadline = std::time::Instant::now() + timeout;
+            let work = crate::upstream::resilience::DEADLINE
+                .scope(deadline, handle(&state, &mut req, target));
+            tokio::time::timeout(timeout, work)
                 .await
                 .unwrap_or(Err(AppError::UpstreamTimeout))
         }
@@ -133,8 +128,6 @@ pub async fn graph(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json; charset=utf-8"),
             );
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
         Err(e) => e.into_response(),
@@ -160,54 +153,59 @@ fn query_pairs(req: &Parts) -> Result<Vec<(String, String)>, AppError> {
     Ok(pairs)
 }
 
-async fn handle(st: &AppState, req: &Parts, target: Target) -> Result<String, AppError> {
+async fn handle(state: &AppState, req: &mut Parts, target: Target) -> Result<String, AppError> {
     let pairs = query_pairs(req)?;
     let pairs: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    match &target {
-        Target::DebugToken => debug_token(st, req, &pairs).await,
+    let (query, credential) = match &target {
+        Target::DebugToken => return debug_token(state, req, &pairs).await,
         Target::Waba(id) => {
             let fields = single_param(&pairs, &["fields"])?
                 .map(Fields::parse_waba)
                 .transpose()?;
-            let token = authorize_waba(st, &req.headers, id).await?;
             let query: Vec<(&str, String)> =
                 fields.iter().map(|f| ("fields", f.to_string())).collect();
-            let body = st
-                .upstream
-                .get_shared(target.route(), &target.path(), &query, &[token])
-                .await?;
-            let waba: Waba = parse(&body)?;
-            st.respond(&waba, &[token])
+            (query, authorize_waba(state, &req.headers, id).await?)
         }
         Target::PhoneNumbers(id) => {
-            let query = phone_query(&pairs)?;
-            let token = authorize_waba(st, &req.headers, id).await?;
-            let body = st
-                .upstream
-                .get_shared(target.route(), &target.path(), &query, &[token])
-                .await?;
-            let mut page: Page<PhoneNumber> = parse(&body)?;
-            page.paging =
-                paging::rewrite(&page, &st.base_url(&req.headers)?, &target.path(), &query);
-            st.respond(&page, &[token])
+            let query = PhoneQuery::from_pairs(pairs.iter().copied())?.to_pairs();
+            (query, authorize_waba(state, &req.headers, id).await?)
         }
         Target::List(business, edge) => {
-            let q = ListQuery::from_pairs(*edge, pairs.iter().copied())?;
-            let token = authorize_admin(st, &req.headers, business).await?;
-            let query = q.to_pairs();
-            let body = st
-                .upstream
-                .get_shared(target.route(), &target.path(), &query, &[token])
-                .await?;
-            let mut page: Page<Waba> = parse(&body)?;
-            page.paging =
-                paging::rewrite(&page, &st.base_url(&req.headers)?, &target.path(), &query);
-            st.respond(&page, &[token])
+            let query = ListQuery::from_pairs(*edge, pairs.iter().copied())?.to_pairs();
+            (query, authorize_list(state, &req.headers, business).await?)
         }
-    }
+    };
+    let path = target.path();
+    let body = state
+        .upstream
+        .get_shared(target.route(), &path, &query, &[&credential])
+        .await?;
+    let text = match &target {
+        Target::Waba(_) => {
+            serde_json::to_string(&parse::<Waba>(&body)?).map_err(|_| AppError::Internal)?
+        }
+        Target::PhoneNumbers(_) => {
+            page_text::<PhoneNumber>(state, &req.headers, &body, &path, &query)?
+        }
+        _ => page_text::<Waba>(state, &req.headers, &body, &path, &query)?,
+    };
+    Ok(state.scrubber.scrub(&text, &[&credential]))
+}
+
+/// A page re-serialised from the typed model, its links rewritten to point at the proxy.
+fn page_text<T: serde::Serialize + serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<String, AppError> {
+    let mut page: Page<T> = parse(body)?;
+    page.paging = paging::rewrite(&page, &super::base_url(state, headers)?, path, query);
+    serde_json::to_string(&page).map_err(|_| AppError::Internal)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
@@ -219,7 +217,6 @@ fn single_param<'a>(
     pairs: &[(&str, &'a str)],
     allowed: &[&str],
 ) -> Result<Option<&'a str>, AppError> {
-    use waba_graph::input::InputError;
     let mut found = None;
     for (k, v) in pairs {
         if !allowed.contains(k) {
@@ -232,50 +229,20 @@ fn single_param<'a>(
     Ok(found)
 }
 
-/// `fields`, `limit`, `after`/`before` of the phone numbers edge, canonical.
-fn phone_query(pairs: &[(&str, &str)]) -> Result<Vec<(&'static str, String)>, AppError> {
-    use waba_graph::input::InputError;
-    let mut out: Vec<(&'static str, String)> = Vec::new();
-    for (k, v) in pairs {
-        let (key, value): (&'static str, String) = match *k {
-            "fields" => ("fields", Fields::parse_phone(v)?.to_string()),
-            "limit" => ("limit", Limit::parse(v)?.get().to_string()),
-            "after" => ("after", Cursor::parse(v)?.as_str().to_owned()),
-            "before" => ("before", Cursor::parse(v)?.as_str().to_owned()),
-            other => {
-                return Err(InputError::UnknownParameter(other.chars().take(64).collect()).into());
-            }
-        };
-        if out.iter().any(|(k, _)| *k == key) {
-            return Err(InputError::DuplicateParameter(key.into()).into());
-        }
-        out.push((key, value));
-    }
-    if out.iter().any(|(k, _)| *k == "after") && out.iter().any(|(k, _)| *k == "before") {
-        return Err(InputError::BothCursors.into());
-    }
-    Ok(out)
-}
-
 /// The caller may read `waba`: a signup credential granted it, or the admin and the WABA is
-/// the partner's. Returns the caller's token (to scrub from answers).
-async fn authorize_waba<'h>(
-    st: &AppState,
-    headers: &'h HeaderMap,
+/// the partner's. Returns the caller's credential (to scrub from answers).
+async fn authorize_waba(
+    state: &AppState,
+    headers: &HeaderMap,
     waba: &ObjectId,
-) -> Result<&'h str, AppError> {
-    let token = bearer(headers)?.ok_or(AppError::MissingCredential)?;
-    match st.auth.resolve(token).await? {
-        Principal::Admin => {
-            if st.directory.contains(waba).await? {
-                Ok(token)
-            } else {
-                Err(AppError::Forbidden(
-                    "this WABA is neither owned by nor shared with the partner's business",
-                ))
-            }
-        }
-        p if p.signup_may_read(waba) => Ok(token),
+) -> Result<String, AppError> {
+    let caller = Caller::resolve(state, headers).await?;
+    match &caller.principal {
+        Principal::Admin if state.directory.contains(waba).await? => Ok(caller.credential),
+        Principal::Admin => Err(AppError::Forbidden(
+            "this WABA is neither owned by nor shared with the partner's business",
+        )),
+        p if p.signup_may_read(waba) => Ok(caller.credential),
         _ => Err(AppError::Forbidden(
             "this credential was not granted that WABA",
         )),
@@ -283,47 +250,35 @@ async fn authorize_waba<'h>(
 }
 
 /// The caller is the admin and asks about the configured business. No Graph call decides it.
-async fn authorize_admin<'h>(
-    st: &AppState,
-    headers: &'h HeaderMap,
+async fn authorize_list(
+    state: &AppState,
+    headers: &HeaderMap,
     business: &ObjectId,
-) -> Result<&'h str, AppError> {
-    let token = bearer(headers)?.ok_or(AppError::MissingCredential)?;
-    match st.auth.resolve_local(token).await? {
-        Some(Principal::Admin) if *business == st.config.business_id => Ok(token),
-        Some(Principal::Admin) => Err(AppError::Forbidden(
+) -> Result<String, AppError> {
+    let admin = Admin::resolve(state, headers).await?;
+    if *business == state.config.business_id {
+        Ok(admin.credential)
+    } else {
+        Err(AppError::Forbidden(
             "the proxy serves only the partner's own business",
-        )),
-        _ if st.config.admin_token.is_none() => Err(AppError::Forbidden(
-            "list routes are disabled: the proxy has no admin token configured",
-        )),
-        _ => Err(AppError::Forbidden("list routes need the admin token")),
+        ))
     }
 }
 
 /// `debug_token?input_token=T`: public, rate-limited per client address, cached by token
 /// hash.
 async fn debug_token(
-    st: &AppState,
-    req: &Parts,
+    state: &AppState,
+    req: &mut Parts,
     pairs: &[(&str, &str)],
 ) -> Result<String, AppError> {
     let input = single_param(pairs, &["input_token"])?
         .ok_or(AppError::BadRequest("input_token is required"))?;
-    let shape_ok = !input.is_empty()
-        && input.len() <= crate::auth::MAX_TOKEN_LEN
-        && input
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'|'));
-    if !shape_ok {
-        return Err(AppError::BadRequest("input_token is not an access token"));
-    }
-    let peer = req
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    st.limit_client(peer)?;
-    let inspection = st.tokens.inspect(input).await?;
-    st.respond(&inspection.debug, &[input])
+    let input = AccessToken::parse(input)
+        .map_err(|_| AppError::BadRequest("input_token is not an access token"))?;
+    let ClientIp(client) = ClientIp::from_request_parts(req, state).await?;
+    state.limiter.check(client)?;
+    let inspection = state.tokens.inspect(input.expose()).await?;
+    let text = serde_json::to_string(&inspection.debug).map_err(|_| AppError::Internal)?;
+    Ok(state.scrubber.scrub(&text, &[input.expose()]))
 }

@@ -2,9 +2,9 @@
 //! by route (never by URL: query strings can hold tokens), metrics, catch-panic, a body
 //! limit, load shedding above the concurrency limit, and CORS for the configured origins.
 
+use super::graph::RouteLabel;
 use crate::config::Config;
 use crate::error::AppError;
-use crate::graph_routes::RouteLabel;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
@@ -145,7 +145,7 @@ async fn limit_body(req: Request, next: Next) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     // Meta batches webhook changes: that one route takes up to 1 MiB.
     let limit = if req.uri().path() == "/webhooks/meta" {
-        crate::live::MAX_WEBHOOK_BODY as u64
+        crate::webhook::MAX_WEBHOOK_BODY as u64
     } else {
         MAX_BODY
     };

@@ -3,7 +3,7 @@
 //! a throttle gate that stops a kind of call while Meta says access is blocked; and the
 //! System User token's health for `/readyz`.
 
-use crate::upstream::GraphRoute;
+use super::route::GraphRoute;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;

@@ -4,8 +4,8 @@
 //! links), kept for a while, and reloaded on a miss at most every few seconds, so an unknown
 //! id cannot make the proxy list everything on every request.
 
+use super::{GraphRoute, Upstream};
 use crate::error::AppError;
-use crate::upstream::{GraphRoute, Upstream};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;

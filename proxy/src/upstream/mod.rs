@@ -1,52 +1,48 @@
-//! The one HTTP client to Graph: keep-alive, timeouts, the System User bearer, bounded
-//! reads, and Graph's errors turned into [`AppError`]s with honest statuses.
+//! Everything that talks to Graph: the one HTTP client ([`Upstream`]: keep-alive, timeouts,
+//! the System User bearer, bounded reads, Graph's errors turned into [`AppError`]s with honest
+//! statuses), living under Meta's limits ([`resilience`]), scrubbing secrets from what comes
+//! back ([`scrub`]), and the partner's WABA directory ([`directory`]).
+
+pub mod directory;
+pub mod resilience;
+pub mod route;
+pub mod scrub;
+
+pub use route::GraphRoute;
 
 use crate::error::AppError;
-use crate::resilience::{self, RetryBudget, ThrottleGate, TokenHealth};
-use crate::scrub::Scrubber;
 use bytes::{Bytes, BytesMut};
 use moka::future::Cache;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use resilience::{RetryBudget, ThrottleGate, TokenHealth};
+use scrub::Scrubber;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use waba_graph::error::{BusinessUseCaseUsage, ErrorClass, ErrorEnvelope, regain_access_minutes};
+use waba_graph::input::GraphVersion;
 use waba_graph::{GraphError, Secret};
+
+/// How the proxy reaches Graph.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Graph base URL, without a trailing slash.
+    pub graph_url: String,
+    /// The Graph version every call uses.
+    pub graph_version: GraphVersion,
+    /// The System User token.
+    pub system_user_token: Secret,
+    /// Per upstream call.
+    pub upstream_timeout: Duration,
+    /// Per client request (retries stop before it).
+    pub request_timeout: Duration,
+    /// Lifetime of shared answers; zero turns sharing off.
+    pub cache_ttl: Duration,
+}
 
 /// Largest Graph body read; a larger one is refused, not buffered.
 pub const MAX_UPSTREAM_BODY: usize = 4 * 1024 * 1024;
 /// Most bytes of recent answers kept for identical reads.
 pub const MAX_CACHED_BYTES: u64 = 64 * 1024 * 1024;
-
-/// A Graph route, as named in metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GraphRoute {
-    /// `debug_token`.
-    DebugToken,
-    /// A WABA node.
-    Waba,
-    /// A WABA's phone numbers.
-    PhoneNumbers,
-    /// `client_whatsapp_business_accounts`.
-    ClientWabas,
-    /// `owned_whatsapp_business_accounts`.
-    OwnedWabas,
-    /// `oauth/access_token` (the code exchange).
-    OauthAccessToken,
-}
-
-impl GraphRoute {
-    /// The route's label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::DebugToken => "debug_token",
-            Self::Waba => "waba",
-            Self::PhoneNumbers => "phone_numbers",
-            Self::ClientWabas => "client_wabas",
-            Self::OwnedWabas => "owned_wabas",
-            Self::OauthAccessToken => "oauth_access_token",
-        }
-    }
-}
 
 /// The Graph client.
 #[derive(Clone)]
@@ -86,16 +82,9 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// A client for `graph_url`/`version`, authenticating as the System User.
-    pub fn new(
-        graph_url: &str,
-        version: &str,
-        token: &Secret,
-        timeout: Duration,
-        request_timeout: Duration,
-        cache_ttl: Duration,
-        scrubber: Arc<Scrubber>,
-    ) -> Result<Self, AppError> {
+    /// A client as `config` says, authenticating as the System User.
+    pub fn new(config: &Config, scrubber: Arc<Scrubber>) -> Result<Self, AppError> {
+        let timeout = config.upstream_timeout;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3).min(timeout))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -105,22 +94,23 @@ impl Upstream {
             .user_agent(concat!("waba-proxy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| AppError::Internal)?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| AppError::Internal)?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", config.system_user_token.expose()))
+                .map_err(|_| AppError::Internal)?;
         auth.set_sensitive(true);
         Ok(Self {
             client,
-            base: format!("{graph_url}/{version}"),
+            base: format!("{}/{}", config.graph_url, config.graph_version),
             auth,
             timeout,
-            request_timeout,
+            request_timeout: config.request_timeout,
             scrubber,
             gate: Arc::default(),
             budget: Arc::default(),
             health: Arc::default(),
-            answers: (!cache_ttl.is_zero()).then(|| {
+            answers: (!config.cache_ttl.is_zero()).then(|| {
                 Cache::builder()
-                    .time_to_live(cache_ttl)
+                    .time_to_live(config.cache_ttl)
                     .weigher(|k: &String, v: &Bytes| {
                         (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
                     })

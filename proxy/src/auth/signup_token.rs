@@ -1,15 +1,17 @@
-//! `debug_token` answers, cached by a hash of the token (never the token itself): for a
-//! short time, never past the token's own expiry, and briefly for invalid tokens too.
-//! Concurrent questions about one token make one Graph call.
+//! Signup tokens (the token flow): any other bearer token is a business token, and Graph's
+//! `debug_token` answer says what it granted. Answers are cached by a hash of the token (never
+//! the token itself): for a short time, never past the token's own expiry, and briefly for
+//! invalid tokens too. Concurrent questions about one token make one Graph call.
 
+use super::{Authenticator, Principal, digest};
 use crate::error::AppError;
 use crate::upstream::{GraphRoute, Upstream};
+use futures_util::future::BoxFuture;
 use moka::Expiry;
 use moka::future::Cache;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use waba_graph::{DebugToken, ObjectId};
+use std::time::{Duration, Instant};
+use waba_graph::{DebugToken, ObjectId, WabaScope};
 
 /// How long an invalid token's answer is kept.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
@@ -48,13 +50,6 @@ pub struct TokenInspector {
     ttl: Duration,
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl TokenInspector {
     /// An inspector trusting answers for `ttl` at most.
     pub fn new(upstream: Upstream, app_id: Option<ObjectId>, ttl: Duration) -> Self {
@@ -71,7 +66,7 @@ impl TokenInspector {
 
     /// Graph's answer about `token`, from the cache when fresh.
     pub async fn inspect(&self, token: &str) -> Result<Arc<Inspection>, AppError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let key = digest(token);
         if let Some(hit) = self.cache.get(&key).await {
             metrics::counter!("waba_cache_hits_total", "cache" => "debug_token").increment(1);
             return Ok(hit);
@@ -95,7 +90,7 @@ impl TokenInspector {
             .await?;
         let debug: DebugToken = serde_json::from_slice(&body)
             .map_err(|_| AppError::UpstreamGarbage("debug_token answer is not what Graph sends"))?;
-        let now = now_unix();
+        let now = crate::clock::now();
         let data = &debug.data;
         let same_app = match (&self.app_id, &data.app_id) {
             (None, _) => true,
@@ -112,5 +107,40 @@ impl TokenInspector {
                 .min(Duration::from_secs((data.expires_at - now).max(0) as u64))
         };
         Ok(Arc::new(Inspection { debug, usable, ttl }))
+    }
+}
+
+impl Inspection {
+    /// The WABAs the token was granted `whatsapp_business_management` on, newest first;
+    /// 401 when the token is not usable.
+    pub fn granted_wabas(&self) -> Result<Vec<ObjectId>, AppError> {
+        if !self.usable {
+            return Err(AppError::InvalidCredential(
+                "the token is invalid, expired or for another app",
+            ));
+        }
+        self.debug
+            .data
+            .granted_wabas(WabaScope::Management)
+            .map_err(|_| AppError::UpstreamGarbage("malformed granted WABA ids"))
+    }
+}
+
+/// Any token no other authenticator knows is a signup user's token.
+pub struct SignupToken(pub Arc<TokenInspector>);
+
+impl Authenticator for SignupToken {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Principal>, AppError>> {
+        Box::pin(async move {
+            let wabas = self.0.inspect(token).await?.granted_wabas()?;
+            Ok(Some(Principal::signup(wabas)))
+        })
+    }
+
+    fn calls_graph(&self) -> bool {
+        true
     }
 }

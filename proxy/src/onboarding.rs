@@ -1,0 +1,385 @@
+//! Onboarding: what happens when a business comes back from Embedded Signup.
+//!
+//! [`Signups::exchange`] turns a signup code (valid 30 s, once) into a business token at once,
+//! keeps the token sealed in the store and hands the page an opaque, random, expiring session
+//! credential for exactly the granted WABAs. [`Signups::report`] records what the page saw
+//! (finished, cancelled at a step, a reported error). Both record the follow-ups the partner
+//! must act on. The session event arrives as Meta sent it; its meaning comes from
+//! `waba_graph::signup`, the one place that knows it.
+
+use crate::auth::limit::ClientLimiter;
+use crate::auth::session::{MintedSession, mint};
+use crate::auth::signup_token::TokenInspector;
+use crate::auth::{Authenticators, Principal, digest};
+use crate::error::AppError;
+use crate::sealing::TokenKey;
+use crate::store::{Flow, FollowUp, FollowUpReason, Onboarding, OnboardingRecord, Outcome, Store};
+use crate::upstream::{GraphRoute, Upstream};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use waba_graph::input::SignupCode;
+use waba_graph::signup::{Abandoned, RawSessionMessage, SessionMessage};
+use waba_graph::status::{AccountStatus, Incomplete, STATUS_FIELDS};
+use waba_graph::{ObjectId, Secret, Waba};
+
+/// WABAs read at once when checking an onboarding's follow-ups.
+pub const PARALLEL_READS: usize = 4;
+
+/// Body of `POST /signup/exchange`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    /// The code from `FB.login`'s `authResponse`.
+    pub code: String,
+    /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
+    #[serde(default)]
+    pub event: Option<RawSessionMessage>,
+}
+
+/// Body of `POST /signup/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
+    pub event: RawSessionMessage,
+    /// `token` or `code`: which flow the page ran (default `token`).
+    #[serde(default)]
+    pub flow: Option<String>,
+}
+
+/// What an exchange gives the page.
+#[derive(Debug)]
+pub struct Exchanged {
+    /// The session credential and when it expires.
+    pub session: MintedSession,
+    /// The WABAs it may read, newest first.
+    pub wabas: Vec<String>,
+    /// The onboarding record.
+    pub onboarding_id: i64,
+}
+
+/// What a report recorded.
+#[derive(Debug)]
+pub struct Reported {
+    /// The onboarding record.
+    pub onboarding_id: i64,
+    /// What is left to do.
+    pub follow_ups: Vec<FollowUp>,
+}
+
+/// The code flow's settings: the app and what seals its business tokens.
+#[derive(Debug, Clone)]
+pub struct CodeFlow {
+    /// The partner's app.
+    pub app_id: ObjectId,
+    /// Its secret.
+    pub app_secret: Secret,
+    /// Seals business tokens.
+    pub key: TokenKey,
+    /// Session credential lifetime.
+    pub session_ttl: Duration,
+}
+
+/// The Graph answer of `oauth/access_token`.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+/// Signup exchanges and reports.
+pub struct Signups {
+    /// Where records go.
+    pub store: Arc<dyn Store>,
+    /// Graph.
+    pub upstream: Upstream,
+    /// `debug_token` of business tokens.
+    pub tokens: Arc<TokenInspector>,
+    /// Who sends a report.
+    pub auth: Authenticators,
+    /// The code flow, when configured.
+    pub code_flow: Option<CodeFlow>,
+    /// Each client's allowance (checked once the request is known to be well formed).
+    pub limiter: Arc<ClientLimiter>,
+}
+
+impl Signups {
+    /// The code exchange. The code is claimed before Graph sees it, so a code presented twice
+    /// (even at once) is exchanged at most once.
+    pub async fn exchange(
+        &self,
+        client: IpAddr,
+        request: ExchangeRequest,
+    ) -> Result<Exchanged, AppError> {
+        let flow = self.code_flow.as_ref().ok_or(AppError::CodeFlowOff)?;
+        let code = SignupCode::parse(&request.code)?;
+        let event = typed(request.event)?;
+        self.limiter.check(client)?;
+        let now = crate::clock::now();
+        if !self.store.claim_code(digest(code.expose()), now).await? {
+            return Err(AppError::CodeRejected(
+                "this signup code was already used: the business must click the signup button again",
+            ));
+        }
+        let mut record = record_of(Flow::Code, now, event.as_ref());
+        let query = [
+            ("client_id", flow.app_id.to_string()),
+            ("client_secret", flow.app_secret.expose().to_owned()),
+            ("code", code.expose().to_owned()),
+        ];
+        let exchanged = self
+            .upstream
+            .get_once(
+                GraphRoute::OauthAccessToken,
+                "oauth/access_token",
+                &query,
+                &[code.expose()],
+            )
+            .await;
+        let bytes = match exchanged {
+            Ok(b) => b,
+            Err(AppError::Graph { error, .. }) if error.code == 100 => {
+                record.outcome = Outcome::CodeRejected;
+                record.follow_ups = vec![follow_up(
+                    None,
+                    FollowUpReason::CodeRejected,
+                    "Meta refused the signup code: it expired (codes live 30 seconds) or was already used."
+                        .into(),
+                )];
+                self.store.insert_onboarding(record, None).await?;
+                return Err(AppError::CodeRejected(
+                    "the signup code expired or was already used: the business must click the signup button again",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let token: TokenAnswer = serde_json::from_slice(&bytes)
+            .map_err(|_| AppError::UpstreamGarbage("the code exchange answer is not Graph's"))?;
+        let business_token = Secret::new(token.access_token);
+        let granted = self
+            .tokens
+            .inspect(business_token.expose())
+            .await?
+            .granted_wabas()
+            .map_err(|e| match e {
+                AppError::InvalidCredential(_) => AppError::UpstreamGarbage(
+                    "Meta returned a token that debug_token does not accept",
+                ),
+                other => other,
+            })?;
+        record.granted = granted.iter().map(ToString::to_string).collect();
+        if event.is_none() {
+            record.outcome = Outcome::Finished;
+        }
+        record.follow_ups = self
+            .follow_ups(&record, event.as_ref(), business_token.expose())
+            .await;
+        let expires_at = token
+            .expires_in
+            .filter(|s| *s > 0)
+            .map(|s| now + s)
+            .unwrap_or(0);
+        record.token = Some(
+            flow.key
+                .seal(&business_token, expires_at)
+                .map_err(|_| AppError::Internal)?,
+        );
+        let session = mint(now, flow.session_ttl)?;
+        let wabas = record.granted.clone();
+        let onboarding_id = self
+            .store
+            .insert_onboarding(record, Some(session.stored))
+            .await?;
+        metrics::counter!("waba_code_exchanges_total").increment(1);
+        Ok(Exchanged {
+            session,
+            wabas,
+            onboarding_id,
+        })
+    }
+
+    /// Records an attempt the page reports. With the signup credential (token or session)
+    /// the granted WABAs are checked for what is left to do; without one only the event is
+    /// recorded.
+    pub async fn report(
+        &self,
+        client: IpAddr,
+        request: ReportRequest,
+        credential: Option<&str>,
+    ) -> Result<Reported, AppError> {
+        let flow = match request.flow.as_deref() {
+            None => Flow::Token,
+            Some(f) => Flow::parse(f).ok_or(AppError::BadRequest("flow must be token or code"))?,
+        };
+        let event = typed(Some(request.event))?.ok_or(AppError::BadRequest(
+            "the event must be a WA_EMBEDDED_SIGNUP message",
+        ))?;
+        self.limiter.check(client)?;
+        let mut record = record_of(flow, crate::clock::now(), Some(&event));
+        if let Some(token) = credential {
+            match self.auth.resolve(token).await? {
+                Principal::Signup(grant) => {
+                    record.granted = grant.wabas.iter().map(ToString::to_string).collect();
+                }
+                Principal::Admin => {
+                    return Err(AppError::Forbidden(
+                        "signup reports come from the signup page, not the admin",
+                    ));
+                }
+            }
+        }
+        record.follow_ups = self
+            .follow_ups(&record, Some(&event), credential.unwrap_or(""))
+            .await;
+        let follow_ups = record.follow_ups.clone();
+        let onboarding_id = self.store.insert_onboarding(record, None).await?;
+        Ok(Reported {
+            onboarding_id,
+            follow_ups,
+        })
+    }
+
+    /// The business token of a code-flow record, decrypted, with its expiry (unix seconds,
+    /// `None` when it does not expire); `None` when the record holds none or the code flow is
+    /// off.
+    pub fn business_token(
+        &self,
+        found: &Onboarding,
+    ) -> Result<Option<(Secret, Option<i64>)>, AppError> {
+        let (Some(sealed), Some(flow)) = (&found.record.token, &self.code_flow) else {
+            return Ok(None);
+        };
+        let token = flow.key.open(sealed).map_err(|e| {
+            tracing::error!(error = %e, record = found.id, "a stored business token does not open");
+            AppError::Internal
+        })?;
+        Ok(Some((
+            token,
+            (sealed.expires_at > 0).then_some(sealed.expires_at),
+        )))
+    }
+
+    /// Follow-ups of a record: from the granted WABAs' statuses when there are any (a few
+    /// reads at once, shared with the page's own identical reads), else from the event alone.
+    async fn follow_ups(
+        &self,
+        record: &OnboardingRecord,
+        event: Option<&SessionMessage>,
+        caller_secret: &str,
+    ) -> Vec<FollowUp> {
+        let abandoned: Option<&Abandoned> = event.and_then(|m| m.event.abandoned());
+        let expect_phone = event.is_none_or(|m| m.event.expects_phone());
+        let query = [("fields", STATUS_FIELDS.to_owned())];
+        let statuses: Vec<Option<AccountStatus>> =
+            futures_util::stream::iter(record.granted.clone().into_iter().enumerate())
+                .map(|(i, id): (usize, String)| {
+                    let query = &query;
+                    async move {
+                        let body = self
+                            .upstream
+                            .get_shared(GraphRoute::Waba, &id, query, &[caller_secret])
+                            .await
+                            .map_err(|e| tracing::warn!(error = %e, "follow-up read failed"))
+                            .ok()?;
+                        let waba: Waba = serde_json::from_slice(&body).ok()?;
+                        Some(AccountStatus::new(waba, i == 0, abandoned, expect_phone))
+                    }
+                })
+                .buffered(PARALLEL_READS)
+                .collect()
+                .await;
+        let mut out: Vec<FollowUp> = statuses
+            .into_iter()
+            .flatten()
+            .filter_map(|s| incomplete(Some(s.waba.id.to_string()), s.incomplete?))
+            .collect();
+        if out.is_empty() && record.granted.is_empty() {
+            // Nothing shared: what the event says is all there is.
+            out.extend(
+                abandoned
+                    .and_then(Incomplete::from_abandoned)
+                    .and_then(|inc| incomplete(None, inc)),
+            );
+        }
+        out
+    }
+}
+
+/// The typed session event, when the page sent an Embedded Signup message.
+fn typed(raw: Option<RawSessionMessage>) -> Result<Option<SessionMessage>, AppError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => SessionMessage::from_raw(raw)
+            .map_err(|_| AppError::BadRequest("malformed WA_EMBEDDED_SIGNUP event")),
+    }
+}
+
+/// A record of `flow` with what the session event says.
+fn record_of(flow: Flow, now: i64, event: Option<&SessionMessage>) -> OnboardingRecord {
+    let mut r = OnboardingRecord::new(flow, now);
+    let Some(msg) = event else {
+        return r;
+    };
+    r.outcome = msg.event.outcome().into();
+    r.event = Some(msg.event.name().to_owned());
+    if let Some(f) = msg.event.finished() {
+        r.reported_waba_id = Some(f.waba_id.to_string());
+        r.phone_number_id = f.phone_number_id.as_ref().map(ToString::to_string);
+        r.business_id = f.business_id.as_ref().map(ToString::to_string);
+    }
+    match msg.event.abandoned() {
+        Some(Abandoned::AtStep { current_step }) => r.current_step = Some(current_step.clone()),
+        Some(Abandoned::Reported {
+            error_message,
+            error_id,
+            session_id,
+        }) => {
+            r.error_message = error_message.clone();
+            r.error_id = error_id.clone();
+            r.session_id = session_id.clone();
+        }
+        Some(Abandoned::Unspecified) | None => {}
+    }
+    r
+}
+
+/// The follow-up of what is incomplete about `waba_id` (or the whole signup); `None` for a
+/// reason this version does not act on.
+fn incomplete(waba_id: Option<String>, inc: Incomplete) -> Option<FollowUp> {
+    let reason = FollowUpReason::parse(&inc.reason)?;
+    Some(follow_up(waba_id, reason, inc.message))
+}
+
+fn follow_up(waba_id: Option<String>, reason: FollowUpReason, message: String) -> FollowUp {
+    FollowUp {
+        waba_id,
+        action: action_for(reason).to_owned(),
+        reason,
+        message,
+    }
+}
+
+/// What the partner should do about an incomplete onboarding, by reason.
+pub fn action_for(reason: FollowUpReason) -> &'static str {
+    match reason {
+        FollowUpReason::LeftAtStep => {
+            "Invite the business to finish Embedded Signup from your signup page."
+        }
+        FollowUpReason::ReportedError => {
+            "Contact the business; if the error persists, give Meta support the error id and session id."
+        }
+        FollowUpReason::CertificateNotReady => {
+            "Ask the business to verify its phone number (the code Meta sends by SMS or call) in Embedded Signup or WhatsApp Manager."
+        }
+        FollowUpReason::NoPhoneNumber => {
+            "Ask the business to add a phone number to its WhatsApp Business account."
+        }
+        FollowUpReason::CodeRejected => {
+            "Ask the business to click the signup button again: the code expired or was already used."
+        }
+    }
+}

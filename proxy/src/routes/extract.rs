@@ -1,0 +1,169 @@
+//! Extractors: who is calling, from where, and the request's JSON and query, each refusing
+//! bad input with the proxy's Graph-shaped error.
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::AppError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// Longest bearer credential accepted.
+pub const MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// The bearer credential of a request, checked for shape; `None` when there is no
+/// `Authorization` header.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::InvalidCredential("malformed Authorization header"))?;
+    let use_bearer = AppError::InvalidCredential("use Authorization: Bearer <token>");
+    let (scheme, token) = value.split_once(' ').ok_or(use_bearer.clone())?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(use_bearer);
+    }
+    let token = token.trim();
+    if token.is_empty()
+        || token.len() > MAX_CREDENTIAL_LEN
+        || !token.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(AppError::InvalidCredential("malformed bearer token"));
+    }
+    Ok(Some(token))
+}
+
+/// An optional bearer credential.
+pub struct MaybeBearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeBearer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        Ok(Self(bearer(&parts.headers)?.map(str::to_owned)))
+    }
+}
+
+/// A caller with a credential some authenticator knows (401 otherwise), and the credential
+/// (to scrub from answers).
+pub struct Caller {
+    /// Who it is.
+    pub principal: Principal,
+    /// The credential it presented.
+    pub credential: String,
+}
+
+impl Caller {
+    /// The caller of a request with these headers.
+    pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Self, AppError> {
+        let credential = bearer(headers)?.ok_or(AppError::MissingCredential)?;
+        let principal = state.auth.resolve(credential).await?;
+        Ok(Self {
+            principal,
+            credential: credential.to_owned(),
+        })
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, AppError> {
+        Self::resolve(state, &parts.headers).await
+    }
+}
+
+/// The partner's admin, decided without a Graph call (401 without a credential, 403 for any
+/// other credential, so a stranger's token costs nothing).
+pub struct Admin {
+    /// The admin token (to scrub from answers).
+    pub credential: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, AppError> {
+        Self::resolve(state, &parts.headers).await
+    }
+}
+
+impl Admin {
+    /// The admin behind a request with these headers.
+    pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Self, AppError> {
+        let credential = bearer(headers)?.ok_or(AppError::MissingCredential)?;
+        match state.auth.resolve_local(credential).await? {
+            Some(Principal::Admin) => Ok(Self {
+                credential: credential.to_owned(),
+            }),
+            _ if state.config.admin_token.is_none() => Err(AppError::Forbidden(
+                "admin routes are disabled: the proxy has no admin token configured",
+            )),
+            _ => Err(AppError::Forbidden("only the partner's admin may use this")),
+        }
+    }
+}
+
+/// The client's address (unspecified when the server was started without connect info).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        ))
+    }
+}
+
+/// A JSON body of the shape `T`, or 400 saying so.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| Self(v))
+            .map_err(|e: JsonRejection| match e {
+                JsonRejection::BytesRejection(_) => AppError::PayloadTooLarge,
+                _ => AppError::BadRequest(
+                    "the body must be JSON of the documented shape (Content-Type: application/json)",
+                ),
+            })
+    }
+}
+
+/// Query parameters of the shape `T`, or 400 saying so.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Self(q))
+            .map_err(|_: QueryRejection| {
+                AppError::BadRequest("unknown or malformed query parameter")
+            })
+    }
+}

@@ -1,0 +1,86 @@
+//! HTTP only: the one route table, and handlers that extract, call the layer below and
+//! answer. Nothing here decides what a caller may see or what Graph is asked beyond
+//! translating the request; that lives in `onboarding`, `auth`, `upstream`, `webhook` and
+//! `live`.
+
+pub mod admin;
+pub mod events;
+pub mod extract;
+pub mod graph;
+pub mod middleware;
+pub mod ops;
+pub mod paging;
+pub mod signup;
+pub mod views;
+pub mod webhooks;
+
+use crate::AppState;
+use crate::error::AppError;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::routing::{any, get, post};
+use std::sync::Arc;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The whole proxy as a router.
+pub fn app(state: Arc<AppState>) -> Router {
+    // Answers about accounts, records and credentials are never kept by a cache.
+    let api = Router::new()
+        .route("/graph/{*path}", any(graph::graph))
+        .route("/signup/exchange", post(signup::exchange))
+        .route("/signup/events", post(signup::report))
+        .route("/admin/onboardings", get(admin::onboardings))
+        .route("/admin/onboardings/{id}", get(admin::onboarding))
+        .route("/admin/follow-ups", get(admin::follow_ups))
+        .route("/admin/tracker/events", get(admin::share_events))
+        .route("/admin/tracker/pass", post(admin::tracker_pass))
+        .route("/events/ticket", post(events::ticket))
+        .route("/events/stream", get(events::stream))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let mut router = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route(
+            "/webhooks/meta",
+            get(webhooks::handshake).post(webhooks::receive),
+        )
+        .merge(api);
+    router = match &state.config.www {
+        Some(dir) => router.fallback_service(
+            ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .fallback(any(not_found).with_state(())),
+        ),
+        None => router.fallback(not_found),
+    };
+    let router = router.with_state(state.clone());
+    middleware::apply(router, &state.config)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// The proxy's public base URL: configured, or `http://{Host}`.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
+    if let Some(url) = &state.config.public_url {
+        return Ok(url.clone());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
+        .ok_or(AppError::BadRequest("missing or malformed Host header"))?;
+    Ok(format!("http://{host}"))
+}

@@ -1,0 +1,35 @@
+//! `/signup/...`: the code exchange and the signup page's reports.
+
+use super::extract::{ClientIp, JsonBody, MaybeBearer};
+use super::views::{EventAnswer, ExchangeAnswer};
+use crate::AppState;
+use crate::error::AppError;
+use crate::onboarding::{ExchangeRequest, ReportRequest};
+use axum::Json;
+use axum::extract::State;
+use std::sync::Arc;
+
+/// `POST /signup/exchange` `{"code", "event"?}`: the session credential for the granted WABAs.
+pub async fn exchange(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
+    JsonBody(request): JsonBody<ExchangeRequest>,
+) -> Result<Json<ExchangeAnswer>, AppError> {
+    let exchanged = state.signups.exchange(client, request).await?;
+    Ok(Json(exchanged.into()))
+}
+
+/// `POST /signup/events` `{"event", "flow"?}`: records an attempt the page reports, with the
+/// signup credential when the page has one.
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
+    MaybeBearer(credential): MaybeBearer,
+    JsonBody(request): JsonBody<ReportRequest>,
+) -> Result<Json<EventAnswer>, AppError> {
+    let reported = state
+        .signups
+        .report(client, request, credential.as_deref())
+        .await?;
+    Ok(Json(reported.into()))
+}

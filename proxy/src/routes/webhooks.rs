@@ -1,0 +1,49 @@
+//! `/webhooks/meta`: Meta's subscription handshake and signed notifications.
+
+use crate::AppState;
+use crate::error::AppError;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Query of `GET /webhooks/meta`.
+#[derive(Debug, Deserialize)]
+pub struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// `GET /webhooks/meta`: echoes `hub.challenge` when the mode is `subscribe` and the verify
+/// token matches; 403 otherwise.
+pub async fn handshake(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<Handshake>, axum::extract::rejection::QueryRejection>,
+) -> Result<String, AppError> {
+    let Ok(Query(q)) = q else {
+        return Err(AppError::Forbidden("not a subscription handshake"));
+    };
+    state.inbox.handshake(
+        q.mode.as_deref(),
+        q.verify_token.as_deref(),
+        q.challenge.as_deref(),
+    )
+}
+
+/// `POST /webhooks/meta`: verified, stored and applied before the 200.
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    state.inbox.receive(signature, &body).await?;
+    Ok(StatusCode::OK)
+}
