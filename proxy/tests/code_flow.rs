@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::harness::temp_database;
+use waba_testkit::harness::temp_database;
 
 const APP_ID: &str = "670843887433847";
 const INCOMPLETE: &str = "EAASimBusinessTokenIncomplete0000000000000000002";

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
-use tests::sim::scenario::{TokenSpec, World};
+use waba_testkit::sim::scenario::{TokenSpec, World};
 
 const STRANGER: &str = "EAASimBusinessTokenStranger00000000000000000000008";
 

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn fault(route: &str, times: Option<u32>, action: Value) -> tests::sim::faults::Fault {
+fn fault(route: &str, times: Option<u32>, action: Value) -> waba_testkit::sim::faults::Fault {
     let mut f = json!({"route": route, "action": action});
     if let Some(t) = times {
         f["times"] = t.into();

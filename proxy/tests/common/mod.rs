@@ -7,8 +7,8 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
-use tests::harness::{Running, SimServer, scenario, start_proxy};
-use tests::sim::scenario::World;
+use waba_testkit::harness::{Running, SimServer, scenario, start_proxy};
+use waba_testkit::sim::scenario::World;
 
 pub const PARTNER: &str = "805021500648488";
 pub const DEMO_SYSTEM: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
@@ -125,7 +125,7 @@ pub fn proxy_for(graph_url: &str, extra: &[&str]) -> Running {
         ADMIN,
     ];
     args.extend_from_slice(extra);
-    tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), graph_url, &args)
+    waba_testkit::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), graph_url, &args)
         .unwrap()
 }
 
