@@ -3,9 +3,7 @@
 //! refusals and garbage are not retried. Each case asserts the client's status, the number
 //! of upstream calls, and that the proxy serves the next request.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

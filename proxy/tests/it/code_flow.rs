@@ -1,9 +1,7 @@
 //! The code flow, onboarding records and the newly-shared tracker, against a real proxy
 //! process with a real SQLite file and graph-sim.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use waba_testkit::harness::temp_database;

@@ -1,9 +1,7 @@
 //! The authorization matrix: every refusal has the right status and Graph is not called for
 //! what the proxy can refuse itself.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

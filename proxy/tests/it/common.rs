@@ -1,8 +1,8 @@
 //! Shared by the proxy's integration tests: a graph-sim in this process, a real
 //! `waba-proxy` process in front of it, and an HTTP client.
 
-// Test helpers: each test file uses a different subset; names say what they hold.
-#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+// Test helpers: names say what they hold; an unwrap that fails is a failed test.
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -1,9 +1,7 @@
 //! Every route's happy path through a real `waba-proxy` in front of graph-sim, and paging
 //! through 10,000 WABAs by the proxy's own links.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashSet;
