@@ -9,8 +9,8 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tests::browser::Browser;
-use tests::harness::{SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::browser::Browser;
+use waba_testkit::harness::{SimServer, scenario, site, start_proxy, target_bin};
 
 const ADMIN: &str = "console-admin-token-e2e";
 const WAIT: Duration = Duration::from_secs(30);
@@ -265,7 +265,7 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
         "the range keeps some owned WABAs, not all"
     );
     assert_eq!(ids, want.into_iter().map(|t| t.1).collect::<Vec<_>>());
-    let dir = tests::harness::project_root().join("artifacts");
+    let dir = waba_testkit::harness::project_root().join("artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("console.png"), b.screenshot().await.unwrap()).unwrap();
     let renders: Vec<f64> =
@@ -439,7 +439,7 @@ async fn follow_ups_new_shares_and_live_review_decisions() {
         .post(format!("{}/webhooks/meta", proxy.url))
         .header(
             "x-hub-signature-256",
-            tests::sim::webhooks::signature("sim-app-secret-demo-5f1e0c9a", body.as_bytes()),
+            waba_testkit::sim::webhooks::signature("sim-app-secret-demo-5f1e0c9a", body.as_bytes()),
         )
         .body(body)
         .send()

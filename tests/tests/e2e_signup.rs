@@ -11,8 +11,8 @@
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
-use tests::browser::Browser;
-use tests::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::browser::Browser;
+use waba_testkit::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +37,7 @@ impl Stack {
         let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
         let site = site(&sim.url).expect("site");
         let www = site.to_string_lossy().into_owned();
-        let db = tests::harness::temp_database().display().to_string();
+        let db = waba_testkit::harness::temp_database().display().to_string();
         let mut args = vec![
             "--system-user-token",
             "EAASimSystemUserTokenDemo0000000000000000000000001",
@@ -123,7 +123,7 @@ impl Stack {
 }
 
 fn artifact(name: &str) -> PathBuf {
-    let dir = tests::harness::project_root().join("artifacts");
+    let dir = waba_testkit::harness::project_root().join("artifacts");
     let _ = std::fs::create_dir_all(&dir);
     dir.join(name)
 }

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
-use tests::browser::Browser;
-use tests::harness::{SimServer, project_root, scenario, start_proxy, target_bin};
+use waba_testkit::browser::Browser;
+use waba_testkit::harness::{SimServer, project_root, scenario, start_proxy, target_bin};
 
 #[tokio::test]
 async fn the_vite_build_onboards_a_token_and_renders_its_accounts() {

@@ -5,9 +5,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use tests::harness::{Running, scenario, start_sim};
 use waba_graph::error::{BusinessUseCaseUsage, regain_access_minutes};
 use waba_graph::{DebugToken, ErrorClass, ErrorEnvelope, Page, Waba, WabaScope};
+use waba_testkit::harness::{Running, scenario, start_sim};
 
 const DEMO_SYSTEM: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
 const LARGE_SYSTEM: &str = "EAASimSystemUserTokenLarge000000000000000000000001";

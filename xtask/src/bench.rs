@@ -335,7 +335,7 @@ pub fn bench(args: &[String]) -> Res {
         "-p",
         "waba-proxy",
         "-p",
-        "tests",
+        "waba-testkit",
         "--bins",
     ]))?;
     let bin = project_root().join(if quick {

@@ -78,7 +78,7 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
     run(cargo(&[
         "build",
         "-p",
-        "tests",
+        "waba-testkit",
         "-p",
         "waba-proxy",
         "--bins",

@@ -132,14 +132,14 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "-p",
         "waba-proxy",
         "-p",
-        "tests",
+        "waba-testkit",
         "--bins",
     ]))?;
     build_vite_fixture()?;
     let mut e2e = cargo(&[
         "test",
         "-p",
-        "tests",
+        "waba-testkit",
         "--features",
         "e2e",
         "--test",
@@ -177,13 +177,13 @@ pub fn screenshots() -> Res {
         "-p",
         "waba-proxy",
         "-p",
-        "tests",
+        "waba-testkit",
         "--bins",
     ]))?;
     let mut shots = cargo(&[
         "test",
         "-p",
-        "tests",
+        "waba-testkit",
         "--features",
         "e2e",
         "--test",

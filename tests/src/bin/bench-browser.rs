@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tests::browser::Browser;
-use tests::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::browser::Browser;
+use waba_testkit::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
 
 const WAIT: Duration = Duration::from_secs(60);
 const ADMIN: &str = "bench-admin-token-0001";

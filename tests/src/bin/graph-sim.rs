@@ -5,7 +5,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tests::sim::{app, scenario::World, state::SimState};
+use waba_testkit::sim::{app, scenario::World, state::SimState};
 
 /// A local stand-in for Meta's Graph API, driven by a scenario file.
 ///

@@ -5,7 +5,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
-use tests::browser::Browser;
+use waba_testkit::browser::Browser;
 
 /// Checks a page in headless Chromium.
 #[derive(Debug, Parser)]

@@ -3,14 +3,12 @@
 //! refusals and garbage are not retried. Each case asserts the client's status, the number
 //! of upstream calls, and that the proxy serves the next request.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn fault(route: &str, times: Option<u32>, action: Value) -> tests::sim::faults::Fault {
+fn fault(route: &str, times: Option<u32>, action: Value) -> waba_testkit::sim::faults::Fault {
     let mut f = json!({"route": route, "action": action});
     if let Some(t) = times {
         f["times"] = t.into();

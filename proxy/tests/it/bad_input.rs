@@ -1,8 +1,6 @@
 //! Bad input gets a clear 4xx in Graph's envelope, and nothing reaches Graph.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]

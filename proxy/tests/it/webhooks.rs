@@ -4,13 +4,11 @@
 // An unwrap that fails here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tests::harness::temp_database;
+use waba_testkit::harness::temp_database;
 
 const VERIFY: &str = "verify-token-for-webhook-tests-91c2";
 
@@ -49,7 +47,7 @@ async fn deliver(s: &Stack, body: &str, signature: Option<&str>) -> StatusCode {
 }
 
 fn signed(body: &str) -> String {
-    tests::sim::webhooks::signature(DEMO_APP_SECRET, body.as_bytes())
+    waba_testkit::sim::webhooks::signature(DEMO_APP_SECRET, body.as_bytes())
 }
 
 async fn sim_send(s: &Stack, w: Value) -> Value {
@@ -157,7 +155,7 @@ async fn only_correctly_signed_bodies_are_stored_and_redeliveries_count_once() {
         deliver(&s, &body, Some("sha256=00")).await,
         StatusCode::FORBIDDEN
     );
-    let other = tests::sim::webhooks::signature("another-secret", body.as_bytes());
+    let other = waba_testkit::sim::webhooks::signature("another-secret", body.as_bytes());
     assert_eq!(
         deliver(&s, &body, Some(&other)).await,
         StatusCode::FORBIDDEN

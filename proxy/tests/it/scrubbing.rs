@@ -1,12 +1,10 @@
 //! No response body, header or log line ever holds the System User token, the admin token or
 //! a business token, even when Graph echoes them in messages and links.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
-use tests::sim::scenario::{TokenSpec, World};
+use waba_testkit::sim::scenario::{TokenSpec, World};
 
 const STRANGER: &str = "EAASimBusinessTokenStranger00000000000000000000008";
 

@@ -1,12 +1,10 @@
 //! The code flow, onboarding records and the newly-shared tracker, against a real proxy
 //! process with a real SQLite file and graph-sim.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::harness::temp_database;
+use waba_testkit::harness::temp_database;
 
 const APP_ID: &str = "670843887433847";
 const INCOMPLETE: &str = "EAASimBusinessTokenIncomplete0000000000000000002";

@@ -1,9 +1,7 @@
 //! The authorization matrix: every refusal has the right status and Graph is not called for
 //! what the proxy can refuse itself.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -90,7 +88,7 @@ async fn the_admin_is_limited_to_the_partners_business_and_wabas() {
     let mut stranger = w.scenario.wabas[0].clone();
     stranger.id = "555000000000001".into();
     w.scenario.wabas.push(stranger);
-    let w = tests::sim::scenario::World::new(w.scenario).unwrap();
+    let w = waba_testkit::sim::scenario::World::new(w.scenario).unwrap();
     let s = stack(w, &[]);
     for edge in [
         "client_whatsapp_business_accounts",
@@ -121,8 +119,8 @@ async fn the_admin_is_limited_to_the_partners_business_and_wabas() {
 async fn without_an_admin_token_list_routes_are_off() {
     let w = world("demo");
     let system = w.scenario.system_user_token.clone();
-    let sim = tests::harness::SimServer::start_world(w).unwrap();
-    let proxy = tests::harness::start_proxy(
+    let sim = waba_testkit::harness::SimServer::start_world(w).unwrap();
+    let proxy = waba_testkit::harness::start_proxy(
         env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
         &sim.url,
         &["--system-user-token", &system, "--business-id", PARTNER],

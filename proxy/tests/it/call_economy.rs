@@ -1,9 +1,7 @@
 //! What features cost in Graph calls, counted by graph-sim: identical reads in flight at once
 //! make one call, repeated reads within the cache lifetime make one call.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use waba_proxy::config::{Args, Config};
 use waba_proxy::{AppState, app};
 
 fn router() -> axum::Router {
-    let db = tests::harness::temp_database().display().to_string();
+    let db = waba_testkit::harness::temp_database().display().to_string();
     let args = Args::try_parse_from([
         "waba-proxy",
         "--graph-url",

@@ -1,14 +1,14 @@
 //! Shared by the proxy's integration tests: a graph-sim in this process, a real
 //! `waba-proxy` process in front of it, and an HTTP client.
 
-// Test helpers: each test file uses a different subset; names say what they hold.
-#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+// Test helpers: names say what they hold; an unwrap that fails is a failed test.
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
-use tests::harness::{Running, SimServer, scenario, start_proxy};
-use tests::sim::scenario::World;
+use waba_testkit::harness::{Running, SimServer, scenario, start_proxy};
+use waba_testkit::sim::scenario::World;
 
 pub const PARTNER: &str = "805021500648488";
 pub const DEMO_SYSTEM: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
@@ -125,7 +125,7 @@ pub fn proxy_for(graph_url: &str, extra: &[&str]) -> Running {
         ADMIN,
     ];
     args.extend_from_slice(extra);
-    tests::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), graph_url, &args)
+    waba_testkit::harness::start_proxy(env!("CARGO_BIN_EXE_waba-proxy").as_ref(), graph_url, &args)
         .unwrap()
 }
 

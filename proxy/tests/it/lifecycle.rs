@@ -1,8 +1,6 @@
 //! Graceful shutdown, CORS, and answers from a proxy that cannot reach Graph.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! Every route's happy path through a real `waba-proxy` in front of graph-sim, and paging
 //! through 10,000 WABAs by the proxy's own links.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashSet;
@@ -177,8 +175,8 @@ async fn health_readiness_and_metrics() {
     // With a System User token Graph does not accept, the proxy says it is not ready.
     let mut w = world("demo");
     w.scenario.system_user_token = "EAASimSomeOtherTokenThatGraphRejects00000000001".into();
-    let sim = tests::harness::SimServer::start_world(w).unwrap();
-    let proxy = tests::harness::start_proxy(
+    let sim = waba_testkit::harness::SimServer::start_world(w).unwrap();
+    let proxy = waba_testkit::harness::start_proxy(
         env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
         &sim.url,
         &["--system-user-token", DEMO_SYSTEM, "--business-id", PARTNER],
