@@ -587,12 +587,7 @@ impl ListQuery {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, InputError> {
         let mut q = ListQuery::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for (key, value) in pairs {
-            if seen.contains(&key) {
-                return Err(InputError::DuplicateParameter(key.to_owned()));
-            }
-            seen.push(key);
+        each_once(pairs, |key, value| {
             match key {
                 "fields" => q.fields = Some(Fields::parse_waba(value)?),
                 "filtering" => {
@@ -609,7 +604,8 @@ impl ListQuery {
                 "after" | "before" => PageCursor::set(&mut q.cursor, key, value)?,
                 other => return Err(InputError::UnknownParameter(truncate(other, 64))),
             }
-        }
+            Ok(())
+        })?;
         Ok(q)
     }
 
@@ -628,6 +624,22 @@ impl ListQuery {
         push_page(&mut out, self.limit, self.cursor.as_ref());
         out
     }
+}
+
+/// Calls `f` for each pair, refusing a parameter given twice.
+fn each_once<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    mut f: impl FnMut(&'a str, &'a str) -> Result<(), InputError>,
+) -> Result<(), InputError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in pairs {
+        if seen.contains(&key) {
+            return Err(InputError::DuplicateParameter(key.to_owned()));
+        }
+        seen.push(key);
+        f(key, value)?;
+    }
+    Ok(())
 }
 
 /// `limit` and the cursor, last in every canonical query.
@@ -680,12 +692,7 @@ impl PhoneQuery {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, InputError> {
         let mut q = PhoneQuery::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for (key, value) in pairs {
-            if seen.contains(&key) {
-                return Err(InputError::DuplicateParameter(key.to_owned()));
-            }
-            seen.push(key);
+        each_once(pairs, |key, value| {
             match key {
                 "fields" => q.fields = Some(Fields::parse_phone(value)?),
                 "limit" => q.limit = Some(Limit::parse(value)?),
@@ -696,7 +703,8 @@ impl PhoneQuery {
                     ));
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(q)
     }
 

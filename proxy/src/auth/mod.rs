@@ -62,14 +62,15 @@ impl Principal {
     }
 }
 
+/// What an authenticator says of a token: `Ok(Some(_))` when the token is its kind's and
+/// valid, `Ok(None)` when it is not its kind's, `Err` when it is its kind's and refused.
+pub type Verdict<'a> = BoxFuture<'a, Result<Option<Principal>, AppError>>;
+
 /// One kind of credential.
 pub trait Authenticator: Send + Sync {
     /// `Ok(Some(_))` when the token is this kind's and valid, `Ok(None)` when it is not this
     /// kind's (the next authenticator tries), `Err` when it is this kind's and refused.
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Principal>, AppError>>;
+    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a>;
 
     /// Whether deciding may cost a Graph call.
     fn calls_graph(&self) -> bool;

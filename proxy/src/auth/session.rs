@@ -1,12 +1,11 @@
 //! Code-flow session credentials: `wos_…` bearer tokens minted by the code exchange, stored
 //! only as their SHA-256, valid for exactly the WABAs their onboarding was granted.
 
-use super::{Authenticator, Principal, digest};
+use super::{Authenticator, Principal, Verdict, digest};
 use crate::error::AppError;
 use crate::sealing::random;
 use crate::store::{NewSession, Store};
 use base64::Engine as _;
-use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use waba_graph::ObjectId;
@@ -53,10 +52,7 @@ pub fn mint(now: i64, ttl: Duration) -> Result<MintedSession, AppError> {
 pub struct SessionCredential(pub Arc<dyn Store>);
 
 impl Authenticator for SessionCredential {
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Principal>, AppError>> {
+    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a> {
         Box::pin(async move {
             if !token.starts_with(SESSION_PREFIX) {
                 return Ok(None);

@@ -3,10 +3,9 @@
 //! the token itself): for a short time, never past the token's own expiry, and briefly for
 //! invalid tokens too. Concurrent questions about one token make one Graph call.
 
-use super::{Authenticator, Principal, digest};
+use super::{Authenticator, Principal, Verdict, digest};
 use crate::error::AppError;
 use crate::upstream::{GraphRoute, Upstream};
-use futures_util::future::BoxFuture;
 use moka::Expiry;
 use moka::future::Cache;
 use std::sync::Arc;
@@ -130,10 +129,7 @@ impl Inspection {
 pub struct SignupToken(pub Arc<TokenInspector>);
 
 impl Authenticator for SignupToken {
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Principal>, AppError>> {
+    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a> {
         Box::pin(async move {
             let wabas = self.0.inspect(token).await?.granted_wabas()?;
             Ok(Some(Principal::signup(wabas)))

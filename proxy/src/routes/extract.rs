@@ -71,14 +71,44 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for Caller {
+/// A credential-based extractor: decided from the request's headers.
+pub trait FromHeaders: Sized {
+    /// The extractor's value for a request with these headers.
+    fn from_headers(
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> impl std::future::Future<Output = Result<Self, AppError>> + Send;
+}
+
+impl FromHeaders for Caller {
+    fn from_headers(
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> impl std::future::Future<Output = Result<Self, AppError>> + Send {
+        Self::resolve(state, headers)
+    }
+}
+
+impl FromHeaders for Admin {
+    fn from_headers(
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> impl std::future::Future<Output = Result<Self, AppError>> + Send {
+        Self::resolve(state, headers)
+    }
+}
+
+/// [`Caller`] or [`Admin`] as a handler argument.
+pub struct Authed<T>(pub T);
+
+impl<T: FromHeaders + Send> FromRequestParts<Arc<AppState>> for Authed<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, AppError> {
-        Self::resolve(state, &parts.headers).await
+        T::from_headers(state, &parts.headers).await.map(Self)
     }
 }
 
@@ -87,17 +117,6 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 pub struct Admin {
     /// The admin token (to scrub from answers).
     pub credential: String,
-}
-
-impl FromRequestParts<Arc<AppState>> for Admin {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, AppError> {
-        Self::resolve(state, &parts.headers).await
-    }
 }
 
 impl Admin {

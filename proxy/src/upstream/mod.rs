@@ -169,15 +169,11 @@ impl Upstream {
         query: &[(&str, String)],
         extra_secrets: &[&str],
     ) -> Result<Bytes, AppError> {
-        let object = self.check_gate(route, path)?;
-        let url = self.url(path, query);
+        let (object, url) = self.prepare(route, path, query)?;
         let deadline = resilience::deadline_or(self.request_timeout);
         let mut delays = resilience::backoff();
         loop {
-            let started = Instant::now();
-            let result = self.fetch(&url, extra_secrets).await;
-            metrics::histogram!("waba_upstream_seconds", "route" => route.name())
-                .record(started.elapsed().as_secs_f64());
+            let result = self.timed(route, &url, extra_secrets, true).await;
             let failure = match result {
                 Ok(body) => return Ok(body),
                 Err(f) => f,
@@ -230,12 +226,8 @@ impl Upstream {
         query: &[(&str, String)],
         extra_secrets: &[&str],
     ) -> Result<Bytes, AppError> {
-        let object = self.check_gate(route, path)?;
-        let url = self.url(path, query);
-        let started = Instant::now();
-        let result = self.fetch_with(&url, extra_secrets, false).await;
-        metrics::histogram!("waba_upstream_seconds", "route" => route.name())
-            .record(started.elapsed().as_secs_f64());
+        let (object, url) = self.prepare(route, path, query)?;
+        let result = self.timed(route, &url, extra_secrets, false).await;
         result.map_err(|f| {
             if let Some(secs) = f.regain_secs {
                 self.gate.close(route, object, secs);
@@ -257,6 +249,31 @@ impl Upstream {
         }
     }
 
+    /// The object the call is about and its URL, once the throttle gate lets it through.
+    fn prepare<'p>(
+        &self,
+        route: GraphRoute,
+        path: &'p str,
+        query: &[(&str, String)],
+    ) -> Result<(&'p str, String), AppError> {
+        Ok((self.check_gate(route, path)?, self.url(path, query)))
+    }
+
+    /// One attempt, its duration recorded by route.
+    async fn timed(
+        &self,
+        route: GraphRoute,
+        url: &str,
+        extra_secrets: &[&str],
+        system_user: bool,
+    ) -> Result<Bytes, Failure> {
+        let started = Instant::now();
+        let result = self.fetch_with(url, extra_secrets, system_user).await;
+        metrics::histogram!("waba_upstream_seconds", "route" => route.name())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
     /// `{base}/{path}?{query}`, the query encoded.
     fn url(&self, path: &str, query: &[(&str, String)]) -> String {
         let mut url = format!("{}/{path}", self.base);
@@ -265,10 +282,6 @@ impl Upstream {
             url.push_str(&encode(query));
         }
         url
-    }
-
-    async fn fetch(&self, url: &str, extra_secrets: &[&str]) -> Result<Bytes, Failure> {
-        self.fetch_with(url, extra_secrets, true).await
     }
 
     async fn fetch_with(

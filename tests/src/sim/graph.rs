@@ -83,7 +83,10 @@ impl Query {
 /// Which route a path names, and its path segments after the optional version.
 fn classify(path: &str) -> (Route, Vec<&str>) {
     let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segs.first().is_some_and(|s| is_version(s)) {
+    if segs
+        .first()
+        .is_some_and(|s| waba_graph::input::GraphVersion::is_version(s))
+    {
         segs.remove(0);
     }
     let is_id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -97,14 +100,6 @@ fn classify(path: &str) -> (Route, Vec<&str>) {
         _ => Route::Other,
     };
     (route, segs)
-}
-
-fn is_version(s: &str) -> bool {
-    s.strip_prefix('v').is_some_and(|rest| {
-        let mut parts = rest.split('.');
-        matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
-            if !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
-    })
 }
 
 /// Every Graph request lands here.
@@ -148,7 +143,7 @@ pub async fn handle(
         base: base_url(&sim, &headers),
         version: path
             .split('/')
-            .find(|s| is_version(s))
+            .find(|s| waba_graph::input::GraphVersion::is_version(s))
             .unwrap_or("v26.0")
             .to_owned(),
     };
