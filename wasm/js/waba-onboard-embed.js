@@ -176,18 +176,15 @@ async function main() {
     panel.showError(new Error("Meta kept limiting requests; try again later."));
   }
 
-  // The proxy records every attempt (who finished, who left and where). The code flow's
-  // exchange records itself; everything else is reported here, after the panel is shown.
+  // The proxy records every attempt (who finished, who left and where) from Meta's session
+  // message, sent as it came. The code flow's exchange records itself; everything else is
+  // reported here, after the panel is shown. Without a session message there is nothing to
+  // record.
   function report(result) {
-    if (!result.event || (result.credential && result.credential.kind === "code")) return;
+    if (!result.sessionMessage || (result.credential && result.credential.kind === "code")) return;
     const headers = { "Content-Type": "application/json" };
     if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
-    const data = {
-      waba_id: result.wabaId, phone_number_id: result.phoneNumberId, business_id: result.businessId,
-      current_step: result.currentStep, error_message: result.errorMessage, error_id: result.errorId,
-      session_id: result.sessionId,
-    };
-    const body = { flow: ds.responseType || "token", event: { type: "WA_EMBEDDED_SIGNUP", event: result.event, data } };
+    const body = { event: result.sessionMessage, flow: ds.responseType || "token" };
     fetch(ds.proxyUrl.replace(/\/$/, "") + "/signup/events", { method: "POST", headers, body: JSON.stringify(body) })
       .catch(() => {});
   }
