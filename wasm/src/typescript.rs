@@ -86,7 +86,7 @@ export interface ListQuery {
   before?: string;
 }
 
-export interface PhoneQuery { fields?: string; limit?: number; after?: string }
+export interface PhoneQuery { fields?: string; limit?: number; after?: string; before?: string }
 
 export interface SignupListenerOptions {
   /** Origins to trust besides https://*.facebook.com (tests, demos). */

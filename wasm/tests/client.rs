@@ -196,6 +196,24 @@ async fn lists_and_phones_with_the_admin_token() {
     assert_eq!(Array::from(&get(&owned, "data")).length(), 2);
     let phones = ok(c.phone_numbers("102289599326934".into(), js(r#"{"limit":1}"#))).await;
     assert_eq!(Array::from(&get(&phones, "data")).length(), 1);
+    let phones = ok(c.phone_numbers(
+        "102289599326934".into(),
+        js(r#"{"fields":"id,status","limit":2}"#),
+    ))
+    .await;
+    assert_eq!(Array::from(&get(&phones, "data")).length(), 2);
+    assert_eq!(s(&phones, "data.0.status").as_deref(), Some("CONNECTED"));
+    // The phone query is the model's PhoneQuery: refused before any request.
+    for bad in [
+        r#"{"limit":0}"#,
+        r#"{"limit":101}"#,
+        r#"{"after":"QVFI","before":"QVFI"}"#,
+        r#"{"fields":"account_review_status"}"#,
+        r#"{"after":"a b"}"#,
+    ] {
+        let e = err(c.phone_numbers("102289599326934".into(), js(bad))).await;
+        assert_eq!(s(&e, "code").as_deref(), Some("invalid_argument"), "{bad}");
+    }
     // Bad input is refused before any request.
     let e = err(c.client_wabas(js(&format!(
         r#"{{"businessId":"{PARTNER}","createdAfter":1,"createdBefore":2}}"#
