@@ -3,6 +3,7 @@
 // smooth with 10,000 accounts; more pages load as you scroll, through the proxy's own
 // `paging.next` links.
 import init, { WabaClient, StatusPanel, accountStatus } from "./pkg/web/waba_onboard.js";
+import { followStatus } from "./pkg/waba-onboard-stream.js";
 
 const TOKEN_KEY = "waba-admin-token";
 const ROW = 52;
@@ -180,7 +181,7 @@ async function showDetail(id) {
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
   adminToken = null;
-  if (stream) stream.close();
+  if (stream) stream.stop();
   $("workspace").hidden = true;
   $("signin").hidden = false;
   $("admin-token").focus();
@@ -273,8 +274,8 @@ async function checkShares() {
 }
 
 // Live: review decisions and shares Meta announces by webhook update the rows and counts
-// in place. Each connection asks for a short-lived stream ticket (EventSource sends no
-// headers), and resumes after the last event id when it reconnects.
+// in place (the package's followStatus: a stream ticket per connection, reconnects with
+// backoff and resumes after the last event id).
 let stream = null;
 // Many changes at once (a replay after reconnecting) cost one re-render.
 let viewQueued = false;
@@ -316,46 +317,24 @@ function showChange(change) {
   while (list.children.length > 50) list.lastElementChild.remove();
 }
 
-function followChanges() {
-  if (stream) stream.close();
-  let last = 0;
-  let delay = 1000;
-  const connect = async () => {
-    if (!adminToken) return;
-    try {
-      const { ticket } = await admin("/events/ticket", "POST");
-      const source = new EventSource(`${config.proxyUrl.replace(/\/$/, "")}/events/stream?ticket=${encodeURIComponent(ticket)}&after=${last}`);
-      stream = source;
-      source.onopen = () => { delay = 1000; };
-      source.addEventListener("status", (ev) => {
-        const id = Number(ev.lastEventId);
-        if (!(id > last)) return;
-        last = id;
-        const change = JSON.parse(ev.data);
-        window.__consoleMetrics.changes = (window.__consoleMetrics.changes || 0) + 1;
-        showChange(change);
-        if (change.kind === "review" && change.value) {
-          const row = state.rows.find((w) => w.id === change.waba_id);
-          if (row && row.account_review_status !== change.value) {
-            row.account_review_status = change.value;
-            queueView();
-          }
-          if (state.selected === change.waba_id) showDetail(change.waba_id);
-        } else if (change.kind === "partner_added" || change.kind === "partner_removed") {
-          loadShares();
-        }
-      });
-      source.onerror = () => {
-        source.close();
-        setTimeout(connect, delay * (0.75 + Math.random() / 2));
-        delay = Math.min(delay * 2, 30000);
-      };
-    } catch (e) {
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
+function onChange(change) {
+  window.__consoleMetrics.changes = (window.__consoleMetrics.changes || 0) + 1;
+  showChange(change);
+  if (change.kind === "review" && change.value) {
+    const row = state.rows.find((w) => w.id === change.waba_id);
+    if (row && row.account_review_status !== change.value) {
+      row.account_review_status = change.value;
+      queueView();
     }
-  };
-  connect();
+    if (state.selected === change.waba_id) showDetail(change.waba_id);
+  } else if (change.kind === "partner_added" || change.kind === "partner_removed") {
+    loadShares();
+  }
+}
+
+function followChanges() {
+  if (stream) stream.stop();
+  stream = followStatus({ proxyUrl: config.proxyUrl, credential: adminToken, onChange });
 }
 
 function start(token) {

@@ -693,6 +693,12 @@ impl SignupTracker {
         }
     }
 
+    /// The finishing or cancelling session message taken so far (the first one; later ones
+    /// and unknown events are not kept here).
+    pub fn session(&self) -> Option<&SessionMessage> {
+        self.session.as_ref()
+    }
+
     /// Whether the login is in and only the session message is missing: the caller may wait
     /// a little, then call [`SignupTracker::stop_waiting`].
     pub fn waiting_for_session(&self) -> bool {
@@ -749,7 +755,9 @@ mod tracker_tests {
     #[test]
     fn either_order_gives_one_result() {
         let mut t = SignupTracker::new();
+        assert_eq!(t.session(), None);
         assert_eq!(t.on_session(finish()), None);
+        assert_eq!(t.session(), Some(&finish()), "the first finish is kept");
         let r = t.on_login(token()).unwrap();
         assert_eq!(r.finished().unwrap().waba_id.as_str(), "1");
         assert!(matches!(r.credential(), Some(Credential::Token(_))));
@@ -765,6 +773,11 @@ mod tracker_tests {
             },
         };
         assert_eq!(t.on_session(unknown), None);
+        assert_eq!(
+            t.session(),
+            None,
+            "unknown events are not the session message"
+        );
         let r = t.on_session(finish()).unwrap();
         assert_eq!(r.unknown_events, ["NEW_THING"]);
         assert_eq!(t.stop_waiting(), None);

@@ -257,7 +257,11 @@ pub fn site(sim_url: &str) -> std::io::Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root.join("www"), &dir)?;
     copy_dir(&pkg.join("web"), &dir.join("pkg/web"))?;
-    for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
+    for file in [
+        "waba-onboard-embed.js",
+        "waba-onboard-stream.js",
+        "waba-onboard.css",
+    ] {
         std::fs::copy(pkg.join(file), dir.join("pkg").join(file))?;
     }
     std::fs::write(

@@ -14,6 +14,7 @@
 // complete (detail: the result), "waba-onboard:done" once every account's status is shown,
 // "waba-onboard:status" for each live change Meta announced (detail: the change).
 import init, { SignupListener, StatusPanel, WabaClient, onboard } from "./web/waba_onboard.js";
+import { followStatus } from "./waba-onboard-stream.js";
 
 const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
 
@@ -93,66 +94,26 @@ async function main() {
     });
   }
 
-  // Live status: Meta's decisions arrive by webhook at the proxy, which streams them
-  // (Server-Sent Events). EventSource cannot send headers, so each connection first asks for a
-  // short-lived ticket with the credential; after a drop it reconnects with backoff and resumes
-  // after the last event id, so no change is lost or applied twice.
+  // Live status: Meta's decisions arrive by webhook at the proxy, which streams them; a
+  // review decision updates the panel in place.
   const KNOWN_REVIEWS = ["PENDING", "APPROVED", "REJECTED", "DEFERRED"];
   let following = null;
   function follow(credential, accounts, warnings) {
     if (following) following.stop();
-    const base = ds.proxyUrl.replace(/\/$/, "");
-    let last = 0;
-    let delay = 1000;
-    let source = null;
-    let timer = null;
-    let stopped = false;
-    const apply = (change) => {
-      target.dispatchEvent(new CustomEvent("waba-onboard:status", { detail: change, bubbles: true }));
-      if (change.kind !== "review" || !change.value) return;
-      const account = accounts.find((a) => a.waba.id === change.waba_id);
-      if (!account || account.review === change.value) return;
-      account.review = change.value;
-      account.reviewKnown = KNOWN_REVIEWS.includes(change.value);
-      account.waba.account_review_status = change.value;
-      panel.render(accounts, warnings);
-    };
-    const retry = () => {
-      if (stopped) return;
-      clearTimeout(timer);
-      timer = setTimeout(connect, delay * (0.75 + Math.random() / 2));
-      delay = Math.min(delay * 2, 30000);
-    };
-    async function connect() {
-      if (stopped) return;
-      try {
-        const res = await fetch(base + "/events/ticket", {
-          method: "POST",
-          headers: { Authorization: "Bearer " + credential },
-        });
-        if (res.status === 401 || res.status === 403) return; // the credential is gone: stop
-        if (!res.ok) throw new Error("ticket: HTTP " + res.status);
-        const { ticket } = await res.json();
-        if (stopped) return;
-        source = new EventSource(`${base}/events/stream?ticket=${encodeURIComponent(ticket)}&after=${last}`);
-        source.onopen = () => { delay = 1000; };
-        source.addEventListener("status", (ev) => {
-          const id = Number(ev.lastEventId);
-          if (!(id > last)) return;
-          last = id;
-          try { apply(JSON.parse(ev.data)); } catch (e) { console.error(e); }
-        });
-        source.onerror = () => {
-          // The browser would retry with the same (soon expired) ticket: take over.
-          source.close();
-          retry();
-        };
-      } catch (e) {
-        retry();
-      }
-    }
-    following = { stop() { stopped = true; clearTimeout(timer); if (source) source.close(); } };
-    connect();
+    following = followStatus({
+      proxyUrl: ds.proxyUrl,
+      credential,
+      onChange(change) {
+        target.dispatchEvent(new CustomEvent("waba-onboard:status", { detail: change, bubbles: true }));
+        if (change.kind !== "review" || !change.value) return;
+        const account = accounts.find((a) => a.waba.id === change.waba_id);
+        if (!account || account.review === change.value) return;
+        account.review = change.value;
+        account.reviewKnown = KNOWN_REVIEWS.includes(change.value);
+        account.waba.account_review_status = change.value;
+        panel.render(accounts, warnings);
+      },
+    });
   }
 
   async function loadAccounts(result) {
@@ -176,18 +137,15 @@ async function main() {
     panel.showError(new Error("Meta kept limiting requests; try again later."));
   }
 
-  // The proxy records every attempt (who finished, who left and where). The code flow's
-  // exchange records itself; everything else is reported here, after the panel is shown.
+  // The proxy records every attempt (who finished, who left and where) from Meta's session
+  // message, sent as it came. The code flow's exchange records itself; everything else is
+  // reported here, after the panel is shown. Without a session message there is nothing to
+  // record.
   function report(result) {
-    if (!result.event || (result.credential && result.credential.kind === "code")) return;
+    if (!result.sessionMessage || (result.credential && result.credential.kind === "code")) return;
     const headers = { "Content-Type": "application/json" };
     if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
-    const data = {
-      waba_id: result.wabaId, phone_number_id: result.phoneNumberId, business_id: result.businessId,
-      current_step: result.currentStep, error_message: result.errorMessage, error_id: result.errorId,
-      session_id: result.sessionId,
-    };
-    const body = { flow: ds.responseType || "token", event: { type: "WA_EMBEDDED_SIGNUP", event: result.event, data } };
+    const body = { event: result.sessionMessage, flow: ds.responseType || "token" };
     fetch(ds.proxyUrl.replace(/\/$/, "") + "/signup/events", { method: "POST", headers, body: JSON.stringify(body) })
       .catch(() => {});
   }

@@ -5,7 +5,9 @@ use crate::js::Obj;
 use crate::read;
 use gloo_net::http::Request;
 use js_sys::Promise;
-use waba_graph::input::{Cursor, Fields, Filtering, Limit, ListEdge, ListQuery, PageCursor, Sort};
+use waba_graph::input::{
+    Cursor, Fields, Filtering, Limit, ListEdge, ListQuery, PageCursor, PhoneQuery, Sort,
+};
 use waba_graph::{DebugToken, ObjectId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -72,6 +74,22 @@ fn list_query(v: JsValue, edge: ListEdge) -> Result<(ObjectId, ListQuery), WabaE
             cursor,
         },
     ))
+}
+
+/// A phone-number query read from JS (`PhoneQuery` in TypeScript), validated by the model's
+/// `PhoneQuery` as the proxy validates it.
+fn phone_query(v: JsValue) -> Result<PhoneQuery, WabaError> {
+    let Some(q) = Obj::new(v) else {
+        return Ok(PhoneQuery::default());
+    };
+    let limit = q.int("limit").map(|n| n.to_string());
+    let pairs = [
+        ("fields", q.str("fields")),
+        ("limit", limit),
+        ("after", q.str("after")),
+        ("before", q.str("before")),
+    ];
+    PhoneQuery::from_pairs(pairs.iter().filter_map(|(k, v)| Some((*k, v.as_deref()?)))).map_err(bad)
 }
 
 /// The settings every call needs; cloned into each call's future.
@@ -282,7 +300,7 @@ impl WabaClient {
         }))
     }
 
-    /// `GET /graph/{id}/phone_numbers` with `{fields?, limit?, after?}`.
+    /// `GET /graph/{id}/phone_numbers` with `{fields?, limit?, after?, before?}`.
     #[wasm_bindgen(js_name = phoneNumbers, unchecked_return_type = "Promise<Page<PhoneNumber>>")]
     pub fn phone_numbers(
         &self,
@@ -292,19 +310,7 @@ impl WabaClient {
         let conn = self.conn.clone();
         promise(Box::pin(async move {
             let id = ObjectId::parse(&id).map_err(bad)?;
-            let mut pairs = Vec::new();
-            if let Some(q) = Obj::new(query) {
-                if let Some(f) = q.str("fields") {
-                    pairs.push(("fields", Fields::parse_phone(&f).map_err(bad)?.to_string()));
-                }
-                if let Some(l) = q.int("limit") {
-                    let l = u8::try_from(l).map_err(|_| bad("limit must be 1 to 100"))?;
-                    pairs.push(("limit", Limit::new(l).map_err(bad)?.get().to_string()));
-                }
-                if let Some(a) = q.str("after") {
-                    pairs.push(("after", Cursor::parse(&a).map_err(bad)?.as_str().to_owned()));
-                }
-            }
+            let pairs = phone_query(query)?.to_pairs();
             page(conn.get(&format!("{id}/phone_numbers"), &pairs).await?)
         }))
     }

@@ -5,10 +5,11 @@ use crate::client::{ProxyConn, WabaClient, promise};
 use crate::error::{WabaError, code};
 use crate::js::{Obj, Out, string_array};
 use crate::read;
-use crate::signup::JsSignupResult;
+use crate::signup::SignupInput;
 use futures_util::StreamExt;
 use js_sys::{Array, Promise};
 use waba_graph::WabaScope;
+use waba_graph::signup::{Credential, SessionEvent};
 use waba_graph::status::AccountStatus;
 use wasm_bindgen::prelude::*;
 
@@ -75,61 +76,59 @@ pub fn onboard(
     client: &WabaClient,
     #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
 ) -> Promise {
-    let parsed = JsSignupResult::from_js(result.clone());
+    let parsed = SignupInput::from_js(result);
     let conn = parsed.as_ref().ok().and_then(|r| {
-        r.credential
-            .as_ref()
-            .map(|(_, value)| client.with_credential(value.clone()))
+        r.credential.as_ref().map(|c| {
+            let (Credential::Token(s) | Credential::Code(s)) = c;
+            client.with_credential(s.expose().to_owned())
+        })
     });
-    promise(Box::pin(async move { run(conn, &parsed?, result).await }))
+    promise(Box::pin(async move { run(conn, parsed?).await }))
 }
 
-async fn run(
-    conn: Option<ProxyConn>,
-    result: &JsSignupResult,
-    raw: JsValue,
-) -> Result<JsValue, WabaError> {
-    let (Some(conn), Some((kind, token))) = (conn, &result.credential) else {
+async fn run(conn: Option<ProxyConn>, result: SignupInput) -> Result<JsValue, WabaError> {
+    let (Some(conn), Some(credential)) = (conn, &result.credential) else {
         return Err(WabaError::new(
             code::SIGNUP_CANCELLED,
             "the business did not log in, so nothing was shared",
         ));
     };
-    let (conn, granted, session): (ProxyConn, Vec<String>, Option<String>) = if kind == "code" {
-        // The proxy exchanges the code and keeps the business token; the page gets a session
-        // credential for exactly the granted WABAs.
-        let answer = conn
-            .post(
-                "/signup/exchange",
-                &Out::new()
-                    .set("code", token.as_str())
-                    .set("result", raw)
-                    .done(),
-            )
-            .await?;
-        let answer = Obj::new(answer);
-        let session = answer
-            .as_ref()
-            .and_then(|a| a.str("session"))
-            .ok_or_else(|| WabaError::new(code::BAD_RESPONSE, "the exchange gave no session"))?;
-        let granted = answer.map(|a| a.strings("wabas")).unwrap_or_default();
-        (conn.with(session.clone()), granted, Some(session))
-    } else {
-        let info = conn.inspect(token).await?;
-        if !info.data.is_valid {
-            return Err(WabaError::new(
-                code::UNAUTHORIZED,
-                "Meta says the signup token is invalid or expired: ask the business to sign up again",
-            ));
+    let (conn, granted, session): (ProxyConn, Vec<String>, Option<String>) = match credential {
+        Credential::Code(code) => {
+            // The proxy exchanges the code and keeps the business token; the page gets a
+            // session credential for exactly the granted WABAs. It records the signup from
+            // Meta's session message, sent as it came.
+            let body = Out::new()
+                .set("code", code.expose())
+                .opt("event", result.session.as_ref().map(|s| s.raw.clone()))
+                .done();
+            let answer = Obj::new(conn.post("/signup/exchange", &body).await?);
+            let session = answer
+                .as_ref()
+                .and_then(|a| a.str("session"))
+                .ok_or_else(|| {
+                    WabaError::new(code::BAD_RESPONSE, "the exchange gave no session")
+                })?;
+            let granted = answer.map(|a| a.strings("wabas")).unwrap_or_default();
+            (conn.with(session.clone()), granted, Some(session))
         }
-        let granted = info
-            .data
-            .granted_wabas(WabaScope::Management)
-            .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        (conn, granted, None)
+        Credential::Token(token) => {
+            let info = conn.inspect(token.expose()).await?;
+            if !info.data.is_valid {
+                return Err(WabaError::new(
+                    code::UNAUTHORIZED,
+                    "Meta says the signup token is invalid or expired: ask the business to sign up again",
+                ));
+            }
+            let granted = info
+                .data
+                .granted_wabas(WabaScope::Management)
+                .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            (conn, granted, None)
+        }
     };
     let warnings = Array::new();
     if granted.is_empty() {
@@ -138,16 +137,20 @@ async fn run(
             "The token grants no WhatsApp Business account.",
         ));
     }
-    if let Some(session_waba) = &result.waba_id
-        && !granted.iter().any(|g| g.as_str() == session_waba)
+    let event = result.event();
+    if let Some(f) = event.and_then(SessionEvent::finished)
+        && !granted.iter().any(|g| g.as_str() == f.waba_id.as_str())
     {
         warnings.push(&warning(
             "waba_mismatch",
-            &format!("The signup reported WABA {session_waba}, but the token does not grant it."),
+            &format!(
+                "The signup reported WABA {}, but the token does not grant it.",
+                f.waba_id
+            ),
         ));
     }
-    let abandoned = result.abandoned();
-    let expect_phone = result.event.as_deref() != Some("FINISH_ONLY_WABA");
+    let abandoned = event.and_then(SessionEvent::abandoned);
+    let expect_phone = event.is_none_or(SessionEvent::expects_phone);
     let conn = &conn;
     let wabas: Vec<Result<JsValue, WabaError>> = futures_util::stream::iter(granted.iter())
         .map(|id| async move { conn.waba_js(id.as_str(), None).await })
@@ -158,7 +161,7 @@ async fn run(
     for (i, raw) in wabas.into_iter().enumerate() {
         let raw = raw?;
         let waba = read::waba(raw.clone(), code::BAD_RESPONSE)?;
-        let status = AccountStatus::new(waba, i == 0, abandoned.as_ref(), expect_phone);
+        let status = AccountStatus::new(waba, i == 0, abandoned, expect_phone);
         accounts.push(&account_js(raw, status));
     }
     Ok(Out::new()

@@ -6,7 +6,8 @@
 use crate::error::{WabaError, code};
 use crate::js::Obj;
 use crate::read;
-use crate::signup::JsSignupResult;
+use crate::signup::SignupInput;
+use waba_graph::signup::{Abandoned, SessionEvent};
 use waba_graph::status::{AccountStatus, PhoneStatus, step_guidance};
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element};
@@ -157,18 +158,27 @@ impl StatusPanel {
         &self,
         #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
     ) -> Res<()> {
-        let r = JsSignupResult::from_js(result)?;
+        let r = SignupInput::from_js(result)?;
         self.root.set_attribute("aria-busy", "false")?;
-        let (title, detail) = match (r.current_step.as_deref(), r.error_message.as_deref(), r.outcome.as_str()) {
-            (Some(step), _, _) => ("Signup not finished".to_owned(), step_guidance(step)),
-            (_, Some(msg), _) => (
+        let (title, detail) = match (r.event().and_then(SessionEvent::abandoned), r.outcome.as_str()) {
+            (Some(Abandoned::AtStep { current_step }), _) => {
+                ("Signup not finished".to_owned(), step_guidance(current_step))
+            }
+            (
+                Some(Abandoned::Reported {
+                    error_message: Some(msg),
+                    error_id,
+                    ..
+                }),
+                _,
+            ) => (
                 "The business reported an error".to_owned(),
                 format!(
                     "“{msg}”{}. Reach out to help it finish Embedded Signup.",
-                    r.error_id.as_deref().map(|i| format!(" (error {i})")).unwrap_or_default()
+                    error_id.as_deref().map(|i| format!(" (error {i})")).unwrap_or_default()
                 ),
             ),
-            (_, _, "cancelled") => (
+            (_, "cancelled") => (
                 "Signup cancelled".to_owned(),
                 "The window was closed before the business shared an account. Start again when ready.".to_owned(),
             ),

@@ -1,5 +1,9 @@
 //! The signup result on the page: the `FB.login` response, the `WA_EMBEDDED_SIGNUP` session
 //! messages (from Meta's origins only), and [`SignupListener`], which waits for both.
+//!
+//! Meta's session message travels on as it came (`sessionMessage`): the proxy gets that very
+//! object, and every field JS sees besides it is derived here, once, from the typed
+//! `waba_graph::signup` model.
 
 use crate::error::{WabaError, code};
 use crate::js::{Obj, Out, string_array};
@@ -8,9 +12,10 @@ use js_sys::{Function, Promise};
 use std::cell::RefCell;
 use std::rc::Rc;
 use waba_graph::signup::{
-    Abandoned, LoginOutcome, SessionEvent, SessionMessage, SignupResult, SignupTracker,
-    is_trusted_origin,
+    Abandoned, Credential, LoginOutcome, SESSION_MESSAGE_TYPE, SessionEvent, SessionMessage,
+    SignupResult, SignupTracker, is_trusted_origin,
 };
+use waba_graph::{ObjectId, Secret};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -19,142 +24,116 @@ pub const DEFAULT_GRACE_MS: i32 = 1500;
 /// Largest session message accepted, in characters.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 
-/// The signup result as JS sees it (`SignupResult` in TypeScript).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JsSignupResult {
+fn invalid(message: impl Into<String>) -> WabaError {
+    WabaError::new(code::INVALID_SIGNUP_RESULT, message)
+}
+
+/// A session message as the page received it: typed, and the object itself (after
+/// `JSON.parse` when Meta sent text), which is what the proxy gets.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The typed message.
+    pub message: SessionMessage,
+    /// The message object exactly as received.
+    pub raw: JsValue,
+}
+
+/// Types a message object: `Ok(None)` when it is not a `WA_EMBEDDED_SIGNUP` message.
+fn typed_message(o: &Obj) -> Result<Option<SessionMessage>, WabaError> {
+    if o.str("type").as_deref() != Some(SESSION_MESSAGE_TYPE) {
+        return Ok(None);
+    }
+    SessionMessage::from_raw(read::session_message(o)?).map_err(|e| invalid(e.to_string()))
+}
+
+/// Writes what a session message says: `event`, the ids a finish reports, the step or the
+/// reported error of an early exit, and `sessionMessage`, the message as received.
+fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
+    let event = &message.event;
+    let mut out = out
+        .set("event", event.name())
+        .set("sessionMessage", raw.clone());
+    if let Some(f) = event.finished() {
+        out = out
+            .set("wabaId", f.waba_id.as_str())
+            .opt(
+                "phoneNumberId",
+                f.phone_number_id.as_ref().map(ObjectId::as_str),
+            )
+            .opt("businessId", f.business_id.as_ref().map(ObjectId::as_str));
+    }
+    match event.abandoned() {
+        Some(Abandoned::AtStep { current_step }) => out.set("currentStep", current_step.as_str()),
+        Some(Abandoned::Reported {
+            error_message,
+            error_id,
+            session_id,
+        }) => out
+            .opt("errorMessage", error_message.as_deref())
+            .opt("errorId", error_id.as_deref())
+            .opt("sessionId", session_id.as_deref()),
+        _ => out,
+    }
+}
+
+/// The `SignupResult` JS object of a signup; `raw` is the session message as received.
+pub fn signup_js(r: &SignupResult, raw: Option<&JsValue>) -> JsValue {
+    let (credential, login_status) = match &r.login {
+        LoginOutcome::Token { access_token, .. } => {
+            (Some(credential_js("token", access_token)), None)
+        }
+        LoginOutcome::Code { code } => (Some(credential_js("code", code)), None),
+        LoginOutcome::Cancelled { status } => (None, status.as_deref()),
+    };
+    let outcome = if r.abandoned().is_some() {
+        "abandoned"
+    } else if credential.is_some() {
+        "finished"
+    } else {
+        "cancelled"
+    };
+    let mut out = Out::new()
+        .set("outcome", outcome)
+        .opt("credential", credential)
+        .opt("loginStatus", login_status);
+    if let (Some(message), Some(raw)) = (&r.session, raw) {
+        out = session_fields(out, message, raw);
+    }
+    out.set("unknownEvents", string_array(&r.unknown_events))
+        .done()
+}
+
+fn credential_js(kind: &str, value: &Secret) -> JsValue {
+    Out::new()
+        .set("kind", kind)
+        .set("value", value.expose())
+        .done()
+}
+
+/// A `SignupResult` object as `onboard` and `showSignup` read it: the login's credential, the
+/// outcome, and the typed session message read from `sessionMessage`.
+#[derive(Debug, Clone)]
+pub struct SignupInput {
     /// `finished`, `abandoned` or `cancelled`.
     pub outcome: String,
-    /// `(kind, value)`: `token` or `code`, when the login connected.
-    pub credential: Option<(String, String)>,
-    /// The session event (`FINISH`, `FINISH_ONLY_WABA`, `CANCEL`, ...).
-    pub event: Option<String>,
-    /// The session message's WABA.
-    pub waba_id: Option<String>,
-    /// The session message's phone number.
-    pub phone_number_id: Option<String>,
-    /// The session message's business.
-    pub business_id: Option<String>,
-    /// The step the business left at.
-    pub current_step: Option<String>,
-    /// The error the business reported.
-    pub error_message: Option<String>,
-    /// Meta's id of that error.
-    pub error_id: Option<String>,
-    /// Meta's id of the signup session.
-    pub session_id: Option<String>,
-    /// The login status when the login did not connect.
-    pub login_status: Option<String>,
-    /// Session events this version does not know.
-    pub unknown_events: Vec<String>,
+    /// The credential, when the login connected.
+    pub credential: Option<Credential>,
+    /// The session message, when one arrived.
+    pub session: Option<Received>,
 }
 
-impl From<&SignupResult> for JsSignupResult {
-    fn from(r: &SignupResult) -> Self {
-        let mut out = JsSignupResult {
-            unknown_events: r.unknown_events.clone(),
-            ..Default::default()
-        };
-        match &r.login {
-            LoginOutcome::Token { access_token, .. } => {
-                out.credential = Some(("token".into(), access_token.expose().to_owned()))
-            }
-            LoginOutcome::Code { code } => {
-                out.credential = Some(("code".into(), code.expose().to_owned()))
-            }
-            LoginOutcome::Cancelled { status } => out.login_status = status.clone(),
-        }
-        if let Some(session) = &r.session {
-            out.event = Some(event_name(&session.event).to_owned());
-        }
-        if let Some(f) = r.finished() {
-            out.waba_id = Some(f.waba_id.to_string());
-            out.phone_number_id = f.phone_number_id.as_ref().map(ToString::to_string);
-            out.business_id = f.business_id.as_ref().map(ToString::to_string);
-        }
-        match r.abandoned() {
-            Some(Abandoned::AtStep { current_step }) => {
-                out.current_step = Some(current_step.clone())
-            }
-            Some(Abandoned::Reported {
-                error_message,
-                error_id,
-                session_id,
-            }) => {
-                out.error_message = error_message.clone();
-                out.error_id = error_id.clone();
-                out.session_id = session_id.clone();
-            }
-            _ => {}
-        }
-        out.outcome = if r.abandoned().is_some() {
-            "abandoned"
-        } else if out.credential.is_some() {
-            "finished"
-        } else {
-            "cancelled"
-        }
-        .into();
-        out
-    }
-}
-
-impl JsSignupResult {
-    /// Why the business left early, rebuilt from the fields.
-    pub fn abandoned(&self) -> Option<Abandoned> {
-        if !matches!(self.event.as_deref(), Some("CANCEL" | "ERROR")) {
-            return None;
-        }
-        if self.error_message.is_some() || self.error_id.is_some() {
-            return Some(Abandoned::Reported {
-                error_message: self.error_message.clone(),
-                error_id: self.error_id.clone(),
-                session_id: self.session_id.clone(),
-            });
-        }
-        Some(match &self.current_step {
-            Some(step) => Abandoned::AtStep {
-                current_step: step.clone(),
-            },
-            None => Abandoned::Unspecified,
-        })
-    }
-
-    /// The plain JS object.
-    pub fn to_js(&self) -> JsValue {
-        let credential = self.credential.as_ref().map(|(kind, value)| {
-            Out::new()
-                .set("kind", kind.as_str())
-                .set("value", value.as_str())
-                .done()
-        });
-        Out::new()
-            .set("outcome", self.outcome.as_str())
-            .opt("credential", credential)
-            .opt("event", self.event.as_deref())
-            .opt("wabaId", self.waba_id.as_deref())
-            .opt("phoneNumberId", self.phone_number_id.as_deref())
-            .opt("businessId", self.business_id.as_deref())
-            .opt("currentStep", self.current_step.as_deref())
-            .opt("errorMessage", self.error_message.as_deref())
-            .opt("errorId", self.error_id.as_deref())
-            .opt("sessionId", self.session_id.as_deref())
-            .opt("loginStatus", self.login_status.as_deref())
-            .set("unknownEvents", string_array(&self.unknown_events))
-            .done()
-    }
-
+impl SignupInput {
     /// Reads a `SignupResult` object.
     pub fn from_js(v: JsValue) -> Result<Self, WabaError> {
-        let o = Obj::new(v)
-            .ok_or_else(|| WabaError::new(code::INVALID_SIGNUP_RESULT, "not a SignupResult"))?;
+        let o = Obj::new(v).ok_or_else(|| invalid("not a SignupResult"))?;
         let credential = match o.obj("credential") {
-            Some(c) => match (c.str("kind"), c.str("value")) {
-                (Some(k), Some(v)) if (k == "token" || k == "code") && !v.is_empty() => {
-                    Some((k, v))
+            Some(c) => match (c.str("kind").as_deref(), c.str("value")) {
+                (Some("token"), Some(v)) if !v.is_empty() => {
+                    Some(Credential::Token(Secret::new(v)))
                 }
+                (Some("code"), Some(v)) if !v.is_empty() => Some(Credential::Code(Secret::new(v))),
                 _ => {
-                    return Err(WabaError::new(
-                        code::INVALID_SIGNUP_RESULT,
+                    return Err(invalid(
                         "credential must be {kind: \"token\" | \"code\", value}",
                     ));
                 }
@@ -164,45 +143,37 @@ impl JsSignupResult {
         let outcome = o
             .str("outcome")
             .filter(|s| matches!(s.as_str(), "finished" | "abandoned" | "cancelled"))
-            .ok_or_else(|| {
-                WabaError::new(
-                    code::INVALID_SIGNUP_RESULT,
-                    "outcome must be finished, abandoned or cancelled",
-                )
-            })?;
-        Ok(JsSignupResult {
+            .ok_or_else(|| invalid("outcome must be finished, abandoned or cancelled"))?;
+        let session = match o.get("sessionMessage") {
+            raw if raw.is_undefined() || raw.is_null() => None,
+            raw => {
+                let message = Obj::new(raw.clone())
+                    .map(|m| typed_message(&m))
+                    .transpose()?
+                    .flatten()
+                    .ok_or_else(|| {
+                        invalid("sessionMessage must be Meta's WA_EMBEDDED_SIGNUP message")
+                    })?;
+                Some(Received { message, raw })
+            }
+        };
+        Ok(SignupInput {
             outcome,
             credential,
-            event: o.str("event"),
-            waba_id: o.str("wabaId"),
-            phone_number_id: o.str("phoneNumberId"),
-            business_id: o.str("businessId"),
-            current_step: o.str("currentStep"),
-            error_message: o.str("errorMessage"),
-            error_id: o.str("errorId"),
-            session_id: o.str("sessionId"),
-            login_status: o.str("loginStatus"),
-            unknown_events: o.strings("unknownEvents"),
+            session,
         })
     }
-}
 
-fn event_name(e: &SessionEvent) -> &str {
-    match e {
-        SessionEvent::Finish(_) => "FINISH",
-        SessionEvent::FinishOnlyWaba(_) => "FINISH_ONLY_WABA",
-        SessionEvent::FinishWhatsAppBusinessApp(_) => "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
-        SessionEvent::Cancel(_) => "CANCEL",
-        SessionEvent::Error(_) => "ERROR",
-        SessionEvent::Unknown { event } => event,
+    /// The session event, when a session message arrived.
+    pub fn event(&self) -> Option<&SessionEvent> {
+        self.session.as_ref().map(|s| &s.message.event)
     }
 }
 
 /// Reads an `FB.login` callback response. Anything not connected is a cancellation;
 /// malformed input is an `invalid_signup_result` error.
 pub fn login_outcome(response: JsValue) -> Result<LoginOutcome, WabaError> {
-    LoginOutcome::from_raw(read::login_response(response)?)
-        .map_err(|e| WabaError::new(code::INVALID_SIGNUP_RESULT, e.to_string()))
+    LoginOutcome::from_raw(read::login_response(response)?).map_err(|e| invalid(e.to_string()))
 }
 
 /// Reads a `message` event's `origin` and `data`: `Ok(None)` when it is not an Embedded
@@ -211,18 +182,15 @@ pub fn session_message(
     origin: &str,
     data: JsValue,
     extra_origins: &[String],
-) -> Result<Option<SessionMessage>, WabaError> {
+) -> Result<Option<Received>, WabaError> {
     let extra: Vec<&str> = extra_origins.iter().map(String::as_str).collect();
     if !is_trusted_origin(origin, &extra) {
         return Ok(None);
     }
-    let data = match data.as_string() {
+    let raw = match data.as_string() {
         // Meta's popup sends JSON text; some SDK versions send the object.
         Some(text) if text.len() > MAX_MESSAGE_LEN => {
-            return Err(WabaError::new(
-                code::INVALID_SIGNUP_RESULT,
-                "session message too large",
-            ));
+            return Err(invalid("session message too large"));
         }
         Some(text) => match js_sys::JSON::parse(&text) {
             Ok(v) => v,
@@ -230,14 +198,10 @@ pub fn session_message(
         },
         None => data,
     };
-    let Some(o) = Obj::new(data) else {
+    let Some(o) = Obj::new(raw.clone()) else {
         return Ok(None);
     };
-    if o.str("type").as_deref() != Some(waba_graph::signup::SESSION_MESSAGE_TYPE) {
-        return Ok(None);
-    }
-    SessionMessage::from_raw(read::session_message(&o)?)
-        .map_err(|e| WabaError::new(code::INVALID_SIGNUP_RESULT, e.to_string()))
+    Ok(typed_message(&o)?.map(|message| Received { message, raw }))
 }
 
 /// `parseLoginResponse(response)`: the `FB.login` response as a `SignupResult` without a
@@ -249,7 +213,7 @@ pub fn parse_login_response(response: JsValue) -> Result<JsValue, JsValue> {
         session: None,
         unknown_events: Vec::new(),
     };
-    Ok(JsSignupResult::from(&result).to_js())
+    Ok(signup_js(&result, None))
 }
 
 /// `parseSessionMessage(origin, data, extraOrigins?)`: the Embedded Signup event in a
@@ -260,26 +224,19 @@ pub fn parse_session_message(
     data: JsValue,
     extra_origins: Option<Vec<String>>,
 ) -> Result<JsValue, JsValue> {
-    let Some(message) = session_message(origin, data, &extra_origins.unwrap_or_default())? else {
+    let Some(r) = session_message(origin, data, &extra_origins.unwrap_or_default())? else {
         return Ok(JsValue::NULL);
     };
-    let details = JsSignupResult::from(&SignupResult {
-        login: LoginOutcome::Cancelled { status: None },
-        session: Some(message.clone()),
-        unknown_events: Vec::new(),
-    });
-    let out = details.to_js();
-    let _ =
-        js_sys::Reflect::delete_property(out.unchecked_ref::<js_sys::Object>(), &"outcome".into());
-    let _ = js_sys::Reflect::set(&out, &"event".into(), &event_name(&message.event).into());
-    if let Some(v) = &message.version {
-        let _ = js_sys::Reflect::set(&out, &"version".into(), &v.as_str().into());
-    }
-    Ok(out)
+    Ok(session_fields(Out::new(), &r.message, &r.raw)
+        .opt("version", r.message.version.as_deref())
+        .set("unknownEvents", string_array(&[]))
+        .done())
 }
 
 struct ListenerState {
     tracker: SignupTracker,
+    /// The session message the tracker took, as received.
+    raw_session: Option<JsValue>,
     extra_origins: Vec<String>,
     grace_ms: i32,
     result: Option<JsValue>,
@@ -288,15 +245,24 @@ struct ListenerState {
 }
 
 impl ListenerState {
+    fn on_session(&mut self, received: Received) {
+        let result = self.tracker.on_session(received.message);
+        if self.raw_session.is_none() && self.tracker.session().is_some() {
+            self.raw_session = Some(received.raw);
+        }
+        if let Some(result) = result {
+            self.deliver(result);
+        }
+    }
+
     fn deliver(&mut self, result: SignupResult) {
-        let value = JsSignupResult::from(&result).to_js();
+        let value = signup_js(&result, self.raw_session.as_ref());
         if let Some(resolve) = self.resolve.take() {
             let _ = resolve.call1(&JsValue::NULL, &value);
         }
         self.result = Some(value);
     }
 }
-
 /// Listens for the signup's session messages on `window` and takes the `FB.login` response;
 /// `result()` resolves once both are in (in either order), or after a short grace period
 /// when the login came without a session message.
@@ -326,6 +292,7 @@ impl SignupListener {
             .unwrap_or(DEFAULT_GRACE_MS);
         let state = Rc::new(RefCell::new(ListenerState {
             tracker: SignupTracker::new(),
+            raw_session: None,
             extra_origins,
             grace_ms,
             result: None,
@@ -339,11 +306,10 @@ impl SignupListener {
                 let mut st = state.borrow_mut();
                 // Untrusted or unrelated messages are ignored; malformed Meta messages too, as
                 // the login response still decides the outcome.
-                if let Ok(Some(message)) =
+                if let Ok(Some(received)) =
                     session_message(&ev.origin(), ev.data(), &st.extra_origins)
-                    && let Some(result) = st.tracker.on_session(message)
                 {
-                    st.deliver(result);
+                    st.on_session(received);
                 }
             });
         window()?

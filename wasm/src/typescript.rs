@@ -86,7 +86,7 @@ export interface ListQuery {
   before?: string;
 }
 
-export interface PhoneQuery { fields?: string; limit?: number; after?: string }
+export interface PhoneQuery { fields?: string; limit?: number; after?: string; before?: string }
 
 export interface SignupListenerOptions {
   /** Origins to trust besides https://*.facebook.com (tests, demos). */
@@ -97,10 +97,37 @@ export interface SignupListenerOptions {
 
 export interface Credential { kind: "token" | "code"; value: string }
 
+/**
+ * A `WA_EMBEDDED_SIGNUP` message exactly as Meta's popup posted it (parsed when it came as
+ * JSON text): what `onboard` sends to `POST /signup/exchange` and the embed to
+ * `POST /signup/events`. Meta may add fields; ids may be numbers.
+ */
+export interface SessionMessage {
+  type: "WA_EMBEDDED_SIGNUP";
+  event: string;
+  data?: {
+    waba_id?: GraphId | number;
+    phone_number_id?: GraphId | number;
+    business_id?: GraphId | number;
+    current_step?: string;
+    error_message?: string;
+    error_id?: string | number;
+    session_id?: string | number;
+    [key: string]: unknown;
+  };
+  version?: string | number;
+  [key: string]: unknown;
+}
+
 export interface SignupResult {
   /** finished: logged in; abandoned: CANCEL or ERROR; cancelled: no login. */
   outcome: "finished" | "abandoned" | "cancelled";
   credential?: Credential;
+  /**
+   * The session message as received, when one arrived: `onboard` and `showSignup` read the
+   * event from it. The fields below are derived from it for convenience.
+   */
+  sessionMessage?: SessionMessage;
   event?: string;
   wabaId?: GraphId;
   phoneNumberId?: GraphId;
@@ -116,6 +143,7 @@ export interface SignupResult {
 export type LoginResult = SignupResult;
 
 export interface SessionEvent extends Omit<SignupResult, "outcome"> {
+  sessionMessage: SessionMessage;
   event: string;
   version?: string;
 }

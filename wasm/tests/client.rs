@@ -22,6 +22,7 @@ const FINISH: &str = "EAASimBusinessTokenFinish000000000000000000000001";
 const BIG_ID: &str = "EAASimBusinessTokenBigId000000000000000000000003";
 const INCOMPLETE: &str = "EAASimBusinessTokenIncomplete0000000000000000002";
 const EXPIRED: &str = "EAASimBusinessTokenExpired0000000000000000000006";
+const XSS: &str = "EAASimBusinessTokenXss00000000000000000000000004";
 const ADMIN: &str = "demo-admin-token";
 const PARTNER: &str = "805021500648488";
 
@@ -86,11 +87,18 @@ fn token_result(token: &str, extra: &str) -> JsValue {
     ))
 }
 
+/// `,"sessionMessage":{...}`: Meta's message for `event` naming `waba_id`, as received.
+fn session(event: &str, waba_id: &str) -> String {
+    format!(
+        r#","sessionMessage":{{"data":{{"waba_id":"{waba_id}","business_id":"2729063490586005"}},"type":"WA_EMBEDDED_SIGNUP","event":"{event}","version":3}}"#
+    )
+}
+
 #[wasm_bindgen_test]
 async fn onboard_lists_every_granted_account_newest_first() {
     let r = ok(onboard(
         &client(None, 10_000),
-        token_result(FINISH, r#","event":"FINISH","wabaId":"102289599326934""#),
+        token_result(FINISH, &session("FINISH", "102289599326934")),
     ))
     .await;
     let accounts = Array::from(&get(&r, "accounts"));
@@ -109,13 +117,34 @@ async fn onboard_lists_every_granted_account_newest_first() {
     );
     assert_eq!(Array::from(&get(&r, "warnings")).length(), 0);
 
-    // The session's WABA is not among the grants: a visible warning.
+    // The session message's WABA is not among the grants: a visible warning.
     let r = ok(onboard(
         &client(None, 10_000),
-        token_result(FINISH, r#","event":"FINISH","wabaId":"999""#),
+        token_result(FINISH, &session("FINISH", "999")),
     ))
     .await;
     assert_eq!(s(&r, "warnings.0.code").as_deref(), Some("waba_mismatch"));
+    assert!(s(&r, "warnings.0.message").unwrap().contains("999"));
+    // The event comes from the session message, not from the fields derived beside it.
+    let r = ok(onboard(
+        &client(None, 10_000),
+        token_result(
+            FINISH,
+            &format!(
+                r#","event":"FINISH","wabaId":"102289599326934"{}"#,
+                session("FINISH", "999")
+            ),
+        ),
+    ))
+    .await;
+    assert_eq!(s(&r, "warnings.0.code").as_deref(), Some("waba_mismatch"));
+    // Something else in sessionMessage is refused.
+    let e = err(onboard(
+        &client(None, 10_000),
+        token_result(FINISH, r#","sessionMessage":{"type":"webpackOk"}"#),
+    ))
+    .await;
+    assert_eq!(s(&e, "code").as_deref(), Some("invalid_signup_result"));
 
     // A phone that is not verified: the certificate is not ready.
     let r = ok(onboard(&client(None, 10_000), token_result(INCOMPLETE, ""))).await;
@@ -167,6 +196,24 @@ async fn lists_and_phones_with_the_admin_token() {
     assert_eq!(Array::from(&get(&owned, "data")).length(), 2);
     let phones = ok(c.phone_numbers("102289599326934".into(), js(r#"{"limit":1}"#))).await;
     assert_eq!(Array::from(&get(&phones, "data")).length(), 1);
+    let phones = ok(c.phone_numbers(
+        "102289599326934".into(),
+        js(r#"{"fields":"id,status","limit":2}"#),
+    ))
+    .await;
+    assert_eq!(Array::from(&get(&phones, "data")).length(), 2);
+    assert_eq!(s(&phones, "data.0.status").as_deref(), Some("CONNECTED"));
+    // The phone query is the model's PhoneQuery: refused before any request.
+    for bad in [
+        r#"{"limit":0}"#,
+        r#"{"limit":101}"#,
+        r#"{"after":"QVFI","before":"QVFI"}"#,
+        r#"{"fields":"account_review_status"}"#,
+        r#"{"after":"a b"}"#,
+    ] {
+        let e = err(c.phone_numbers("102289599326934".into(), js(bad))).await;
+        assert_eq!(s(&e, "code").as_deref(), Some("invalid_argument"), "{bad}");
+    }
     // Bad input is refused before any request.
     let e = err(c.client_wabas(js(&format!(
         r#"{{"businessId":"{PARTNER}","createdAfter":1,"createdBefore":2}}"#
@@ -194,13 +241,14 @@ async fn errors_carry_stable_codes() {
     let e = err(client(Some(FINISH), 10_000).waba("106540352242922".into(), None)).await;
     assert_eq!(s(&e, "code").as_deref(), Some("forbidden"));
     // Throttled by Meta: code, status and Retry-After.
-    // (Harbor Logistics: no other test reads it, and the proxy now holds it back for 2 minutes.)
+    // (The XSS test account: no other test here reads it, and the proxy now holds it back for
+    // 2 minutes.)
     fault(r#"{"route":"waba","times":1,"action":{"kind":"throttle","code":80008,"minutes":2}}"#)
         .await;
-    let e = err(client(Some(BIG_ID), 10_000).waba("107700000000001".into(), None)).await;
+    let e = err(client(Some(XSS), 10_000).waba("108800000000002".into(), None)).await;
     assert_eq!(s(&e, "code").as_deref(), Some("throttled"));
     assert_eq!(get(&e, "retryAfter").as_f64(), Some(120.0));
-    let e = err(client(Some(BIG_ID), 10_000).waba("107700000000001".into(), None)).await;
+    let e = err(client(Some(XSS), 10_000).waba("108800000000002".into(), None)).await;
     assert_eq!(
         s(&e, "code").as_deref(),
         Some("throttled"),
@@ -227,11 +275,17 @@ async fn errors_carry_stable_codes() {
         WabaClient::new(js(r#"{"proxyUrl":"http://127.0.0.1:9","timeoutMs":3000}"#)).unwrap();
     let e = err(down.debug_token(FINISH.into())).await;
     assert_eq!(s(&e, "code").as_deref(), Some("network"));
-    // A code nobody issued: the proxy's exchange says to sign up again.
+    // A code nobody issued: the proxy's exchange says to sign up again. Without a session
+    // message the exchange body has no event.
     let code_result = js(
         r#"{"outcome":"finished","credential":{"kind":"code","value":"AQBxNeverIssued"},"unknownEvents":[]}"#,
     );
+    record_exchange_bodies();
     let e = err(onboard(&client(None, 10_000), code_result)).await;
+    assert_eq!(
+        exchange_bodies("AQBxNeverIssued").await,
+        [r#"{"code":"AQBxNeverIssued"}"#]
+    );
     assert_eq!(s(&e, "code").as_deref(), Some("bad_request"));
     assert!(
         s(&e, "message")
@@ -255,6 +309,86 @@ async fn errors_carry_stable_codes() {
     );
 }
 
+#[wasm_bindgen_test]
+async fn the_session_event_says_whether_a_phone_is_expected() {
+    // Big Id Bakery (newest) and Harbor Logistics, which has no phone number yet.
+    let harbor_incomplete = |r: &JsValue| s(r, "accounts.1.incomplete.reason");
+    // A WhatsApp Business app onboarding (coexistence) brings the app's number: none is a
+    // problem to follow up.
+    let r = ok(onboard(
+        &client(None, 10_000),
+        token_result(
+            BIG_ID,
+            &session(
+                "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                "9007199254740993",
+            ),
+        ),
+    ))
+    .await;
+    assert_eq!(
+        s(&r, "accounts.1.waba.id").as_deref(),
+        Some("107700000000001")
+    );
+    assert_eq!(harbor_incomplete(&r).as_deref(), Some("no_phone_number"));
+    // FINISH_ONLY_WABA shares a WABA without a number: nothing is missing.
+    let r = ok(onboard(
+        &client(None, 10_000),
+        token_result(BIG_ID, &session("FINISH_ONLY_WABA", "9007199254740993")),
+    ))
+    .await;
+    assert_eq!(harbor_incomplete(&r), None);
+    assert_eq!(Array::from(&get(&r, "warnings")).length(), 0);
+}
+
+/// Starts recording the bodies this page POSTs to `/signup/exchange` (gloo-net calls
+/// `window.fetch` with a `Request`), passing every call through unchanged.
+fn record_exchange_bodies() {
+    js_sys::Function::new_no_args(
+        r#"
+        if (window.__exchangeBodies) return;
+        window.__exchangeBodies = [];
+        const fetch = window.fetch;
+        window.fetch = function (input, init) {
+            if (input instanceof Request && input.method === "POST" && input.url.endsWith("/signup/exchange")) {
+                window.__exchangeBodies.push(input.clone().text());
+            }
+            return fetch.call(this, input, init);
+        };
+        "#,
+    )
+    .call0(&JsValue::NULL)
+    .unwrap();
+}
+
+/// The bodies of the exchanges recorded so far that carry `code`.
+async fn exchange_bodies(code: &str) -> Vec<String> {
+    let recorded = Reflect::get(&web_sys::window().unwrap(), &"__exchangeBodies".into()).unwrap();
+    let mut out = Vec::new();
+    for body in Array::from(&recorded).iter() {
+        let text = JsFuture::from(js_sys::Promise::from(body))
+            .await
+            .unwrap()
+            .as_string()
+            .unwrap();
+        if text.contains(&format!(r#""code":"{code}""#)) {
+            out.push(text);
+        }
+    }
+    out
+}
+
+/// `GET {proxy}{path}` with the admin token, as JSON.
+async fn admin_get(path: &str) -> JsValue {
+    let res = gloo_net::http::Request::get(&format!("{}{path}", proxy_url()))
+        .header("Authorization", &format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    js_sys::JSON::parse(&res.text().await.unwrap()).unwrap()
+}
+
 /// A code for `token`, minted by graph-sim as `FB.login` would hand it over.
 async fn mint_code(token: &str) -> String {
     let res = gloo_net::http::Request::post(&format!("{}/_sim/codes", sim_url()))
@@ -271,12 +405,42 @@ async fn mint_code(token: &str) -> String {
 #[wasm_bindgen_test]
 async fn the_code_flow_exchanges_once_and_reads_with_the_session() {
     let code = mint_code(FINISH).await;
+    // Meta's message as the listener hands it over, with a field this version does not read.
+    let message = r#"{"data":{"phone_number_id":"110200000000001","waba_id":"102289599326934","business_id":"2729063490586099","timestamp":1698675133},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH","version":3}"#;
     let result = js(&format!(
-        r#"{{"outcome":"finished","credential":{{"kind":"code","value":"{code}"}},"event":"FINISH","wabaId":"102289599326934","phoneNumberId":"110200000000001","unknownEvents":[]}}"#
+        r#"{{"outcome":"finished","credential":{{"kind":"code","value":"{code}"}},"event":"FINISH","wabaId":"102289599326934","phoneNumberId":"110200000000001","unknownEvents":[],"sessionMessage":{message}}}"#
     ));
+    record_exchange_bodies();
     let done = JsFuture::from(onboard(&client(None, 10_000), result.clone()))
         .await
         .unwrap();
+    // The exchange carries the code and Meta's message exactly as received, nothing else.
+    assert_eq!(
+        exchange_bodies(&code).await,
+        [format!(r#"{{"code":"{code}","event":{message}}}"#)]
+    );
+    // The proxy recorded the signup from that message.
+    let records = admin_get("/admin/onboardings?limit=100").await;
+    let record = Array::from(&get(&records, "data"))
+        .iter()
+        .find(|r| s(r, "business_id").as_deref() == Some("2729063490586099"))
+        .expect("the exchange's record");
+    assert_eq!(
+        (
+            s(&record, "flow").as_deref(),
+            s(&record, "outcome").as_deref(),
+            s(&record, "event").as_deref(),
+            s(&record, "reported_waba_id").as_deref(),
+            s(&record, "phone_number_id").as_deref()
+        ),
+        (
+            Some("code"),
+            Some("finished"),
+            Some("FINISH"),
+            Some("102289599326934"),
+            Some("110200000000001")
+        )
+    );
     let accounts = js_sys::Array::from(&get(&done, "accounts"));
     assert_eq!(accounts.length(), 2);
     let first = get(&accounts.get(0), "waba");

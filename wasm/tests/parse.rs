@@ -26,6 +26,10 @@ fn text(v: &JsValue, k: &str) -> Option<String> {
     field(v, k).as_string()
 }
 
+fn stringify(v: &JsValue) -> String {
+    js_sys::JSON::stringify(v).unwrap().as_string().unwrap()
+}
+
 fn code(err: JsValue) -> String {
     text(&err, "code").unwrap_or_default()
 }
@@ -69,6 +73,7 @@ fn every_event_kind_as_string_and_object() {
         for data in [JsValue::from_str(json), js(json)] {
             let got = parse(META, data).unwrap();
             assert_eq!(text(&got, "event").as_deref(), Some(event), "{json}");
+            assert_eq!(stringify(&field(&got, "sessionMessage")), json);
         }
     }
     let finish = parse(META, FINISH.into()).unwrap();
@@ -86,6 +91,34 @@ fn every_event_kind_as_string_and_object() {
         text(&reported, "sessionId").as_deref(),
         Some("f34b6950d0f4c8")
     );
+}
+
+#[wasm_bindgen_test]
+fn the_session_message_travels_as_received() {
+    // Meta's message with fields this version does not read (a timestamp, the WABA list of a
+    // multi-WABA flow): `sessionMessage` keeps them all, while the fields beside it are read.
+    let json = r#"{"data":{"waba_id":"102289599326934","waba_ids":["102289599326934","101569239400667"],"business_id":2729063490586005,"timestamp":1698675133},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING","version":"4"}"#;
+    // As JSON text: the parsed object, field for field and in order.
+    let got = parse(META, json.into()).unwrap();
+    let message = field(&got, "sessionMessage");
+    assert!(message.is_object());
+    assert_eq!(stringify(&message), json);
+    assert_eq!(
+        text(&got, "event").as_deref(),
+        Some("FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING")
+    );
+    assert_eq!(
+        text(&got, "businessId").as_deref(),
+        Some("2729063490586005")
+    );
+    assert!(field(&got, "phoneNumberId").is_undefined());
+    // As an object: that very object.
+    let data = js(json);
+    let got = parse(META, data.clone()).unwrap();
+    assert!(js_sys::Object::is(&field(&got, "sessionMessage"), &data));
+    // A login alone has none.
+    let login = parse_login_response(token_login()).unwrap();
+    assert!(field(&login, "sessionMessage").is_undefined());
 }
 
 #[wasm_bindgen_test]
@@ -226,6 +259,8 @@ async fn message_then_login() {
         .filter_map(|v| v.as_string())
         .collect();
     assert_eq!(unknown, ["NEW_EVENT"]);
+    // The finishing message as received, not the unknown one nor the foreign one.
+    assert_eq!(stringify(&field(&r, "sessionMessage")), FINISH);
     l.dispose().unwrap();
 }
 
@@ -244,11 +279,18 @@ async fn login_then_message_and_cancel() {
         text(&r, "currentStep").as_deref(),
         Some("PHONE_NUMBER_VERIFICATION")
     );
+    assert_eq!(text(&r, "loginStatus").as_deref(), Some("unknown"));
+    assert_eq!(
+        text(&field(&r, "sessionMessage"), "event").as_deref(),
+        Some("CANCEL")
+    );
     // Later messages change nothing.
     post_message(META, FINISH);
+    let again = result(&l).await;
+    assert_eq!(text(&again, "outcome").as_deref(), Some("abandoned"));
     assert_eq!(
-        text(&result(&l).await, "outcome").as_deref(),
-        Some("abandoned")
+        text(&field(&again, "sessionMessage"), "event").as_deref(),
+        Some("CANCEL")
     );
     l.dispose().unwrap();
 }
@@ -260,6 +302,7 @@ async fn a_login_without_session_message_resolves_after_the_grace_period() {
     let r = result(&l).await;
     assert_eq!(text(&r, "outcome").as_deref(), Some("finished"));
     assert!(field(&r, "event").is_undefined());
+    assert!(field(&r, "sessionMessage").is_undefined());
     l.dispose().unwrap();
     // A disposed listener no longer hears messages.
     let l2 = SignupListener::new(js(r#"{"graceMs":50}"#)).unwrap();

@@ -166,9 +166,24 @@ fn errors_and_signup_guidance() {
         Some("throttled")
     );
     assert!(state.text_content().unwrap().contains("limiting"));
-    let cancel = js_sys::JSON::parse(r#"{"outcome":"abandoned","event":"CANCEL","currentStep":"PHONE_NUMBER_VERIFICATION","unknownEvents":[]}"#).unwrap();
+    // The guidance comes from Meta's session message.
+    let cancel = js_sys::JSON::parse(r#"{"outcome":"abandoned","event":"CANCEL","currentStep":"PHONE_NUMBER_VERIFICATION","unknownEvents":[],
+        "sessionMessage":{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","data":{"current_step":"PHONE_NUMBER_VERIFICATION"}}}"#).unwrap();
     panel.show_signup(cancel).unwrap();
     assert!(c.text_content().unwrap().contains("verification code"));
+    let reported = js_sys::JSON::parse(r#"{"outcome":"abandoned","unknownEvents":[],
+        "sessionMessage":{"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","data":{"error_message":"Your verification code is incorrect.","error_id":524126}}}"#).unwrap();
+    panel.show_signup(reported).unwrap();
+    let shown = c.text_content().unwrap();
+    assert!(
+        shown.contains("reported an error") && shown.contains("(error 524126)"),
+        "{shown}"
+    );
+    let not_meta = js_sys::JSON::parse(
+        r#"{"outcome":"abandoned","unknownEvents":[],"sessionMessage":{"type":"other"}}"#,
+    )
+    .unwrap();
+    assert!(panel.show_signup(not_meta).is_err());
     let closed = js_sys::JSON::parse(r#"{"outcome":"cancelled","unknownEvents":[]}"#).unwrap();
     panel.show_signup(closed).unwrap();
     assert!(c.text_content().unwrap().contains("Signup cancelled"));

@@ -1,7 +1,7 @@
 //! `cargo xtask package`: the npm package `waba-onboard` in `target/npm/waba-onboard/`:
 //! the wasm built with the `wasm-release` profile, `wasm-bindgen` output for the `web` and
-//! `bundler` targets, `wasm-opt -Oz` (Debian's binaryen), the script embed, the default
-//! stylesheet, `package.json`, and a size check against the budget.
+//! `bundler` targets, `wasm-opt -Oz` (Debian's binaryen), the script embed, the live status
+//! stream module, the default stylesheet, `package.json`, and a size check against the budget.
 
 use crate::project_root;
 use crate::run::{Res, cmd, run};
@@ -13,6 +13,16 @@ use std::path::{Path, PathBuf};
 pub const SIZE_BUDGET: u64 = 80 * 1024;
 /// What the package aims for (bytes, gzipped).
 pub const SIZE_AIM: u64 = 40 * 1024;
+
+/// The package's own files from `wasm/js/`, next to the wasm-bindgen builds: the script
+/// embed, the live status stream module (ES module with its types, no side effects) and the
+/// default stylesheet.
+pub const JS_FILES: [&str; 4] = [
+    "waba-onboard-embed.js",
+    "waba-onboard-stream.js",
+    "waba-onboard-stream.d.ts",
+    "waba-onboard.css",
+];
 
 /// Features rustc emits for wasm32 that wasm-opt must be told about.
 const WASM_OPT_FEATURES: &[&str] = &[
@@ -111,6 +121,10 @@ fn package_json(version: &str) -> String {
       "default": "./bundler/waba_onboard.js"
     }},
     "./embed": "./waba-onboard-embed.js",
+    "./stream": {{
+      "types": "./waba-onboard-stream.d.ts",
+      "default": "./waba-onboard-stream.js"
+    }},
     "./waba-onboard.css": "./waba-onboard.css",
     "./waba_onboard_bg.wasm": "./web/waba_onboard_bg.wasm",
     "./package.json": "./package.json"
@@ -119,6 +133,8 @@ fn package_json(version: &str) -> String {
     "web/",
     "bundler/",
     "waba-onboard-embed.js",
+    "waba-onboard-stream.js",
+    "waba-onboard-stream.d.ts",
     "waba-onboard.css",
     "README.md"
   ],
@@ -141,6 +157,8 @@ token) for `debug_token` and the shared WABAs, and render every account's status
 import \"waba-onboard/waba-onboard.css\";\n\nawait init();\n```\n\n\
 Or one tag: `<script type=\"module\" src=\".../waba-onboard-embed.js\" data-proxy-url=... \
 data-app-id=... data-config-id=... data-target=\"#el\"></script>`.\n\n\
+Live status changes (review decisions and the like, streamed by the proxy): \
+`import { followStatus } from \"waba-onboard/stream\"`.\n\n\
 Every rejection is an `Error` with a stable `code` (`network`, `timeout`, `unauthorized`, \
 `forbidden`, `throttled` with `retryAfter`, `graph` with `graphCode`, ...).\n";
 
@@ -196,7 +214,7 @@ pub fn build() -> Result<Sizes, String> {
         c.args(["--out-dir"]).arg(&out).arg(&wasm);
         run(c)?;
     }
-    for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
+    for file in JS_FILES {
         std::fs::copy(project_root().join("wasm/js").join(file), dir.join(file))
             .map_err(|e| format!("copy {file}: {e}"))?;
     }

@@ -32,7 +32,7 @@ pub fn prepare(sim_url: &str, proxy_url: &str) -> Result<PathBuf, String> {
     let pkg = crate::package::package_dir();
     let pkg_out = dir.join("pkg");
     copy_dir(&pkg.join("web"), &pkg_out.join("web"))?;
-    for file in ["waba-onboard-embed.js", "waba-onboard.css"] {
+    for file in crate::package::JS_FILES {
         std::fs::copy(pkg.join(file), pkg_out.join(file)).map_err(|e| format!("{file}: {e}"))?;
     }
     let config = format!(
