@@ -132,6 +132,16 @@ impl fmt::Display for GraphVersion {
     }
 }
 
+/// A secret of a known alphabet and length: `max` bytes at most, each alphanumeric or one of
+/// `extra`.
+fn checked(s: &str, max: usize, extra: &[u8], refused: InputError) -> Result<Secret, InputError> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
+    if ok { Ok(Secret::new(s)) } else { Err(refused) }
+}
+
 /// A Meta access token as a client presents it for inspection: 1..=[`MAX_TOKEN_LEN`]
 /// characters of `A-Z a-z 0-9 _ - . |` (user, business and System User tokens, and app
 /// tokens `app_id|secret`). Held as a [`Secret`]: it never prints.
@@ -141,25 +151,12 @@ pub struct AccessToken(Secret);
 impl AccessToken {
     /// Checks a token's shape.
     pub fn parse(s: &str) -> Result<Self, InputError> {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_TOKEN_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'|'));
-        if ok {
-            Ok(Self(Secret::new(s)))
-        } else {
-            Err(InputError::Token)
-        }
+        checked(s, MAX_TOKEN_LEN, b"_-.|", InputError::Token).map(Self)
     }
 
     /// The token, for the one place that sends it.
     pub fn expose(&self) -> &str {
         self.0.expose()
-    }
-
-    /// Into the secret it is.
-    pub fn into_secret(self) -> Secret {
-        self.0
     }
 }
 
@@ -171,16 +168,7 @@ pub struct SignupCode(Secret);
 impl SignupCode {
     /// Checks a code's shape.
     pub fn parse(s: &str) -> Result<Self, InputError> {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_CODE_LEN
-            && s.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'#')
-            });
-        if ok {
-            Ok(Self(Secret::new(s)))
-        } else {
-            Err(InputError::Code)
-        }
+        checked(s, MAX_CODE_LEN, b"-_.~#", InputError::Code).map(Self)
     }
 
     /// The code, for the one place that sends it.
@@ -611,18 +599,18 @@ impl ListQuery {
 
     /// The query as `(name, value)` pairs in a fixed order, ready to encode.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(f) = &self.fields {
-            out.push(("fields", f.to_string()));
-        }
-        if let Some(f) = &self.filtering {
-            out.push(("filtering", f.to_string()));
-        }
-        if let Some(s) = self.sort {
-            out.push(("sort", s.as_str().to_owned()));
-        }
-        push_page(&mut out, self.limit, self.cursor.as_ref());
-        out
+        let filters = [
+            self.filtering
+                .as_ref()
+                .map(|f| ("filtering", f.to_string())),
+            self.sort.map(|s| ("sort", s.as_str().to_owned())),
+        ];
+        canonical(
+            self.fields.as_ref(),
+            filters,
+            self.limit,
+            self.cursor.as_ref(),
+        )
     }
 }
 
@@ -642,20 +630,25 @@ fn each_once<'a>(
     Ok(())
 }
 
-/// `limit` and the cursor, last in every canonical query.
-fn push_page(
-    out: &mut Vec<(&'static str, String)>,
+/// A query's pairs in the one canonical order: `fields`, the edge's own filters, `limit`,
+/// then the cursor.
+fn canonical<const N: usize>(
+    fields: Option<&Fields>,
+    filters: [Option<(&'static str, String)>; N],
     limit: Option<Limit>,
     cursor: Option<&PageCursor>,
-) {
-    if let Some(l) = limit {
-        out.push(("limit", l.get().to_string()));
-    }
-    match cursor {
-        Some(PageCursor::After(c)) => out.push(("after", c.as_str().to_owned())),
-        Some(PageCursor::Before(c)) => out.push(("before", c.as_str().to_owned())),
-        None => {}
-    }
+) -> Vec<(&'static str, String)> {
+    let fields = fields.map(|f| ("fields", f.to_string()));
+    let limit = limit.map(|l| ("limit", l.get().to_string()));
+    let cursor = cursor.map(|c| match c {
+        PageCursor::After(c) => ("after", c.as_str().to_owned()),
+        PageCursor::Before(c) => ("before", c.as_str().to_owned()),
+    });
+    std::iter::once(fields)
+        .chain(filters)
+        .chain([limit, cursor])
+        .flatten()
+        .collect()
 }
 
 impl PageCursor {
@@ -710,12 +703,7 @@ impl PhoneQuery {
 
     /// The query as `(name, value)` pairs in a fixed order, ready to encode.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(f) = &self.fields {
-            out.push(("fields", f.to_string()));
-        }
-        push_page(&mut out, self.limit, self.cursor.as_ref());
-        out
+        canonical(self.fields.as_ref(), [], self.limit, self.cursor.as_ref())
     }
 }
 
