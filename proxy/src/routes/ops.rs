@@ -28,17 +28,17 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// `GET /readyz`: 200 when Graph accepts the System User token, 503 with the reason if not.
-pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    let mut cached = st.readiness.0.lock().await;
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let mut cached = state.readiness.0.lock().await;
     let stale = match &*cached {
         // A 190 seen on a real call overrides a good answer: check again now.
-        Some((_, Ok(()))) if st.upstream.health.is_rejected() => true,
+        Some((_, Ok(()))) if state.upstream.health.is_rejected() => true,
         Some((at, Ok(()))) => at.elapsed() >= READY_TTL,
         Some((at, Err(_))) => at.elapsed() >= UNREADY_TTL,
         None => true,
     };
     if stale {
-        *cached = Some((Instant::now(), check(&st).await));
+        *cached = Some((Instant::now(), check(&state).await));
     }
     match cached.as_ref().map(|(_, r)| r) {
         Some(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
@@ -51,9 +51,9 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn check(st: &AppState) -> Result<(), String> {
-    let token = st.config.upstream.system_user_token.expose().to_owned();
-    let body = st
+async fn check(state: &AppState) -> Result<(), String> {
+    let token = state.config.upstream.system_user_token.expose().to_owned();
+    let body = state
         .upstream
         .get(
             GraphRoute::DebugToken,
@@ -66,17 +66,17 @@ async fn check(st: &AppState) -> Result<(), String> {
     let info: DebugToken = serde_json::from_slice(&body)
         .map_err(|_| "Graph's debug_token answer is unreadable".to_owned())?;
     if info.data.is_valid {
-        st.upstream.health.accepted();
+        state.upstream.health.accepted();
         Ok(())
     } else {
-        st.upstream.health.rejected();
+        state.upstream.health.rejected();
         Err("Meta says the System User token is invalid or expired".into())
     }
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let mut res = st.metrics.render().into_response();
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut res = state.metrics.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
