@@ -131,15 +131,7 @@ impl Signups {
             ("client_secret", flow.app_secret.expose().to_owned()),
             ("code", code.expose().to_owned()),
         ];
-        let exchanged = self
-            .upstream
-            .get_once(
-                GraphRoute::OauthAccessToken,
-                "oauth/access_token",
-                &query,
-                &[code.expose()],
-            )
-            .await;
+        let exchanged = self.upstream.exchange_code(&query, code.expose()).await;
         let bytes = match exchanged {
             Ok(b) => b,
             Err(AppError::Graph { error, .. }) if error.code == 100 => {

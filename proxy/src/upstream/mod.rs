@@ -216,18 +216,18 @@ impl Upstream {
         }
     }
 
-    /// One `GET {base}/{path}?{query}` without the System User's token and without retries:
-    /// for calls that must not run twice (a signup code works once). `extra_secrets` (the
-    /// code, the app secret) are scrubbed from errors.
-    pub async fn get_once(
+    /// The code exchange, `GET {base}/oauth/access_token?{query}`: without the System User's
+    /// token and never retried, since a signup code works once. `code` is scrubbed from
+    /// errors (the app secret is one of the scrubber's own secrets).
+    pub async fn exchange_code(
         &self,
-        route: GraphRoute,
-        path: &str,
         query: &[(&str, String)],
-        extra_secrets: &[&str],
+        code: &str,
     ) -> Result<Bytes, AppError> {
-        let (object, url) = self.prepare(route, path, query)?;
-        let result = self.timed(route, &url, extra_secrets, false).await;
+        let route = GraphRoute::OauthAccessToken;
+        let extra_secrets = [code];
+        let (object, url) = self.prepare(route, "oauth/access_token", query)?;
+        let result = self.timed(route, &url, &extra_secrets, false).await;
         result.map_err(|f| {
             if let Some(secs) = f.regain_secs {
                 self.gate.close(route, object, secs);
