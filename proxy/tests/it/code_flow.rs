@@ -463,3 +463,36 @@ async fn tracker_passes_never_overlap_and_its_state_survives_a_restart() {
     let events = get(&format!("{}/admin/tracker/events", proxy.url), Some(ADMIN)).await;
     assert_eq!(events.json()["data"].as_array().unwrap().len(), 1);
 }
+
+/// A WhatsApp Business app onboarding (coexistence) brings the app's number onto the WABA, so
+/// a shared WABA without a phone needs a follow-up, as on the page; only `FINISH_ONLY_WABA`
+/// shares a WABA without one. Both sides read the rule from `waba_graph::signup`.
+#[tokio::test]
+async fn the_coexistence_finish_expects_a_phone_like_the_page() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let url = s.url("/signup/events");
+    let report = |event: &'static str| {
+        let url = url.clone();
+        async move {
+            let a = post(
+                &url,
+                Some(BIG_ID),
+                json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": event,
+                                 "data": {"waba_id": "9007199254740993", "business_id": "2"}}}),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            a.json()["follow_ups"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let coexistence = report("FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING").await;
+    assert_eq!(coexistence.len(), 1, "{coexistence:?}");
+    assert_eq!(coexistence[0]["waba_id"], "107700000000001");
+    assert_eq!(coexistence[0]["reason"], "no_phone_number");
+    let only_waba = report("FINISH_ONLY_WABA").await;
+    assert!(only_waba.is_empty(), "{only_waba:?}");
+}
