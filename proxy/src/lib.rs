@@ -4,8 +4,8 @@
 //! client and owned WABA lists) and decides per caller what it may see; it exchanges signup
 //! codes, records onboardings, takes Meta's webhooks and tracks newly shared WABAs.
 //!
-//! Layers only point down: [`routes`] (HTTP only) → [`onboarding`], [`webhook`], [`live`],
-//! [`tracker`] → [`auth`], [`upstream`], [`store`] → `waba_graph`. [`AppState`] wires them
+//! Layers only point down: [`routes`] (HTTP only) → [`reads`], [`onboarding`], [`webhook`],
+//! [`live`], [`tracker`] → [`auth`], [`upstream`], [`store`] → `waba_graph`. [`AppState`] wires them
 //! together and [`app`] builds the router, so tests can call it directly; `main.rs` only
 //! reads the configuration and serves.
 
@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod onboarding;
+pub mod reads;
 pub mod routes;
 pub mod sealing;
 pub mod store;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub store: Arc<dyn store::Store>,
     /// The newly-shared tracker.
     pub tracker: Arc<tracker::Tracker>,
+    /// The forwarded Graph reads.
+    pub reads: reads::Reads,
     /// Code exchanges and signup reports.
     pub signups: onboarding::Signups,
     /// Meta's webhooks.
@@ -122,8 +125,17 @@ impl AppState {
             }),
             _ => None,
         };
+        let directory = Arc::new(Directory::new(upstream.clone(), config.business_id.clone()));
         Ok(Arc::new(Self {
-            directory: Arc::new(Directory::new(upstream.clone(), config.business_id.clone())),
+            reads: reads::Reads {
+                upstream: upstream.clone(),
+                directory: directory.clone(),
+                tokens: tokens.clone(),
+                scrubber: scrubber.clone(),
+                limiter: limiter.clone(),
+                business: config.business_id.clone(),
+            },
+            directory,
             signups: onboarding::Signups {
                 store: store.clone(),
                 upstream: upstream.clone(),

@@ -135,6 +135,15 @@ impl Admin {
     }
 }
 
+impl From<Admin> for Caller {
+    fn from(a: Admin) -> Self {
+        Self {
+            principal: Principal::Admin,
+            credential: a.credential,
+        }
+    }
+}
+
 /// The client's address (unspecified when the server was started without connect info).
 pub struct ClientIp(pub IpAddr);
 

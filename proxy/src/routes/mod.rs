@@ -9,7 +9,6 @@ pub mod extract;
 pub mod graph;
 pub mod middleware;
 pub mod ops;
-pub mod paging;
 pub mod signup;
 pub mod views;
 pub mod webhooks;

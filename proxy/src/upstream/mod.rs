@@ -4,6 +4,7 @@
 //! back ([`scrub`]), and the partner's WABA directory ([`directory`]).
 
 pub mod directory;
+pub mod paging;
 pub mod resilience;
 pub mod route;
 pub mod scrub;
