@@ -599,12 +599,13 @@ impl ListQuery {
 
     /// The query as `(name, value)` pairs in a fixed order, ready to encode.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let filters = [
-            self.filtering
-                .as_ref()
-                .map(|f| ("filtering", f.to_string())),
-            self.sort.map(|s| ("sort", s.as_str().to_owned())),
-        ];
+        let mut filters = Vec::new();
+        if let Some(f) = &self.filtering {
+            filters.push(("filtering", f.to_string()));
+        }
+        if let Some(s) = self.sort {
+            filters.push(("sort", s.as_str().to_owned()));
+        }
         canonical(
             self.fields.as_ref(),
             filters,
@@ -630,25 +631,28 @@ fn each_once<'a>(
     Ok(())
 }
 
-/// A query's pairs in the one canonical order: `fields`, the edge's own filters, `limit`,
+/// A query's pairs in the one canonical order: `fields`, the edge's own `filters`, `limit`,
 /// then the cursor.
-fn canonical<const N: usize>(
+fn canonical(
     fields: Option<&Fields>,
-    filters: [Option<(&'static str, String)>; N],
+    filters: Vec<(&'static str, String)>,
     limit: Option<Limit>,
     cursor: Option<&PageCursor>,
 ) -> Vec<(&'static str, String)> {
-    let fields = fields.map(|f| ("fields", f.to_string()));
-    let limit = limit.map(|l| ("limit", l.get().to_string()));
-    let cursor = cursor.map(|c| match c {
-        PageCursor::After(c) => ("after", c.as_str().to_owned()),
-        PageCursor::Before(c) => ("before", c.as_str().to_owned()),
-    });
-    std::iter::once(fields)
-        .chain(filters)
-        .chain([limit, cursor])
-        .flatten()
-        .collect()
+    let mut out = Vec::new();
+    if let Some(f) = fields {
+        out.push(("fields", f.to_string()));
+    }
+    out.extend(filters);
+    if let Some(l) = limit {
+        out.push(("limit", l.get().to_string()));
+    }
+    match cursor {
+        Some(PageCursor::After(c)) => out.push(("after", c.as_str().to_owned())),
+        Some(PageCursor::Before(c)) => out.push(("before", c.as_str().to_owned())),
+        None => {}
+    }
+    out
 }
 
 impl PageCursor {
@@ -703,7 +707,12 @@ impl PhoneQuery {
 
     /// The query as `(name, value)` pairs in a fixed order, ready to encode.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        canonical(self.fields.as_ref(), [], self.limit, self.cursor.as_ref())
+        canonical(
+            self.fields.as_ref(),
+            Vec::new(),
+            self.limit,
+            self.cursor.as_ref(),
+        )
     }
 }
 
