@@ -127,8 +127,9 @@ impl StatusHub {
         })
     }
 
-    /// The changes after `after` that `scope` may see, then new ones as they are published,
-    /// in sequence order; ends on shutdown, or when the database fails.
+    /// The changes after `after` that `scope` may see, then new ones as they are published:
+    /// every stored change exactly once, in sequence order, whatever order concurrent
+    /// deliveries announce them in. Ends on shutdown, or when the database fails.
     pub fn follow(
         self: &Arc<Self>,
         scope: Scope,
@@ -147,20 +148,24 @@ impl StatusHub {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     got = live.recv() => match got {
-                        Ok(c) => {
-                            if c.seq <= last {
-                                continue;
-                            }
+                        Ok(c) if c.seq <= last => {}
+                        // The next one in sequence: send it as it is.
+                        Ok(c) if c.seq == last + 1 => {
                             last = c.seq;
                             if scope.allows(&c) && tx.send(c).await.is_err() {
                                 return;
                             }
                         }
-                        // Too slow for the live feed: catch up from the database.
-                        Err(RecvError::Lagged(_)) => match hub.replay(&scope, last, &tx).await {
-                            Some(l) => last = l,
-                            None => return,
-                        },
+                        // Changes stored at once can be announced out of order: a gap means
+                        // one before it is stored but not yet announced. Every change is
+                        // stored before it is announced, so the database has them all, in
+                        // sequence order. The same when this stream was too slow for the feed.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {
+                            match hub.replay(&scope, last, &tx).await {
+                                Some(l) => last = l,
+                                None => return,
+                            }
+                        }
                         Err(RecvError::Closed) => return,
                     },
                 }

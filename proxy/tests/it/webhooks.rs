@@ -80,7 +80,8 @@ async fn read_stream(
     n: usize,
     wait: Duration,
 ) -> Vec<(i64, Value)> {
-    let mut req = client().get(format!("{base}/events/stream?ticket={ticket}"));
+    // No overall timeout: `wait` bounds the read.
+    let mut req = reqwest::Client::new().get(format!("{base}/events/stream?ticket={ticket}"));
     if let Some(id) = last_id {
         req = req.header("last-event-id", id.to_string());
     }
@@ -426,4 +427,62 @@ async fn a_record_lists_what_meta_announced_about_its_wabas() {
     assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
     assert_eq!(changes[0]["waba_id"], "101569239400667");
     assert_eq!(changes[0]["value"], "APPROVED");
+}
+
+/// With a stream open, 16 clients deliver 2,000 changes at once: the stream gets every one
+/// exactly once, in sequence order, though concurrent deliveries are announced in any order.
+#[tokio::test]
+async fn an_open_stream_gets_every_concurrent_delivery_once_in_order() {
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 125;
+    let s = hook_stack();
+    let t = ticket(&s, ADMIN).await;
+    let base = s.proxy.url.clone();
+    let reader = tokio::spawn(async move {
+        read_stream(
+            &base,
+            &t,
+            None,
+            CLIENTS * PER_CLIENT,
+            Duration::from_secs(300),
+        )
+        .await
+    });
+    // The stream is open (its first replay is done) before the deliveries start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = s.url("/webhooks/meta");
+    let results = futures_util::future::join_all((0..CLIENTS).map(|c| {
+        let url = url.clone();
+        async move {
+            let mut ok = 0;
+            for i in 0..PER_CLIENT {
+                let body = json!({"object": "whatsapp_business_account", "entry": [
+                    {"id": "102289599326934", "time": c * 100_000 + i,
+                     "changes": [{"field": "account_review_update",
+                                  "value": {"decision": "APPROVED"}}]}]})
+                .to_string();
+                let res = client()
+                    .post(&url)
+                    .header("x-hub-signature-256", signed(&body))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                ok += usize::from(res.status() == StatusCode::OK);
+            }
+            ok
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().sum::<usize>(), CLIENTS * PER_CLIENT);
+    let events = reader.await.unwrap();
+    assert_eq!(
+        events.len(),
+        CLIENTS * PER_CLIENT,
+        "every stored change reached the stream"
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].0 < w[1].0),
+        "in sequence order, no repeats"
+    );
 }
