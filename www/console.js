@@ -334,7 +334,15 @@ function onChange(change) {
 
 function followChanges() {
   if (stream) stream.stop();
-  stream = followStatus({ proxyUrl: config.proxyUrl, credential: adminToken, onChange });
+  stream = followStatus({
+    proxyUrl: config.proxyUrl,
+    credential: adminToken,
+    onChange,
+    onEnd: ({ status }) => {
+      $("status-line").textContent =
+        `Live changes stopped: the proxy refused the admin token (HTTP ${status}). Sign in again.`;
+    },
+  });
 }
 
 function start(token) {

@@ -90,6 +90,20 @@ pub enum InputError {
     Code,
 }
 
+impl InputError {
+    /// A parameter the route does not take, its name cut down to 64 characters before it goes
+    /// into an error message (names can be attacker-sized).
+    pub fn unknown_parameter(name: &str) -> Self {
+        Self::UnknownParameter(name.chars().take(64).collect())
+    }
+}
+
+/// Whether `s` can be a bearer credential or a token handed over by the SDK: 1..=
+/// [`MAX_TOKEN_LEN`] printable ASCII characters without spaces.
+pub fn is_credential_text(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_TOKEN_LEN && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Longest access token accepted.
 pub const MAX_TOKEN_LEN: usize = 4096;
 /// Longest signup code accepted.
@@ -588,9 +602,7 @@ impl ListQuery {
                     q.filtering = Some(f);
                 }
                 "sort" => q.sort = Some(Sort::parse(value)?),
-                "limit" => q.limit = Some(Limit::parse(value)?),
-                "after" | "before" => PageCursor::set(&mut q.cursor, key, value)?,
-                other => return Err(InputError::UnknownParameter(truncate(other, 64))),
+                _ => page_param(&mut q.limit, &mut q.cursor, key, value)?,
             }
             Ok(())
         })?;
@@ -613,6 +625,21 @@ impl ListQuery {
             self.cursor.as_ref(),
         )
     }
+}
+
+/// Takes `limit`, `after` or `before`; any other parameter is unknown.
+fn page_param(
+    limit: &mut Option<Limit>,
+    cursor: &mut Option<PageCursor>,
+    key: &str,
+    value: &str,
+) -> Result<(), InputError> {
+    match key {
+        "limit" => *limit = Some(Limit::parse(value)?),
+        "after" | "before" => PageCursor::set(cursor, key, value)?,
+        other => return Err(InputError::unknown_parameter(other)),
+    }
+    Ok(())
 }
 
 /// Calls `f` for each pair, refusing a parameter given twice.
@@ -692,20 +719,14 @@ impl PhoneQuery {
         each_once(pairs, |key, value| {
             match key {
                 "fields" => q.fields = Some(Fields::parse_phone(value)?),
-                "limit" => q.limit = Some(Limit::parse(value)?),
-                "after" | "before" => PageCursor::set(&mut q.cursor, key, value)?,
-                other => {
-                    return Err(InputError::UnknownParameter(
-                        other.chars().take(64).collect(),
-                    ));
-                }
+                _ => page_param(&mut q.limit, &mut q.cursor, key, value)?,
             }
             Ok(())
         })?;
         Ok(q)
     }
 
-    /// The query as `(name, value)` pairs in a fixed order, ready to encode.
+    /// The query's pairs, canonical: `fields`, `limit`, the cursor.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
         canonical(
             self.fields.as_ref(),
@@ -714,12 +735,6 @@ impl PhoneQuery {
             self.cursor.as_ref(),
         )
     }
-}
-
-/// Cuts attacker-sized names down before they go into an error message.
-#[cfg(feature = "json")]
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 #[cfg(test)]

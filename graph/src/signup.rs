@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// The `type` of Embedded Signup session messages.
 pub const SESSION_MESSAGE_TYPE: &str = "WA_EMBEDDED_SIGNUP";
 /// Longest token or code accepted from a login response.
-pub const MAX_CREDENTIAL_LEN: usize = 4096;
+pub const MAX_CREDENTIAL_LEN: usize = crate::input::MAX_TOKEN_LEN;
 
 /// Why a signup message or login response could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -352,11 +352,7 @@ impl LoginOutcome {
                 });
             }
         };
-        let usable = |s: &str| {
-            !s.is_empty()
-                && s.len() <= MAX_CREDENTIAL_LEN
-                && s.bytes().all(|b| b.is_ascii_graphic())
-        };
+        let usable = crate::input::is_credential_text;
         match (auth.access_token, auth.code) {
             (_, Some(code)) if usable(&code) => Ok(Self::Code {
                 code: Secret::new(code),

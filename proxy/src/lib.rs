@@ -57,7 +57,7 @@ pub struct AppState {
     /// Per-client allowance of calls that cost Graph calls for unauthenticated clients.
     pub limiter: Arc<ClientLimiter>,
     /// `/readyz` cache.
-    pub readiness: routes::ops::Readiness,
+    pub readiness: upstream::readiness::Readiness,
     /// `/metrics` rendering.
     pub metrics: PrometheusHandle,
     /// Onboarding records, sessions, the tracker's state and Meta's changes.
@@ -162,7 +162,7 @@ impl AppState {
             tokens,
             upstream,
             scrubber,
-            readiness: routes::ops::Readiness::default(),
+            readiness: upstream::readiness::Readiness::default(),
             metrics: metrics_handle(),
             store,
             config,
@@ -189,7 +189,7 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Runs `work` every `every`, the first after one period.
+/// Runs `work` every `every`, the first at once.
 fn every<F, Fut>(every: Duration, mut work: F)
 where
     F: FnMut() -> Fut + Send + 'static,
@@ -197,7 +197,6 @@ where
 {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
-        tick.tick().await;
         loop {
             tick.tick().await;
             work().await;

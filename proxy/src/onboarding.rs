@@ -28,8 +28,8 @@ use waba_graph::{ObjectId, Secret, Waba};
 /// WABAs read at once when checking an onboarding's follow-ups.
 pub const PARALLEL_READS: usize = 4;
 
-/// Body of `POST /signup/exchange`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /signup/exchange`. `Debug` never shows the code.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRequest {
     /// The code from `FB.login`'s `authResponse`.
@@ -37,6 +37,15 @@ pub struct ExchangeRequest {
     /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
     #[serde(default)]
     pub event: Option<RawSessionMessage>,
+}
+
+impl std::fmt::Debug for ExchangeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeRequest")
+            .field("code", &"[redacted]")
+            .field("event", &self.event)
+            .finish()
+    }
 }
 
 /// Body of `POST /signup/events`.
@@ -342,7 +351,10 @@ fn record_of(flow: Flow, now: i64, event: Option<&SessionMessage>) -> Onboarding
 /// The follow-up of what is incomplete about `waba_id` (or the whole signup); `None` for a
 /// reason this version does not act on.
 fn incomplete(waba_id: Option<String>, inc: Incomplete) -> Option<FollowUp> {
-    let reason = FollowUpReason::parse(&inc.reason)?;
+    let Some(reason) = FollowUpReason::parse(&inc.reason) else {
+        tracing::warn!(reason = %inc.reason, "an incomplete onboarding of a kind this version does not record");
+        return None;
+    };
     Some(follow_up(waba_id, reason, inc.message))
 }
 

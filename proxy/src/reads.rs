@@ -109,7 +109,7 @@ fn single_param<'a>(
     let mut found = None;
     for (k, v) in pairs {
         if !allowed.contains(k) {
-            return Err(InputError::UnknownParameter(k.chars().take(64).collect()).into());
+            return Err(InputError::unknown_parameter(k).into());
         }
         if found.replace(*v).is_some() {
             return Err(InputError::DuplicateParameter((*k).to_owned()).into());

@@ -24,6 +24,8 @@ export interface FollowStatusOptions {
   onChange: (change: StatusChange) => void;
   /** Start after this event id (default 0: every stored change, then new ones). */
   after?: number;
+  /** Called once when the following ends by itself: the proxy refused the credential. */
+  onEnd?: (end: { reason: "refused"; status: number }) => void;
 }
 
 export interface StatusFollow {

@@ -8,24 +8,34 @@
 // EventSource cannot send headers, so each connection first asks POST /events/ticket for a
 // short-lived ticket with the credential (the admin token, a signup token or a code-flow
 // session). After a drop it reconnects with backoff (1 s doubling to 30 s, with jitter) and a
-// new ticket, and resumes after the last event id, so no change is lost or applied twice. A
-// credential the proxy refuses (401, 403) ends the following.
+// new ticket, and resumes after the last event id, so no change is lost or applied twice. The
+// backoff starts over once a connection delivered a change or stayed up a while, so a stream
+// that opens and drops at once does not reconnect every second. A credential the proxy refuses
+// (401, 403) ends the following, and `onEnd` is told why.
 
 const FIRST_DELAY_MS = 1000;
 const MAX_DELAY_MS = 30000;
+const HEALTHY_MS = 30000;
 
-export function followStatus({ proxyUrl, credential, onChange, after = 0 }) {
+export function followStatus({ proxyUrl, credential, onChange, onEnd, after = 0 }) {
   const base = proxyUrl.replace(/\/$/, "");
   let last = after;
   let delay = FIRST_DELAY_MS;
   let source = null;
   let timer = null;
   let stopped = false;
+  let healthy = null;
 
   function stop() {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(healthy);
     if (source) source.close();
+  }
+
+  function refused(status) {
+    stop();
+    if (onEnd) onEnd({ reason: "refused", status });
   }
 
   function retry() {
@@ -42,13 +52,17 @@ export function followStatus({ proxyUrl, credential, onChange, after = 0 }) {
         method: "POST",
         headers: { Authorization: "Bearer " + credential },
       });
-      if (res.status === 401 || res.status === 403) return stop();
+      if (res.status === 401 || res.status === 403) return refused(res.status);
       if (!res.ok) throw new Error("ticket: HTTP " + res.status);
       const { ticket } = await res.json();
       if (stopped) return;
       source = new EventSource(`${base}/events/stream?ticket=${encodeURIComponent(ticket)}&after=${last}`);
-      source.onopen = () => { delay = FIRST_DELAY_MS; };
+      source.onopen = () => {
+        clearTimeout(healthy);
+        healthy = setTimeout(() => { delay = FIRST_DELAY_MS; }, HEALTHY_MS);
+      };
       source.addEventListener("status", (ev) => {
+        delay = FIRST_DELAY_MS;
         const id = Number(ev.lastEventId);
         if (!(id > last)) return;
         last = id;
@@ -56,6 +70,7 @@ export function followStatus({ proxyUrl, credential, onChange, after = 0 }) {
       });
       source.onerror = () => {
         // The browser would retry with the same (soon expired) ticket: take over.
+        clearTimeout(healthy);
         source.close();
         retry();
       };

@@ -22,7 +22,7 @@ use wasm_bindgen::prelude::*;
 /// Milliseconds to wait for the session message after the login callback, by default.
 pub const DEFAULT_GRACE_MS: i32 = 1500;
 /// Largest session message accepted, in characters.
-pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+pub const MAX_MESSAGE_LEN: usize = 8 * 1024;
 
 fn invalid(message: impl Into<String>) -> WabaError {
     WabaError::new(code::INVALID_SIGNUP_RESULT, message)

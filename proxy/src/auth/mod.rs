@@ -44,14 +44,6 @@ impl Principal {
         Self::Signup(Arc::new(SignupGrant { wabas }))
     }
 
-    /// The WABAs a signup principal was granted, as strings; `None` for the admin.
-    pub fn granted(&self) -> Option<Vec<String>> {
-        match self {
-            Principal::Admin => None,
-            Principal::Signup(grant) => Some(grant.wabas.iter().map(ToString::to_string).collect()),
-        }
-    }
-
     /// Whether a signup principal was granted `waba`. Admins are checked against the
     /// partner's WABA directory by the caller.
     pub fn signup_may_read(&self, waba: &ObjectId) -> bool {

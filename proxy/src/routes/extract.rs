@@ -12,9 +12,6 @@ use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-/// Longest bearer credential accepted.
-pub const MAX_CREDENTIAL_LEN: usize = 4096;
-
 /// The bearer credential of a request, checked for shape; `None` when there is no
 /// `Authorization` header.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
@@ -30,10 +27,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
         return Err(use_bearer);
     }
     let token = token.trim();
-    if token.is_empty()
-        || token.len() > MAX_CREDENTIAL_LEN
-        || !token.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !waba_graph::input::is_credential_text(token) {
         return Err(AppError::InvalidCredential("malformed bearer token"));
     }
     Ok(Some(token))
@@ -171,11 +165,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| Self(v))
-            .map_err(|e: JsonRejection| match e {
-                JsonRejection::BytesRejection(_) => AppError::PayloadTooLarge,
-                _ => AppError::BadRequest(
-                    "the body must be JSON of the documented shape (Content-Type: application/json)",
-                ),
+            .map_err(|e: JsonRejection| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::BadRequest(
+                        "the body must be JSON of the documented shape (Content-Type: application/json)",
+                    )
+                }
             })
     }
 }

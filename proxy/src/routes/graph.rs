@@ -3,6 +3,7 @@
 //! Each request is parsed and validated first (400 without any Graph call), then its caller
 //! is identified (401), and [`Reads`](crate::reads::Reads) authorises (403) and answers.
 
+use super::RouteLabel;
 use super::extract::{Admin, Caller, ClientIp};
 use crate::AppState;
 use crate::error::AppError;
@@ -17,10 +18,6 @@ use waba_graph::input::{GraphVersion, ListEdge};
 
 /// Longest query string accepted.
 pub const MAX_QUERY_LEN: usize = 4096;
-
-/// The route a request was for, recorded in metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
 
 /// Parses the raw (undecoded) path after `/graph/`: an optional `vNN.N`, then a known route.
 pub fn parse_target(raw_path: &str) -> Result<Target, AppError> {

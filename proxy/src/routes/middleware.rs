@@ -2,7 +2,7 @@
 //! by route (never by URL: query strings can hold tokens), metrics, catch-panic, a body
 //! limit, load shedding above the concurrency limit, and CORS for the configured origins.
 
-use super::graph::RouteLabel;
+use super::RouteLabel;
 use crate::config::Config;
 use crate::error::AppError;
 use axum::Router;

@@ -22,6 +22,11 @@ use std::sync::Arc;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+/// The route a request was for, as recorded in metrics, when its path alone does not say
+/// (every `/graph/...` request matches one route).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
 /// The whole proxy as a router.
 pub fn app(state: Arc<AppState>) -> Router {
     // Answers about accounts, records and credentials are never kept by a cache.

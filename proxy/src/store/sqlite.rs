@@ -192,7 +192,8 @@ fn read_onboarding(row: &rusqlite::Row<'_>) -> rusqlite::Result<Onboarding> {
         record: OnboardingRecord {
             created_at: row.get(1)?,
             flow: stored(row, 2, Flow::parse, "flow")?,
-            outcome: stored(row, 3, Outcome::parse, "outcome")?,
+            // An outcome or change kind a later version wrote reads as unknown, not an error.
+            outcome: Outcome::parse(&row.get::<_, String>(3)?).unwrap_or(Outcome::Unknown),
             event: row.get(4)?,
             granted: split_ids(&row.get::<_, String>(5)?),
             reported_waba_id: row.get(6)?,
@@ -238,7 +239,7 @@ fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChange> {
         change: StatusChange {
             dedupe: dedupe.try_into().unwrap_or([0; 32]),
             field: r.get(3)?,
-            kind: stored(r, 4, ChangeKind::parse, "change kind")?,
+            kind: ChangeKind::parse(&r.get::<_, String>(4)?).unwrap_or(ChangeKind::Unknown),
             waba_id: r.get(5)?,
             value: r.get(6)?,
             raw: r.get(7)?,

@@ -5,6 +5,7 @@
 
 pub mod directory;
 pub mod paging;
+pub mod readiness;
 pub mod resilience;
 pub mod route;
 pub mod scrub;
