@@ -187,6 +187,8 @@ pub struct Config {
 pub struct CodeFlowConfig {
     /// Seals business tokens.
     pub key: crate::sealing::TokenKey,
+    /// The key as configured (base64 or hex), so it is scrubbed like every other secret.
+    pub key_text: Secret,
     /// Session credential lifetime.
     pub session_ttl: Duration,
 }
@@ -377,7 +379,7 @@ impl Config {
             args.token_key_file,
         )?
         .map(|k| {
-            key_bytes(k.expose()).map(|b| crate::sealing::TokenKey::new(&b)).ok_or_else(|| {
+            key_bytes(k.expose()).map(|b| (crate::sealing::TokenKey::new(&b), k.clone())).ok_or_else(|| {
                 bad(
                     "--token-key / WABA_TOKEN_KEY",
                     "must be 32 bytes as base64 or 64 hex digits (e.g. `openssl rand -base64 32`)",
@@ -392,8 +394,9 @@ impl Config {
             ));
         }
         let code_flow = match (&app_id, &app_secret, key) {
-            (Some(_), Some(_), Some(key)) => Some(CodeFlowConfig {
+            (Some(_), Some(_), Some((key, key_text))) => Some(CodeFlowConfig {
                 key,
+                key_text,
                 session_ttl: Duration::from_secs(args.session_ttl_secs),
             }),
             (_, _, None) => None,
@@ -448,6 +451,7 @@ impl Config {
         out.extend(self.admin_token.clone());
         out.extend(self.app_secret.clone());
         out.extend(self.webhook_verify_token.clone());
+        out.extend(self.code_flow.as_ref().map(|c| c.key_text.clone()));
         out
     }
 }

@@ -206,6 +206,10 @@ impl IntoResponse for AppError {
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if matches!(self, Self::MethodNotAllowed) {
+            // RFC 9110 §15.5.6: a 405 names the methods the resource takes.
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
         if matches!(self, Self::MissingCredential | Self::InvalidCredential(_)) {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -186,3 +186,34 @@ async fn health_readiness_and_metrics() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
     assert!(!a.text.contains(DEMO_SYSTEM));
 }
+
+/// RFC 9110 §15.5.6: every 405 carries `Allow` with the methods the resource takes.
+#[tokio::test]
+async fn every_405_names_the_allowed_methods() {
+    let s = stack(world("demo"), &[]);
+    let cases = [
+        (reqwest::Method::POST, "/graph/102289599326934", "GET"),
+        (reqwest::Method::DELETE, "/graph/debug_token", "GET"),
+        (reqwest::Method::GET, "/signup/exchange", "POST"),
+        (reqwest::Method::PUT, "/admin/onboardings", "GET"),
+    ];
+    for (method, path, allowed) in cases {
+        let a = send(
+            client()
+                .request(method.clone(), s.url(path))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let allow = a
+            .headers
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            allow.split(',').any(|m| m.trim() == allowed),
+            "{method} {path}: Allow is {allow:?}"
+        );
+    }
+}

@@ -199,3 +199,44 @@ fn help_and_config_errors_never_print_secrets() {
     assert!(!out.status.success() && err.contains("not both"), "{err}");
     let _ = std::fs::remove_file(&dir);
 }
+
+/// Every configured secret goes through the scrubber: the token key, the app secret and the
+/// webhook verify token, echoed by Graph in an error, reach neither the client nor the log.
+#[tokio::test]
+async fn every_configured_secret_is_scrubbed() {
+    const KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+    const VERIFY: &str = "verify-token-for-scrub-tests-5d1e";
+    let s = stack(
+        world("demo"),
+        &[
+            "--app-id",
+            "670843887433847",
+            "--app-secret",
+            DEMO_APP_SECRET,
+            "--token-key",
+            KEY,
+            "--webhook-verify-token",
+            VERIFY,
+        ],
+    );
+    let secrets = [KEY, DEMO_APP_SECRET, VERIFY, DEMO_SYSTEM, ADMIN];
+    let message = format!("echo {KEY} {DEMO_APP_SECRET} {VERIFY}");
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({
+            "route": "waba", "times": 1,
+            "action": {"kind": "error", "status": 400, "code": 100, "message": message}
+        }))
+        .unwrap(),
+    ]);
+    let a = get(&s.url("/graph/102289599326934"), Some(FINISH)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(a.error().message.contains("[redacted]"), "{}", a.text);
+    for secret in secrets {
+        assert!(!a.text.contains(secret), "{secret} in body: {}", a.text);
+    }
+    for line in s.proxy.output() {
+        for secret in secrets {
+            assert!(!line.contains(secret), "{secret} in log line: {line}");
+        }
+    }
+}
