@@ -72,7 +72,8 @@ fn query_pairs(req: &Parts) -> Result<Vec<(String, String)>, AppError> {
     Ok(pairs)
 }
 
-/// The handler of every `/graph/...` request, within the request deadline.
+/// The handler of every `/graph/...` request (within the request deadline the middleware
+/// sets).
 pub async fn graph(State(state): State<Arc<AppState>>, req: Request) -> Response {
     // The proxy only reads: the body is never looked at.
     let (mut req, _body) = req.into_parts();
@@ -83,15 +84,7 @@ pub async fn graph(State(state): State<Arc<AppState>>, req: Request) -> Response
         .unwrap_or("graph_invalid");
     let answer = match target {
         _ if req.method != Method::GET => Err(AppError::MethodNotAllowed),
-        Ok(target) => {
-            let timeout = state.config.upstream.request_timeout;
-            let deadline = std::time::Instant::now() + timeout;
-            let work = crate::upstream::resilience::DEADLINE
-                .scope(deadline, read(&state, &mut req, target));
-            tokio::time::timeout(timeout, work)
-                .await
-                .unwrap_or(Err(AppError::UpstreamTimeout))
-        }
+        Ok(target) => read(&state, &mut req, target).await,
         Err(e) => Err(e),
     };
     let mut res = answer.map_or_else(IntoResponse::into_response, |body| {

@@ -115,6 +115,20 @@ pub fn apply(router: Router, config: &Config) -> Router {
     router
 }
 
+/// One deadline for the whole request, shared by every Graph call it makes (retries stop
+/// before it, each call is cut at it), and an answer by then: 504 otherwise. Not for streams.
+pub async fn deadline(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let deadline = Instant::now() + timeout;
+    let work = crate::upstream::resilience::DEADLINE.scope(deadline, next.run(req));
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| AppError::UpstreamTimeout.into_response())
+}
+
 /// Counts requests by route and status.
 async fn count(req: Request, next: Next) -> Response {
     let matched = req

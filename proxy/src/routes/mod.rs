@@ -40,6 +40,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/tracker/events", get(admin::share_events))
         .route("/admin/tracker/pass", post(admin::tracker_pass))
         .route("/events/ticket", post(events::ticket))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.config.upstream.request_timeout,
+            middleware::deadline,
+        ))
         .route("/events/stream", get(events::stream))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

@@ -298,7 +298,19 @@ impl Upstream {
             regain_secs: None,
             app_blocked: false,
         };
-        let mut req = self.client.get(url).timeout(self.timeout);
+        // One deadline per client request, shared by every Graph call it makes: no call may
+        // outlive it, whatever its own timeout.
+        let left =
+            resilience::deadline_or(self.request_timeout).saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure {
+                error: AppError::UpstreamTimeout,
+                status: None,
+                regain_secs: None,
+                app_blocked: false,
+            });
+        }
+        let mut req = self.client.get(url).timeout(self.timeout.min(left));
         if system_user {
             req = req.header(AUTHORIZATION, self.auth.clone());
         }

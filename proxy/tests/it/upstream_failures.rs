@@ -344,3 +344,67 @@ async fn the_app_at_its_limit_pauses_every_call() {
     }
     assert_eq!(s.sim.state.calls().values().sum::<u64>(), graph_calls);
 }
+
+/// One deadline per request, shared by every Graph call it makes: a signup report (a
+/// `debug_token` and a WABA read, each slow) and a code exchange (the exchange, `debug_token`
+/// and a WABA read) are answered by the request timeout, not one timeout per call.
+#[tokio::test]
+async fn the_signup_routes_answer_by_one_request_deadline() {
+    let db = waba_testkit::harness::temp_database();
+    let dbs = db.display().to_string();
+    let args = with_database(
+        &[
+            "--upstream-timeout-ms",
+            "2500",
+            "--request-timeout-ms",
+            "3000",
+            "--app-id",
+            "670843887433847",
+            "--app-secret",
+            DEMO_APP_SECRET,
+            "--token-key",
+            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+        ],
+        &dbs,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = stack(world("demo"), &args);
+    let slow = |route| fault(route, None, json!({"kind": "latency", "ms": 2000}));
+    s.sim.state.add_faults(vec![
+        slow("debug_token"),
+        slow("waba"),
+        slow("oauth_access_token"),
+    ]);
+    let event = json!({"type": "WA_EMBEDDED_SIGNUP", "event": "FINISH",
+                       "data": {"waba_id": "102289599326934", "business_id": "2"}});
+    let started = Instant::now();
+    let a = send(
+        client()
+            .post(s.url("/signup/events"))
+            .bearer_auth(FINISH)
+            .json(&json!({"event": event})),
+    )
+    .await;
+    let report_took = started.elapsed();
+    let code = s.sim.state.mint_code(FINISH);
+    let started = Instant::now();
+    let b = send(
+        client()
+            .post(s.url("/signup/exchange"))
+            .json(&json!({"code": code, "event": event})),
+    )
+    .await;
+    let exchange_took = started.elapsed();
+    assert!(
+        report_took < Duration::from_millis(3800),
+        "the report took {report_took:?}: {} {}",
+        a.status,
+        a.text
+    );
+    assert!(
+        exchange_took < Duration::from_millis(3800),
+        "the exchange took {exchange_took:?}: {} {}",
+        b.status,
+        b.text
+    );
+}
