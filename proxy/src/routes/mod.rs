@@ -16,6 +16,7 @@ pub mod webhooks;
 use crate::AppState;
 use crate::error::AppError;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::{any, get, post};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub fn app(state: Arc<AppState>) -> Router {
             middleware::deadline,
         ))
         .route("/events/stream", get(events::stream))
+        // The bytes actually read, chunked or not; `Content-Length` is refused earlier.
+        .layer(DefaultBodyLimit::max(middleware::MAX_BODY as usize))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -55,7 +58,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route(
             "/webhooks/meta",
-            get(webhooks::handshake).post(webhooks::receive),
+            get(webhooks::handshake)
+                .post(webhooks::receive)
+                .layer(DefaultBodyLimit::max(crate::webhook::MAX_WEBHOOK_BODY)),
         )
         .merge(api);
     router = match &state.config.www {

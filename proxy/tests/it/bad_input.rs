@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 #[tokio::test]
 async fn malformed_requests_are_refused_before_graph() {
@@ -185,4 +186,103 @@ async fn debug_token_is_rate_limited_per_client() {
     let retry: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     assert_eq!(s.sim.calls("debug_token"), 1);
+}
+
+/// Posts `body` with `Transfer-Encoding: chunked` (no `Content-Length`) over a raw
+/// connection, reading the answer while it writes; the answer's status code.
+async fn post_chunked(base: &str, path: &str, body: Vec<u8>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    // The writer keeps its half open until the answer is read: the server closes a
+    // half-closed connection without answering.
+    let (done, wait) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        let sent: std::io::Result<()> = async {
+            write.write_all(head.as_bytes()).await?;
+            for chunk in body.chunks(8 * 1024) {
+                write
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await?;
+                write.write_all(chunk).await?;
+                write.write_all(b"\r\n").await?;
+            }
+            write.write_all(b"0\r\n\r\n").await
+        }
+        .await;
+        let _ = wait.await;
+        sent
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = done.send(());
+    let _ = writer.await;
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Body limits count the bytes actually read: a chunked body without `Content-Length` gets
+/// 413 like a declared one, and nothing of it is stored.
+#[tokio::test]
+async fn chunked_bodies_are_held_to_the_same_limits() {
+    let db = waba_testkit::harness::temp_database();
+    let args = with_database(&[], &db.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = stack(world("demo"), &args);
+    let huge_step = "X".repeat(1536 * 1024);
+    let report = json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                                  "data": {"current_step": huge_step}}})
+    .to_string()
+    .into_bytes();
+    assert_eq!(
+        post_chunked(&s.proxy.url, "/signup/events", report).await,
+        413
+    );
+    let exchange = json!({"code": "A".repeat(20 * 1024)})
+        .to_string()
+        .into_bytes();
+    assert_eq!(
+        post_chunked(&s.proxy.url, "/signup/exchange", exchange).await,
+        413
+    );
+    let webhook = vec![b' '; 1536 * 1024];
+    assert_eq!(
+        post_chunked(&s.proxy.url, "/webhooks/meta", webhook).await,
+        413
+    );
+    // Within the limit, a chunked body is read as usual.
+    let small = json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                                 "data": {"current_step": "PHONE_NUMBER_SETUP"}}})
+    .to_string()
+    .into_bytes();
+    assert_eq!(
+        post_chunked(&s.proxy.url, "/signup/events", small).await,
+        200
+    );
+    let records = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    let data = records.json()["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        data.len(),
+        1,
+        "only the small report is stored: {}",
+        records.text
+    );
+    assert_eq!(data[0]["current_step"], "PHONE_NUMBER_SETUP");
 }
