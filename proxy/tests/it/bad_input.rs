@@ -193,7 +193,9 @@ async fn debug_token_is_rate_limited_per_client() {
 async fn post_chunked(base: &str, path: &str, body: Vec<u8>) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("the proxy accepts connections");
     let (mut read, mut write) = stream.into_split();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
