@@ -29,12 +29,50 @@ const QUERY: &str = "fields=id,name,account_review_status";
 struct Killed(Vec<Child>);
 
 impl Drop for Killed {
+    /// Asks each server to stop (SIGTERM: nginx's master then stops its workers, which a
+    /// SIGKILL would leave running), waits a little, then kills what is left.
     fn drop(&mut self) {
         for c in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        for c in &mut self.0 {
+            for _ in 0..100 {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
     }
+}
+
+/// nginx processes (master or workers) still running from the bench: those holding a file of
+/// `target/bench-nginx` open (its error log).
+pub fn leftover_nginx() -> Vec<String> {
+    let dir = project_root().join("target/bench-nginx");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|p| {
+            std::fs::read_link(p.join("exe")).is_ok_and(|exe| exe.ends_with("nginx"))
+                && std::fs::read_dir(p.join("fd")).is_ok_and(|fds| {
+                    fds.flatten()
+                        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|f| f.starts_with(&dir)))
+                })
+        })
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 /// One load run's numbers.

@@ -63,6 +63,14 @@ pub fn run_all(_args: &[String]) -> Res {
         "bench, quick mode (proves `cargo xtask bench` works; its numbers fail nothing)",
         crate::bench::bench(&["--quick".to_owned()]),
     );
+    step("the bench left no nginx process behind", {
+        let left = crate::bench::leftover_nginx();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still running: {}", left.join(", ")))
+        }
+    });
 
     println!();
     if failures.is_empty() {
