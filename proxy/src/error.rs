@@ -145,6 +145,16 @@ impl AppError {
         }
     }
 
+    /// Meta (or the throttle gate on its word) refused to handle the call for now: nothing
+    /// was done with it.
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            Self::UpstreamThrottled { .. } => true,
+            Self::Graph { error, .. } => error.class() == waba_graph::error::ErrorClass::Throttled,
+            _ => false,
+        }
+    }
+
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after } | Self::UpstreamThrottled { retry_after } => {

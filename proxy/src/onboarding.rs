@@ -156,6 +156,12 @@ impl Signups {
                     "the signup code expired or was already used: the business must click the signup button again",
                 ));
             }
+            // Meta throttled the call (or the gate kept it from Meta): the code was not used, so
+            // the retry the 429 invites must find it unclaimed.
+            Err(e) if e.is_throttling() => {
+                self.store.release_code(digest(code.expose())).await?;
+                return Err(e);
+            }
             Err(e) => return Err(e),
         };
         let token: TokenAnswer = serde_json::from_slice(&bytes)

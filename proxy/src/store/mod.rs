@@ -325,6 +325,8 @@ pub trait Store: Send + Sync {
     fn changes_of(&self, wabas: Vec<String>, limit: u32) -> StoreFuture<'_, Vec<StoredChange>>;
     /// Records that `code_hash` was presented; `false` when it had been before.
     fn claim_code(&self, code_hash: [u8; 32], now: i64) -> StoreFuture<'_, bool>;
+    /// Gives a claimed code back: Graph refused to look at it (throttled), so it still works.
+    fn release_code(&self, code_hash: [u8; 32]) -> StoreFuture<'_, ()>;
     /// Stores an onboarding and, when given, its session credential, in one transaction.
     /// Returns the record's id.
     fn insert_onboarding(

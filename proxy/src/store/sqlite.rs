@@ -347,6 +347,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn release_code(&self, code_hash: [u8; 32]) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM used_codes WHERE code_hash = ?1",
+                params![&code_hash[..]],
+            )?;
+            Ok(())
+        })
+    }
+
     fn insert_onboarding(
         &self,
         r: OnboardingRecord,

@@ -496,3 +496,32 @@ async fn the_coexistence_finish_expects_a_phone_like_the_page() {
     let only_waba = report("FINISH_ONLY_WABA").await;
     assert!(only_waba.is_empty(), "{only_waba:?}");
 }
+
+/// When Meta throttles the code exchange it has not used the code: the 429 invites a retry,
+/// and the retry with the same code succeeds instead of being refused as "already used".
+#[tokio::test]
+async fn a_throttled_exchange_leaves_the_code_usable() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let throttle: waba_testkit::sim::faults::Fault = serde_json::from_value(json!({
+        "route": "oauth_access_token", "times": 1,
+        "action": {"kind": "throttle", "code": 80008, "status": 403}
+    }))
+    .unwrap();
+    s.sim.state.add_faults(vec![throttle]);
+    let code = s.sim.state.mint_code(FINISH);
+    let first = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(
+        first.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        first.text
+    );
+    let again = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert!(
+        again.json()["session"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("wos_"))
+    );
+}
