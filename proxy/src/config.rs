@@ -82,9 +82,36 @@ pub struct Args {
     #[arg(long, env = "WABA_MAX_CONCURRENCY", default_value_t = 512)]
     pub max_concurrency: usize,
 
-    /// `debug_token` calls a client (by IP address) may make per minute.
+    /// Graph calls a client without a known credential (by IP address, IPv6 by /64) may
+    /// cause per minute: `debug_token` of tokens not in the cache, code exchanges, signup
+    /// reports.
     #[arg(long, env = "WABA_DEBUG_TOKEN_PER_MINUTE", default_value_t = 30)]
     pub debug_token_per_minute: u32,
+
+    /// The same Graph calls per minute for all such clients together.
+    #[arg(
+        long,
+        env = "WABA_DEBUG_TOKEN_GLOBAL_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub debug_token_global_per_minute: u32,
+
+    /// Milliseconds a connection has to send a request's whole head (also how long an idle
+    /// keep-alive connection is kept).
+    #[arg(long, env = "WABA_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// Largest request head (request line and headers) in bytes; more is answered 431.
+    #[arg(long, env = "WABA_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Open connections at most; further ones wait to be accepted.
+    #[arg(long, env = "WABA_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Open connections per client address (IPv6 by /64); further ones are closed at once.
+    #[arg(long, env = "WABA_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
+    pub max_connections_per_client: usize,
 
     /// Seconds a signup token's `debug_token` answer is trusted (never past its expiry).
     #[arg(long, env = "WABA_TOKEN_CACHE_SECS", default_value_t = 300)]
@@ -164,8 +191,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Concurrent requests.
     pub max_concurrency: usize,
-    /// `debug_token` calls per client per minute.
+    /// Graph calls per client without a known credential, per minute.
     pub debug_token_per_minute: u32,
+    /// The same for all such clients together.
+    pub debug_token_global_per_minute: u32,
+    /// What one connection, and all of them, may hold.
+    pub connections: crate::server::Limits,
     /// Signup token cache lifetime.
     pub token_cache: Duration,
     /// Static files.
@@ -346,10 +377,42 @@ impl Config {
                 "must be above 0",
             ));
         }
-        if args.debug_token_per_minute == 0 {
-            return Err(bad(
+        for (name, value) in [
+            (
                 "--debug-token-per-minute / WABA_DEBUG_TOKEN_PER_MINUTE",
-                "must be above 0",
+                u64::from(args.debug_token_per_minute),
+            ),
+            (
+                "--debug-token-global-per-minute / WABA_DEBUG_TOKEN_GLOBAL_PER_MINUTE",
+                u64::from(args.debug_token_global_per_minute),
+            ),
+            (
+                "--header-timeout-ms / WABA_HEADER_TIMEOUT_MS",
+                args.header_timeout_ms,
+            ),
+            (
+                "--max-connections / WABA_MAX_CONNECTIONS",
+                args.max_connections as u64,
+            ),
+            (
+                "--max-connections-per-client / WABA_MAX_CONNECTIONS_PER_CLIENT",
+                args.max_connections_per_client as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(bad(name, "must be above 0"));
+            }
+        }
+        if !(crate::server::MIN_HEADER_BYTES..=crate::server::MAX_HEADER_BYTES)
+            .contains(&args.max_header_bytes)
+        {
+            return Err(bad(
+                "--max-header-bytes / WABA_MAX_HEADER_BYTES",
+                format!(
+                    "must be between {} and {}",
+                    crate::server::MIN_HEADER_BYTES,
+                    crate::server::MAX_HEADER_BYTES
+                ),
             ));
         }
         if let Some(dir) = args.www.as_ref().filter(|d| !d.is_dir()) {
@@ -439,6 +502,13 @@ impl Config {
                 .transpose()?,
             max_concurrency: args.max_concurrency,
             debug_token_per_minute: args.debug_token_per_minute,
+            debug_token_global_per_minute: args.debug_token_global_per_minute,
+            connections: crate::server::Limits {
+                header_timeout: Duration::from_millis(args.header_timeout_ms),
+                max_header_bytes: args.max_header_bytes,
+                max_connections: args.max_connections,
+                max_connections_per_client: args.max_connections_per_client,
+            },
             token_cache: Duration::from_secs(args.token_cache_secs),
             www: args.www,
             json_logs,

@@ -18,6 +18,7 @@ pub mod onboarding;
 pub mod reads;
 pub mod routes;
 pub mod sealing;
+pub mod server;
 pub mod store;
 pub mod tracker;
 pub mod upstream;
@@ -27,7 +28,7 @@ pub use routes::app;
 pub use waba_graph as graph;
 
 use auth::admin::AdminToken;
-use auth::limit::ClientLimiter;
+use auth::limit::GraphAllowance;
 use auth::session::SessionCredential;
 use auth::signup_token::{SignupToken, TokenInspector};
 use auth::{Authenticator, Authenticators};
@@ -54,8 +55,8 @@ pub struct AppState {
     pub tokens: Arc<TokenInspector>,
     /// The partner's WABAs.
     pub directory: Arc<Directory>,
-    /// Per-client allowance of calls that cost Graph calls for unauthenticated clients.
-    pub limiter: Arc<ClientLimiter>,
+    /// The allowance of Graph calls callers without a known credential can cause.
+    pub allowance: Arc<GraphAllowance>,
     /// `/readyz` cache.
     pub readiness: upstream::readiness::Readiness,
     /// `/metrics` rendering.
@@ -102,8 +103,13 @@ impl AppState {
         let scrubber = Arc::new(Scrubber::new(config.secrets()));
         let upstream =
             Upstream::new(&config.upstream, scrubber.clone()).map_err(StartError::Client)?;
+        let allowance = Arc::new(GraphAllowance::per_minute(
+            config.debug_token_per_minute,
+            config.debug_token_global_per_minute,
+        ));
         let tokens = Arc::new(TokenInspector::new(
             upstream.clone(),
+            allowance.clone(),
             config.app_id.clone(),
             config.token_cache,
         ));
@@ -114,7 +120,6 @@ impl AppState {
         authenticators.push(Box::new(SessionCredential(store.clone())));
         authenticators.push(Box::new(SignupToken(tokens.clone())));
         let auth = Authenticators::new(authenticators);
-        let limiter = Arc::new(ClientLimiter::per_minute(config.debug_token_per_minute));
         let hub = Arc::new(live::StatusHub::new(store.clone()).map_err(StartError::Client)?);
         let code_flow = match (&config.app_id, &config.app_secret, &config.code_flow) {
             (Some(app_id), Some(app_secret), Some(flow)) => Some(onboarding::CodeFlow {
@@ -132,7 +137,6 @@ impl AppState {
                 directory: directory.clone(),
                 tokens: tokens.clone(),
                 scrubber: scrubber.clone(),
-                limiter: limiter.clone(),
                 business: config.business_id.clone(),
             },
             directory,
@@ -142,7 +146,7 @@ impl AppState {
                 tokens: tokens.clone(),
                 auth: auth.clone(),
                 code_flow,
-                limiter: limiter.clone(),
+                allowance: allowance.clone(),
             },
             inbox: webhook::Inbox {
                 app_secret: config.app_secret.clone(),
@@ -157,7 +161,7 @@ impl AppState {
                 config.business_id.clone(),
             )),
             hub,
-            limiter,
+            allowance,
             auth,
             tokens,
             upstream,
@@ -214,9 +218,9 @@ pub fn spawn_housekeeping(state: &Arc<AppState>) {
         metrics.run_upkeep();
         std::future::ready(())
     });
-    let limiter = state.limiter.clone();
+    let allowance = state.allowance.clone();
     every(Duration::from_secs(60), move || {
-        limiter.forget_idle();
+        allowance.forget_idle();
         std::future::ready(())
     });
     // Codes live 30 s at Meta; their hashes are kept an hour to name reuse clearly.

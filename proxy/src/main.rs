@@ -2,7 +2,6 @@
 //! requests finish.
 
 use clap::Parser;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use waba_proxy::config::{Args, Config};
 use waba_proxy::{AppState, app, spawn_housekeeping};
@@ -58,16 +57,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The test harness and xtask read this line to learn the port.
     println!("waba-proxy listening on http://{addr}");
     let hub = state.hub.clone();
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = state.config.connections.clone();
+    waba_proxy::server::serve(listener, app(state), limits, async move {
         shutdown_signal().await;
         // Open event streams end so the drain can finish; clients reconnect elsewhere.
         hub.close();
     })
-    .await?;
+    .await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,9 +7,9 @@
 //! must act on. The session event arrives as Meta sent it; its meaning comes from
 //! `waba_graph::signup`, the one place that knows it.
 
-use crate::auth::limit::ClientLimiter;
+use crate::auth::limit::GraphAllowance;
 use crate::auth::session::{MintedSession, mint};
-use crate::auth::signup_token::TokenInspector;
+use crate::auth::signup_token::{Asker, TokenInspector};
 use crate::auth::{Authenticators, Principal, digest};
 use crate::error::AppError;
 use crate::sealing::TokenKey;
@@ -112,8 +112,9 @@ pub struct Signups {
     pub auth: Authenticators,
     /// The code flow, when configured.
     pub code_flow: Option<CodeFlow>,
-    /// Each client's allowance (checked once the request is known to be well formed).
-    pub limiter: Arc<ClientLimiter>,
+    /// Each client's allowance of Graph calls (spent once the request is known to be well
+    /// formed).
+    pub allowance: Arc<GraphAllowance>,
 }
 
 impl Signups {
@@ -127,7 +128,7 @@ impl Signups {
         let flow = self.code_flow.as_ref().ok_or(AppError::CodeFlowOff)?;
         let code = SignupCode::parse(&request.code)?;
         let event = typed(request.event)?;
-        self.limiter.check(client)?;
+        self.allowance.spend(client)?;
         let now = crate::clock::now();
         if !self.store.claim_code(digest(code.expose()), now).await? {
             return Err(AppError::CodeRejected(
@@ -169,7 +170,7 @@ impl Signups {
         let business_token = Secret::new(token.access_token);
         let granted = self
             .tokens
-            .inspect(business_token.expose())
+            .inspect(business_token.expose(), Asker::Proxy)
             .await?
             .granted_wabas()
             .map_err(|e| match e {
@@ -225,10 +226,10 @@ impl Signups {
         let event = typed(Some(request.event))?.ok_or(AppError::BadRequest(
             "the event must be a WA_EMBEDDED_SIGNUP message",
         ))?;
-        self.limiter.check(client)?;
+        self.allowance.spend(client)?;
         let mut record = record_of(flow, crate::clock::now(), Some(&event));
         if let Some(token) = credential {
-            match self.auth.resolve(token).await? {
+            match self.auth.resolve(token, client).await? {
                 Principal::Signup(grant) => {
                     record.granted = grant.wabas.iter().map(ToString::to_string).collect();
                 }

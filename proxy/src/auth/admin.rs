@@ -1,6 +1,7 @@
 //! The partner's admin token, compared in constant time.
 
 use super::{Authenticator, Principal, Verdict};
+use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 use waba_graph::Secret;
 
@@ -8,7 +9,7 @@ use waba_graph::Secret;
 pub struct AdminToken(pub Secret);
 
 impl Authenticator for AdminToken {
-    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a> {
+    fn authenticate<'a>(&'a self, token: &'a str, _client: IpAddr) -> Verdict<'a> {
         let expected = self.0.expose().as_bytes();
         let same: bool = expected.ct_eq(token.as_bytes()).into();
         Box::pin(async move { Ok(same.then_some(Principal::Admin)) })

@@ -13,6 +13,7 @@ pub mod signup_token;
 use crate::error::AppError;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use std::sync::Arc;
 use waba_graph::ObjectId;
 
@@ -62,7 +63,9 @@ pub type Verdict<'a> = BoxFuture<'a, Result<Option<Principal>, AppError>>;
 pub trait Authenticator: Send + Sync {
     /// `Ok(Some(_))` when the token is this kind's and valid, `Ok(None)` when it is not this
     /// kind's (the next authenticator tries), `Err` when it is this kind's and refused.
-    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a>;
+    /// `client` is the caller's address: an authenticator that asks Graph charges the call to
+    /// its allowance.
+    fn authenticate<'a>(&'a self, token: &'a str, client: IpAddr) -> Verdict<'a>;
 
     /// Whether deciding may cost a Graph call.
     fn calls_graph(&self) -> bool;
@@ -78,10 +81,11 @@ impl Authenticators {
         Self(Arc::new(list))
     }
 
-    /// The caller's principal; 401 without a usable bearer token or when nobody knows it.
-    pub async fn resolve(&self, token: &str) -> Result<Principal, AppError> {
+    /// The principal of `client`'s `token`; 401 when nobody knows it, 429 when finding out
+    /// would need a Graph call beyond the client's allowance.
+    pub async fn resolve(&self, token: &str, client: IpAddr) -> Result<Principal, AppError> {
         for a in self.0.iter() {
-            if let Some(p) = a.authenticate(token).await? {
+            if let Some(p) = a.authenticate(token, client).await? {
                 return Ok(p);
             }
         }
@@ -92,8 +96,9 @@ impl Authenticators {
     /// `None` when none of them knows the token. Routes only an admin may use ask this, so a
     /// stranger's token costs no Graph call.
     pub async fn resolve_local(&self, token: &str) -> Result<Option<Principal>, AppError> {
+        let nobody = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
         for a in self.0.iter().filter(|a| !a.calls_graph()) {
-            if let Some(p) = a.authenticate(token).await? {
+            if let Some(p) = a.authenticate(token, nobody).await? {
                 return Ok(Some(p));
             }
         }

@@ -6,6 +6,7 @@ use crate::error::AppError;
 use crate::sealing::random;
 use crate::store::{NewSession, Store};
 use base64::Engine as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use waba_graph::ObjectId;
@@ -52,7 +53,7 @@ pub fn mint(now: i64, ttl: Duration) -> Result<MintedSession, AppError> {
 pub struct SessionCredential(pub Arc<dyn Store>);
 
 impl Authenticator for SessionCredential {
-    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a> {
+    fn authenticate<'a>(&'a self, token: &'a str, _client: IpAddr) -> Verdict<'a> {
         Box::pin(async move {
             if !token.starts_with(SESSION_PREFIX) {
                 return Ok(None);

@@ -1,13 +1,17 @@
 //! Signup tokens (the token flow): any other bearer token is a business token, and Graph's
 //! `debug_token` answer says what it granted. Answers are cached by a hash of the token (never
 //! the token itself): for a short time, never past the token's own expiry, and briefly for
-//! invalid tokens too. Concurrent questions about one token make one Graph call.
+//! invalid tokens too. Concurrent questions about one token make one Graph call. A question
+//! the cache cannot answer is charged to the asking client's [`GraphAllowance`] before Graph
+//! hears of it, so strangers' made-up tokens cannot spend the partner's Graph budget.
 
+use super::limit::GraphAllowance;
 use super::{Authenticator, Principal, Verdict, digest};
 use crate::error::AppError;
 use crate::upstream::{GraphRoute, Upstream};
 use moka::Expiry;
 use moka::future::Cache;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use waba_graph::{DebugToken, ObjectId, WabaScope};
@@ -41,19 +45,36 @@ impl Expiry<[u8; 32], Arc<Inspection>> for ByInspection {
     }
 }
 
+/// Who a token is inspected for: whose allowance a Graph call is charged to.
+#[derive(Debug, Clone, Copy)]
+pub enum Asker {
+    /// A client presenting the token: a cache miss spends its allowance (and the global one).
+    Client(IpAddr),
+    /// The proxy, about a token Meta just handed over in a code exchange the client was
+    /// already charged for.
+    Proxy,
+}
+
 /// Inspects signup tokens through Graph's `debug_token`.
 pub struct TokenInspector {
     upstream: Upstream,
     cache: Cache<[u8; 32], Arc<Inspection>>,
+    allowance: Arc<GraphAllowance>,
     app_id: Option<ObjectId>,
     ttl: Duration,
 }
 
 impl TokenInspector {
-    /// An inspector trusting answers for `ttl` at most.
-    pub fn new(upstream: Upstream, app_id: Option<ObjectId>, ttl: Duration) -> Self {
+    /// An inspector trusting answers for `ttl` at most, charging misses to `allowance`.
+    pub fn new(
+        upstream: Upstream,
+        allowance: Arc<GraphAllowance>,
+        app_id: Option<ObjectId>,
+        ttl: Duration,
+    ) -> Self {
         Self {
             upstream,
+            allowance,
             cache: Cache::builder()
                 .max_capacity(MAX_CACHED_TOKENS)
                 .expire_after(ByInspection)
@@ -63,14 +84,18 @@ impl TokenInspector {
         }
     }
 
-    /// Graph's answer about `token`, from the cache when fresh.
-    pub async fn inspect(&self, token: &str) -> Result<Arc<Inspection>, AppError> {
+    /// Graph's answer about `token`, from the cache when fresh; otherwise charged to `asker`
+    /// (429 when its allowance is spent) and asked of Graph.
+    pub async fn inspect(&self, token: &str, asker: Asker) -> Result<Arc<Inspection>, AppError> {
         let key = digest(token);
         if let Some(hit) = self.cache.get(&key).await {
             metrics::counter!("waba_cache_hits_total", "cache" => "debug_token").increment(1);
             return Ok(hit);
         }
         metrics::counter!("waba_cache_misses_total", "cache" => "debug_token").increment(1);
+        if let Asker::Client(client) = asker {
+            self.allowance.spend(client)?;
+        }
         self.cache
             .try_get_with(key, self.fetch(token))
             .await
@@ -129,9 +154,13 @@ impl Inspection {
 pub struct SignupToken(pub Arc<TokenInspector>);
 
 impl Authenticator for SignupToken {
-    fn authenticate<'a>(&'a self, token: &'a str) -> Verdict<'a> {
+    fn authenticate<'a>(&'a self, token: &'a str, client: IpAddr) -> Verdict<'a> {
         Box::pin(async move {
-            let wabas = self.0.inspect(token).await?.granted_wabas()?;
+            let wabas = self
+                .0
+                .inspect(token, Asker::Client(client))
+                .await?
+                .granted_wabas()?;
             Ok(Some(Principal::signup(wabas)))
         })
     }

@@ -3,7 +3,7 @@
 //! Every handler takes the [`Admin`] extractor first (401 without a credential, 403 for any
 //! other credential), decided without a Graph call.
 
-use super::extract::{Admin, Authed, Params};
+use super::extract::{Admin, Params};
 use super::views::{ChangeSummary, Events, PassView, RecordWithToken, Records};
 use crate::AppState;
 use crate::error::AppError;
@@ -43,7 +43,7 @@ impl ListParams {
 /// `GET /admin/onboardings?before=&limit=`.
 pub async fn onboardings(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed<Admin>,
+    _: Admin,
     Params(q): Params<ListParams>,
 ) -> Result<Json<Records>, AppError> {
     let limit = q.limit()?;
@@ -60,7 +60,7 @@ pub async fn onboardings(
 /// Meta announced since about its WABAs.
 pub async fn onboarding(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed<Admin>,
+    _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<RecordWithToken>, AppError> {
     let id: i64 = id
@@ -87,7 +87,7 @@ pub async fn onboarding(
 /// `GET /admin/follow-ups?limit=`: the records that leave something to do.
 pub async fn follow_ups(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed<Admin>,
+    _: Admin,
     Params(q): Params<ListParams>,
 ) -> Result<Json<Records>, AppError> {
     let list = state.store.follow_ups(q.limit()?).await?;
@@ -100,7 +100,7 @@ pub async fn follow_ups(
 /// `GET /admin/tracker/events?after=&limit=`.
 pub async fn share_events(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed<Admin>,
+    _: Admin,
     Params(q): Params<ListParams>,
 ) -> Result<Json<Events>, AppError> {
     let after = q.after.unwrap_or(0);
@@ -114,7 +114,7 @@ pub async fn share_events(
 /// `POST /admin/tracker/pass`: runs a tracker pass now (409 when one is running).
 pub async fn tracker_pass(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed<Admin>,
+    _: Admin,
 ) -> Result<Json<PassView>, AppError> {
     let diff = state.tracker.pass().await.map_err(|e| match e {
         TrackerError::Busy => AppError::Conflict("a tracker pass is already running"),

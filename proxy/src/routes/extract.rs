@@ -54,10 +54,11 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller of a request with these headers.
-    pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Self, AppError> {
-        let credential = bearer(headers)?.ok_or(AppError::MissingCredential)?;
-        let principal = state.auth.resolve(credential).await?;
+    /// The caller of a request: its bearer credential, resolved with its address (a Graph
+    /// call to identify it is charged to that address's allowance).
+    pub async fn resolve(state: &AppState, parts: &Parts) -> Result<Self, AppError> {
+        let credential = bearer(&parts.headers)?.ok_or(AppError::MissingCredential)?;
+        let principal = state.auth.resolve(credential, client_ip(parts)).await?;
         Ok(Self {
             principal,
             credential: credential.to_owned(),
@@ -65,44 +66,25 @@ impl Caller {
     }
 }
 
-/// A credential-based extractor: decided from the request's headers.
-pub trait FromHeaders: Sized {
-    /// The extractor's value for a request with these headers.
-    fn from_headers(
-        state: &AppState,
-        headers: &HeaderMap,
-    ) -> impl std::future::Future<Output = Result<Self, AppError>> + Send;
-}
-
-impl FromHeaders for Caller {
-    fn from_headers(
-        state: &AppState,
-        headers: &HeaderMap,
-    ) -> impl std::future::Future<Output = Result<Self, AppError>> + Send {
-        Self::resolve(state, headers)
-    }
-}
-
-impl FromHeaders for Admin {
-    fn from_headers(
-        state: &AppState,
-        headers: &HeaderMap,
-    ) -> impl std::future::Future<Output = Result<Self, AppError>> + Send {
-        Self::resolve(state, headers)
-    }
-}
-
-/// [`Caller`] or [`Admin`] as a handler argument.
-pub struct Authed<T>(pub T);
-
-impl<T: FromHeaders + Send> FromRequestParts<Arc<AppState>> for Authed<T> {
+impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, AppError> {
-        T::from_headers(state, &parts.headers).await.map(Self)
+        Self::resolve(state, parts).await
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, AppError> {
+        Self::resolve(state, &parts.headers).await
     }
 }
 
@@ -141,17 +123,20 @@ impl From<Admin> for Caller {
 /// The client's address (unspecified when the server was started without connect info).
 pub struct ClientIp(pub IpAddr);
 
+/// The TCP peer of a request.
+fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        ))
+        Ok(Self(client_ip(parts)))
     }
 }
 

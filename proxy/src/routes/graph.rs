@@ -116,7 +116,7 @@ async fn read(state: &AppState, req: &mut Parts, target: Target) -> Result<Strin
             return state.reads.debug_token(client, input).await;
         }
         Read::List(..) => Admin::resolve(state, &req.headers).await?.into(),
-        Read::Account(..) => Caller::resolve(state, &req.headers).await?,
+        Read::Account(..) => Caller::resolve(state, req).await?,
     };
     let base = match read.is_page() {
         true => Some(super::base_url(state, &req.headers)?),

@@ -177,15 +177,84 @@ async fn path_traversal_as_sent_on_the_wire_is_refused() {
 #[tokio::test]
 async fn debug_token_is_rate_limited_per_client() {
     let s = stack(world("demo"), &["--debug-token-per-minute", "3"]);
-    let url = s.url(&format!("/graph/debug_token?input_token={FINISH}"));
-    for _ in 0..3 {
-        assert_eq!(get(&url, None).await.status, StatusCode::OK);
+    let ask = |token: String| {
+        let url = s.url(&format!("/graph/debug_token?input_token={token}"));
+        async move { get(&url, None).await }
+    };
+    // A cached answer costs Graph nothing, so it is not counted.
+    for _ in 0..5 {
+        assert_eq!(ask(FINISH.to_owned()).await.status, StatusCode::OK);
     }
-    let a = get(&url, None).await;
+    for i in 0..2 {
+        assert_eq!(ask(made_up_token(i)).await.status, StatusCode::OK);
+    }
+    let a = ask(made_up_token(2)).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
     let retry: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
-    assert_eq!(s.sim.calls("debug_token"), 1);
+    assert_eq!(s.sim.calls("debug_token"), 3);
+}
+
+/// A token nobody issued, different for each `i`.
+fn made_up_token(i: usize) -> String {
+    format!("EAAMadeUp{i:040}")
+}
+
+/// Unknown bearer tokens on every route that would inspect them spend the client's
+/// allowance before Graph hears of them: the WABA reads, the stream ticket and the signup
+/// report. A made-up token asked again is answered from the negative cache.
+#[tokio::test]
+async fn unknown_bearer_tokens_cannot_spend_the_graph_budget() {
+    let s = stack(world("demo"), &["--debug-token-per-minute", "3"]);
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let token = made_up_token(i);
+        let a = match i % 3 {
+            0 => get(&s.url("/graph/102289599326934"), Some(&token)).await,
+            1 => send(client().post(s.url("/events/ticket")).bearer_auth(&token)).await,
+            _ => {
+                send(
+                    client()
+                        .post(s.url("/signup/events"))
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({"event": {
+                            "type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL",
+                            "data": {"current_step": "PHONE_NUMBER_SETUP"}
+                        }})),
+                )
+                .await
+            }
+        };
+        statuses.push(a.status.as_u16());
+    }
+    assert_eq!(s.sim.calls("debug_token"), 2, "{statuses:?}");
+    assert_eq!(statuses[..2], [401, 401]);
+    assert!(statuses[2..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Known answers are still served: an invalid token again is a cached 401, not a call.
+    let again = get(&s.url("/graph/102289599326934"), Some(&made_up_token(0))).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.text);
+    assert_eq!(s.sim.calls("debug_token"), 2);
+}
+
+/// The global allowance holds however the calls are spread over clients.
+#[tokio::test]
+async fn the_global_allowance_caps_token_checks() {
+    let s = stack(
+        world("demo"),
+        &[
+            "--debug-token-per-minute",
+            "100",
+            "--debug-token-global-per-minute",
+            "4",
+        ],
+    );
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let a = get(&s.url("/graph/102289599326934"), Some(&made_up_token(i))).await;
+        statuses.push(a.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429, 429, 429, 429, 429]);
+    assert_eq!(s.sim.calls("debug_token"), 4);
 }
 
 /// Posts `body` with `Transfer-Encoding: chunked` (no `Content-Length`) over a raw

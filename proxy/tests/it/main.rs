@@ -8,6 +8,7 @@ mod authorization;
 mod bad_input;
 mod call_economy;
 mod code_flow;
+mod connections;
 mod lifecycle;
 mod oneshot;
 mod routes;
