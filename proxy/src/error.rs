@@ -35,6 +35,9 @@ pub enum AppError {
     /// The request body is larger than the proxy accepts.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request body did not arrive within the request's time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// No `Authorization: Bearer` credential.
     #[error("an access token is required: send Authorization: Bearer <token>")]
     MissingCredential,
@@ -106,6 +109,7 @@ impl AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MissingCredential | Self::InvalidCredential(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::UpstreamThrottled { .. } => {
@@ -126,9 +130,11 @@ impl AppError {
     /// A Graph-like code for the proxy's own errors.
     fn code(&self) -> i64 {
         match self {
-            Self::BadInput(_) | Self::BadRequest(_) | Self::UriTooLong | Self::PayloadTooLarge => {
-                100
-            }
+            Self::BadInput(_)
+            | Self::BadRequest(_)
+            | Self::UriTooLong
+            | Self::PayloadTooLarge
+            | Self::BodyTimeout => 100,
             Self::NotFound | Self::MethodNotAllowed => 2500,
             Self::MissingCredential => 104,
             Self::InvalidCredential(_) => 190,

@@ -7,7 +7,7 @@ use crate::error::AppError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -151,15 +151,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .await
             .map(|axum::Json(v)| Self(v))
             .map_err(|e: JsonRejection| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::PayloadTooLarge
-                } else {
-                    AppError::BadRequest(
-                        "the body must be JSON of the documented shape (Content-Type: application/json)",
-                    )
-                }
+                unreadable_body(e.status(), &e).unwrap_or(AppError::BadRequest(
+                    "the body must be JSON of the documented shape (Content-Type: application/json)",
+                ))
             })
     }
+}
+
+/// The error for a body that could not be read in full: 413 when it is too large, 408 when
+/// it did not arrive by the request's deadline; `None` when the bytes arrived (and were bad).
+pub fn unreadable_body(
+    status: StatusCode,
+    error: &(dyn std::error::Error + 'static),
+) -> Option<AppError> {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return Some(AppError::PayloadTooLarge);
+    }
+    std::iter::successors(Some(error), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
+        .then_some(AppError::BodyTimeout)
 }
 
 /// Query parameters of the shape `T`, or 400 saying so.

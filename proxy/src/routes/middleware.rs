@@ -1,6 +1,7 @@
 //! The middleware every request goes through, in one place: request ids, tracing spans named
 //! by route (never by URL: query strings can hold tokens), metrics, catch-panic, a body
-//! limit, load shedding above the concurrency limit, and CORS for the configured origins.
+//! limit, a deadline for the body to arrive, load shedding above the concurrency limit, and
+//! CORS for the configured origins.
 
 use super::RouteLabel;
 use crate::config::Config;
@@ -21,6 +22,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::timeout::DeadlineBody;
 use tower_http::trace::TraceLayer;
 
 /// Largest request body accepted (the proxy only serves GET).
@@ -77,7 +79,14 @@ pub fn apply(router: Router, config: &Config) -> Router {
                 "answered"
             );
         });
+    // Every body must arrive whole within the request's time, on every route.
+    let body_time = config.upstream.request_timeout;
     let mut router = router
+        .layer(axum::middleware::map_request(
+            move |req: Request| async move {
+                req.map(|body| Body::new(DeadlineBody::new(body_time, body)))
+            },
+        ))
         .layer(axum::middleware::from_fn(count))
         .layer(axum::middleware::from_fn(limit_body))
         .layer(

@@ -1,5 +1,6 @@
 //! `/webhooks/meta`: Meta's subscription handshake and signed notifications.
 
+use super::extract::unreadable_body;
 use crate::AppState;
 use crate::error::AppError;
 use axum::body::Bytes;
@@ -43,11 +44,8 @@ pub async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, AppError> {
     let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge
-        } else {
-            AppError::BadRequest("the body could not be read")
-        }
+        unreadable_body(e.status(), &e)
+            .unwrap_or(AppError::BadRequest("the body could not be read"))
     })?;
     let signature = headers
         .get("x-hub-signature-256")

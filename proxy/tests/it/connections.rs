@@ -235,3 +235,36 @@ async fn the_process_holds_a_bounded_number_of_connections() {
         .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
 }
+
+/// A body that trickles in is cut at the request's time with 408, on the webhook route (up to
+/// 1 MiB) as on the JSON routes, instead of holding a connection and a request slot.
+#[tokio::test]
+async fn a_slow_body_gets_408() {
+    let s = stack(world("demo"), &["--request-timeout-ms", "1000"]);
+    for path in ["/webhooks/meta", "/signup/events"] {
+        let mut stream = connect(&s).await;
+        stream
+            .write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: 4000\r\n\r\n{{"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let trickle = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if stream.write_all(b" ").await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(3), trickle).await;
+        let answer = read_until_closed(&mut stream, Duration::from_secs(10))
+            .await
+            .unwrap_or_default();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+    }
+}
