@@ -46,6 +46,15 @@ pub enum ErrorClass {
     Throttled,
     /// A temporary failure: a later retry may succeed (codes 1, 2, or `is_transient`).
     Transient,
+    /// The app's own credentials were refused on `oauth/access_token`: code 101 with "Error
+    /// validating application. Invalid application ID." or code 1 with "Error validating
+    /// client secret.". Code 1 is Meta's "API Unknown ... Possibly a temporary issue"
+    /// (<https://developers.facebook.com/docs/graph-api/guides/error-handling>), so the
+    /// message decides; the shapes are as reported from Graph in
+    /// <https://github.com/facebookarchive/php-graph-sdk/issues/538> and
+    /// <https://github.com/diowa/icare/issues/5>. A configuration error: no retry can
+    /// succeed.
+    AppCredentials,
     /// The access token is missing, invalid or expired (codes 102, 104, 190).
     InvalidToken,
     /// The token lacks permission for the object (codes 3, 10, 200-299).
@@ -64,6 +73,10 @@ impl GraphError {
     pub fn class(&self) -> ErrorClass {
         match self.code {
             c if THROTTLE_CODES.contains(&c) => ErrorClass::Throttled,
+            1 if self.message.starts_with("Error validating client secret") => {
+                ErrorClass::AppCredentials
+            }
+            101 if self.message.contains("Invalid application ID") => ErrorClass::AppCredentials,
             1 | 2 => ErrorClass::Transient,
             102 | 104 | 190 => ErrorClass::InvalidToken,
             3 | 10 | 200..=299 => ErrorClass::Permission,
@@ -138,6 +151,34 @@ mod tests {
         assert_eq!(err(131_000, None).class(), ErrorClass::Other);
         assert!(err(4, None).is_retryable());
         assert!(!err(190, None).is_retryable());
+    }
+
+    #[test]
+    fn refused_app_credentials_are_not_transient() {
+        let secret = GraphError {
+            message: "Error validating client secret.".into(),
+            error_type: "OAuthException".into(),
+            code: 1,
+            ..GraphError::default()
+        };
+        assert_eq!(secret.class(), ErrorClass::AppCredentials);
+        assert!(!secret.is_retryable());
+        let app = GraphError {
+            message: "Error validating application. Invalid application ID.".into(),
+            code: 101,
+            ..GraphError::default()
+        };
+        assert_eq!(app.class(), ErrorClass::AppCredentials);
+        let system_error = GraphError {
+            message:
+                "Error validating application. Cannot get application info due to a system error."
+                    .into(),
+            code: 101,
+            ..GraphError::default()
+        };
+        assert_eq!(system_error.class(), ErrorClass::Other);
+        // Code 1 with any other message stays Graph's generic temporary failure.
+        assert_eq!(err(1, None).class(), ErrorClass::Transient);
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub enum AppError {
     /// No such record.
     #[error("no such {0}")]
     NoSuchRecord(&'static str),
+    /// The proxy's own configuration is refused by Meta: no retry can succeed until the
+    /// operator fixes it.
+    #[error("{0}")]
+    Misconfigured(&'static str),
     /// A bug; details are in the log.
     #[error("internal error")]
     Internal,
@@ -119,7 +123,7 @@ impl AppError {
             Self::Graph { status, .. } => *status,
             Self::UpstreamUnavailable | Self::UpstreamGarbage(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::CodeFlowOff => StatusCode::NOT_IMPLEMENTED,
             Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -142,7 +146,7 @@ impl AppError {
             Self::RateLimited { .. } => 4,
             Self::UpstreamThrottled { .. } => 80008,
             Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,
-            Self::UpstreamGarbage(_) | Self::Internal => 1,
+            Self::UpstreamGarbage(_) | Self::Internal | Self::Misconfigured(_) => 1,
             Self::CodeFlowOff => 3,
             Self::CodeRejected(_) => 100,
             Self::Conflict(_) => 2,

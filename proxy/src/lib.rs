@@ -166,7 +166,10 @@ impl AppState {
             tokens,
             upstream,
             scrubber,
-            readiness: upstream::readiness::Readiness::default(),
+            readiness: upstream::readiness::Readiness::new(
+                config.upstream.system_user_token.clone(),
+                config.app_id.clone().zip(config.app_secret.clone()),
+            ),
             metrics: metrics_handle(),
             store,
             config,

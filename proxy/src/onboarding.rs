@@ -96,8 +96,35 @@ pub struct CodeFlow {
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
+    /// Read as any JSON: the code is spent by now, so an odd value must not lose the token.
     #[serde(default)]
-    expires_in: Option<i64>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// The longest token lifetime believed: Meta's expiring tokens live 60 days, and business
+/// tokens default to never expiring (no `expires_in`, or 0).
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 10 * 365 * 86_400;
+
+/// When a token handed over at `now` with Graph's `expires_in` expires (unix seconds; 0 for
+/// never): a positive number of seconds (integer, float or decimal text), clamped to
+/// [`MAX_TOKEN_LIFETIME_SECS`]; anything else means Graph set no expiry.
+pub fn token_expiry(now: i64, expires_in: Option<&serde_json::Value>) -> i64 {
+    use serde_json::Value;
+    let secs = match expires_in {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            // `as` saturates; NaN cannot come out of JSON.
+            .or_else(|| n.as_f64().map(|f| f as i64)),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.parse::<i64>().unwrap_or(i64::MAX))
+        }
+        _ => None,
+    };
+    match secs {
+        Some(s) if s > 0 => now.saturating_add(s.min(MAX_TOKEN_LIFETIME_SECS)),
+        _ => 0,
+    }
 }
 
 /// Signup exchanges and reports.
@@ -119,7 +146,8 @@ pub struct Signups {
 
 impl Signups {
     /// The code exchange. The code is claimed before Graph sees it, so a code presented twice
-    /// (even at once) is exchanged at most once.
+    /// (even at once) is exchanged at most once; it stays claimed once Meta exchanged or
+    /// refused it, and is given back when the exchange failed otherwise.
     pub async fn exchange(
         &self,
         client: IpAddr,
@@ -141,7 +169,10 @@ impl Signups {
             ("client_secret", flow.app_secret.expose().to_owned()),
             ("code", code.expose().to_owned()),
         ];
-        let exchanged = self.upstream.exchange_code(&query, code.expose()).await;
+        let exchanged = self
+            .upstream
+            .oauth_access_token(&query, code.expose())
+            .await;
         let bytes = match exchanged {
             Ok(b) => b,
             Err(AppError::Graph { error, .. }) if error.code == 100 => {
@@ -157,13 +188,13 @@ impl Signups {
                     "the signup code expired or was already used: the business must click the signup button again",
                 ));
             }
-            // Meta throttled the call (or the gate kept it from Meta): the code was not used, so
-            // the retry the 429 invites must find it unclaimed.
-            Err(e) if e.is_throttling() => {
+            // Anything else (throttled, kept back by the gate, the app's credentials refused,
+            // Graph unreachable): Meta did not say the code is spent, so it is given back and
+            // the retry asks Meta again, which refuses a code it already used.
+            Err(e) => {
                 self.store.release_code(digest(code.expose())).await?;
                 return Err(e);
             }
-            Err(e) => return Err(e),
         };
         let token: TokenAnswer = serde_json::from_slice(&bytes)
             .map_err(|_| AppError::UpstreamGarbage("the code exchange answer is not Graph's"))?;
@@ -186,11 +217,7 @@ impl Signups {
         record.follow_ups = self
             .follow_ups(&record, event.as_ref(), business_token.expose())
             .await;
-        let expires_at = token
-            .expires_in
-            .filter(|s| *s > 0)
-            .map(|s| now + s)
-            .unwrap_or(0);
+        let expires_at = token_expiry(now, token.expires_in.as_ref());
         record.token = Some(
             flow.key
                 .seal(&business_token, expires_at)
@@ -392,5 +419,31 @@ pub fn action_for(reason: FollowUpReason) -> &'static str {
         FollowUpReason::CodeRejected => {
             "Ask the business to click the signup button again: the code expired or was already used."
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn graph_expires_in_is_clamped_and_never_overflows() {
+        let now = 1_764_000_000;
+        let at = |v: serde_json::Value| token_expiry(now, Some(&v));
+        assert_eq!(at(json!(3600)), now + 3600);
+        assert_eq!(at(json!("5184000")), now + 5_184_000);
+        assert_eq!(at(json!(0)), 0);
+        assert_eq!(at(json!(-5)), 0);
+        assert_eq!(at(json!(null)), 0);
+        assert_eq!(at(json!("soon")), 0);
+        assert_eq!(token_expiry(now, None), 0);
+        let longest = now + MAX_TOKEN_LIFETIME_SECS;
+        assert_eq!(at(json!(i64::MAX)), longest);
+        assert_eq!(at(json!(u64::MAX)), longest);
+        assert_eq!(at(json!(1e300)), longest);
+        assert_eq!(at(json!("99999999999999999999999")), longest);
+        assert_eq!(at(json!(86_400.5)), now + 86_400);
+        assert_eq!(token_expiry(i64::MAX, Some(&json!(60))), i64::MAX);
     }
 }

@@ -127,8 +127,9 @@ impl TokenInspector {
         } else if data.expires_at == 0 {
             self.ttl
         } else {
-            self.ttl
-                .min(Duration::from_secs((data.expires_at - now).max(0) as u64))
+            self.ttl.min(Duration::from_secs(
+                data.expires_at.saturating_sub(now).max(0) as u64,
+            ))
         };
         Ok(Arc::new(Inspection { debug, usable, ttl }))
     }

@@ -1,5 +1,5 @@
 //! Operations endpoints: `/healthz` (the process is up), `/readyz` (the configuration works:
-//! Graph answers and accepts the System User token; cached), `/metrics` (Prometheus).
+//! Graph answers and accepts the System User token and the app's id and secret; cached), `/metrics` (Prometheus).
 
 use crate::AppState;
 use axum::Json;
@@ -14,12 +14,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when Graph accepts the System User token, 503 with the reason if not.
+/// `GET /readyz`: 200 when Graph accepts the proxy's credentials, 503 with the reason if not.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let status = state
-        .readiness
-        .status(&state.upstream, &state.config.upstream.system_user_token)
-        .await;
+    let status = state.readiness.status(&state.upstream).await;
     match status {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(reason) => (

@@ -16,7 +16,7 @@ use crate::error::AppError;
 use bytes::{Bytes, BytesMut};
 use moka::future::Cache;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use resilience::{RetryBudget, ThrottleGate, TokenHealth};
+use resilience::{CredentialHealth, RetryBudget, ThrottleGate};
 use scrub::Scrubber;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,7 +59,9 @@ pub struct Upstream {
     pub gate: Arc<ThrottleGate>,
     budget: Arc<RetryBudget>,
     /// Whether Meta rejected the System User token.
-    pub health: Arc<TokenHealth>,
+    pub health: Arc<CredentialHealth>,
+    /// Whether Meta refused the app id or secret.
+    pub app_health: Arc<CredentialHealth>,
     /// Recent answers by upstream URL, shared by identical concurrent and repeated reads.
     answers: Option<Cache<String, Bytes>>,
 }
@@ -109,7 +111,8 @@ impl Upstream {
             scrubber,
             gate: Arc::default(),
             budget: Arc::default(),
-            health: Arc::default(),
+            health: Arc::new(CredentialHealth::system_user_token()),
+            app_health: Arc::new(CredentialHealth::app_credentials()),
             answers: (!config.cache_ttl.is_zero()).then(|| {
                 Cache::builder()
                     .time_to_live(config.cache_ttl)
@@ -221,7 +224,7 @@ impl Upstream {
     /// The code exchange, `GET {base}/oauth/access_token?{query}`: without the System User's
     /// token and never retried, since a signup code works once. `code` is scrubbed from
     /// errors (the app secret is one of the scrubber's own secrets).
-    pub async fn exchange_code(
+    pub async fn oauth_access_token(
         &self,
         query: &[(&str, String)],
         code: &str,
@@ -230,12 +233,28 @@ impl Upstream {
         let extra_secrets = [code];
         let (object, url) = self.prepare(route, "oauth/access_token", query)?;
         let result = self.timed(route, &url, &extra_secrets, false).await;
-        result.map_err(|f| {
-            if let Some(secs) = f.regain_secs {
-                self.gate.close(route, object, secs);
+        match result {
+            Ok(body) => {
+                self.app_health.accepted();
+                Ok(body)
             }
-            f.error
-        })
+            Err(f) => {
+                if let Some(secs) = f.regain_secs {
+                    self.gate.close(route, object, secs);
+                }
+                match f.error {
+                    AppError::Graph { error, .. }
+                        if error.class() == ErrorClass::AppCredentials =>
+                    {
+                        self.app_health.rejected();
+                        Err(AppError::Misconfigured(
+                            "Meta refused the proxy's app id or app secret: its operator must fix them",
+                        ))
+                    }
+                    other => Err(other),
+                }
+            }
+        }
     }
 
     /// The object `path` is about (its first segment), once the throttle gate lets calls of
@@ -387,6 +406,8 @@ impl Upstream {
                 Some(regain_secs(headers).unwrap_or(resilience::APP_BLOCK.as_secs())),
             ),
             ErrorClass::Transient => (503, Some(5)),
+            // Only `oauth_access_token` meets it, and answers with the proxy's own error.
+            ErrorClass::AppCredentials => (500, None),
             // Meta refused the proxy's own System User token: not the client's fault.
             ErrorClass::InvalidToken => (502, None),
             ErrorClass::Permission => (403, None),
@@ -429,15 +450,19 @@ fn encode(query: &[(&str, String)]) -> String {
     q.finish()
 }
 
+/// The longest a throttle gate stays closed on Meta's word: an absurd estimate must not shut
+/// a kind of call for years.
+pub const MAX_REGAIN_SECS: u64 = 24 * 3600;
+
 /// Seconds until Graph accepts calls again, when `X-Business-Use-Case-Usage` says
-/// (`estimated_time_to_regain_access`, in minutes, above 0).
+/// (`estimated_time_to_regain_access`, in minutes, above 0), at most [`MAX_REGAIN_SECS`].
 pub fn regain_secs(headers: &HeaderMap) -> Option<u64> {
     let minutes = headers
         .get("x-business-use-case-usage")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| serde_json::from_str::<BusinessUseCaseUsage>(v).ok())
         .map(|u| regain_access_minutes(&u))?;
-    (minutes > 0).then_some(u64::from(minutes) * 60)
+    (minutes > 0).then_some((u64::from(minutes) * 60).min(MAX_REGAIN_SECS))
 }
 
 /// Whether `X-App-Usage` says the app used 100% of any of its budgets.
@@ -459,5 +484,30 @@ fn retryable(f: &Failure) -> bool {
                 || f.status.is_some_and(|s| s >= 500) && error.class() != ErrorClass::InvalidToken
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(minutes: u32) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = format!(
+            r#"{{"805021500648488":[{{"type":"whatsapp_business_management","call_count":100,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":{minutes}}}]}}"#
+        );
+        h.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("")),
+        );
+        h
+    }
+
+    #[test]
+    fn meta_s_wait_is_believed_up_to_a_day() {
+        assert_eq!(regain_secs(&usage(7)), Some(420));
+        assert_eq!(regain_secs(&usage(0)), None);
+        assert_eq!(regain_secs(&usage(u32::MAX)), Some(MAX_REGAIN_SECS));
+        assert_eq!(regain_secs(&HeaderMap::new()), None);
     }
 }

@@ -1,41 +1,80 @@
-//! Whether the configuration works: Graph answers and accepts the System User token. The
-//! answer is kept a while (longer when ready), and a rejection seen on a real call (code 190)
-//! makes the next question check again at once.
+//! Whether the configuration works: Graph answers and accepts the System User token, and,
+//! when the app id and secret are configured, accepts them too (an app access token is asked
+//! for, `oauth/access_token?grant_type=client_credentials`, as Meta documents at
+//! <https://developers.facebook.com/docs/facebook-login/guides/access-tokens>; a wrong secret
+//! would fail every code exchange and every webhook signature). The answer is kept a while
+//! (longer when ready), and a refusal seen on a real call makes the next question check again
+//! at once.
 
 use super::{GraphRoute, Upstream};
+use crate::error::AppError;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use waba_graph::{DebugToken, Secret};
+use waba_graph::{DebugToken, ObjectId, Secret};
 
 /// How long a successful readiness check is reused.
 pub const READY_TTL: Duration = Duration::from_secs(30);
 /// How long a failed readiness check is reused.
 pub const UNREADY_TTL: Duration = Duration::from_secs(5);
 
-/// The cached outcome of the last readiness check.
-#[derive(Default)]
-pub struct Readiness(Mutex<Option<(Instant, Result<(), String>)>>);
+/// The proxy's own credentials, checked with Graph, and the cached outcome of the last check.
+pub struct Readiness {
+    system_user_token: Secret,
+    app: Option<(ObjectId, Secret)>,
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
 
 impl Readiness {
+    /// Checks `system_user_token`, and `app` (id and secret) when configured.
+    pub fn new(system_user_token: Secret, app: Option<(ObjectId, Secret)>) -> Self {
+        Self {
+            system_user_token,
+            app,
+            last: Mutex::new(None),
+        }
+    }
+
     /// Ready, or why not (safe to show: it names no secret).
-    pub async fn status(
-        &self,
-        upstream: &Upstream,
-        system_user_token: &Secret,
-    ) -> Result<(), String> {
-        let mut cached = self.0.lock().await;
+    pub async fn status(&self, upstream: &Upstream) -> Result<(), String> {
+        let mut cached = self.last.lock().await;
+        let refused = upstream.health.is_rejected() || upstream.app_health.is_rejected();
         let stale = match &*cached {
-            Some((_, Ok(()))) if upstream.health.is_rejected() => true,
+            Some((_, Ok(()))) if refused => true,
             Some((at, Ok(()))) => at.elapsed() >= READY_TTL,
             Some((at, Err(_))) => at.elapsed() >= UNREADY_TTL,
             None => true,
         };
         if stale {
-            *cached = Some((Instant::now(), check(upstream, system_user_token).await));
+            let outcome = match check(upstream, &self.system_user_token).await {
+                Ok(()) => self.check_app(upstream).await,
+                refused => refused,
+            };
+            *cached = Some((Instant::now(), outcome));
         }
         cached
             .as_ref()
             .map_or_else(|| Err("not checked yet".to_owned()), |(_, r)| r.clone())
+    }
+
+    /// Whether Graph hands the app an app access token for its id and secret.
+    async fn check_app(&self, upstream: &Upstream) -> Result<(), String> {
+        let Some((id, secret)) = &self.app else {
+            return Ok(());
+        };
+        let query = [
+            ("client_id", id.to_string()),
+            ("client_secret", secret.expose().to_owned()),
+            ("grant_type", "client_credentials".to_owned()),
+        ];
+        match upstream.oauth_access_token(&query, "").await {
+            Ok(_) => Ok(()),
+            Err(AppError::Misconfigured(_)) => Err(
+                "Meta refused the app id or app secret (--app-id / --app-secret): code exchanges \
+                 and webhook signatures cannot work"
+                    .into(),
+            ),
+            Err(e) => Err(format!("Graph check of the app credentials failed: {e}")),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Living under Meta's rate limits: retries of transient failures with exponential backoff and
 //! jitter (backon), within the request's deadline and a retry budget shared by all requests;
 //! a throttle gate that stops a kind of call while Meta says access is blocked; and the
-//! System User token's health for `/readyz`.
+//! health of the proxy's own credentials (System User token, app id and secret) for `/readyz`.
 
 use super::route::GraphRoute;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -121,31 +121,51 @@ impl ThrottleGate {
     }
 }
 
-/// Whether Meta rejected the System User token (code 190), said once in the log.
-#[derive(Default)]
-pub struct TokenHealth(AtomicBool);
+/// Whether Meta refused one of the proxy's own credentials, said once in the log.
+pub struct CredentialHealth {
+    refused: AtomicBool,
+    /// What the credential is and how to mend it, for the log.
+    what: &'static str,
+}
 
-impl TokenHealth {
-    /// Records a rejection; logs only the first one.
+impl CredentialHealth {
+    /// The health of the System User token (refused with code 190).
+    pub fn system_user_token() -> Self {
+        Self {
+            refused: AtomicBool::new(false),
+            what: "the System User token (invalid or expired, code 190): replace it",
+        }
+    }
+
+    /// The health of the app id and secret (refused on `oauth/access_token`).
+    pub fn app_credentials() -> Self {
+        Self {
+            refused: AtomicBool::new(false),
+            what: "the app id or app secret (--app-id / --app-secret): code exchanges and \
+                   webhook signatures cannot work until they are fixed",
+        }
+    }
+
+    /// Records a refusal; logs only the first one.
     pub fn rejected(&self) {
-        if !self.0.swap(true, Ordering::SeqCst) {
+        if !self.refused.swap(true, Ordering::SeqCst) {
             tracing::error!(
-                "Meta rejected the System User token (invalid or expired, code 190): \
-                 /readyz reports unready until a check succeeds; replace the token"
+                "Meta rejected {}; /readyz reports unready until a check succeeds",
+                self.what
             );
         }
     }
 
-    /// Records that Graph accepted the token again.
+    /// Records that Graph accepted the credential again.
     pub fn accepted(&self) {
-        if self.0.swap(false, Ordering::SeqCst) {
-            tracing::info!("Meta accepts the System User token again");
+        if self.refused.swap(false, Ordering::SeqCst) {
+            tracing::info!("Meta accepts {} again", self.what);
         }
     }
 
-    /// Whether the last word was a rejection.
+    /// Whether the last word was a refusal.
     pub fn is_rejected(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.refused.load(Ordering::SeqCst)
     }
 }
 

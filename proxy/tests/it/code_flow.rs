@@ -525,3 +525,109 @@ async fn a_throttled_exchange_leaves_the_code_usable() {
             .is_some_and(|c| c.starts_with("wos_"))
     );
 }
+
+/// A wrong `--app-secret` is a configuration error: the exchange answers 500 without inviting
+/// a retry (Graph's "Error validating client secret." carries code 1, its generic temporary
+/// code), `/readyz` says what to fix, the log says it once without the secret, and the code
+/// is not spent: the mended proxy exchanges it.
+#[tokio::test]
+async fn a_wrong_app_secret_is_a_configuration_error() {
+    const WRONG: &str = "not-the-app-secret-4e7b1c2d";
+    let db = temp_database();
+    let db = db.display().to_string();
+    let args = with_database(
+        &[
+            "--app-id",
+            APP_ID,
+            "--app-secret",
+            WRONG,
+            "--token-key",
+            KEY,
+        ],
+        &db,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = stack(world("demo"), &args);
+    let code = s.sim.state.mint_code(FINISH);
+    let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", a.text);
+    assert!(!a.headers.contains_key("retry-after"));
+    let e = a.error();
+    assert_eq!(e.error_type, "WabaProxyError");
+    assert!(e.message.contains("app secret"), "{}", e.message);
+    assert_ne!(e.is_transient, Some(true));
+
+    let ready = get(&s.url("/readyz"), None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert!(
+        ready.json()["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--app-secret")),
+        "{}",
+        ready.text
+    );
+    s.proxy.stop();
+    let log = s.proxy.output().join("\n");
+    assert!(!log.contains(WRONG), "the secret reached the log");
+    assert_eq!(
+        log.matches("Meta rejected the app id or app secret")
+            .count(),
+        1,
+        "{log}"
+    );
+
+    let fixed_args = code_flow_args(&db);
+    let fixed_args: Vec<&str> = fixed_args.iter().map(String::as_str).collect();
+    let fixed = proxy_for(&s.sim.url, &fixed_args);
+    let again = post(
+        &format!("{}/signup/exchange", fixed.url),
+        None,
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    let ready = get(&format!("{}/readyz", fixed.url), None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+}
+
+/// Graph's `expires_in` is used with checked arithmetic and clamped: `i64::MAX` panicked on
+/// overflow (debug) or wrapped into the past (release), and a non-integer lost the token.
+#[tokio::test]
+async fn an_absurd_expires_in_is_clamped() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    for (i, value) in [json!(i64::MAX), json!(1e300), json!("later")]
+        .into_iter()
+        .enumerate()
+    {
+        let fault: waba_testkit::sim::faults::Fault = serde_json::from_value(json!({
+            "route": "oauth_access_token", "times": 1,
+            "action": {"kind": "fields", "set": {"expires_in": value}}
+        }))
+        .unwrap();
+        s.sim.state.add_faults(vec![fault]);
+        let code = s.sim.state.mint_code(FINISH);
+        let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+        assert_eq!(a.status, StatusCode::OK, "{value}: {}", a.text);
+        let id = a.json()["onboarding_id"].as_i64().unwrap();
+        let record = get(&s.url(&format!("/admin/onboardings/{id}")), Some(ADMIN)).await;
+        let expires = record.json()["business_token_expires_at"].clone();
+        let now = waba_testkit::sim::state::now_unix();
+        let longest = waba_proxy::onboarding::MAX_TOKEN_LIFETIME_SECS;
+        match i {
+            2 => assert!(expires.is_null(), "{i}: {}", record.text),
+            _ => {
+                let at = expires.as_i64().unwrap();
+                assert!(
+                    (now + longest - 60..=now + longest + 60).contains(&at),
+                    "{i}: {at}"
+                );
+            }
+        }
+    }
+}

@@ -118,6 +118,12 @@ pub enum FaultAction {
         /// Entries on the page (0 for an empty page).
         items: usize,
     },
+    /// The usual answer with these top-level fields set: unusual or hostile values Graph
+    /// might send (an absurd `expires_in`, a field of the wrong type).
+    Fields {
+        /// Field names and their values.
+        set: serde_json::Map<String, serde_json::Value>,
+    },
     /// HTTP 5xx with Graph's unknown-error envelope.
     ServerError {
         /// 500, 502, 503 or 504.

@@ -117,7 +117,9 @@ pub async fn handle(
     }
     let partner = sim.partner_id();
     let mut short_page = None;
+    let mut set_fields = None;
     match &fault {
+        Some(FaultAction::Fields { set }) => set_fields = Some(set),
         Some(FaultAction::Latency { ms }) => {
             tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
         }
@@ -168,7 +170,12 @@ pub async fn handle(
         }
     };
     match result {
-        Ok(body) => json_response(StatusCode::OK, &body),
+        Ok(mut body) => {
+            if let (Some(set), Some(obj)) = (set_fields, body.as_object_mut()) {
+                obj.extend(set.clone());
+            }
+            json_response(StatusCode::OK, &body)
+        }
         Err(f) => f.into_response_with(sim.serial()),
     }
 }
@@ -328,10 +335,30 @@ impl<'a> Ctx<'a> {
         Ok(json!({ "data": data }))
     }
 
+    /// `oauth/access_token`: a signup code for a business token, or with
+    /// `grant_type=client_credentials` the app's own access token
+    /// (<https://developers.facebook.com/docs/facebook-login/guides/access-tokens>). A wrong
+    /// app id is code 101, a wrong secret code 1, both `OAuthException`, as reported from
+    /// Graph in <https://github.com/diowa/icare/issues/5> and
+    /// <https://github.com/facebookarchive/php-graph-sdk/issues/538>.
     fn exchange_code(&self) -> Result<Value> {
         let app = &self.sim.world.scenario.app;
         let q = self.query;
-        for required in ["client_id", "client_secret", "code"] {
+        let client_credentials = match q.get("grant_type") {
+            None => false,
+            Some("client_credentials") => true,
+            Some(other) => {
+                return Err(GraphFailure::param(format!(
+                    "(#100) Unsupported grant_type: {other}"
+                )));
+            }
+        };
+        let required: &[&str] = if client_credentials {
+            &["client_id", "client_secret"]
+        } else {
+            &["client_id", "client_secret", "code"]
+        };
+        for &required in required {
             if q.get(required).is_none_or(str::is_empty) {
                 return Err(GraphFailure::param(format!(
                     "(#100) The parameter {required} is required"
@@ -354,6 +381,11 @@ impl<'a> Ctx<'a> {
                 "Error validating client secret.",
             ));
         }
+        if client_credentials {
+            return Ok(
+                json!({"access_token": format!("{}|SimAppToken", app.id), "token_type": "bearer"}),
+            );
+        }
         let code_error = |subcode: i64, message: &str| {
             Err(
                 GraphFailure::new(StatusCode::BAD_REQUEST, "OAuthException", 100, message)
@@ -361,7 +393,16 @@ impl<'a> Ctx<'a> {
             )
         };
         match self.sim.redeem_code(q.get("code").unwrap_or_default()) {
-            CodeCheck::Token(token) => Ok(json!({"access_token": token, "token_type": "bearer"})),
+            // `{"access_token", "token_type", "expires_in"}` as Meta's manual login flow
+            // documents (developers.facebook.com/docs/facebook-login/guides/advanced/manual-flow).
+            CodeCheck::Token(token) => {
+                let expires_in = self
+                    .sim
+                    .world
+                    .token(&token)
+                    .map_or(0, |t| (self.expires_at(t) - now_unix()).max(0));
+                Ok(json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in}))
+            }
             CodeCheck::Expired => code_error(36007, "This authorization code has expired."),
             CodeCheck::Used => code_error(36009, "This authorization code has been used."),
             CodeCheck::Unknown => code_error(36008, "Invalid verification code format."),

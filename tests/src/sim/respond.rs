@@ -119,7 +119,9 @@ pub fn throttle_message(code: i64) -> String {
 /// (latency, short pages).
 pub fn fault_response(action: &FaultAction, business_id: &str, trace: u64) -> Option<Response> {
     Some(match action {
-        FaultAction::Latency { .. } | FaultAction::ShortPage { .. } => return None,
+        FaultAction::Latency { .. }
+        | FaultAction::ShortPage { .. }
+        | FaultAction::Fields { .. } => return None,
         FaultAction::Error {
             status,
             code,
