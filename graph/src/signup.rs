@@ -36,6 +36,30 @@ pub enum SignupError {
     /// A login response that says `connected` without a usable token or code.
     #[error("login response is connected but carries no valid accessToken or code")]
     BadCredential,
+    /// A text field longer than anything Meta sends, refused rather than stored.
+    #[error("{field} is longer than {max} bytes")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its limit.
+        max: usize,
+    },
+}
+
+/// The longest event, step or version name accepted in a session message (Meta's are short
+/// upper-case words). Each limit is generous next to what Meta sends, so that a posted message
+/// can never make the proxy store much.
+pub const MAX_NAME_LEN: usize = 64;
+/// The longest id accepted (`error_id`, `session_id`).
+pub const MAX_ID_LEN: usize = 128;
+/// The longest `error_message` accepted (Meta's is a sentence).
+pub const MAX_ERROR_MESSAGE_LEN: usize = 1024;
+
+fn bounded(field: &'static str, max: usize, text: Option<&str>) -> Result<(), SignupError> {
+    match text {
+        Some(t) if t.len() > max => Err(SignupError::TooLong { field, max }),
+        _ => Ok(()),
+    }
 }
 
 /// A `WA_EMBEDDED_SIGNUP` message as posted: `data` already decoded if it came as a string.
@@ -220,6 +244,28 @@ impl SessionMessage {
         }
         let name = raw.event.ok_or(SignupError::MissingEvent)?;
         let data = raw.data.unwrap_or_default();
+        bounded("event", MAX_NAME_LEN, Some(&name))?;
+        bounded(
+            "version",
+            MAX_NAME_LEN,
+            raw.version.as_ref().map(|v| v.0.as_str()),
+        )?;
+        bounded("current_step", MAX_NAME_LEN, data.current_step.as_deref())?;
+        bounded(
+            "error_message",
+            MAX_ERROR_MESSAGE_LEN,
+            data.error_message.as_deref(),
+        )?;
+        bounded(
+            "error_id",
+            MAX_ID_LEN,
+            data.error_id.as_ref().map(|v| v.0.as_str()),
+        )?;
+        bounded(
+            "session_id",
+            MAX_ID_LEN,
+            data.session_id.as_ref().map(|v| v.0.as_str()),
+        )?;
         let event = match name.as_str() {
             "FINISH" => SessionEvent::Finish(finished(&name, &data)?),
             "FINISH_ONLY_WABA" => SessionEvent::FinishOnlyWaba(finished(&name, &data)?),

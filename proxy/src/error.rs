@@ -32,6 +32,9 @@ pub enum AppError {
     /// The query string is longer than the proxy accepts.
     #[error("query string too long")]
     UriTooLong,
+    /// The posted session message is malformed or oversized.
+    #[error("malformed WA_EMBEDDED_SIGNUP event: {0}")]
+    BadEvent(#[from] waba_graph::signup::SignupError),
     /// The request body is larger than the proxy accepts.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -108,7 +111,7 @@ impl AppError {
     /// The HTTP status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadInput(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadInput(_) | Self::BadRequest(_) | Self::BadEvent(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -136,6 +139,7 @@ impl AppError {
         match self {
             Self::BadInput(_)
             | Self::BadRequest(_)
+            | Self::BadEvent(_)
             | Self::UriTooLong
             | Self::PayloadTooLarge
             | Self::BodyTimeout => 100,

@@ -348,8 +348,7 @@ impl Signups {
 fn typed(raw: Option<RawSessionMessage>) -> Result<Option<SessionMessage>, AppError> {
     match raw {
         None => Ok(None),
-        Some(raw) => SessionMessage::from_raw(raw)
-            .map_err(|_| AppError::BadRequest("malformed WA_EMBEDDED_SIGNUP event")),
+        Some(raw) => Ok(SessionMessage::from_raw(raw)?),
     }
 }
 

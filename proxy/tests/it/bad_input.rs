@@ -357,3 +357,46 @@ async fn chunked_bodies_are_held_to_the_same_limits() {
     );
     assert_eq!(data[0]["current_step"], "PHONE_NUMBER_SETUP");
 }
+
+/// Every text field of a posted session message is bounded: a field over its limit is
+/// refused with 400 naming it, and nothing is stored; at the limit it is stored whole.
+#[tokio::test]
+async fn oversized_event_fields_are_refused_not_stored() {
+    let s = stack(world("demo"), &[]);
+    let report = |data: serde_json::Value, event: &str| {
+        let body = json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": event, "data": data}});
+        let url = s.url("/signup/events");
+        async move { send(client().post(url).json(&body)).await }
+    };
+    let long = |n: usize| "S".repeat(n);
+    for (data, event, field) in [
+        (json!({"current_step": long(65)}), "CANCEL", "current_step"),
+        (
+            json!({"error_message": long(1025)}),
+            "ERROR",
+            "error_message",
+        ),
+        (
+            json!({"error_message": "x", "error_id": long(129)}),
+            "ERROR",
+            "error_id",
+        ),
+        (
+            json!({"error_message": "x", "session_id": long(129)}),
+            "ERROR",
+            "session_id",
+        ),
+        (json!({}), &long(65), "event"),
+    ] {
+        let a = report(data, event).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{field}: {}", a.text);
+        assert!(a.error().message.contains(field), "{field}: {}", a.text);
+    }
+    let records = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(records.json()["data"], json!([]), "{}", records.text);
+
+    let at_limit = report(json!({"current_step": long(64)}), "CANCEL").await;
+    assert_eq!(at_limit.status, StatusCode::OK, "{}", at_limit.text);
+    let records = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(records.json()["data"][0]["current_step"], json!(long(64)));
+}
