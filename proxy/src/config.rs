@@ -96,10 +96,10 @@ pub struct Args {
     )]
     pub debug_token_global_per_minute: u32,
 
-    /// Milliseconds a connection has to send a request's whole head (also how long an idle
-    /// keep-alive connection is kept).
-    #[arg(long, env = "WABA_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
-    pub header_timeout_ms: u64,
+    /// Milliseconds the proxy waits on a client: for a request's whole head, on an idle
+    /// keep-alive connection, and for a write the client does not read.
+    #[arg(long, env = "WABA_CLIENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub client_timeout_ms: u64,
 
     /// Largest request head (request line and headers) in bytes; more is answered 431.
     #[arg(long, env = "WABA_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
@@ -387,8 +387,8 @@ impl Config {
                 u64::from(args.debug_token_global_per_minute),
             ),
             (
-                "--header-timeout-ms / WABA_HEADER_TIMEOUT_MS",
-                args.header_timeout_ms,
+                "--client-timeout-ms / WABA_CLIENT_TIMEOUT_MS",
+                args.client_timeout_ms,
             ),
             (
                 "--max-connections / WABA_MAX_CONNECTIONS",
@@ -504,7 +504,7 @@ impl Config {
             debug_token_per_minute: args.debug_token_per_minute,
             debug_token_global_per_minute: args.debug_token_global_per_minute,
             connections: crate::server::Limits {
-                header_timeout: Duration::from_millis(args.header_timeout_ms),
+                client_timeout: Duration::from_millis(args.client_timeout_ms),
                 max_header_bytes: args.max_header_bytes,
                 max_connections: args.max_connections,
                 max_connections_per_client: args.max_connections_per_client,

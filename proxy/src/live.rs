@@ -64,7 +64,8 @@ impl StatusHub {
 
     /// Ends every open stream (graceful shutdown).
     pub fn close(&self) {
-        let _ = self.shutdown.send(true);
+        // `send_replace` stores the value even when no stream is open to receive it.
+        self.shutdown.send_replace(true);
     }
 
     /// Tells open streams about newly stored changes.
@@ -146,7 +147,11 @@ impl StatusHub {
             };
             loop {
                 tokio::select! {
-                    _ = shutdown.changed() => return,
+                    // `wait_for`, not `changed`: a stream opened after the close must end too.
+                    () = async {
+                        // The `Ref` it answers with is not `Send`: drop it here.
+                        let _ = shutdown.wait_for(|closed| *closed).await;
+                    } => return,
                     got = live.recv() => match got {
                         Ok(c) if c.seq <= last => {}
                         // The next one in sequence: send it as it is.

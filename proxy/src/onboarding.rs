@@ -7,7 +7,7 @@
 //! must act on. The session event arrives as Meta sent it; its meaning comes from
 //! `waba_graph::signup`, the one place that knows it.
 
-use crate::auth::limit::GraphAllowance;
+use crate::auth::limit::{GraphAllowance, Spend};
 use crate::auth::session::{MintedSession, mint};
 use crate::auth::signup_token::{Asker, TokenInspector};
 use crate::auth::{Authenticators, Principal, digest};
@@ -156,13 +156,13 @@ impl Signups {
         let flow = self.code_flow.as_ref().ok_or(AppError::CodeFlowOff)?;
         let code = SignupCode::parse(&request.code)?;
         let event = typed(request.event)?;
-        self.allowance.spend(client)?;
+        self.allowance.spend(client, Spend::Exchange)?;
         let now = crate::clock::now();
-        if !self.store.claim_code(digest(code.expose()), now).await? {
-            return Err(AppError::CodeRejected(
+        let claim = Claim::take(&self.store, digest(code.expose()), now)
+            .await?
+            .ok_or(AppError::CodeRejected(
                 "this signup code was already used: the business must click the signup button again",
-            ));
-        }
+            ))?;
         let mut record = record_of(Flow::Code, now, event.as_ref());
         let query = [
             ("client_id", flow.app_id.to_string()),
@@ -174,8 +174,12 @@ impl Signups {
             .oauth_access_token(&query, code.expose())
             .await;
         let bytes = match exchanged {
-            Ok(b) => b,
+            Ok(b) => {
+                claim.keep();
+                b
+            }
             Err(AppError::Graph { error, .. }) if error.code == 100 => {
+                claim.keep();
                 record.outcome = Outcome::CodeRejected;
                 record.follow_ups = vec![follow_up(
                     None,
@@ -192,7 +196,7 @@ impl Signups {
             // Graph unreachable): Meta did not say the code is spent, so it is given back and
             // the retry asks Meta again, which refuses a code it already used.
             Err(e) => {
-                self.store.release_code(digest(code.expose())).await?;
+                claim.release().await;
                 return Err(e);
             }
         };
@@ -253,7 +257,7 @@ impl Signups {
         let event = typed(Some(request.event))?.ok_or(AppError::BadRequest(
             "the event must be a WA_EMBEDDED_SIGNUP message",
         ))?;
-        self.allowance.spend(client)?;
+        self.allowance.spend(client, Spend::Record)?;
         let mut record = record_of(flow, crate::clock::now(), Some(&event));
         if let Some(token) = credential {
             match self.auth.resolve(token, client).await? {
@@ -349,6 +353,59 @@ fn typed(raw: Option<RawSessionMessage>) -> Result<Option<SessionMessage>, AppEr
     match raw {
         None => Ok(None),
         Some(raw) => Ok(SessionMessage::from_raw(raw)?),
+    }
+}
+
+/// A signup code claimed for one exchange. Kept once Meta exchanged or refused it; given back
+/// otherwise, also when the request is cut off mid-exchange (its deadline, a client that
+/// went away): dropping an unsettled claim gives the code back in the background.
+struct Claim {
+    store: Arc<dyn Store>,
+    hash: [u8; 32],
+    settled: bool,
+}
+
+impl Claim {
+    /// Claims the code of `hash`; `None` when it was already claimed.
+    async fn take(
+        store: &Arc<dyn Store>,
+        hash: [u8; 32],
+        now: i64,
+    ) -> Result<Option<Self>, AppError> {
+        Ok(store.claim_code(hash, now).await?.then(|| Self {
+            store: store.clone(),
+            hash,
+            settled: false,
+        }))
+    }
+
+    /// Meta spent the code: it stays claimed.
+    fn keep(mut self) {
+        self.settled = true;
+    }
+
+    /// Gives the code back now, so a retry right after the answer finds it.
+    async fn release(mut self) {
+        self.settled = true;
+        give_back(&self.store, self.hash).await;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (store, hash) = (self.store.clone(), self.hash);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { give_back(&store, hash).await });
+        }
+    }
+}
+
+async fn give_back(store: &Arc<dyn Store>, hash: [u8; 32]) {
+    if let Err(e) = store.release_code(hash).await {
+        tracing::warn!(error = %e, "a claimed signup code could not be given back");
     }
 }
 

@@ -1,10 +1,12 @@
 //! Serving connections with bounds on what each one, and all of them, may hold: a request's
 //! head must arrive whole within the header timeout (the same timer closes an idle keep-alive
 //! connection), a head larger than the limit is answered 431 and the connection closed (so
-//! a connection's read buffer never grows past a few KiB), a client address holds a bounded
-//! number of connections (more are closed at once), and the process holds a bounded number
-//! in all (more wait in the kernel's backlog until one closes). Bodies are bounded by the
-//! router (bytes read) and by each route's deadline.
+//! a connection's read buffer never grows past a few KiB), a client that stops reading what
+//! the proxy writes (pipelined requests it never reads, a stalled event stream) is cut once
+//! a write has waited the same time, a client address holds a bounded number of connections
+//! (more are closed at once), and the process holds a bounded number in all (more wait in the
+//! kernel's backlog until one closes). Bodies are bounded by the router (bytes read, and the
+//! time they take to arrive).
 
 use crate::auth::limit::client_key;
 use axum::Router;
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt as _;
 
 /// Smallest accepted `--max-header-bytes`: room for a request line, a bearer token and the
@@ -33,8 +36,9 @@ pub const DRAIN: Duration = Duration::from_secs(30);
 /// What connections may hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Time to send a request's whole head; also the longest idle keep-alive.
-    pub header_timeout: Duration,
+    /// Time to send a request's whole head; also the longest idle keep-alive, and the
+    /// longest a write to the client may wait.
+    pub client_timeout: Duration,
     /// Largest request head in bytes.
     pub max_header_bytes: usize,
     /// Open connections in all.
@@ -92,7 +96,7 @@ pub async fn serve(
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(limits.client_timeout)
         .max_header_size(limits.max_header_bytes)
         // The read buffer holds at most one head, plus a little of the body behind it.
         .max_buf_size((limits.max_header_bytes + 8 * 1024).max(16 * 1024));
@@ -117,13 +121,18 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.client_timeout));
         let service = app
             .clone()
             .map_request(move |mut req: axum::http::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(remote));
                 req
             });
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = http.serve_connection(
+            TokioIo::new(Box::pin(stream)),
+            TowerToHyperService::new(service),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             metrics::gauge!("waba_open_connections").increment(1.0);

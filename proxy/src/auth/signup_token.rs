@@ -5,7 +5,7 @@
 //! the cache cannot answer is charged to the asking client's [`GraphAllowance`] before Graph
 //! hears of it, so strangers' made-up tokens cannot spend the partner's Graph budget.
 
-use super::limit::GraphAllowance;
+use super::limit::{GraphAllowance, Spend};
 use super::{Authenticator, Principal, Verdict, digest};
 use crate::error::AppError;
 use crate::upstream::{GraphRoute, Upstream};
@@ -93,11 +93,16 @@ impl TokenInspector {
             return Ok(hit);
         }
         metrics::counter!("waba_cache_misses_total", "cache" => "debug_token").increment(1);
-        if let Asker::Client(client) = asker {
-            self.allowance.spend(client)?;
-        }
+        // Concurrent questions about one token wait for one Graph call: only the asker whose
+        // question makes the call spends its allowance.
+        let fetch = async {
+            if let Asker::Client(client) = asker {
+                self.allowance.spend(client, Spend::TokenCheck)?;
+            }
+            self.fetch(token).await
+        };
         self.cache
-            .try_get_with(key, self.fetch(token))
+            .try_get_with(key, fetch)
             .await
             .map_err(|e| (*e).clone())
     }

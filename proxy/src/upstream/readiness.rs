@@ -17,11 +17,16 @@ pub const READY_TTL: Duration = Duration::from_secs(30);
 /// How long a failed readiness check is reused.
 pub const UNREADY_TTL: Duration = Duration::from_secs(5);
 
+/// The outcome of a check and when it was made.
+type Outcome = (Instant, Result<(), String>);
+
 /// The proxy's own credentials, checked with Graph, and the cached outcome of the last check.
 pub struct Readiness {
     system_user_token: Secret,
     app: Option<(ObjectId, Secret)>,
-    last: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// Held while a check runs: one check at a time.
+    checking: Mutex<()>,
+    last: std::sync::Mutex<Option<Outcome>>,
 }
 
 impl Readiness {
@@ -30,30 +35,53 @@ impl Readiness {
         Self {
             system_user_token,
             app,
-            last: Mutex::new(None),
+            checking: Mutex::new(()),
+            last: std::sync::Mutex::new(None),
         }
     }
 
-    /// Ready, or why not (safe to show: it names no secret).
+    fn last(&self) -> Option<Outcome> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Ready, or why not (safe to show: it names no secret). While a check runs, others get
+    /// the last outcome at once instead of queueing behind Graph.
     pub async fn status(&self, upstream: &Upstream) -> Result<(), String> {
-        let mut cached = self.last.lock().await;
         let refused = upstream.health.is_rejected() || upstream.app_health.is_rejected();
-        let stale = match &*cached {
-            Some((_, Ok(()))) if refused => true,
-            Some((at, Ok(()))) => at.elapsed() >= READY_TTL,
-            Some((at, Err(_))) => at.elapsed() >= UNREADY_TTL,
-            None => true,
+        let fresh = |last: &Option<Outcome>| match last {
+            Some((_, Ok(()))) if refused => false,
+            Some((at, Ok(()))) => at.elapsed() < READY_TTL,
+            Some((at, Err(_))) => at.elapsed() < UNREADY_TTL,
+            None => false,
         };
-        if stale {
-            let outcome = match check(upstream, &self.system_user_token).await {
-                Ok(()) => self.check_app(upstream).await,
-                refused => refused,
-            };
-            *cached = Some((Instant::now(), outcome));
+        let last = self.last();
+        if fresh(&last) {
+            return last.map_or(Ok(()), |(_, r)| r);
         }
-        cached
-            .as_ref()
-            .map_or_else(|| Err("not checked yet".to_owned()), |(_, r)| r.clone())
+        let _checking = match (self.checking.try_lock(), last) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, r))) => return r,
+            // The very first check is running: wait for it.
+            (Err(_), None) => {
+                let _ = self.checking.lock().await;
+                return self
+                    .last()
+                    .map_or_else(|| Err("not checked yet".to_owned()), |(_, r)| r);
+            }
+        };
+        let outcome = match check(upstream, &self.system_user_token).await {
+            Ok(()) => self.check_app(upstream).await,
+            refused => refused,
+        };
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), outcome.clone()));
+        outcome
     }
 
     /// Whether Graph hands the app an app access token for its id and secret.
@@ -73,6 +101,8 @@ impl Readiness {
                  and webhook signatures cannot work"
                     .into(),
             ),
+            // Throttled is no verdict on the credentials.
+            Err(e) if e.is_throttling() => Ok(()),
             Err(e) => Err(format!("Graph check of the app credentials failed: {e}")),
         }
     }

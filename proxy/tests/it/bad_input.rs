@@ -236,7 +236,8 @@ async fn unknown_bearer_tokens_cannot_spend_the_graph_budget() {
     assert_eq!(s.sim.calls("debug_token"), 2);
 }
 
-/// The global allowance holds however the calls are spread over clients.
+/// The global allowance of token checks holds even when the client's own allows more (how it
+/// holds across addresses is in `auth::limit`'s unit tests: every request here comes from one).
 #[tokio::test]
 async fn the_global_allowance_caps_token_checks() {
     let s = stack(
@@ -399,4 +400,19 @@ async fn oversized_event_fields_are_refused_not_stored() {
     assert_eq!(at_limit.status, StatusCode::OK, "{}", at_limit.text);
     let records = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
     assert_eq!(records.json()["data"][0]["current_step"], json!(long(64)));
+}
+
+/// Many concurrent first requests with one new token make one `debug_token` call and spend
+/// one unit of the client's allowance: the page's parallel reads after a signup all succeed.
+#[tokio::test]
+async fn concurrent_requests_with_one_new_token_spend_one_check() {
+    let s = stack(world("demo"), &["--debug-token-per-minute", "3"]);
+    let url = s.url("/graph/102289599326934");
+    let reads = (0..48).map(|_| {
+        let url = url.clone();
+        async move { get(&url, Some(FINISH)).await.status.as_u16() }
+    });
+    let statuses = futures_util::future::join_all(reads).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(s.sim.calls("debug_token"), 1);
 }

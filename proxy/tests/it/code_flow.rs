@@ -631,3 +631,76 @@ async fn an_absurd_expires_in_is_clamped() {
         }
     }
 }
+
+/// Made-up tokens that spend the global allowance of token checks do not block real signups:
+/// code exchanges have a global allowance of their own.
+#[tokio::test]
+async fn made_up_tokens_cannot_block_real_signups() {
+    let db = temp_database();
+    let args = code_flow_args(&db.display().to_string());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend([
+        "--debug-token-per-minute",
+        "100",
+        "--debug-token-global-per-minute",
+        "3",
+    ]);
+    let s = stack(world("demo"), &args);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let token = format!("EAAMadeUp{i:040}");
+        statuses.push(
+            get(&s.url("/graph/102289599326934"), Some(&token))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    let code = s.sim.state.mint_code(FINISH);
+    let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+/// An exchange cut off mid-way (the client goes away while Graph is slow, so the proxy drops
+/// the request) gives its code back: the retry is not refused as "already used" by the
+/// proxy's own claim.
+#[tokio::test]
+async fn an_exchange_cut_off_mid_way_gives_the_code_back() {
+    use tokio::io::AsyncWriteExt;
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let slow: waba_testkit::sim::faults::Fault = serde_json::from_value(json!({
+        "route": "oauth_access_token", "times": 1,
+        "action": {"kind": "latency", "ms": 1500}
+    }))
+    .unwrap();
+    s.sim.state.add_faults(vec![slow]);
+    let code = s.sim.state.mint_code(FINISH);
+    let body = json!({"code": code}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(s.proxy.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /signup/exchange HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The proxy has claimed the code and waits on Graph; the client goes away.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    drop(stream);
+    // Let the slow call end on graph-sim's side, whatever it did with the code.
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let again = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert!(
+        !again.text.contains("this signup code was already used"),
+        "the proxy kept the code claimed: {}",
+        again.text
+    );
+}

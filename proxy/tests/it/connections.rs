@@ -54,8 +54,8 @@ async fn healthz(stream: &mut TcpStream) -> String {
 /// A client that sends one header line every 200 ms never finishes its head: the proxy
 /// closes the connection at the header timeout instead of holding it forever.
 #[tokio::test]
-async fn a_slow_head_is_cut_at_the_header_timeout() {
-    let s = stack(world("demo"), &["--header-timeout-ms", "1000"]);
+async fn a_slow_head_is_cut_at_the_client_timeout() {
+    let s = stack(world("demo"), &["--client-timeout-ms", "1000"]);
     let mut stream = connect(&s).await;
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -267,4 +267,46 @@ async fn a_slow_body_gets_408() {
             .unwrap_or_default();
         assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
     }
+}
+
+/// A client that asks for a large answer and never reads it is cut once a write has waited
+/// the client timeout, instead of holding its connection (and the proxy's buffers) forever.
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut() {
+    let www = std::env::temp_dir().join(format!("waba-www-{}", std::process::id()));
+    std::fs::create_dir_all(&www).unwrap();
+    const SIZE: usize = 48 * 1024 * 1024;
+    std::fs::write(www.join("big.bin"), vec![b'x'; SIZE]).unwrap();
+    let dir = www.display().to_string();
+    let s = stack(
+        world("demo"),
+        &["--www", &dir, "--client-timeout-ms", "1000"],
+    );
+    let mut stream = connect(&s).await;
+    stream
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing while the proxy's writes stall on full buffers.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&www);
+    assert!(
+        ended.is_ok(),
+        "the connection was still open after {got} bytes"
+    );
+    assert!(
+        got < SIZE,
+        "the whole answer was delivered to a client that did not read"
+    );
 }
