@@ -16,8 +16,8 @@ pub const MAX_CREDENTIAL_LEN: usize = crate::input::MAX_TOKEN_LEN;
 /// Why a signup message or login response could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignupError {
-    /// A finish event without `waba_id`.
-    #[error("{event} event without waba_id")]
+    /// A finish event with neither `waba_id` nor `waba_ids`.
+    #[error("{event} event without waba_id or waba_ids")]
     MissingWabaId {
         /// The event name.
         event: String,
@@ -36,6 +36,9 @@ pub enum SignupError {
     /// A login response that says `connected` without a usable token or code.
     #[error("login response is connected but carries no valid accessToken or code")]
     BadCredential,
+    /// More WABAs than a multi-WABA finish plausibly shares.
+    #[error("waba_ids holds more than {MAX_WABA_IDS} ids")]
+    TooManyWabas,
     /// A text field longer than anything Meta sends, refused rather than stored.
     #[error("{field} is longer than {max} bytes")]
     TooLong {
@@ -54,6 +57,8 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_ID_LEN: usize = 128;
 /// The longest `error_message` accepted (Meta's is a sentence).
 pub const MAX_ERROR_MESSAGE_LEN: usize = 1024;
+/// Most WABAs accepted in a multi-WABA finish (`waba_ids`).
+pub const MAX_WABA_IDS: usize = 100;
 
 fn bounded(field: &'static str, max: usize, text: Option<&str>) -> Result<(), SignupError> {
     match text {
@@ -85,13 +90,17 @@ pub struct RawSessionData {
     pub phone_number_id: Option<RawId>,
     /// The shared WABA.
     pub waba_id: Option<RawId>,
+    /// Every shared WABA, in multi-WABA flows (instead of, or besides, `waba_id`).
+    pub waba_ids: Option<Vec<RawId>>,
     /// The business that shared it.
     pub business_id: Option<RawId>,
     /// The step the user left at, on `CANCEL`.
     pub current_step: Option<String>,
     /// The error the user reported, on `CANCEL`/`ERROR`.
     pub error_message: Option<String>,
-    /// Meta's id for the error.
+    /// Meta's code for the error (today's name of `error_id`).
+    pub error_code: Option<RawId>,
+    /// Meta's id for the error (the older name of `error_code`).
     pub error_id: Option<RawId>,
     /// Meta's id for the signup session.
     pub session_id: Option<RawId>,
@@ -113,11 +122,17 @@ pub enum SessionEvent {
     Finish(Finished),
     /// `FINISH_ONLY_WABA`: a WABA shared without a phone number.
     FinishOnlyWaba(Finished),
-    /// `FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`: a WhatsApp Business app number onboarded.
+    /// `FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`: a WhatsApp Business app number onboarded
+    /// (coexistence); the event names only the WABA.
     FinishWhatsAppBusinessApp(Finished),
+    /// `FINISH_OBO_MIGRATION`: an on-behalf-of WABA migrated to the business's ownership.
+    FinishOboMigration(Finished),
+    /// `FINISH_GRANT_ONLY_API_ACCESS`: the business granted the partner's app access to an
+    /// existing WABA (App-Only Install).
+    FinishGrantOnlyApiAccess(Finished),
     /// `CANCEL`: the user left the flow.
     Cancel(Abandoned),
-    /// `ERROR`: some senders use it for reported errors.
+    /// `ERROR`: the business met an error in the flow.
     Error(Abandoned),
     /// An event this version does not know, kept rather than dropped.
     Unknown {
@@ -129,8 +144,11 @@ pub enum SessionEvent {
 /// The ids a finished flow reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
-    /// The shared WABA.
+    /// The shared WABA (the first of `waba_ids`).
     pub waba_id: ObjectId,
+    /// Every shared WABA: `waba_id` first, then the others a multi-WABA flow names in
+    /// `waba_ids`, each once.
+    pub waba_ids: Vec<ObjectId>,
     /// The phone number, absent for `FINISH_ONLY_WABA` and app onboarding.
     pub phone_number_id: Option<ObjectId>,
     /// The business that shared it.
@@ -149,8 +167,8 @@ pub enum Abandoned {
     Reported {
         /// The error shown to the user.
         error_message: Option<String>,
-        /// Meta's error id.
-        error_id: Option<String>,
+        /// Meta's error code (`error_code`, or `error_id` as older messages call it).
+        error_code: Option<String>,
         /// Meta's session id, for support.
         session_id: Option<String>,
     },
@@ -191,6 +209,8 @@ impl SessionEvent {
             Self::Finish(_) => "FINISH",
             Self::FinishOnlyWaba(_) => "FINISH_ONLY_WABA",
             Self::FinishWhatsAppBusinessApp(_) => "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+            Self::FinishOboMigration(_) => "FINISH_OBO_MIGRATION",
+            Self::FinishGrantOnlyApiAccess(_) => "FINISH_GRANT_ONLY_API_ACCESS",
             Self::Cancel(_) => "CANCEL",
             Self::Error(_) => "ERROR",
             Self::Unknown { event } => event,
@@ -200,9 +220,11 @@ impl SessionEvent {
     /// The finish details, when the flow finished.
     pub fn finished(&self) -> Option<&Finished> {
         match self {
-            Self::Finish(f) | Self::FinishOnlyWaba(f) | Self::FinishWhatsAppBusinessApp(f) => {
-                Some(f)
-            }
+            Self::Finish(f)
+            | Self::FinishOnlyWaba(f)
+            | Self::FinishWhatsAppBusinessApp(f)
+            | Self::FinishOboMigration(f)
+            | Self::FinishGrantOnlyApiAccess(f) => Some(f),
             _ => None,
         }
     }
@@ -226,9 +248,11 @@ impl SessionEvent {
     /// How the signup ended.
     pub fn outcome(&self) -> SignupOutcome {
         match self {
-            Self::Finish(_) | Self::FinishOnlyWaba(_) | Self::FinishWhatsAppBusinessApp(_) => {
-                SignupOutcome::Finished
-            }
+            Self::Finish(_)
+            | Self::FinishOnlyWaba(_)
+            | Self::FinishWhatsAppBusinessApp(_)
+            | Self::FinishOboMigration(_)
+            | Self::FinishGrantOnlyApiAccess(_) => SignupOutcome::Finished,
             Self::Error(_) | Self::Cancel(Abandoned::Reported { .. }) => SignupOutcome::Error,
             Self::Cancel(_) => SignupOutcome::Cancelled,
             Self::Unknown { .. } => SignupOutcome::Unknown,
@@ -262,6 +286,11 @@ impl SessionMessage {
             data.error_id.as_ref().map(|v| v.0.as_str()),
         )?;
         bounded(
+            "error_code",
+            MAX_ID_LEN,
+            data.error_code.as_ref().map(|v| v.0.as_str()),
+        )?;
+        bounded(
             "session_id",
             MAX_ID_LEN,
             data.session_id.as_ref().map(|v| v.0.as_str()),
@@ -271,6 +300,10 @@ impl SessionMessage {
             "FINISH_ONLY_WABA" => SessionEvent::FinishOnlyWaba(finished(&name, &data)?),
             "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING" => {
                 SessionEvent::FinishWhatsAppBusinessApp(finished(&name, &data)?)
+            }
+            "FINISH_OBO_MIGRATION" => SessionEvent::FinishOboMigration(finished(&name, &data)?),
+            "FINISH_GRANT_ONLY_API_ACCESS" => {
+                SessionEvent::FinishGrantOnlyApiAccess(finished(&name, &data)?)
             }
             "CANCEL" => SessionEvent::Cancel(abandoned(data)),
             "ERROR" => SessionEvent::Error(abandoned(data)),
@@ -290,20 +323,44 @@ fn opt_id(field: &'static str, raw: &Option<RawId>) -> Result<Option<ObjectId>, 
 }
 
 fn finished(event: &str, data: &RawSessionData) -> Result<Finished, SignupError> {
-    Ok(Finished {
-        waba_id: opt_id("waba_id", &data.waba_id)?.ok_or_else(|| SignupError::MissingWabaId {
+    let listed = data.waba_ids.as_deref().unwrap_or_default();
+    if listed.len() > MAX_WABA_IDS {
+        return Err(SignupError::TooManyWabas);
+    }
+    let mut waba_ids: Vec<ObjectId> = Vec::with_capacity(listed.len() + 1);
+    let all = data
+        .waba_id
+        .iter()
+        .map(|r| ("waba_id", r))
+        .chain(listed.iter().map(|r| ("waba_ids", r)));
+    for (field, raw) in all {
+        let id = ObjectId::parse(&raw.0).map_err(|source| SignupError::BadId { field, source })?;
+        if !waba_ids.contains(&id) {
+            waba_ids.push(id);
+        }
+    }
+    let waba_id = waba_ids
+        .first()
+        .cloned()
+        .ok_or_else(|| SignupError::MissingWabaId {
             event: event.to_owned(),
-        })?,
+        })?;
+    Ok(Finished {
+        waba_id,
+        waba_ids,
         phone_number_id: opt_id("phone_number_id", &data.phone_number_id)?,
         business_id: opt_id("business_id", &data.business_id)?,
     })
 }
 
+/// A flow left early: a reported error (`error_message` or an error code; Meta sends it as
+/// `CANCEL`), or the step the business left at.
 fn abandoned(data: RawSessionData) -> Abandoned {
-    if data.error_message.is_some() || data.error_id.is_some() {
+    let error_code = data.error_code.or(data.error_id).map(|r| r.0);
+    if data.error_message.is_some() || error_code.is_some() {
         return Abandoned::Reported {
             error_message: data.error_message,
-            error_id: data.error_id.map(|r| r.0),
+            error_code,
             session_id: data.session_id.map(|r| r.0),
         };
     }
@@ -513,6 +570,94 @@ mod tests {
         ));
     }
 
+    /// The session messages of Meta's Embedded Signup pages, as published: the v4
+    /// implementation page (success with `waba_ids`, user-reported errors with `error_code`),
+    /// the coexistence page, the bypass page and the App-Only Install page
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/implementation>,
+    /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/onboarding-business-app-users>,
+    /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/bypass-phone-addition>,
+    /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/app-only-install>).
+    #[test]
+    fn every_finish_event_meta_documents() {
+        let multi = msg(r#"{"data":{"phone_number_id":"106540352242922","waba_ids":["102289599326934","101569239400667"],"business_id":"2729063490586005"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH"}"#).unwrap().unwrap();
+        let f = multi.event.finished().unwrap();
+        assert_eq!(f.waba_id.as_str(), "102289599326934");
+        let ids: Vec<&str> = f.waba_ids.iter().map(ObjectId::as_str).collect();
+        assert_eq!(ids, ["102289599326934", "101569239400667"]);
+        // `waba_id` and `waba_ids` together: the one first, each once.
+        let both = msg(r#"{"data":{"waba_id":"2","waba_ids":["1","2"]},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH"}"#).unwrap().unwrap();
+        let ids: Vec<&str> = both
+            .event
+            .finished()
+            .unwrap()
+            .waba_ids
+            .iter()
+            .map(ObjectId::as_str)
+            .collect();
+        assert_eq!(ids, ["2", "1"]);
+        let cases = [
+            (
+                r#"{"data":{"waba_id":"102289599326934"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING","version":3}"#,
+                "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                true,
+            ),
+            (
+                r#"{"data":{"phone_number_id":"106540352242922","waba_id":"102289599326934"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_ONLY_WABA","version":3}"#,
+                "FINISH_ONLY_WABA",
+                false,
+            ),
+            (
+                r#"{"data":{"phone_number_id":"106540352242922","waba_id":"102289599326934","business_id":"2729063490586005"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_GRANT_ONLY_API_ACCESS"}"#,
+                "FINISH_GRANT_ONLY_API_ACCESS",
+                true,
+            ),
+            (
+                r#"{"data":{"waba_id":"102289599326934","business_id":"2729063490586005"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH_OBO_MIGRATION"}"#,
+                "FINISH_OBO_MIGRATION",
+                true,
+            ),
+        ];
+        for (json, name, phone) in cases {
+            let m = msg(json).unwrap().unwrap();
+            assert_eq!(m.event.name(), name);
+            assert_eq!(m.event.outcome(), SignupOutcome::Finished, "{name}");
+            assert_eq!(m.event.expects_phone(), phone, "{name}");
+            assert_eq!(
+                m.event.finished().unwrap().waba_id.as_str(),
+                "102289599326934"
+            );
+        }
+        let reported = msg(r#"{"data":{"error_message":"Your verification code is incorrect.","error_code":"524126","session_id":"f34b51dab5e0498","timestamp":"1746041036"},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL"}"#).unwrap().unwrap();
+        assert_eq!(reported.event.outcome(), SignupOutcome::Error);
+        let Some(Abandoned::Reported {
+            error_code,
+            session_id,
+            ..
+        }) = reported.event.abandoned()
+        else {
+            panic!("{reported:?}")
+        };
+        assert_eq!(error_code.as_deref(), Some("524126"));
+        assert_eq!(session_id.as_deref(), Some("f34b51dab5e0498"));
+        // An error code alone is a reported error too.
+        let code_only =
+            msg(r#"{"data":{"error_code":524126},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL"}"#)
+                .unwrap()
+                .unwrap();
+        assert_eq!(code_only.event.outcome(), SignupOutcome::Error);
+        // Neither `waba_id` nor `waba_ids`: refused; too many ids: refused.
+        assert!(matches!(
+            msg(r#"{"data":{"waba_ids":[]},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH"}"#),
+            Err(SignupError::MissingWabaId { .. })
+        ));
+        let many: Vec<String> = (1..=101).map(|i| format!("\"{i}\"")).collect();
+        let json = format!(
+            r#"{{"data":{{"waba_ids":[{}]}},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH"}}"#,
+            many.join(",")
+        );
+        assert_eq!(msg(&json), Err(SignupError::TooManyWabas));
+    }
+
     #[test]
     fn cancel_and_error_events() {
         let m = msg(r#"{"data":{"current_step":"PHONE_NUMBER_VERIFICATION"},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","version":3}"#).unwrap().unwrap();
@@ -524,7 +669,7 @@ mod tests {
         );
         let m = msg(r#"{"data":{"error_message":"Your verification code is incorrect.","error_id":524126,"session_id":"f34b6950d0f4c8","timestamp":1698675133},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL","version":3}"#).unwrap().unwrap();
         let SessionEvent::Cancel(Abandoned::Reported {
-            error_id,
+            error_code,
             session_id,
             ..
         }) = m.event
@@ -532,7 +677,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (error_id.as_deref(), session_id.as_deref()),
+            (error_code.as_deref(), session_id.as_deref()),
             (Some("524126"), Some("f34b6950d0f4c8"))
         );
         let m =
@@ -780,6 +925,7 @@ mod tracker_tests {
             version: Some("3".into()),
             event: SessionEvent::Finish(Finished {
                 waba_id: ObjectId::parse("1").unwrap(),
+                waba_ids: vec![ObjectId::parse("1").unwrap()],
                 phone_number_id: None,
                 business_id: None,
             }),

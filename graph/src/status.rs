@@ -33,15 +33,60 @@ pub struct AccountStatus {
     pub health_problems: Vec<String>,
 }
 
-/// One phone number's readiness.
+/// Who has to act next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    /// The business that signed up (verify its number, fix its display name, ...).
+    Business,
+    /// The partner (register the number, subscribe to the WABA's webhooks, ...).
+    Partner,
+    /// Meta (a review is pending).
+    Meta,
+    /// Nobody: ready.
+    Nobody,
+    /// A state this version does not know: shown as Meta sent it, never guessed.
+    Unknown,
+}
+
+impl Actor {
+    /// The name used in JSON and JS: `business`, `partner`, `meta`, `nobody`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Business => "business",
+            Self::Partner => "partner",
+            Self::Meta => "meta",
+            Self::Nobody => "nobody",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Reads a name written by [`Actor::as_str`]; anything else is `Unknown`.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "business" => Self::Business,
+            "partner" => Self::Partner,
+            "meta" => Self::Meta,
+            "nobody" => Self::Nobody,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One phone number's readiness, and who has to act for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneStatus {
     /// The number as Graph returned it.
     pub phone: PhoneNumber,
-    /// Connected and verified: it can send messages.
+    /// Connected: it can send messages.
     pub ready: bool,
-    /// Why it is not ready.
+    /// Who acts next.
+    pub actor: Actor,
+    /// What they do, as a stable code: `none`, `verify_number`, `register`,
+    /// `fix_display_name`, `name_review`, `improve_quality`, `appeal`, `wait`, or `unknown`.
+    pub action: String,
+    /// What is in the way and who does what, in plain words; absent when ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
@@ -50,8 +95,11 @@ pub struct PhoneStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Incomplete {
-    /// Stable code: `left_at_step`, `reported_error`, `certificate_not_ready`, `no_phone_number`.
+    /// Stable code: `left_at_step`, `reported_error`, `certificate_not_ready`,
+    /// `register_phone`, `no_phone_number`.
     pub reason: String,
+    /// Who has to act.
+    pub actor: Actor,
     /// The step the business left at, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
@@ -66,15 +114,17 @@ impl Incomplete {
         match abandoned {
             Abandoned::AtStep { current_step } => Some(Incomplete {
                 reason: "left_at_step".into(),
+                actor: Actor::Business,
                 step: Some(current_step.clone()),
                 message: step_guidance(current_step),
             }),
             Abandoned::Reported {
                 error_message,
-                error_id,
+                error_code,
                 ..
             } => Some(Incomplete {
                 reason: "reported_error".into(),
+                actor: Actor::Business,
                 step: None,
                 message: format!(
                     "The business reported an error in Embedded Signup{}{}. Reach out to help it \
@@ -83,7 +133,7 @@ impl Incomplete {
                         .as_deref()
                         .map(|m| format!(": “{m}”"))
                         .unwrap_or_default(),
-                    error_id
+                    error_code
                         .as_deref()
                         .map(|i| format!(" (error {i})"))
                         .unwrap_or_default(),
@@ -94,55 +144,151 @@ impl Incomplete {
     }
 }
 
-/// Plain-words guidance for the step a business left Embedded Signup at.
+/// Plain-words guidance for the step a business left Embedded Signup at, for the six steps
+/// Meta documents
+/// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/errors#abandoned-flow-screens>);
+/// any other step is named as sent.
 pub fn step_guidance(step: &str) -> String {
     let what = match step {
-        "PHONE_NUMBER_VERIFICATION" => {
-            "it did not verify its phone number, so the number's certificate is not ready. \
-             Ask the business to finish Embedded Signup and enter the verification code"
+        "BUSINESS_ACCOUNT_SELECTION" => {
+            "it had not chosen or created a business portfolio, so nothing was shared. Invite it \
+             to start Embedded Signup again"
+        }
+        "WABA_PHONE_PROFILE_PICKER" => {
+            "it had not chosen a WhatsApp Business account and phone number. Invite it to start \
+             Embedded Signup again and pick (or create) them"
+        }
+        "WHATSAPP_BUSINESS_PROFILE_SETUP" => {
+            "its new WhatsApp Business account and profile were not finished. Ask the business \
+             to restart Embedded Signup and complete the profile"
         }
         "PHONE_NUMBER_SETUP" => {
             "it did not add a phone number. Ask the business to finish Embedded Signup and add \
              the number it wants to use"
         }
-        "WABA_CREATION" | "WHATSAPP_BUSINESS_PROFILE_SETUP" => {
-            "its WhatsApp Business account or profile was not finished. Ask the business to \
-             restart Embedded Signup"
+        "PHONE_NUMBER_VERIFICATION" => {
+            "it did not verify its phone number with the code Meta sent. Ask the business to \
+             finish Embedded Signup and enter the verification code"
         }
-        "BUSINESS_ACCOUNT_SELECTION" | "BUSINESS_ACCOUNT_CREATION" | "LOGIN" => {
-            "it had not chosen a business portfolio yet, so nothing was shared. Invite it to \
-             start Embedded Signup again"
+        "PERMISSIONS" => {
+            "it did not grant the permissions the partner asked for, so nothing was shared. \
+             Invite it to start again and accept them"
         }
         _ => "Ask the business to finish Embedded Signup",
     };
     format!("The business left Embedded Signup at {step}: {what}.")
 }
 
-/// The number was never verified (or its verification is still pending): its certificate
-/// is not ready, which is what a business that left Embedded Signup early leaves behind.
-fn certificate_pending(p: &PhoneNumber) -> bool {
-    p.code_verification_status.as_deref() == Some("NOT_VERIFIED")
-        || p.status.as_deref() == Some("PENDING")
+/// Whether the number's ownership is not (or no longer) verified: the business has to enter
+/// Meta's code. `code_verification_status` is `NOT_VERIFIED`, `VERIFIED` (for 14 days) or
+/// `EXPIRED`
+/// (<https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account-to-number-current-status/>).
+fn verification_missing(p: &PhoneNumber) -> bool {
+    matches!(
+        p.code_verification_status.as_deref(),
+        Some("NOT_VERIFIED" | "EXPIRED" | "UNVERIFIED")
+    ) || p.status.as_deref() == Some("UNVERIFIED")
 }
 
-fn phone_problem(p: &PhoneNumber) -> Option<String> {
+/// A phone number's state read from `status`, `code_verification_status` and `name_status`
+/// together: whether it can message, who acts, the action and what to say. A verified number
+/// stays `PENDING` until the partner registers it for Cloud API
+/// (`POST /{phone-number-id}/register`; "adding and verifying a number do not register it",
+/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/phone-numbers>).
+fn phone_state(p: &PhoneNumber) -> (bool, Actor, &'static str, Option<String>) {
     let number = p
         .display_phone_number
         .as_deref()
         .unwrap_or("the phone number");
-    if certificate_pending(p) {
-        return Some(format!(
-            "{number} is not verified: its certificate is not ready until the business \
-             completes verification in Embedded Signup"
-        ));
+    let status = p.status.as_deref();
+    if status != Some("CONNECTED") && verification_missing(p) {
+        let what = match p.code_verification_status.as_deref() {
+            Some("EXPIRED") => "its verification expired",
+            _ => "it is not verified",
+        };
+        return (
+            false,
+            Actor::Business,
+            "verify_number",
+            Some(format!(
+                "{number}: {what}. The business must enter the code Meta sends to the number \
+                 (in Embedded Signup or WhatsApp Manager)"
+            )),
+        );
     }
-    match (p.code_verification_status.as_deref(), p.status.as_deref()) {
-        (Some("EXPIRED"), _) => Some(format!(
-            "{number}'s verification expired: the business must verify it again"
-        )),
-        (_, Some("CONNECTED")) => None,
-        (_, Some(other)) => Some(format!("{number} is {other}")),
-        (_, None) => None,
+    match status {
+        Some("CONNECTED") => match p.name_status.as_deref() {
+            Some("DECLINED") => (
+                false,
+                Actor::Business,
+                "fix_display_name",
+                Some(format!(
+                    "{number}: Meta declined its display name. The business must request a \
+                     name that follows Meta's display name rules"
+                )),
+            ),
+            Some("EXPIRED") => (
+                false,
+                Actor::Business,
+                "fix_display_name",
+                Some(format!(
+                    "{number}: its display name certificate expired. The business must \
+                     request the name again"
+                )),
+            ),
+            Some("PENDING_REVIEW") => (
+                true,
+                Actor::Meta,
+                "name_review",
+                Some(format!(
+                    "{number} can message; Meta is reviewing its display name (message limits \
+                     rise once it is approved)"
+                )),
+            ),
+            _ => (true, Actor::Nobody, "none", None),
+        },
+        Some("PENDING") => (
+            false,
+            Actor::Partner,
+            "register",
+            Some(format!(
+                "{number} is verified and waits for the partner to register it for Cloud API \
+                 (POST /{{phone-number-id}}/register with a two-step verification PIN)"
+            )),
+        ),
+        Some("FLAGGED") => (
+            false,
+            Actor::Business,
+            "improve_quality",
+            Some(format!(
+                "{number} is FLAGGED for low message quality: the business must improve what \
+                 it sends, or its messaging limit drops"
+            )),
+        ),
+        Some("RESTRICTED" | "RATE_LIMITED") => (
+            false,
+            Actor::Meta,
+            "wait",
+            Some(format!(
+                "{number} is {}: Meta limits what it can send for now",
+                status.unwrap_or_default()
+            )),
+        ),
+        Some("BANNED") => (
+            false,
+            Actor::Business,
+            "appeal",
+            Some(format!(
+                "{number} is BANNED by Meta: the business may appeal in WhatsApp Manager"
+            )),
+        ),
+        Some(other) => (
+            false,
+            Actor::Unknown,
+            "unknown",
+            Some(format!("{number} is {other}")),
+        ),
+        None => (false, Actor::Unknown, "unknown", None),
     }
 }
 
@@ -168,9 +314,11 @@ impl AccountStatus {
             .unwrap_or_default()
             .into_iter()
             .map(|phone| {
-                let problem = phone_problem(&phone);
+                let (ready, actor, action, problem) = phone_state(&phone);
                 PhoneStatus {
-                    ready: problem.is_none() && phone.status.as_deref() == Some("CONNECTED"),
+                    ready,
+                    actor,
+                    action: action.to_owned(),
                     problem,
                     phone,
                 }
@@ -182,20 +330,35 @@ impl AccountStatus {
             .or_else(|| {
                 phones
                     .iter()
-                    .filter(|p| certificate_pending(&p.phone))
+                    .filter(|p| p.action == "verify_number")
                     .find_map(|p| p.problem.as_ref())
                     .map(|problem| Incomplete {
                         reason: "certificate_not_ready".into(),
+                        actor: Actor::Business,
                         step: None,
                         message: format!(
-                            "{problem}. Reach out to the business to complete Embedded Signup."
+                            "{problem}. Its certificate is not ready until then: reach out to \
+                             the business."
                         ),
+                    })
+            })
+            .or_else(|| {
+                phones
+                    .iter()
+                    .filter(|p| p.action == "register")
+                    .find_map(|p| p.problem.as_ref())
+                    .map(|problem| Incomplete {
+                        reason: "register_phone".into(),
+                        actor: Actor::Partner,
+                        step: None,
+                        message: format!("{problem}."),
                     })
             })
             .or_else(|| {
                 (expect_phone && phones.is_empty() && waba.phone_numbers.is_some()).then(|| {
                     Incomplete {
                         reason: "no_phone_number".into(),
+                        actor: Actor::Business,
                         step: None,
                         message:
                             "No phone number is registered on this account yet: the business must \
@@ -208,13 +371,17 @@ impl AccountStatus {
             .health_status
             .iter()
             .flat_map(|h| h.entities.iter())
-            .flat_map(|e| e.errors.iter())
-            .filter_map(|e| {
-                let what = e.error_description.as_deref()?;
-                Some(match &e.possible_solution {
-                    Some(fix) => format!("{what} {fix}"),
-                    None => what.to_owned(),
-                })
+            .flat_map(|e| {
+                // BLOCKED entities carry `errors`, LIMITED ones `additional_info` (or errors):
+                // <https://developers.facebook.com/documentation/business-messaging/whatsapp/support/health-status>.
+                let errors = e.errors.iter().filter_map(|e| {
+                    let what = e.error_description.as_deref()?;
+                    Some(match &e.possible_solution {
+                        Some(fix) => format!("{what} {fix}"),
+                        None => what.to_owned(),
+                    })
+                });
+                errors.chain(e.additional_info.iter().cloned())
             })
             .collect();
         AccountStatus {
@@ -254,8 +421,145 @@ mod tests {
         );
         let s = AccountStatus::new(w, true, None, true);
         assert!(s.incomplete.is_none());
-        assert_eq!(s.phones[0].problem.as_deref(), Some("+1 555 is FLAGGED"));
-        assert!(!s.phones[0].ready);
+        let p = &s.phones[0];
+        assert!(
+            p.problem
+                .as_deref()
+                .is_some_and(|t| t.starts_with("+1 555 is FLAGGED"))
+        );
+        assert_eq!(
+            (p.ready, p.actor, p.action.as_str()),
+            (false, Actor::Business, "improve_quality")
+        );
+    }
+
+    fn phone(json: &str) -> PhoneStatus {
+        let w = waba(&format!(
+            r#"{{"id":"1","phone_numbers":{{"data":[{json}]}}}}"#
+        ));
+        AccountStatus::new(w, false, None, true).phones.remove(0)
+    }
+
+    /// Every phone state says who acts: `status`, `code_verification_status` and
+    /// `name_status` read together; values this version does not know stay raw.
+    #[test]
+    fn every_phone_state_names_who_acts() {
+        let cases = [
+            (
+                r#"{"id":"2","status":"CONNECTED","code_verification_status":"VERIFIED","name_status":"APPROVED"}"#,
+                true,
+                Actor::Nobody,
+                "none",
+            ),
+            (
+                r#"{"id":"2","status":"CONNECTED","name_status":"AVAILABLE_WITHOUT_REVIEW"}"#,
+                true,
+                Actor::Nobody,
+                "none",
+            ),
+            (
+                r#"{"id":"2","status":"CONNECTED","name_status":"PENDING_REVIEW"}"#,
+                true,
+                Actor::Meta,
+                "name_review",
+            ),
+            (
+                r#"{"id":"2","status":"CONNECTED","name_status":"DECLINED"}"#,
+                false,
+                Actor::Business,
+                "fix_display_name",
+            ),
+            (
+                r#"{"id":"2","status":"PENDING","code_verification_status":"VERIFIED","name_status":"APPROVED"}"#,
+                false,
+                Actor::Partner,
+                "register",
+            ),
+            (
+                r#"{"id":"2","status":"PENDING","code_verification_status":"NOT_VERIFIED"}"#,
+                false,
+                Actor::Business,
+                "verify_number",
+            ),
+            (
+                r#"{"id":"2","status":"PENDING","code_verification_status":"EXPIRED"}"#,
+                false,
+                Actor::Business,
+                "verify_number",
+            ),
+            (
+                r#"{"id":"2","status":"BANNED"}"#,
+                false,
+                Actor::Business,
+                "appeal",
+            ),
+            (
+                r#"{"id":"2","status":"RATE_LIMITED"}"#,
+                false,
+                Actor::Meta,
+                "wait",
+            ),
+            (
+                r#"{"id":"2","status":"SOMETHING_NEW","code_verification_status":"VERIFIED"}"#,
+                false,
+                Actor::Unknown,
+                "unknown",
+            ),
+        ];
+        for (json, ready, actor, action) in cases {
+            let p = phone(json);
+            assert_eq!(
+                (p.ready, p.actor, p.action.as_str()),
+                (ready, actor, action),
+                "{json}"
+            );
+            assert_eq!(p.problem.is_none(), actor == Actor::Nobody, "{json}");
+        }
+        assert!(
+            phone(r#"{"id":"2","status":"SOMETHING_NEW"}"#)
+                .problem
+                .unwrap()
+                .contains("SOMETHING_NEW")
+        );
+        let register = phone(
+            r#"{"id":"2","display_phone_number":"+1 555-0100","status":"PENDING","code_verification_status":"VERIFIED"}"#,
+        );
+        let text = register.problem.unwrap();
+        assert!(
+            text.contains("partner") && text.contains("register"),
+            "{text}"
+        );
+        assert!(!text.contains("Embedded Signup"), "{text}");
+    }
+
+    /// A verified number waiting for registration is the partner's step, not an unfinished
+    /// signup of the business.
+    #[test]
+    fn a_pending_verified_phone_is_the_partner_s_to_register() {
+        let w = waba(
+            r#"{"id":"1","account_review_status":"APPROVED","phone_numbers":{"data":[{"id":"2","display_phone_number":"+1 555-0100","status":"PENDING","code_verification_status":"VERIFIED"}]}}"#,
+        );
+        let inc = AccountStatus::new(w, true, None, true).incomplete.unwrap();
+        assert_eq!(
+            (inc.reason.as_str(), inc.actor),
+            ("register_phone", Actor::Partner)
+        );
+    }
+
+    /// Meta's limited example: a LIMITED entity says why in `additional_info`
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/support/health-status>).
+    #[test]
+    fn limited_entities_say_why() {
+        let w = waba(
+            r#"{"id":"1","health_status":{"can_send_message":"LIMITED","entities":[{"entity_type":"PHONE_NUMBER","id":"106540352242922","can_send_message":"LIMITED","can_receive_call_sip":"AVAILABLE","additional_info":["Your display name has not been approved yet. Your message limit will increase after the display name is approved."]},{"entity_type":"WABA","id":"1","can_send_message":"AVAILABLE"}]}}"#,
+        );
+        let s = AccountStatus::new(w, true, None, false);
+        assert_eq!(
+            s.health_problems,
+            [
+                "Your display name has not been approved yet. Your message limit will increase after the display name is approved."
+            ]
+        );
     }
 
     #[test]
@@ -299,7 +603,7 @@ mod tests {
         );
         let reported = Abandoned::Reported {
             error_message: Some("Code incorrect".into()),
-            error_id: Some("524126".into()),
+            error_code: Some("524126".into()),
             session_id: None,
         };
         let w = waba(r#"{"id":"1"}"#);

@@ -29,7 +29,10 @@ pub struct Waba {
     /// Meta's review of the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_review_status: Option<ReviewStatus>,
-    /// Verification of the owning business (`verified`, `unverified`, `pending`, ...).
+    /// Verification of the owning business: `verified`, `not_verified`, `pending`,
+    /// `pending_need_more_info`, `pending_submission`, `rejected`, `failed`, `expired`,
+    /// `revoked`, `ineligible`
+    /// (<https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account>).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_verification_status: Option<String>,
     /// `CLIENT_OWNED`, `ON_BEHALF_OF`, `SELF`, ...
@@ -122,8 +125,12 @@ pub struct HealthEntity {
     /// `AVAILABLE`, `LIMITED` or `BLOCKED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub can_send_message: Option<String>,
-    /// What limits the entity, with Meta's suggested fix.
+    /// What blocks (or limits) the entity, with Meta's suggested fix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<HealthError>,
+    /// What limits a `LIMITED` entity, in Meta's words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub additional_info: Vec<String>,
 }
 
 /// A reason an entity is limited or blocked.
@@ -152,7 +159,8 @@ pub struct PhoneNumber {
     /// The approved display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_name: Option<String>,
-    /// `CONNECTED`, `PENDING`, `DISCONNECTED`, `FLAGGED`, `RESTRICTED`, ...
+    /// `CONNECTED`, `PENDING` (verified, not yet registered), `DISCONNECTED`, `FLAGGED`,
+    /// `RESTRICTED`, `RATE_LIMITED`, `BANNED`, `DELETED`, `MIGRATED`, `UNVERIFIED`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN`.
@@ -161,7 +169,8 @@ pub struct PhoneNumber {
     /// `VERIFIED`, `NOT_VERIFIED`, `EXPIRED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_verification_status: Option<String>,
-    /// Display name review: `APPROVED`, `PENDING_REVIEW`, `DECLINED`, `NONE`, ...
+    /// Display name review: `APPROVED`, `AVAILABLE_WITHOUT_REVIEW`, `PENDING_REVIEW`,
+    /// `DECLINED`, `EXPIRED`, `NONE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_status: Option<String>,
     /// `CLOUD_API`, `ON_PREMISE`, `NOT_APPLICABLE`.

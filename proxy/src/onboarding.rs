@@ -426,11 +426,11 @@ fn record_of(flow: Flow, now: i64, event: Option<&SessionMessage>) -> Onboarding
         Some(Abandoned::AtStep { current_step }) => r.current_step = Some(current_step.clone()),
         Some(Abandoned::Reported {
             error_message,
-            error_id,
+            error_code,
             session_id,
         }) => {
             r.error_message = error_message.clone();
-            r.error_id = error_id.clone();
+            r.error_id = error_code.clone();
             r.session_id = session_id.clone();
         }
         Some(Abandoned::Unspecified) | None => {}
@@ -464,10 +464,13 @@ pub fn action_for(reason: FollowUpReason) -> &'static str {
             "Invite the business to finish Embedded Signup from your signup page."
         }
         FollowUpReason::ReportedError => {
-            "Contact the business; if the error persists, give Meta support the error id and session id."
+            "Contact the business; if the error persists, give Meta support the error code and session id."
         }
         FollowUpReason::CertificateNotReady => {
             "Ask the business to verify its phone number (the code Meta sends by SMS or call) in Embedded Signup or WhatsApp Manager."
+        }
+        FollowUpReason::RegisterPhone => {
+            "Register the number for Cloud API: POST /{phone-number-id}/register with messaging_product whatsapp and a six-digit two-step verification PIN."
         }
         FollowUpReason::NoPhoneNumber => {
             "Ask the business to add a phone number to its WhatsApp Business account."

@@ -59,6 +59,20 @@ impl Obj {
         raw_id(&self.get(key))
     }
 
+    /// An array of id-like values kept as text; `None` when absent, an error when an item is
+    /// not an id.
+    pub fn raw_ids(&self, key: &str) -> Result<Option<Vec<RawId>>, IdError> {
+        let v = self.get(key);
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        let mut ids = Vec::new();
+        for item in list(&v) {
+            ids.extend(raw_id(&item)?);
+        }
+        Ok(Some(ids))
+    }
+
     /// A boolean field.
     pub fn bool(&self, key: &str) -> Option<bool> {
         self.get(key).as_bool()

@@ -138,16 +138,14 @@ async fn run(conn: Option<ProxyConn>, result: SignupInput) -> Result<JsValue, Wa
         ));
     }
     let event = result.event();
-    if let Some(f) = event.and_then(SessionEvent::finished)
-        && !granted.iter().any(|g| g.as_str() == f.waba_id.as_str())
-    {
-        warnings.push(&warning(
-            "waba_mismatch",
-            &format!(
-                "The signup reported WABA {}, but the token does not grant it.",
-                f.waba_id
-            ),
-        ));
+    let reported = event.and_then(SessionEvent::finished);
+    for id in reported.iter().flat_map(|f| f.waba_ids.iter()) {
+        if !granted.iter().any(|g| g.as_str() == id.as_str()) {
+            warnings.push(&warning(
+                "waba_mismatch",
+                &format!("The signup reported WABA {id}, but the token does not grant it."),
+            ));
+        }
     }
     let abandoned = event.and_then(SessionEvent::abandoned);
     let expect_phone = event.is_none_or(SessionEvent::expects_phone);

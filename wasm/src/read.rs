@@ -3,7 +3,7 @@
 use crate::error::{WabaError, code};
 use crate::js::{Obj, list};
 use waba_graph::signup::{RawAuthResponse, RawLoginResponse, RawSessionData, RawSessionMessage};
-use waba_graph::status::{AccountStatus, Incomplete, PhoneStatus};
+use waba_graph::status::{AccountStatus, Actor, Incomplete, PhoneStatus};
 use waba_graph::token::{GranularScope, TokenError};
 use waba_graph::waba::{HealthEntity, HealthError};
 use waba_graph::{
@@ -65,9 +65,13 @@ pub fn session_message(o: &Obj) -> Result<RawSessionMessage, WabaError> {
         Some(d) => Some(RawSessionData {
             phone_number_id: id(&d, "phone_number_id")?,
             waba_id: id(&d, "waba_id")?,
+            waba_ids: d.raw_ids("waba_ids").map_err(|e| {
+                WabaError::new(code::INVALID_SIGNUP_RESULT, format!("waba_ids: {e}"))
+            })?,
             business_id: id(&d, "business_id")?,
             current_step: d.str("current_step"),
             error_message: d.str("error_message"),
+            error_code: id(&d, "error_code")?,
             error_id: id(&d, "error_id")?,
             session_id: id(&d, "session_id")?,
         }),
@@ -165,6 +169,7 @@ fn health(h: &Obj) -> HealthStatus {
                 entity_type: e.str("entity_type"),
                 id: e.text("id"),
                 can_send_message: e.str("can_send_message"),
+                additional_info: e.strings("additional_info"),
                 errors: e
                     .list("errors")
                     .into_iter()
@@ -228,6 +233,8 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
         phones.push(PhoneStatus {
             phone: phone(p.get("phone"), c)?,
             ready: p.bool("ready").unwrap_or(false),
+            actor: Actor::parse(&p.str("actor").unwrap_or_default()),
+            action: p.str("action").unwrap_or_else(|| "unknown".into()),
             problem: p.str("problem"),
         });
     }
@@ -241,6 +248,7 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
         phones,
         incomplete: a.obj("incomplete").map(|i| Incomplete {
             reason: i.str("reason").unwrap_or_default(),
+            actor: Actor::parse(&i.str("actor").unwrap_or_default()),
             step: i.str("step"),
             message: i.str("message").unwrap_or_default(),
         }),

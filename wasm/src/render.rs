@@ -8,7 +8,7 @@ use crate::js::Obj;
 use crate::read;
 use crate::signup::SignupInput;
 use waba_graph::signup::{Abandoned, SessionEvent};
-use waba_graph::status::{AccountStatus, PhoneStatus, step_guidance};
+use waba_graph::status::{AccountStatus, Actor, PhoneStatus, step_guidance};
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element};
 
@@ -167,7 +167,7 @@ impl StatusPanel {
             (
                 Some(Abandoned::Reported {
                     error_message: Some(msg),
-                    error_id,
+                    error_code,
                     ..
                 }),
                 _,
@@ -175,7 +175,7 @@ impl StatusPanel {
                 "The business reported an error".to_owned(),
                 format!(
                     "“{msg}”{}. Reach out to help it finish Embedded Signup.",
-                    error_id.as_deref().map(|i| format!(" (error {i})")).unwrap_or_default()
+                    error_code.as_deref().map(|i| format!(" (error {i})")).unwrap_or_default()
                 ),
             ),
             (_, "cancelled") => (
@@ -407,12 +407,16 @@ impl StatusPanel {
             )?;
             chip.set_attribute("title", "Quality rating")?;
         }
-        let readiness = if p.ready {
-            "Ready".to_owned()
-        } else {
-            "Not ready".to_owned()
+        li.set_attribute("data-actor", p.actor.as_str())?;
+        li.set_attribute("data-action", &p.action)?;
+        let readiness = match (p.ready, p.actor) {
+            (true, _) => "Ready",
+            (false, Actor::Business) => "Not ready: the business acts",
+            (false, Actor::Partner) => "Not ready: the partner acts",
+            (false, Actor::Meta) => "Not ready: Meta acts",
+            (false, _) => "Not ready",
         };
-        text(d, &li, "span", "waba-phone__ready", &readiness)?;
+        text(d, &li, "span", "waba-phone__ready", readiness)?;
         if let Some(problem) = &p.problem {
             text(d, &li, "p", "waba-phone__problem", problem)?;
         }

@@ -54,8 +54,10 @@ fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
         .set("event", event.name())
         .set("sessionMessage", raw.clone());
     if let Some(f) = event.finished() {
+        let ids: Vec<String> = f.waba_ids.iter().map(ToString::to_string).collect();
         out = out
             .set("wabaId", f.waba_id.as_str())
+            .set("wabaIds", string_array(&ids))
             .opt(
                 "phoneNumberId",
                 f.phone_number_id.as_ref().map(ObjectId::as_str),
@@ -66,11 +68,11 @@ fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
         Some(Abandoned::AtStep { current_step }) => out.set("currentStep", current_step.as_str()),
         Some(Abandoned::Reported {
             error_message,
-            error_id,
+            error_code,
             session_id,
         }) => out
             .opt("errorMessage", error_message.as_deref())
-            .opt("errorId", error_id.as_deref())
+            .opt("errorCode", error_code.as_deref())
             .opt("sessionId", session_id.as_deref()),
         _ => out,
     }

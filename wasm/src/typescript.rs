@@ -107,10 +107,14 @@ export interface SessionMessage {
   event: string;
   data?: {
     waba_id?: GraphId | number;
+    /** Multi-WABA flows: every shared WABA. */
+    waba_ids?: (GraphId | number)[];
     phone_number_id?: GraphId | number;
     business_id?: GraphId | number;
     current_step?: string;
     error_message?: string;
+    error_code?: string | number;
+    /** The older name of `error_code`. */
     error_id?: string | number;
     session_id?: string | number;
     [key: string]: unknown;
@@ -129,12 +133,16 @@ export interface SignupResult {
    */
   sessionMessage?: SessionMessage;
   event?: string;
+  /** The first shared WABA. */
   wabaId?: GraphId;
+  /** Every shared WABA (`waba_id` and a multi-WABA flow's `waba_ids`), `wabaId` first. */
+  wabaIds?: GraphId[];
   phoneNumberId?: GraphId;
   businessId?: GraphId;
   currentStep?: string;
   errorMessage?: string;
-  errorId?: string;
+  /** Meta's `error_code` (or `error_id` in older messages). */
+  errorCode?: string;
   sessionId?: string;
   loginStatus?: string;
   unknownEvents: string[];
@@ -148,10 +156,22 @@ export interface SessionEvent extends Omit<SignupResult, "outcome"> {
   version?: string;
 }
 
-export interface PhoneStatus { phone: PhoneNumber; ready: boolean; problem?: string }
+/** Who has to act next: the business, the partner, Meta, nobody (ready), or a state this version does not know. */
+export type Actor = "business" | "partner" | "meta" | "nobody" | "unknown";
+
+export interface PhoneStatus {
+  phone: PhoneNumber;
+  /** Connected: it can send messages. */
+  ready: boolean;
+  actor: Actor;
+  action: "none" | "verify_number" | "register" | "fix_display_name" | "name_review" | "improve_quality" | "appeal" | "wait" | "unknown" | (string & {});
+  /** What is in the way and who does what, in plain words. */
+  problem?: string;
+}
 
 export interface Incomplete {
-  reason: "left_at_step" | "reported_error" | "certificate_not_ready" | "no_phone_number" | (string & {});
+  reason: "left_at_step" | "reported_error" | "certificate_not_ready" | "register_phone" | "no_phone_number" | (string & {});
+  actor: Actor;
   step?: string;
   message: string;
 }

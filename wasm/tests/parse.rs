@@ -86,7 +86,8 @@ fn every_event_kind_as_string_and_object() {
         Some("PHONE_NUMBER_VERIFICATION")
     );
     let reported = parse(META, cases[4].0.into()).unwrap();
-    assert_eq!(text(&reported, "errorId").as_deref(), Some("524126"));
+    // The older `error_id` reads as the error code.
+    assert_eq!(text(&reported, "errorCode").as_deref(), Some("524126"));
     assert_eq!(
         text(&reported, "sessionId").as_deref(),
         Some("f34b6950d0f4c8")
@@ -311,4 +312,37 @@ async fn a_login_without_session_message_resolves_after_the_grace_period() {
     l2.login(token_login()).unwrap();
     assert!(field(&result(&l2).await, "wabaId").is_undefined());
     let _ = JsValue::from(l2).dyn_into::<js_sys::Object>();
+}
+
+/// Meta's v4 session messages: a multi-WABA finish (`waba_ids`, no `waba_id`), the newer
+/// finish events, and a user-reported error with `error_code`
+/// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/implementation>).
+#[wasm_bindgen_test]
+fn v4_session_messages() {
+    let multi = parse(
+        META,
+        js(r#"{"data":{"phone_number_id":"106540352242922","waba_ids":["102289599326934",101569239400667],"business_id":"2729063490586005"},"type":"WA_EMBEDDED_SIGNUP","event":"FINISH"}"#),
+    )
+    .unwrap();
+    assert_eq!(text(&multi, "wabaId").as_deref(), Some("102289599326934"));
+    let ids = field(&multi, "wabaIds");
+    assert_eq!(
+        stringify(&ids),
+        r#"["102289599326934","101569239400667"]"#
+    );
+    for event in ["FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS"] {
+        let json = format!(
+            r#"{{"data":{{"waba_id":"1","business_id":"2"}},"type":"WA_EMBEDDED_SIGNUP","event":"{event}"}}"#
+        );
+        let got = parse(META, js(&json)).unwrap();
+        assert_eq!(text(&got, "event").as_deref(), Some(event));
+        assert_eq!(text(&got, "wabaId").as_deref(), Some("1"));
+    }
+    let reported = parse(
+        META,
+        js(r#"{"data":{"error_message":"Your verification code is incorrect.","error_code":"524126","session_id":"f34b51dab5e0498","timestamp":"1746041036"},"type":"WA_EMBEDDED_SIGNUP","event":"CANCEL"}"#),
+    )
+    .unwrap();
+    assert_eq!(text(&reported, "errorCode").as_deref(), Some("524126"));
+    assert_eq!(text(&reported, "sessionId").as_deref(), Some("f34b51dab5e0498"));
 }

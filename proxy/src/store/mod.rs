@@ -110,6 +110,8 @@ stored_names! {
         ReportedError = "reported_error",
         /// A phone number's certificate is not ready (not verified).
         CertificateNotReady = "certificate_not_ready",
+        /// A verified phone number waits for the partner to register it.
+        RegisterPhone = "register_phone",
         /// The WABA has no phone number.
         NoPhoneNumber = "no_phone_number",
         /// Meta refused the signup code.
@@ -194,7 +196,7 @@ pub struct OnboardingRecord {
     pub current_step: Option<String>,
     /// The error the business reported.
     pub error_message: Option<String>,
-    /// Meta's error id.
+    /// Meta's error code (`error_code`, or `error_id` in older messages).
     pub error_id: Option<String>,
     /// Meta's session id.
     pub session_id: Option<String>,

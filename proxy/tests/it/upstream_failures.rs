@@ -311,8 +311,8 @@ async fn short_and_empty_pages_keep_their_links() {
     }
     assert_eq!(
         (pages, ids.len()),
-        (3, 7),
-        "an empty first page, then 4 + 3"
+        (4, 9),
+        "an empty first page, then 4 + 4 + 1"
     );
 }
 
