@@ -164,6 +164,32 @@ async fn happy_path_shows_every_granted_account_newest_first() {
     s.close().await;
 }
 
+/// A v4 multi-WABA finish (`waba_ids`, no `waba_id`) renders every WABA, and a verified
+/// number that is still `PENDING` says the partner registers it, not the business.
+#[tokio::test]
+async fn a_multi_waba_finish_shows_every_account_and_who_acts() {
+    let s = Stack::start().await;
+    s.sign_up("multi_waba").await;
+    let mut ids = s.account_ids().await;
+    ids.sort();
+    assert_eq!(ids, ["109900000000001", "109900000000002"]);
+    let pending = s.texts("[data-phone-id='110200000000010']").await.join(" ");
+    assert!(
+        pending.contains("the partner acts") && pending.contains("register"),
+        "{pending}"
+    );
+    assert!(!pending.contains("finish Embedded Signup"), "{pending}");
+    let actor = s
+        .js("return document.querySelector(\"[data-phone-id='110200000000010']\").dataset.actor")
+        .await;
+    assert_eq!(actor, "partner");
+    let ready = s
+        .texts("[data-phone-id='110200000000011'] .waba-phone__ready")
+        .await;
+    assert_eq!(ready, ["Ready"]);
+    s.close().await;
+}
+
 #[tokio::test]
 async fn the_login_may_arrive_before_the_session_message() {
     let s = Stack::start().await;

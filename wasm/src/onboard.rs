@@ -31,6 +31,8 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
             Out::new()
                 .set("phone", raw_phones.get(i as u32))
                 .set("ready", p.ready)
+                .set("actor", p.actor.as_str())
+                .set("action", p.action.as_str())
                 .opt("problem", p.problem.as_deref())
                 .done()
         })
@@ -38,6 +40,7 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
     let incomplete = status.incomplete.map(|i| {
         Out::new()
             .set("reason", i.reason.as_str())
+            .set("actor", i.actor.as_str())
             .opt("step", i.step.as_deref())
             .set("message", i.message.as_str())
             .done()

@@ -152,6 +152,19 @@ async fn onboard_lists_every_granted_account_newest_first() {
         s(&r, "accounts.0.incomplete.reason").as_deref(),
         Some("certificate_not_ready")
     );
+    // Who acts, for the account and for the phone: the business verifies its number.
+    assert_eq!(
+        s(&r, "accounts.0.incomplete.actor").as_deref(),
+        Some("business")
+    );
+    assert_eq!(
+        s(&r, "accounts.0.phones.0.actor").as_deref(),
+        Some("business")
+    );
+    assert_eq!(
+        s(&r, "accounts.0.phones.0.action").as_deref(),
+        Some("verify_number")
+    );
 }
 
 #[wasm_bindgen_test]

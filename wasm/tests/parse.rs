@@ -326,10 +326,7 @@ fn v4_session_messages() {
     .unwrap();
     assert_eq!(text(&multi, "wabaId").as_deref(), Some("102289599326934"));
     let ids = field(&multi, "wabaIds");
-    assert_eq!(
-        stringify(&ids),
-        r#"["102289599326934","101569239400667"]"#
-    );
+    assert_eq!(stringify(&ids), r#"["102289599326934","101569239400667"]"#);
     for event in ["FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS"] {
         let json = format!(
             r#"{{"data":{{"waba_id":"1","business_id":"2"}},"type":"WA_EMBEDDED_SIGNUP","event":"{event}"}}"#
@@ -344,5 +341,8 @@ fn v4_session_messages() {
     )
     .unwrap();
     assert_eq!(text(&reported, "errorCode").as_deref(), Some("524126"));
-    assert_eq!(text(&reported, "sessionId").as_deref(), Some("f34b51dab5e0498"));
+    assert_eq!(
+        text(&reported, "sessionId").as_deref(),
+        Some("f34b51dab5e0498")
+    );
 }
