@@ -19,6 +19,7 @@ const state = {
   loading: false,
   generation: 0,
   selected: null,
+  alerts: new Map(), // WABA id -> what Meta announced since (ban, restriction, removal)
 };
 // Read by the end-to-end tests and the benchmarks.
 window.__consoleMetrics = { renders: [] };
@@ -117,7 +118,18 @@ function renderRows(force) {
     const badge = document.createElement("span");
     badge.className = "waba-badge " + statusClass(status);
     badge.textContent = status;
-    row.append(name, badge, meta);
+    row.append(name, badge);
+    // What Meta announced since (a ban, a restriction, a removal), from the live stream.
+    const alert = state.alerts.get(w.id);
+    if (alert) {
+      const chip = document.createElement("span");
+      chip.className = "waba-chip waba-alert--" + alert.kind;
+      chip.dataset.alert = alert.kind;
+      chip.title = alert.text;
+      chip.textContent = alert.label;
+      row.append(chip);
+    }
+    row.append(meta);
     $("spacer").append(row);
     pool.set(i, row);
   }
@@ -288,7 +300,16 @@ function queueView() {
 const CHANGE_TEXT = {
   review: (c) => `Review decided: ${c.value}`,
   partner_added: () => "Shared with you",
-  partner_removed: () => "No longer shared with you",
+  partner_removed: () => "No longer shared with you: its onboarding is revoked",
+  partner_app_installed: () => "The business granted your app permissions",
+  partner_app_uninstalled: () => "The business removed your app: its onboarding is revoked",
+  account_violation: (c) => `Policy violation: ${c.value || "?"}`,
+  disabled_update: (c) => c.value === "REINSTATE" ? "Reinstated by Meta" : `Disabled by Meta: ${c.value || "?"}`,
+  account_restriction: (c) => `Restricted by Meta: ${c.value || "?"}`,
+  account_deleted: () => "Account deleted",
+  account_offboarded: () => "Offboarded (device change or number re-registration)",
+  account_reconnected: () => "Reconnected",
+  certification: (c) => `Partner-led business verification: ${c.value || "?"}`,
   account_update: (c) => `Account update: ${c.value || "(no event name)"}`,
   phone_quality: (c) => `Phone quality: ${c.value || "?"}`,
   phone_name: (c) => `Display name: ${c.value || "?"}`,
@@ -317,9 +338,28 @@ function showChange(change) {
   while (list.children.length > 50) list.lastElementChild.remove();
 }
 
+// The kinds that put a lasting mark on an account's row, and the kinds that lift it.
+const ALERT_LABEL = {
+  disabled_update: "DISABLED", account_restriction: "RESTRICTED", account_violation: "VIOLATION",
+  account_deleted: "DELETED", account_offboarded: "OFFBOARDED", partner_removed: "REMOVED",
+  partner_app_uninstalled: "APP REMOVED",
+};
+function markAlert(change) {
+  if (!change.waba_id) return false;
+  const lifted = (change.kind === "disabled_update" && change.value === "REINSTATE") ||
+    (change.kind === "account_reconnected") || (change.kind === "partner_added");
+  if (lifted) return state.alerts.delete(change.waba_id);
+  const label = ALERT_LABEL[change.kind];
+  if (!label) return false;
+  const text = CHANGE_TEXT[change.kind](change);
+  state.alerts.set(change.waba_id, { kind: change.kind, label: change.kind === "disabled_update" && change.value === "SCHEDULE_FOR_DISABLE" ? "BAN SCHEDULED" : label, text });
+  return true;
+}
+
 function onChange(change) {
   window.__consoleMetrics.changes = (window.__consoleMetrics.changes || 0) + 1;
   showChange(change);
+  if (markAlert(change)) queueView();
   if (change.kind === "review" && change.value) {
     const row = state.rows.find((w) => w.id === change.waba_id);
     if (row && row.account_review_status !== change.value) {

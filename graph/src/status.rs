@@ -31,6 +31,84 @@ pub struct AccountStatus {
     pub incomplete: Option<Incomplete>,
     /// Health problems Meta reports, with its suggested fixes.
     pub health_problems: Vec<String>,
+    /// What Meta announced about the account since it was read (bans, restrictions,
+    /// violations, removal), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Alert>,
+}
+
+/// Something Meta announced about an account by webhook, and who acts on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// The change's kind (`disabled_update`, `account_restriction`, `account_violation`,
+    /// `account_deleted`, `account_offboarded`, `partner_removed`, `partner_app_uninstalled`).
+    pub kind: String,
+    /// Who acts.
+    pub actor: Actor,
+    /// What happened and what to do, in plain words.
+    pub message: String,
+}
+
+/// The alert a live change about an account raises: `Ok(Some)` to show, `Ok(None)` when it
+/// clears the alerts of `kinds`, `Err(())` when it has no bearing on the panel.
+fn alert_of(kind: &str, value: Option<&str>) -> Result<Option<Alert>, ()> {
+    let alert = |actor, message: String| {
+        Ok(Some(Alert {
+            kind: kind.to_owned(),
+            actor,
+            message,
+        }))
+    };
+    let detail = value.unwrap_or("no detail");
+    match (kind, value) {
+        ("disabled_update", Some("REINSTATE")) => Ok(None),
+        ("disabled_update", Some("SCHEDULE_FOR_DISABLE")) => alert(
+            Actor::Business,
+            "Meta scheduled this account to be disabled for policy violations: the business \
+             should fix them or appeal in WhatsApp Manager before it happens."
+                .into(),
+        ),
+        ("disabled_update", _) => alert(
+            Actor::Business,
+            format!(
+                "Meta disabled this account ({detail}): it cannot message. The business may \
+                 appeal in WhatsApp Manager."
+            ),
+        ),
+        ("account_restriction", _) => alert(
+            Actor::Meta,
+            format!("Meta restricted this account: {detail}."),
+        ),
+        ("account_violation", _) => alert(
+            Actor::Business,
+            format!("Meta reports a policy violation on this account: {detail}."),
+        ),
+        ("account_deleted", _) => alert(Actor::Nobody, "This account was deleted.".into()),
+        ("account_offboarded", _) => alert(
+            Actor::Business,
+            "This account was offboarded after a device change or a number re-registration: \
+             the business reconnects it from the WhatsApp Business app."
+                .into(),
+        ),
+        ("account_reconnected", _) => Ok(None),
+        ("partner_removed" | "partner_app_uninstalled", _) => alert(
+            Actor::Business,
+            "The business no longer shares this account with the partner's app: its onboarding \
+             is revoked until it signs up again."
+                .into(),
+        ),
+        _ => Err(()),
+    }
+}
+
+/// The alerts a clearing change removes.
+fn cleared_by(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "disabled_update" => &["disabled_update"],
+        "account_reconnected" => &["account_offboarded"],
+        _ => &[],
+    }
 }
 
 /// Who has to act next.
@@ -293,6 +371,43 @@ fn phone_state(p: &PhoneNumber) -> (bool, Actor, &'static str, Option<String>) {
 }
 
 impl AccountStatus {
+    /// Applies a live change about this account (`kind` and `value` as the proxy's status
+    /// stream sends them): a review decision updates the review; bans, restrictions,
+    /// violations, deletion, offboarding and removal raise an alert (a reinstatement or a
+    /// reconnection clears its alert). Whether anything changed.
+    pub fn apply_change(&mut self, kind: &str, value: Option<&str>) -> bool {
+        if kind == "review" {
+            let Some(decision) = value else {
+                return false;
+            };
+            if self.review == decision {
+                return false;
+            }
+            let status = ReviewStatus::parse(decision);
+            self.review_known = !matches!(status, ReviewStatus::Unknown(_));
+            self.review = decision.to_owned();
+            self.waba.account_review_status = Some(status);
+            return true;
+        }
+        match alert_of(kind, value) {
+            Ok(Some(alert)) => {
+                if self.alerts.contains(&alert) {
+                    return false;
+                }
+                self.alerts.retain(|a| a.kind != alert.kind);
+                self.alerts.push(alert);
+                true
+            }
+            Ok(None) => {
+                let before = self.alerts.len();
+                let cleared = cleared_by(kind);
+                self.alerts.retain(|a| !cleared.contains(&a.kind.as_str()));
+                self.alerts.len() != before
+            }
+            Err(()) => false,
+        }
+    }
+
     /// The status of `waba`. `newest` marks the signup's most recent grant; `abandoned` says
     /// why the flow ended early (applied to the newest account); `expect_phone` is false for
     /// `FINISH_ONLY_WABA` signups.
@@ -392,6 +507,7 @@ impl AccountStatus {
             phones,
             incomplete,
             health_problems,
+            alerts: Vec::new(),
         }
     }
 }
@@ -543,6 +659,40 @@ mod tests {
         assert_eq!(
             (inc.reason.as_str(), inc.actor),
             ("register_phone", Actor::Partner)
+        );
+    }
+
+    /// Live changes: a review decision updates the review; a ban raises an alert the
+    /// business acts on, a reinstatement clears it; a removal says the onboarding is revoked.
+    #[test]
+    fn live_changes_update_the_account() {
+        let w = waba(r#"{"id":"1","account_review_status":"PENDING"}"#);
+        let mut s = AccountStatus::new(w, true, None, false);
+        assert!(s.apply_change("review", Some("APPROVED")));
+        assert_eq!((s.review.as_str(), s.review_known), ("APPROVED", true));
+        assert!(!s.apply_change("review", Some("APPROVED")), "nothing new");
+        assert!(s.apply_change("disabled_update", Some("DISABLE")));
+        assert_eq!(
+            (s.alerts[0].kind.as_str(), s.alerts[0].actor),
+            ("disabled_update", Actor::Business)
+        );
+        assert!(s.alerts[0].message.contains("disabled"));
+        assert!(
+            !s.apply_change("disabled_update", Some("DISABLE")),
+            "the same alert once"
+        );
+        assert!(s.apply_change(
+            "account_restriction",
+            Some("RESTRICTED_BIZ_INITIATED_MESSAGING")
+        ));
+        assert!(s.apply_change("disabled_update", Some("REINSTATE")));
+        let kinds: Vec<&str> = s.alerts.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, ["account_restriction"]);
+        assert!(s.apply_change("partner_removed", Some("PARTNER_REMOVED")));
+        assert!(s.alerts.last().unwrap().message.contains("revoked"));
+        assert!(
+            !s.apply_change("phone_quality", Some("FLAGGED")),
+            "no bearing on the panel"
         );
     }
 

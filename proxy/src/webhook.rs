@@ -163,6 +163,67 @@ fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// An `account_update` change: its kind, its WABA and its short detail. The WABA is
+/// `value.waba_info.waba_id` when the event carries `waba_info` (the `PARTNER_*` events,
+/// whose `entry.id` is the partner's business portfolio), and `entry.id` otherwise (bans,
+/// violations, restrictions, deletions: their entry is the WABA), as Meta documents at
+/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/account_update>
+/// and <https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-webhooks>.
+fn account_update(
+    value: &Value,
+    entry_id: Option<&String>,
+) -> (ChangeKind, Option<String>, Option<String>) {
+    let event = text(value, "event");
+    let waba = value
+        .get("waba_info")
+        .and_then(|w| w.get("waba_id"))
+        .and_then(id)
+        .or_else(|| entry_id.cloned());
+    let nested = |object: &str, key: &str| value.get(object).and_then(|o| text(o, key));
+    let (kind, detail) = match event.as_deref() {
+        Some("PARTNER_ADDED") => (ChangeKind::PartnerAdded, event.clone()),
+        Some("PARTNER_REMOVED") => (ChangeKind::PartnerRemoved, event.clone()),
+        Some("PARTNER_APP_INSTALLED") => (ChangeKind::PartnerAppInstalled, event.clone()),
+        Some("PARTNER_APP_UNINSTALLED") => (ChangeKind::PartnerAppUninstalled, event.clone()),
+        Some("ACCOUNT_VIOLATION") => (
+            ChangeKind::AccountViolation,
+            nested("violation_info", "violation_type"),
+        ),
+        Some("DISABLED_UPDATE") => (
+            ChangeKind::DisabledUpdate,
+            nested("ban_info", "waba_ban_state"),
+        ),
+        Some("ACCOUNT_RESTRICTION") => {
+            let types: Vec<String> = value
+                .get("restriction_info")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| text(r, "restriction_type"))
+                .collect();
+            // Warnings and lifted restrictions carry only `violation_info`.
+            let detail = if types.is_empty() {
+                nested("violation_info", "violation_type")
+            } else {
+                Some(types.join(","))
+            };
+            (ChangeKind::AccountRestriction, detail)
+        }
+        Some("ACCOUNT_DELETED") => (ChangeKind::AccountDeleted, event.clone()),
+        Some("ACCOUNT_OFFBOARDED") => (ChangeKind::AccountOffboarded, event.clone()),
+        Some("ACCOUNT_RECONNECTED") => (ChangeKind::AccountReconnected, event.clone()),
+        Some("PARTNER_CLIENT_CERTIFICATION_STATUS_UPDATE") => (
+            ChangeKind::Certification,
+            nested("partner_client_certification_info", "status"),
+        ),
+        Some("PARTNER_CLIENT_CERTIFICATION_NEEDED") => {
+            (ChangeKind::Certification, Some("NEEDED".to_owned()))
+        }
+        _ => (ChangeKind::AccountUpdate, event.clone()),
+    };
+    (kind, waba, detail)
+}
+
 /// The changes of one delivery, in order.
 pub fn parse(body: &[u8]) -> Result<Vec<StatusChange>, WebhookError> {
     let root: Value =
@@ -183,19 +244,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<StatusChange>, WebhookError> {
             let field = text(change, "field").unwrap_or_else(|| "unknown".into());
             let value = change.get("value").cloned().unwrap_or(Value::Null);
             let (kind, waba_id, detail) = match field.as_str() {
-                "account_update" => {
-                    let event = text(&value, "event");
-                    let waba = value
-                        .get("waba_info")
-                        .and_then(|w| w.get("waba_id"))
-                        .and_then(id);
-                    let kind = match event.as_deref() {
-                        Some("PARTNER_ADDED") => ChangeKind::PartnerAdded,
-                        Some("PARTNER_REMOVED") => ChangeKind::PartnerRemoved,
-                        _ => ChangeKind::AccountUpdate,
-                    };
-                    (kind, waba, event)
-                }
+                "account_update" => account_update(&value, entry_id.as_ref()),
                 "account_review_update" => (
                     ChangeKind::Review,
                     entry_id.clone(),
@@ -267,37 +316,100 @@ mod tests {
         }
     }
 
+    /// Every `account_update` event with the payload Meta publishes for it
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/account_update>,
+    /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-webhooks>):
+    /// the `PARTNER_*` events name the WABA in `waba_info` (their `entry.id` is the partner's
+    /// business), the others are about `entry.id`.
     #[test]
-    fn account_update_names_the_waba_in_waba_info_not_entry_id() {
-        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"805021500648488","time":1731000000,
-          "changes":[{"field":"account_update","value":{"event":"PARTNER_ADDED","waba_info":{"waba_id":"9007199254740993","owner_business_id":"2729063490586006"}}},
-                     {"field":"account_update","value":{"event":"PARTNER_REMOVED","waba_info":{"waba_id":102289599326934}}},
-                     {"field":"account_update","value":{"event":"ACCOUNT_VIOLATION","waba_info":{"waba_id":"104996122399160"}}}]}]}"#;
-        let events = parse(body).unwrap_or_default();
-        let summary: Vec<(&str, Option<&str>, Option<&str>)> = events
-            .iter()
-            .map(|e| (e.kind.as_str(), e.waba_id.as_deref(), e.value.as_deref()))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                (
-                    "partner_added",
-                    Some("9007199254740993"),
-                    Some("PARTNER_ADDED")
-                ),
-                (
-                    "partner_removed",
-                    Some("102289599326934"),
-                    Some("PARTNER_REMOVED")
-                ),
-                (
-                    "account_update",
-                    Some("104996122399160"),
-                    Some("ACCOUNT_VIOLATION")
-                ),
-            ]
-        );
+    fn every_account_update_event_names_its_waba() {
+        let cases: [(&str, &str, &str, Option<&str>); 12] = [
+            (
+                "2949482758682047",
+                r#"{"event":"PARTNER_ADDED","waba_info":{"waba_id":"980198427658004","owner_business_id":"2329417887457253","solution_id":"1715120619246906","solution_partner_business_ids":["2949482758682047","520744086200222"]}}"#,
+                "partner_added",
+                Some("PARTNER_ADDED"),
+            ),
+            (
+                "2949482758682047",
+                r#"{"event":"PARTNER_APP_INSTALLED","waba_info":{"waba_id":"980198427658004","owner_business_id":"2329417887457253","partner_app_id":"5731794616896507"}}"#,
+                "partner_app_installed",
+                Some("PARTNER_APP_INSTALLED"),
+            ),
+            (
+                "2949482758682047",
+                r#"{"event":"PARTNER_APP_UNINSTALLED","waba_info":{"waba_id":"980198427658004","owner_business_id":"1284923862322270","partner_app_id":"869361281603019"}}"#,
+                "partner_app_uninstalled",
+                Some("PARTNER_APP_UNINSTALLED"),
+            ),
+            (
+                "2949482758682047",
+                r#"{"event":"PARTNER_REMOVED","waba_info":{"waba_id":"980198427658004","owner_business_id":"2329417887457253"},"disconnection_info":{"reason":"PRIMARY_INACTIVITY","initiated_by":"SYSTEM"}}"#,
+                "partner_removed",
+                Some("PARTNER_REMOVED"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"ACCOUNT_VIOLATION","violation_info":{"violation_type":"ADULT"}}"#,
+                "account_violation",
+                Some("ADULT"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"DISABLE","waba_ban_date":"April 17, 2025"}}"#,
+                "disabled_update",
+                Some("DISABLE"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"ACCOUNT_RESTRICTION","restriction_info":[{"restriction_type":"RESTRICTED_BIZ_INITIATED_MESSAGING","expiration":1641330498},{"restriction_type":"RESTRICTED_ADD_PHONE_NUMBER_ACTION","expiration":1641330498}]}"#,
+                "account_restriction",
+                Some("RESTRICTED_BIZ_INITIATED_MESSAGING,RESTRICTED_ADD_PHONE_NUMBER_ACTION"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"ACCOUNT_RESTRICTION","violation_info":{"violation_type":"DIRECT_SEND_UTILITY_TEMPLATE_ABUSE_WARN"}}"#,
+                "account_restriction",
+                Some("DIRECT_SEND_UTILITY_TEMPLATE_ABUSE_WARN"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"ACCOUNT_DELETED"}"#,
+                "account_deleted",
+                Some("ACCOUNT_DELETED"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"ACCOUNT_OFFBOARDED"}"#,
+                "account_offboarded",
+                Some("ACCOUNT_OFFBOARDED"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"PARTNER_CLIENT_CERTIFICATION_STATUS_UPDATE","partner_client_certification_info":{"client_business_id":"2729063490586005","status":"APPROVED","rejection_reasons":["NONE"]}}"#,
+                "certification",
+                Some("APPROVED"),
+            ),
+            (
+                "980198427658004",
+                r#"{"event":"VOLUME_BASED_PRICING_TIER_UPDATE","volume_tier_info":{"tier_update_time":1743451903,"pricing_category":"UTILITY","tier":"25000001:50000000","effective_month":"2025-11","region":"India"}}"#,
+                "account_update",
+                Some("VOLUME_BASED_PRICING_TIER_UPDATE"),
+            ),
+        ];
+        for (entry, value, kind, detail) in cases {
+            let body = format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{entry}","time":1744823932,"changes":[{{"value":{value},"field":"account_update"}}]}}]}}"#
+            );
+            let events = parse(body.as_bytes()).unwrap_or_default();
+            assert_eq!(events.len(), 1, "{value}");
+            let e = &events[0];
+            assert_eq!(
+                (e.kind.as_str(), e.waba_id.as_deref(), e.value.as_deref()),
+                (kind, Some("980198427658004"), detail),
+                "{value}"
+            );
+        }
     }
 
     #[test]

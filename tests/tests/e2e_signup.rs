@@ -530,6 +530,59 @@ async fn a_review_decided_by_webhook_shows_without_a_reload() {
     s.close().await;
 }
 
+/// A ban Meta announces by webhook (`DISABLED_UPDATE`, whose `entry.id` is the WABA) shows on
+/// the account without a reload, and a reinstatement clears it.
+#[tokio::test]
+async fn a_ban_announced_by_webhook_shows_without_a_reload() {
+    let s = Stack::start().await;
+    s.sign_up("finish").await;
+    s.account_ids().await;
+    s.js("window.__loaded = true; return true").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alert_text = || {
+        s.js("const a = document.querySelector(\"[data-account-id='101569239400667'] .waba-alert\"); return a ? a.dataset.kind + '|' + a.dataset.actor + '|' + a.textContent : ''")
+    };
+    assert_eq!(alert_text().await, "");
+    sim_webhook(
+        &s,
+        json!({"kind": "account_update", "waba_id": "101569239400667", "event": "DISABLED_UPDATE",
+               "value": {"ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": "April 17, 2025"}}}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let shown = loop {
+        let t = alert_text().await;
+        if !t.as_str().unwrap_or_default().is_empty() {
+            break t;
+        }
+        assert!(started.elapsed() < WAIT, "the ban never showed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    assert!(shown.starts_with("disabled_update|business|"), "{shown}");
+    assert!(shown.contains("disabled"), "{shown}");
+    sim_webhook(
+        &s,
+        json!({"kind": "account_update", "waba_id": "101569239400667", "event": "DISABLED_UPDATE",
+               "value": {"ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": "April 18, 2025"}}}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    while alert_text().await != "" {
+        assert!(
+            started.elapsed() < WAIT,
+            "the reinstatement never cleared the ban"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        s.js("return window.__loaded === true").await,
+        json!(true),
+        "no reload"
+    );
+    s.close().await;
+}
+
 #[tokio::test]
 async fn the_page_reconnects_after_the_proxy_restarts_and_misses_nothing() {
     let mut s = Stack::start_flow(true).await;

@@ -13,7 +13,7 @@
 // Events on the target (they bubble): "waba-onboard:result" when the signup result is
 // complete (detail: the result), "waba-onboard:done" once every account's status is shown,
 // "waba-onboard:status" for each live change Meta announced (detail: the change).
-import init, { SignupListener, StatusPanel, WabaClient, onboard } from "./web/waba_onboard.js";
+import init, { SignupListener, StatusPanel, WabaClient, applyChange, onboard } from "./web/waba_onboard.js";
 import { followStatus } from "./waba-onboard-stream.js";
 
 const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
@@ -94,9 +94,8 @@ async function main() {
     });
   }
 
-  // Live status: Meta's decisions arrive by webhook at the proxy, which streams them; a
-  // review decision updates the panel in place.
-  const KNOWN_REVIEWS = ["PENDING", "APPROVED", "REJECTED", "DEFERRED"];
+  // Live status: Meta's decisions arrive by webhook at the proxy, which streams them; review
+  // decisions, bans, restrictions and removals update the panel in place.
   let following = null;
   function follow(credential, accounts, warnings) {
     if (following) following.stop();
@@ -105,13 +104,7 @@ async function main() {
       credential,
       onChange(change) {
         target.dispatchEvent(new CustomEvent("waba-onboard:status", { detail: change, bubbles: true }));
-        if (change.kind !== "review" || !change.value) return;
-        const account = accounts.find((a) => a.waba.id === change.waba_id);
-        if (!account || account.review === change.value) return;
-        account.review = change.value;
-        account.reviewKnown = KNOWN_REVIEWS.includes(change.value);
-        account.waba.account_review_status = change.value;
-        panel.render(accounts, warnings);
+        if (applyChange(accounts, change)) panel.render(accounts, warnings);
       },
     });
   }

@@ -2,16 +2,20 @@
 export interface StatusChange {
   /** Increasing: the stream's event id. */
   seq: number;
-  kind: "review" | "partner_added" | "partner_removed" | "account_update" | "phone_quality" | "phone_name" | "unknown" | (string & {});
+  kind:
+    | "review" | "partner_added" | "partner_removed" | "partner_app_installed" | "partner_app_uninstalled"
+    | "account_violation" | "disabled_update" | "account_restriction" | "account_deleted"
+    | "account_offboarded" | "account_reconnected" | "certification" | "account_update"
+    | "phone_quality" | "phone_name" | "unknown" | (string & {});
   /** The webhook field, e.g. "account_review_update". */
   field: string;
   /** The WABA concerned, when the change names one. */
   waba_id?: string;
-  /** The decision, event or rating. */
+  /** The short detail: a review decision, a ban state (`DISABLE`, `SCHEDULE_FOR_DISABLE`, `REINSTATE`), restriction types (comma-separated), a violation type, a certification status, or the event's name. */
   value?: string;
   /** Unix seconds: when the proxy received it. */
   received_at: number;
-  /** The change as Meta sent it, for kinds the proxy does not interpret. */
+  /** The change as Meta sent it (`{field, value}`), for every `account_update` and for fields the proxy does not interpret. */
   raw?: unknown;
 }
 

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use js_sys::{Array, Promise};
 use waba_graph::WabaScope;
 use waba_graph::signup::{Credential, SessionEvent};
-use waba_graph::status::AccountStatus;
+use waba_graph::status::{AccountStatus, Alert};
 use wasm_bindgen::prelude::*;
 
 /// WABAs fetched at once.
@@ -53,7 +53,73 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
         .set("phones", phones)
         .opt("incomplete", incomplete)
         .set("healthProblems", string_array(&status.health_problems))
+        .set("alerts", alerts_js(&status.alerts))
         .done()
+}
+
+fn alerts_js(alerts: &[Alert]) -> Array {
+    alerts
+        .iter()
+        .map(|a| {
+            Out::new()
+                .set("kind", a.kind.as_str())
+                .set("actor", a.actor.as_str())
+                .set("message", a.message.as_str())
+                .done()
+        })
+        .collect()
+}
+
+/// `applyChange(accounts, change)`: applies a change of the live status stream
+/// (`followStatus`'s `onChange`) to the accounts it is about, in place: a review decision
+/// updates the review, bans, restrictions, violations, deletion, offboarding and removal
+/// add an alert (a reinstatement or reconnection clears it). `true` when an account changed,
+/// so the panel should render again.
+#[wasm_bindgen(js_name = applyChange)]
+pub fn apply_change(
+    #[wasm_bindgen(unchecked_param_type = "AccountStatus[]")] accounts: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "{ kind: string; waba_id?: string; value?: string }")]
+    change: JsValue,
+) -> Result<bool, JsValue> {
+    let change = Obj::new(change).ok_or_else(|| {
+        JsValue::from(WabaError::new(
+            code::INVALID_ARGUMENT,
+            "a status change is not an object",
+        ))
+    })?;
+    let (Some(kind), Some(waba_id)) = (change.str("kind"), change.str("waba_id")) else {
+        return Ok(false);
+    };
+    let value = change.str("value");
+    let mut changed = false;
+    for account in read::array(accounts, "accounts")? {
+        let Some(target) = Obj::new(account.clone()) else {
+            continue;
+        };
+        let about = target.obj("waba").and_then(|w| w.text("id"));
+        if about.as_deref() != Some(waba_id.as_str()) {
+            continue;
+        }
+        let mut status = read::account_status(account)?;
+        if !status.apply_change(&kind, value.as_deref()) {
+            continue;
+        }
+        changed = true;
+        let set = |k: &str, v: JsValue| {
+            let _ = js_sys::Reflect::set(target.value(), &JsValue::from_str(k), &v);
+        };
+        set("review", status.review.as_str().into());
+        set("reviewKnown", status.review_known.into());
+        set("alerts", alerts_js(&status.alerts).into());
+        if let Some(waba) = target.obj("waba") {
+            let _ = js_sys::Reflect::set(
+                waba.value(),
+                &JsValue::from_str("account_review_status"),
+                &status.review.as_str().into(),
+            );
+        }
+    }
+    Ok(changed)
 }
 
 /// `accountStatus(waba)`: the `AccountStatus` of one WABA read on its own (the console's

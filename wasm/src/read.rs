@@ -3,7 +3,7 @@
 use crate::error::{WabaError, code};
 use crate::js::{Obj, list};
 use waba_graph::signup::{RawAuthResponse, RawLoginResponse, RawSessionData, RawSessionMessage};
-use waba_graph::status::{AccountStatus, Actor, Incomplete, PhoneStatus};
+use waba_graph::status::{AccountStatus, Actor, Alert, Incomplete, PhoneStatus};
 use waba_graph::token::{GranularScope, TokenError};
 use waba_graph::waba::{HealthEntity, HealthError};
 use waba_graph::{
@@ -253,6 +253,16 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
             message: i.str("message").unwrap_or_default(),
         }),
         health_problems: a.strings("healthProblems"),
+        alerts: a
+            .list("alerts")
+            .into_iter()
+            .filter_map(Obj::new)
+            .map(|x| Alert {
+                kind: x.str("kind").unwrap_or_default(),
+                actor: Actor::parse(&x.str("actor").unwrap_or_default()),
+                message: x.str("message").unwrap_or_default(),
+            })
+            .collect(),
         waba,
     })
 }

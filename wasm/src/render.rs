@@ -289,6 +289,9 @@ impl StatusPanel {
         if a.incomplete.is_some() {
             class.push_str(" waba-account--incomplete");
         }
+        if !a.alerts.is_empty() {
+            class.push_str(" waba-account--alert");
+        }
         item.set_class_name(&class);
         let header = el(d, "header", "waba-account__header")?;
         let name = a.waba.name.as_deref().unwrap_or("Unnamed account");
@@ -333,6 +336,18 @@ impl StatusPanel {
         }
         item.append_child(&facts)?;
 
+        for alert in &a.alerts {
+            let notice = el(
+                d,
+                "div",
+                &format!("waba-notice waba-alert waba-alert--{}", slug(&alert.kind)),
+            )?;
+            notice.set_attribute("role", "alert")?;
+            notice.set_attribute("data-kind", &alert.kind)?;
+            notice.set_attribute("data-actor", alert.actor.as_str())?;
+            text(d, &notice, "p", "", &alert.message)?;
+            item.append_child(&notice)?;
+        }
         if let Some(inc) = &a.incomplete {
             let notice = el(d, "div", "waba-notice waba-notice--incomplete")?;
             notice.set_attribute("role", "note")?;

@@ -176,6 +176,13 @@ export interface Incomplete {
   message: string;
 }
 
+/** Something Meta announced about an account by webhook (a ban, a restriction, a removal...), and who acts. */
+export interface Alert {
+  kind: "disabled_update" | "account_restriction" | "account_violation" | "account_deleted" | "account_offboarded" | "partner_removed" | "partner_app_uninstalled" | (string & {});
+  actor: Actor;
+  message: string;
+}
+
 export interface AccountStatus {
   waba: Waba;
   review: ReviewStatus;
@@ -184,6 +191,8 @@ export interface AccountStatus {
   phones: PhoneStatus[];
   incomplete?: Incomplete;
   healthProblems: string[];
+  /** Announced by webhook since the account was read; `applyChange` adds and clears them. */
+  alerts: Alert[];
 }
 
 export interface Warning { code: "waba_mismatch" | "no_wabas" | (string & {}); message: string }

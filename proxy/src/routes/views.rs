@@ -261,7 +261,8 @@ pub struct ChangeView<'a> {
     pub value: Option<&'a str>,
     /// When the proxy received it.
     pub received_at: i64,
-    /// The change as Meta sent it, for kinds this version does not interpret.
+    /// The change as Meta sent it (`{"field", "value"}`), for `account_update` changes and
+    /// fields this version does not interpret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<serde_json::Value>,
 }
@@ -275,7 +276,10 @@ impl<'a> From<&'a StoredChange> for ChangeView<'a> {
             waba_id: c.change.waba_id.as_deref(),
             value: c.change.value.as_deref(),
             received_at: c.received_at,
-            raw: (c.change.kind == crate::store::ChangeKind::Unknown)
+            // Unknown fields, and every `account_update` (a ban's date, a restriction's
+            // expiry, ...), travel as Meta sent them.
+            raw: (c.change.kind == crate::store::ChangeKind::Unknown
+                || c.change.field == "account_update")
                 .then(|| serde_json::from_str(&c.change.raw).ok())
                 .flatten(),
         }

@@ -128,7 +128,28 @@ stored_names! {
         PartnerRemoved = "partner_removed",
         /// `account_review_update`: Meta's review decision.
         Review = "review",
-        /// Any other `account_update` event (violations, restrictions, ...).
+        /// `account_update` `PARTNER_APP_INSTALLED`: the business granted the app permissions.
+        PartnerAppInstalled = "partner_app_installed",
+        /// `account_update` `PARTNER_APP_UNINSTALLED`: the business removed the app.
+        PartnerAppUninstalled = "partner_app_uninstalled",
+        /// `account_update` `ACCOUNT_VIOLATION`: a policy violation (`violation_info`).
+        AccountViolation = "account_violation",
+        /// `account_update` `DISABLED_UPDATE`: a ban, scheduled ban or reinstatement
+        /// (`ban_info.waba_ban_state`).
+        DisabledUpdate = "disabled_update",
+        /// `account_update` `ACCOUNT_RESTRICTION`: limits on what the WABA may do
+        /// (`restriction_info`).
+        AccountRestriction = "account_restriction",
+        /// `account_update` `ACCOUNT_DELETED`.
+        AccountDeleted = "account_deleted",
+        /// `account_update` `ACCOUNT_OFFBOARDED`: a coexistence number left Cloud API.
+        AccountOffboarded = "account_offboarded",
+        /// `account_update` `ACCOUNT_RECONNECTED`: it came back.
+        AccountReconnected = "account_reconnected",
+        /// `account_update` `PARTNER_CLIENT_CERTIFICATION_STATUS_UPDATE` or `..._NEEDED`:
+        /// partner-led business verification.
+        Certification = "certification",
+        /// Any other `account_update` event, named in the value.
         AccountUpdate = "account_update",
         /// `phone_number_quality_update`.
         PhoneQuality = "phone_quality",

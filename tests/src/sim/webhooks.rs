@@ -1,5 +1,6 @@
-//! Webhooks as Meta sends them: `account_update` (`PARTNER_ADDED`, `PARTNER_REMOVED`) and
-//! `account_review_update`, signed with the app secret in `X-Hub-Signature-256`, posted to the
+//! Webhooks as Meta sends them: `account_update` (`PARTNER_ADDED`, `PARTNER_REMOVED`, and any
+//! other event with the fields Meta documents for it, e.g. `DISABLED_UPDATE` with `ban_info`)
+//! and `account_review_update`, signed with the app secret in `X-Hub-Signature-256`, posted to the
 //! configured URL. Redeliveries repeat the same body; a "bad signature" delivery signs with
 //! another secret. Sent on request (`POST /_sim/webhooks/send`) or by the scenario, some
 //! seconds after a WABA is first read.
@@ -22,6 +23,11 @@ pub enum WebhookKind {
     Shared,
     /// `account_update` `PARTNER_REMOVED`.
     Removed,
+    /// Any other `account_update` event (`event`, with `value`'s fields): a `PARTNER_*` event
+    /// comes from the partner's business with `waba_info`; the others (bans, violations,
+    /// restrictions, deletions) have the WABA as `entry.id` and no `waba_info`
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/account_update>).
+    AccountUpdate,
 }
 
 /// A webhook to send.
@@ -35,6 +41,13 @@ pub struct ScheduledWebhook {
     /// For reviews: `APPROVED`, `REJECTED`, `PENDING`, `DEFERRED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
+    /// For `account_update`: the event (`DISABLED_UPDATE`, `ACCOUNT_RESTRICTION`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// For `account_update`: the value's other fields, e.g.
+    /// `{"ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": "April 17, 2025"}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
     /// Scenario webhooks: sent this many seconds after the WABA is first read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_read_of: Option<String>,
@@ -73,6 +86,32 @@ pub fn payload(w: &ScheduledWebhook, partner: &str, time: i64) -> Value {
                 "value": {"decision": w.decision.as_deref().unwrap_or("APPROVED")}
             }]}]
         }),
+        WebhookKind::AccountUpdate => {
+            let event = w.event.as_deref().unwrap_or("ACCOUNT_UPDATE");
+            let mut value = match &w.value {
+                Some(Value::Object(fields)) => fields.clone(),
+                _ => serde_json::Map::new(),
+            };
+            value.insert("event".into(), event.into());
+            let from_partner = event.starts_with("PARTNER_");
+            if from_partner && !value.contains_key("waba_info") {
+                value.insert(
+                    "waba_info".into(),
+                    json!({"waba_id": w.waba_id, "owner_business_id": partner}),
+                );
+            }
+            let entry = if from_partner {
+                partner
+            } else {
+                w.waba_id.as_str()
+            };
+            json!({
+                "object": "whatsapp_business_account",
+                "entry": [{"id": entry, "time": time, "changes": [{
+                    "field": "account_update", "value": value
+                }]}]
+            })
+        }
         WebhookKind::Shared | WebhookKind::Removed => json!({
             "object": "whatsapp_business_account",
             "entry": [{"id": partner, "time": time, "changes": [{
@@ -94,6 +133,7 @@ fn apply(sim: &SimState, w: &ScheduledWebhook, partner: &str) {
         }
         WebhookKind::Shared => sim.share(partner, &w.waba_id),
         WebhookKind::Removed => sim.unshare(partner, &w.waba_id),
+        WebhookKind::AccountUpdate => {}
     }
 }
 
