@@ -268,7 +268,7 @@ pub fn site(sim_url: &str) -> std::io::Result<PathBuf> {
         dir.join("config.js"),
         format!(
             "window.WABA_SIGNUP = {{ appId: \"670843887433847\", configId: \"sim-config-1\", businessId: \"805021500648488\", \
-             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"] }};\n"
+             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"token\" }};\n"
         ),
     )?;
     Ok(dir)

@@ -55,7 +55,8 @@ impl Stack {
         if code {
             let config = site.join("config.js");
             let mut text = std::fs::read_to_string(&config).unwrap();
-            text.push_str("window.WABA_SIGNUP.responseType = \"code\";\n");
+            // The embed's default: the code flow (and Embedded Signup v4).
+            text.push_str("delete window.WABA_SIGNUP.responseType;\n");
             std::fs::write(&config, text).unwrap();
             args.extend_from_slice(&[
                 "--app-id",
@@ -407,6 +408,14 @@ async fn the_code_flow_shows_every_account_and_the_token_stays_in_the_proxy() {
     assert_eq!(
         s.account_ids().await,
         ["102289599326934", "101569239400667"]
+    );
+    // By default the embed launches the code flow of Embedded Signup v4: chosen by the login
+    // configuration, so no `version` and no v2 `sessionInfoVersion` in `extras`.
+    let (response_type, extras) = s.sim.state.last_login().unwrap_or_default();
+    assert_eq!(response_type, "code");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&extras).unwrap_or_default(),
+        json!({"setup": {}})
     );
     assert_eq!(s.texts(".waba-badge").await, ["APPROVED", "PENDING"]);
     // One exchange, one debug_token, one read per WABA: the page's reads share the proxy's.

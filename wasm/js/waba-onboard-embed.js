@@ -8,7 +8,10 @@
 // and renders every shared account's status there. Optional: data-sdk-url (another SDK
 // location, for tests and demos), data-extra-origins (comma-separated message origins to trust
 // besides https://*.facebook.com, for tests and demos only), data-graph-version,
-// data-response-type ("token" by default, or "code"), data-button-text, data-timeout-ms.
+// data-response-type ("code" by default, Meta's documented flow; or "token"),
+// data-es-version (the Embedded Signup version: "v4" by default, chosen by the login
+// configuration; "v3"; or "v2", deprecated by Meta on 2026-10-15), data-feature-type (e.g.
+// "whatsapp_business_app_onboarding" for coexistence), data-button-text, data-timeout-ms,
 // data-live="off" (no live status stream).
 // Events on the target (they bubble): "waba-onboard:result" when the signup result is
 // complete (detail: the result), "waba-onboard:done" once every account's status is shown,
@@ -17,6 +20,25 @@ import init, { SignupListener, StatusPanel, WabaClient, applyChange, onboard } f
 import { followStatus } from "./waba-onboard-stream.js";
 
 const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
+
+// `extras` of FB.login per Embedded Signup version
+// (developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/versions):
+// v4 is chosen by the login configuration itself; v3 by `version`; v2 needs
+// `sessionInfoVersion` to post the session message at all.
+const ES_EXTRAS = {
+  v4: () => ({ setup: {} }),
+  v3: () => ({ setup: {}, version: "v3" }),
+  v2: () => ({ setup: {}, sessionInfoVersion: "3" }),
+};
+
+function signupExtras(ds) {
+  const version = ds.esVersion || "v4";
+  const make = ES_EXTRAS[version];
+  if (!make) throw new Error(`waba-onboard: data-es-version must be one of ${Object.keys(ES_EXTRAS).join(", ")}`);
+  const extras = make();
+  if (ds.featureType) extras.featureType = ds.featureType;
+  return extras;
+}
 
 function findScript() {
   const here = new URL(import.meta.url).href;
@@ -51,6 +73,11 @@ async function main() {
   }
   const target = document.querySelector(ds.target);
   if (!target) throw new Error(`waba-onboard: no element matches ${ds.target}`);
+  const responseType = ds.responseType || "code";
+  if (responseType !== "code" && responseType !== "token") {
+    throw new Error('waba-onboard: data-response-type must be "code" or "token"');
+  }
+  const extras = signupExtras(ds);
   await init();
   const button = document.createElement("button");
   button.type = "button";
@@ -138,7 +165,7 @@ async function main() {
     if (!result.sessionMessage || (result.credential && result.credential.kind === "code")) return;
     const headers = { "Content-Type": "application/json" };
     if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
-    const body = { event: result.sessionMessage, flow: ds.responseType || "token" };
+    const body = { event: result.sessionMessage, flow: responseType };
     fetch(ds.proxyUrl.replace(/\/$/, "") + "/signup/events", { method: "POST", headers, body: JSON.stringify(body) })
       .catch(() => {});
   }
@@ -153,9 +180,9 @@ async function main() {
       panel.loading("Waiting for Embedded Signup…");
       FB.login((response) => listener.login(response), {
         config_id: ds.configId,
-        response_type: ds.responseType || "token",
+        response_type: responseType,
         override_default_response_type: true,
-        extras: { setup: {}, sessionInfoVersion: "3" },
+        extras,
       });
       const result = await listener.result();
       target.dispatchEvent(new CustomEvent("waba-onboard:result", { detail: result, bubbles: true }));

@@ -31,6 +31,7 @@ const SDK_JS: &str = r#"(function () {
       opts = opts || {};
       var q = "config_id=" + encodeURIComponent(opts.config_id || "") +
         "&response_type=" + encodeURIComponent(opts.response_type || "token") +
+        "&extras=" + encodeURIComponent(JSON.stringify(opts.extras || {})) +
         "&app_id=" + encodeURIComponent(FB._opts.appId || "");
       var popup = window.open(SIM + "/_sim/dialog?" + q, "waba_sim_dialog", "width=520,height=680");
       var done = false, timer = null;
@@ -79,12 +80,16 @@ pub struct DialogQuery {
     config_id: String,
     #[serde(default)]
     response_type: String,
+    /// `extras` as JSON text (the Embedded Signup version and setup).
+    #[serde(default)]
+    extras: String,
 }
 
 /// `GET /_sim/dialog`: the Embedded Signup stand-in.
 pub async fn dialog(State(sim): Sim, Query(q): Query<DialogQuery>) -> Html<String> {
     let flows = serde_json::to_string(&sim.world.scenario.flows).unwrap_or_else(|_| "[]".into());
     let auto = serde_json::to_string(&sim.auto_flow()).unwrap_or_else(|_| "null".into());
+    sim.record_login(&q.response_type, &q.extras);
     let code_flow = q.response_type == "code";
     let mut buttons = String::new();
     for f in &sim.world.scenario.flows {

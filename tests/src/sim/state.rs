@@ -31,6 +31,8 @@ struct Dynamic {
     latency: Duration,
     serial: u64,
     auto_flow: Option<String>,
+    /// What the last `FB.login` asked for: `response_type` and `extras` (JSON).
+    last_login: Option<(String, String)>,
     /// Client-list changes since start, per business: WABAs added, WABAs removed.
     shares: HashMap<String, (Vec<String>, Vec<String>)>,
     /// Review decisions made at run time, by WABA.
@@ -247,6 +249,16 @@ impl SimState {
     /// The flow the dialog runs by itself, if any.
     pub fn auto_flow(&self) -> Option<String> {
         self.lock().auto_flow.clone()
+    }
+
+    /// Records what a page's `FB.login` asked for.
+    pub fn record_login(&self, response_type: &str, extras: &str) {
+        self.lock().last_login = Some((response_type.to_owned(), extras.to_owned()));
+    }
+
+    /// What the last `FB.login` asked for: its `response_type` and `extras` (JSON text).
+    pub fn last_login(&self) -> Option<(String, String)> {
+        self.lock().last_login.clone()
     }
 
     /// A fresh serial number (codes, trace ids).
