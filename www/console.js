@@ -43,18 +43,15 @@ function query() {
   const after = day($("created-after").value);
   const before = day($("created-before").value);
   const q = { businessId: config.businessId, limit: PAGE, sort: $("sort").value, fields: "id,name,account_review_status,creation_time" };
-  // Graph offers a creation-time range on the owned list only; on the client list the upper
-  // bound is applied here.
+  // A range is two conditions (GREATER_THAN and LESS_THAN), on both lists.
   if (after !== undefined) q.createdAfter = after;
-  if (before !== undefined && (state.edge === "owned" || after === undefined)) q.createdBefore = before;
-  return { q, localBefore: state.edge === "client" && after !== undefined ? before : undefined };
+  if (before !== undefined) q.createdBefore = before;
+  return { q };
 }
 
 function applyView() {
   const needle = $("search").value.trim().toLowerCase();
-  const { localBefore } = query();
   state.shown = state.rows.filter((w) =>
-    (localBefore === undefined || (w.creation_time ?? 0) < localBefore) &&
     (!needle || w.id.includes(needle) || (w.name || "").toLowerCase().includes(needle)));
   $("spacer").style.height = state.shown.length * ROW + "px";
   renderCounts();

@@ -84,8 +84,8 @@ impl Read {
                 let query = PhoneQuery::from_pairs(pairs.iter().copied())?.to_pairs();
                 Read::Account(target.clone(), id.clone(), query)
             }
-            Target::List(business, edge) => {
-                let query = ListQuery::from_pairs(*edge, pairs.iter().copied())?.to_pairs();
+            Target::List(business, _) => {
+                let query = ListQuery::from_pairs(pairs.iter().copied())?.to_pairs();
                 Read::List(target.clone(), business.clone(), query)
             }
         })

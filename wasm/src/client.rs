@@ -20,25 +20,14 @@ fn bad(e: impl std::fmt::Display) -> WabaError {
 }
 
 /// A list query read from JS (`ListQuery` in TypeScript), validated with the model's types.
-fn list_query(v: JsValue, edge: ListEdge) -> Result<(ObjectId, ListQuery), WabaError> {
+fn list_query(v: JsValue) -> Result<(ObjectId, ListQuery), WabaError> {
     let q = Obj::new(v).ok_or_else(|| bad("the list query must be an object"))?;
     let business = q
         .id("businessId")
         .map_err(|e| bad(format!("businessId: {e}")))?
         .ok_or_else(|| bad("businessId is required"))?;
-    let filtering = match (q.int("createdAfter"), q.int("createdBefore")) {
-        (None, None) => None,
-        (Some(a), None) => Some(Filtering::new("GREATER_THAN", &[a])),
-        (None, Some(b)) => Some(Filtering::new("LESS_THAN", &[b])),
-        (Some(a), Some(b)) => Some(Filtering::new("IN_RANGE", &[a, b])),
-    }
-    .transpose()
-    .map_err(bad)?;
-    if matches!(filtering, Some(Filtering::InRange(..))) && edge == ListEdge::Client {
-        return Err(bad(
-            "a creation-time range is available on owned WABAs only: use createdAfter or createdBefore",
-        ));
-    }
+    let filtering =
+        Filtering::created(q.int("createdAfter"), q.int("createdBefore")).map_err(bad)?;
     let sort = match q.str("sort").as_deref() {
         None => None,
         Some("asc") => Some(Sort::CreationTimeAscending),
@@ -356,7 +345,7 @@ impl WabaClient {
     fn list(&self, edge: ListEdge, query: JsValue) -> Promise {
         let conn = self.conn.clone();
         promise(Box::pin(async move {
-            let (business, q) = list_query(query, edge)?;
+            let (business, q) = list_query(query)?;
             page(
                 conn.get(&format!("{business}/{}", edge.as_str()), &q.to_pairs())
                     .await?,

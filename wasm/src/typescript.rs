@@ -77,7 +77,7 @@ export interface ListQuery {
   fields?: string;
   /** Unix seconds: created after (GREATER_THAN). */
   createdAfter?: number;
-  /** Unix seconds: created before (LESS_THAN). Both together: IN_RANGE (owned WABAs only). */
+  /** Unix seconds: created before (LESS_THAN). Both together: a range (two conditions). */
   createdBefore?: number;
   sort?: "asc" | "desc" | "creation_time_ascending" | "creation_time_descending";
   /** 1..=100 */

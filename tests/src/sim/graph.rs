@@ -493,13 +493,19 @@ impl<'a> Ctx<'a> {
         };
         let fields = parse_fields(self.query.get("fields"), WABA_DEFAULT)?;
         let filter = match self.query.get("filtering") {
-            Some(raw) => Some(parse_filtering(raw, route == Route::OwnedWabas)?),
+            Some(raw) => Some(parse_filtering(raw)?),
             None => None,
         };
         let mut wabas: Vec<&WabaSpec> = all
             .iter()
             .filter_map(|id| world.waba(id))
-            .filter(|w| filter.as_ref().is_none_or(|f| f.matches(w.creation_time)))
+            .filter(|w| {
+                filter.as_ref().is_none_or(|f| {
+                    f.matches(w.creation_time, |field| {
+                        w.fields.get(field.as_str()).and_then(Value::as_str)
+                    })
+                })
+            })
             .collect();
         match self.query.get("sort") {
             None => {}
@@ -757,16 +763,12 @@ pub fn iso8601(t: i64) -> String {
     )
 }
 
-/// Graph's `filtering` parameter, checked with Graph's messages.
-fn parse_filtering(raw: &str, owned_edge: bool) -> Result<waba_graph::input::Filtering> {
+/// Graph's `filtering` parameter, the conditions Meta documents for the list edges
+/// (`creation_time` with `GREATER_THAN`/`LESS_THAN`, `ownership_type` and
+/// `marketing_messages_onboarding_status` with `IN`), checked with Graph's messages.
+fn parse_filtering(raw: &str) -> Result<waba_graph::input::Filtering> {
     waba_graph::input::Filtering::from_json(raw)
         .map_err(|e| GraphFailure::param(format!("(#100) Param filtering is invalid: {e}")))
-        .and_then(|f| match f {
-            waba_graph::input::Filtering::InRange(..) if !owned_edge => Err(GraphFailure::param(
-                "(#100) Param filtering[0][operator] must be one of {GREATER_THAN, LESS_THAN}",
-            )),
-            f => Ok(f),
-        })
 }
 
 #[cfg(test)]
