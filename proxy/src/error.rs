@@ -98,6 +98,14 @@ pub enum AppError {
     /// No such record.
     #[error("no such {0}")]
     NoSuchRecord(&'static str),
+    /// Graph refused the partner's System User a client WABA (code 200): it is not assigned
+    /// to the WABA, or the app lacks Advanced access to `whatsapp_business_management`.
+    #[error(
+        "Meta refused the partner's System User access to this WABA (Graph code 200): assign the \
+         System User to it (POST /{{waba-id}}/assigned_users?user=<SYSTEM_USER_ID>&tasks=['MANAGE']) \
+         and make sure the app has Advanced access to whatsapp_business_management"
+    )]
+    SystemUserNotAssigned,
     /// The proxy's own configuration is refused by Meta: no retry can succeed until the
     /// operator fixes it.
     #[error("{0}")]
@@ -118,7 +126,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MissingCredential | Self::InvalidCredential(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::SystemUserNotAssigned => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::UpstreamThrottled { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -146,7 +154,7 @@ impl AppError {
             Self::NotFound | Self::MethodNotAllowed => 2500,
             Self::MissingCredential => 104,
             Self::InvalidCredential(_) => 190,
-            Self::Forbidden(_) => 200,
+            Self::Forbidden(_) | Self::SystemUserNotAssigned => 200,
             Self::RateLimited { .. } => 4,
             Self::UpstreamThrottled { .. } => 80008,
             Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,

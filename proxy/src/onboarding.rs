@@ -313,28 +313,48 @@ impl Signups {
         let abandoned: Option<&Abandoned> = event.and_then(|m| m.event.abandoned());
         let expect_phone = event.is_none_or(|m| m.event.expects_phone());
         let query = [("fields", STATUS_FIELDS.to_owned())];
-        let statuses: Vec<Option<AccountStatus>> =
+        let reads: Vec<Result<AccountStatus, FollowUp>> =
             futures_util::stream::iter(record.granted.clone().into_iter().enumerate())
                 .map(|(i, id): (usize, String)| {
                     let query = &query;
                     async move {
-                        let body = self
+                        let body = match self
                             .upstream
                             .get_shared(GraphRoute::Waba, &id, query, &[caller_secret])
                             .await
-                            .map_err(|e| tracing::warn!(error = %e, "follow-up read failed"))
-                            .ok()?;
-                        let waba: Waba = serde_json::from_slice(&body).ok()?;
-                        Some(AccountStatus::new(waba, i == 0, abandoned, expect_phone))
+                        {
+                            Ok(body) => body,
+                            Err(e @ AppError::SystemUserNotAssigned) => {
+                                return Err(Some(follow_up(
+                                    Some(id),
+                                    FollowUpReason::AssignSystemUser,
+                                    e.to_string(),
+                                )));
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "follow-up read failed");
+                                return Err(None);
+                            }
+                        };
+                        let waba: Waba = serde_json::from_slice(&body).map_err(|_| None)?;
+                        Ok(AccountStatus::new(waba, i == 0, abandoned, expect_phone))
                     }
                 })
                 .buffered(PARALLEL_READS)
+                .filter_map(|r: Result<AccountStatus, Option<FollowUp>>| async move {
+                    match r {
+                        Ok(s) => Some(Ok(s)),
+                        Err(f) => f.map(Err),
+                    }
+                })
                 .collect()
                 .await;
-        let mut out: Vec<FollowUp> = statuses
+        let mut out: Vec<FollowUp> = reads
             .into_iter()
-            .flatten()
-            .filter_map(|s| incomplete(Some(s.waba.id.to_string()), s.incomplete?))
+            .filter_map(|r| match r {
+                Ok(s) => incomplete(Some(s.waba.id.to_string()), s.incomplete?),
+                Err(f) => Some(f),
+            })
             .collect();
         if out.is_empty() && record.granted.is_empty() {
             // Nothing shared: what the event says is all there is.
@@ -471,6 +491,9 @@ pub fn action_for(reason: FollowUpReason) -> &'static str {
         }
         FollowUpReason::RegisterPhone => {
             "Register the number for Cloud API: POST /{phone-number-id}/register with messaging_product whatsapp and a six-digit two-step verification PIN."
+        }
+        FollowUpReason::AssignSystemUser => {
+            "Assign your System User to the WABA: POST /{waba-id}/assigned_users?user=<SYSTEM_USER_ID>&tasks=['MANAGE'] with an admin System User token; check the app has Advanced access to whatsapp_business_management."
         }
         FollowUpReason::NoPhoneNumber => {
             "Ask the business to add a phone number to its WhatsApp Business account."

@@ -114,6 +114,8 @@ stored_names! {
         RegisterPhone = "register_phone",
         /// The WABA has no phone number.
         NoPhoneNumber = "no_phone_number",
+        /// The partner's System User may not read the WABA (Graph code 200).
+        AssignSystemUser = "assign_system_user",
         /// Meta refused the signup code.
         CodeRejected = "code_rejected",
     }

@@ -292,7 +292,15 @@ impl Upstream {
         let result = self.fetch_with(url, extra_secrets, system_user).await;
         metrics::histogram!("waba_upstream_seconds", "route" => route.name())
             .record(started.elapsed().as_secs_f64());
-        result
+        result.map_err(|mut f| {
+            // A client WABA the System User may not read: say why and what to do.
+            if matches!(route, GraphRoute::Waba | GraphRoute::PhoneNumbers)
+                && matches!(&f.error, AppError::Graph { error, .. } if error.code == 200)
+            {
+                f.error = AppError::SystemUserNotAssigned;
+            }
+            f
+        })
     }
 
     /// `{base}/{path}?{query}`, the query encoded.

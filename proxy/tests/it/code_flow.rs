@@ -704,3 +704,47 @@ async fn an_exchange_cut_off_mid_way_gives_the_code_back() {
         again.text
     );
 }
+
+/// A client WABA the partner's System User is not assigned to: Graph answers code 200, and
+/// the proxy says exactly that and what to do, in the error of a read and in the follow-up of
+/// the onboarding that granted it.
+#[tokio::test]
+async fn an_unassigned_system_user_is_named_in_the_error_and_the_follow_up() {
+    let mut w = world("demo");
+    for waba in &mut w.scenario.wabas {
+        if waba.id == "101569239400667" {
+            waba.fields
+                .insert("system_user_assigned".into(), json!(false));
+        }
+    }
+    let db = temp_database();
+    let args = code_flow_args(&db.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = stack(w, &args);
+    let read = get(&s.url("/graph/101569239400667"), Some(ADMIN)).await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN, "{}", read.text);
+    let e = read.error();
+    assert_eq!((e.error_type.as_str(), e.code), ("WabaProxyError", 200));
+    assert!(e.message.contains("assigned_users"), "{}", e.message);
+
+    let code = s.sim.state.mint_code(FINISH);
+    let a = post(&s.url("/signup/exchange"), None, json!({"code": code})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = a.json()["onboarding_id"].as_i64().unwrap();
+    let record = get(&s.url(&format!("/admin/onboardings/{id}")), Some(ADMIN)).await;
+    let follow_ups = record.json()["follow_ups"].clone();
+    let assign: Vec<&Value> = follow_ups
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["reason"] == "assign_system_user")
+        .collect();
+    assert_eq!(assign.len(), 1, "{follow_ups}");
+    assert_eq!(assign[0]["waba_id"], "101569239400667");
+    assert!(
+        assign[0]["action"]
+            .as_str()
+            .is_some_and(|a| a.contains("assigned_users")),
+        "{follow_ups}"
+    );
+}

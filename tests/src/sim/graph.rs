@@ -423,6 +423,21 @@ impl<'a> Ctx<'a> {
             }
         };
         match world.waba(id) {
+            // A client WABA the partner's System User is not assigned to (`assigned_users`):
+            // Graph's permissions error, code 200
+            // (<https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-accounts>).
+            Some(w)
+                if allowed
+                    && matches!(caller, Caller::SystemUser)
+                    && w.fields.get("system_user_assigned") == Some(&Value::Bool(false)) =>
+            {
+                Err(GraphFailure::new(
+                    StatusCode::FORBIDDEN,
+                    "OAuthException",
+                    200,
+                    "(#200) Permissions error",
+                ))
+            }
             Some(w) if allowed => Ok(w),
             _ => Err(GraphFailure::unsupported_get(&self.echo(id.to_owned()))),
         }
