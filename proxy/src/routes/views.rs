@@ -111,6 +111,10 @@ pub struct OnboardingView {
     pub session_id: Option<String>,
     /// Whether the proxy holds the business token (code flow).
     pub has_business_token: bool,
+    /// When Meta said the business stopped sharing a WABA or removed the partner's app: the
+    /// onboarding is revoked and its business token forgotten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
     /// What is left to do.
     pub follow_ups: Vec<FollowUpView>,
 }
@@ -133,6 +137,7 @@ impl From<&Onboarding> for OnboardingView {
             error_id: r.error_id.clone(),
             session_id: r.session_id.clone(),
             has_business_token: r.token.is_some(),
+            revoked_at: r.revoked_at,
             follow_ups: r.follow_ups.iter().map(Into::into).collect(),
         }
     }

@@ -227,6 +227,9 @@ pub struct OnboardingRecord {
     pub token: Option<SealedToken>,
     /// What is left to do.
     pub follow_ups: Vec<FollowUp>,
+    /// When Meta said one of its WABAs is no longer shared with the partner's app
+    /// (`PARTNER_REMOVED`, `PARTNER_APP_UNINSTALLED`); its business token is then forgotten.
+    pub revoked_at: Option<i64>,
 }
 
 impl OnboardingRecord {
@@ -247,6 +250,7 @@ impl OnboardingRecord {
             session_id: None,
             token: None,
             follow_ups: Vec::new(),
+            revoked_at: None,
         }
     }
 }

@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
         raw TEXT NOT NULL
     );
     CREATE INDEX status_events_by_waba ON status_events(waba_id, seq);",
+    // 3: when Meta said a record's WABA is no longer shared with the partner's app.
+    "ALTER TABLE onboardings ADD COLUMN revoked_at INTEGER;",
 ];
 
 /// The SQLite implementation.
@@ -174,7 +176,7 @@ fn split_ids(s: &str) -> Vec<String> {
 
 const ONBOARDING_COLUMNS: &str = "id, created_at, flow, outcome, event, granted, reported_waba_id, \
      phone_number_id, business_id, current_step, error_message, error_id, session_id, \
-     token_nonce, token_ciphertext, token_expires_at";
+     token_nonce, token_ciphertext, token_expires_at, revoked_at";
 
 fn read_onboarding(row: &rusqlite::Row<'_>) -> rusqlite::Result<Onboarding> {
     let nonce: Option<Vec<u8>> = row.get(13)?;
@@ -205,6 +207,7 @@ fn read_onboarding(row: &rusqlite::Row<'_>) -> rusqlite::Result<Onboarding> {
             session_id: row.get(12)?,
             token,
             follow_ups: Vec::new(),
+            revoked_at: row.get(16)?,
         },
     })
 }
@@ -245,6 +248,18 @@ fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChange> {
             raw: r.get(7)?,
         },
     })
+}
+
+/// Marks the onboardings that were granted `waba` as revoked at `now` and forgets their
+/// business tokens, which Meta no longer honours: the business removed the partner's app or
+/// stopped sharing the WABA.
+fn revoke(tx: &rusqlite::Transaction<'_>, waba: &str, now: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE onboardings SET revoked_at = ?2, token_nonce = NULL, token_ciphertext = NULL, \
+         token_expires_at = NULL \
+         WHERE revoked_at IS NULL AND (',' || granted || ',') LIKE ('%,' || ?1 || ',%')",
+        params![waba, now],
+    )
 }
 
 impl Store for SqliteStore {
@@ -292,6 +307,10 @@ impl Store for SqliteStore {
                             if removed == 1 {
                                 share_event(&tx, waba, ShareKind::Unshared, now)?;
                             }
+                            revoke(&tx, waba, now)?;
+                        }
+                        ChangeKind::PartnerAppUninstalled => {
+                            revoke(&tx, waba, now)?;
                         }
                         _ => {}
                     }

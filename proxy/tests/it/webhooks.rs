@@ -486,3 +486,65 @@ async fn an_open_stream_gets_every_concurrent_delivery_once_in_order() {
         "in sequence order, no repeats"
     );
 }
+
+/// `PARTNER_APP_UNINSTALLED` (and `PARTNER_REMOVED`) for a WABA revoke the onboardings that
+/// were granted it, in the same transaction that stores the change: the record says when,
+/// and its business token is forgotten. Records of other WABAs stay as they were.
+#[tokio::test]
+async fn a_removed_app_revokes_the_onboarding_and_forgets_its_token() {
+    let db = temp_database().display().to_string();
+    let mut args = hook_args(&db);
+    args.extend(
+        [
+            "--app-id",
+            "670843887433847",
+            "--token-key",
+            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+        ]
+        .map(str::to_owned),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = stack(world("demo"), &args);
+    s.sim
+        .state
+        .set_webhook_url(Some(format!("{}/webhooks/meta", s.proxy.url)));
+    let code = s.sim.state.mint_code(FINISH);
+    let exchanged = send(
+        client()
+            .post(s.url("/signup/exchange"))
+            .json(&json!({"code": code})),
+    )
+    .await;
+    assert_eq!(exchanged.status, StatusCode::OK, "{}", exchanged.text);
+    let revoked_id = exchanged.json()["onboarding_id"].as_i64().unwrap();
+    let other_code = s
+        .sim
+        .state
+        .mint_code("EAASimBusinessTokenIncomplete0000000000000000002");
+    let other = send(
+        client()
+            .post(s.url("/signup/exchange"))
+            .json(&json!({"code": other_code})),
+    )
+    .await;
+    let other_id = other.json()["onboarding_id"].as_i64().unwrap();
+    let record = |id: i64| {
+        let url = s.url(&format!("/admin/onboardings/{id}"));
+        async move { get(&url, Some(ADMIN)).await.json() }
+    };
+    assert!(record(revoked_id).await["business_token"].is_string());
+
+    sim_send(
+        &s,
+        json!({"kind": "account_update", "waba_id": "101569239400667", "event": "PARTNER_APP_UNINSTALLED",
+               "value": {"waba_info": {"waba_id": "101569239400667", "owner_business_id": "2729063490586005", "partner_app_id": "670843887433847"}}}),
+    )
+    .await;
+    let revoked = record(revoked_id).await;
+    assert!(revoked["revoked_at"].as_i64().is_some(), "{revoked}");
+    assert_eq!(revoked["has_business_token"], false, "{revoked}");
+    assert!(revoked["business_token"].is_null(), "{revoked}");
+    let untouched = record(other_id).await;
+    assert!(untouched["revoked_at"].is_null(), "{untouched}");
+    assert_eq!(untouched["has_business_token"], true, "{untouched}");
+}
