@@ -35,9 +35,61 @@ pub struct AccountStatus {
     /// violations, removal), newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<Alert>,
+    /// The owning business's verification, when it is not `verified`: who acts and what to
+    /// do (kind: the `business_verification_status` as Graph sent it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Alert>,
 }
 
-/// Something Meta announced about an account by webhook, and who acts on it.
+/// What a `business_verification_status` other than `verified` asks, and of whom
+/// (<https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account>);
+/// `None` when verified or absent; a value this version does not know is named as sent.
+pub fn verification_note(status: &str) -> Option<Alert> {
+    let (actor, message) = match status {
+        "verified" => return None,
+        "not_verified" => (
+            Actor::Business,
+            "The business is not verified: it starts business verification in Meta Business \
+             Suite (Security Center); until then its messaging is limited."
+                .to_owned(),
+        ),
+        "pending" | "pending_submission" => (
+            Actor::Meta,
+            "Meta is reviewing the business's verification.".to_owned(),
+        ),
+        "pending_need_more_info" => (
+            Actor::Business,
+            "Meta needs more information to verify the business: it answers in Meta Business \
+             Suite (Security Center)."
+                .to_owned(),
+        ),
+        "rejected" | "failed" => (
+            Actor::Business,
+            "Meta did not verify the business: it checks the reasons in Meta Business Suite \
+             and submits again."
+                .to_owned(),
+        ),
+        "expired" | "revoked" => (
+            Actor::Business,
+            format!(
+                "The business's verification is {status}: it verifies again in Meta Business Suite."
+            ),
+        ),
+        "ineligible" => (
+            Actor::Nobody,
+            "The business is not eligible for verification.".to_owned(),
+        ),
+        other => (Actor::Unknown, format!("Business verification: {other}.")),
+    };
+    Some(Alert {
+        kind: status.to_owned(),
+        actor,
+        message,
+    })
+}
+
+/// Something to know about an account (what Meta announced by webhook, or a verification
+/// to finish), and who acts on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
@@ -499,6 +551,10 @@ impl AccountStatus {
                 errors.chain(e.additional_info.iter().cloned())
             })
             .collect();
+        let verification = waba
+            .business_verification_status
+            .as_deref()
+            .and_then(verification_note);
         AccountStatus {
             waba,
             review,
@@ -508,6 +564,7 @@ impl AccountStatus {
             incomplete,
             health_problems,
             alerts: Vec::new(),
+            verification,
         }
     }
 }
@@ -694,6 +751,30 @@ mod tests {
             !s.apply_change("phone_quality", Some("FLAGGED")),
             "no bearing on the panel"
         );
+    }
+
+    /// Business verification says who acts; `verified` says nothing; unknown values raw.
+    #[test]
+    fn business_verification_names_who_acts() {
+        let note = |status: &str| {
+            let w = waba(&format!(
+                r#"{{"id":"1","business_verification_status":"{status}"}}"#
+            ));
+            AccountStatus::new(w, true, None, false).verification
+        };
+        assert_eq!(note("verified"), None);
+        assert_eq!(note("not_verified").unwrap().actor, Actor::Business);
+        assert_eq!(note("pending").unwrap().actor, Actor::Meta);
+        assert_eq!(
+            note("pending_need_more_info").unwrap().actor,
+            Actor::Business
+        );
+        let odd = note("under_audit").unwrap();
+        assert_eq!(
+            (odd.actor, odd.kind.as_str()),
+            (Actor::Unknown, "under_audit")
+        );
+        assert!(odd.message.contains("under_audit"));
     }
 
     /// Meta's limited example: a LIMITED entity says why in `additional_info`

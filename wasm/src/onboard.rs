@@ -54,20 +54,20 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
         .opt("incomplete", incomplete)
         .set("healthProblems", string_array(&status.health_problems))
         .set("alerts", alerts_js(&status.alerts))
+        .opt("verification", status.verification.as_ref().map(alert_js))
+        .done()
+}
+
+fn alert_js(a: &Alert) -> JsValue {
+    Out::new()
+        .set("kind", a.kind.as_str())
+        .set("actor", a.actor.as_str())
+        .set("message", a.message.as_str())
         .done()
 }
 
 fn alerts_js(alerts: &[Alert]) -> Array {
-    alerts
-        .iter()
-        .map(|a| {
-            Out::new()
-                .set("kind", a.kind.as_str())
-                .set("actor", a.actor.as_str())
-                .set("message", a.message.as_str())
-                .done()
-        })
-        .collect()
+    alerts.iter().map(alert_js).collect()
 }
 
 /// `applyChange(accounts, change)`: applies a change of the live status stream

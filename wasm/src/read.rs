@@ -257,14 +257,19 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
             .list("alerts")
             .into_iter()
             .filter_map(Obj::new)
-            .map(|x| Alert {
-                kind: x.str("kind").unwrap_or_default(),
-                actor: Actor::parse(&x.str("actor").unwrap_or_default()),
-                message: x.str("message").unwrap_or_default(),
-            })
+            .map(|x| alert(&x))
             .collect(),
+        verification: a.obj("verification").map(|x| alert(&x)),
         waba,
     })
+}
+
+fn alert(x: &Obj) -> Alert {
+    Alert {
+        kind: x.str("kind").unwrap_or_default(),
+        actor: Actor::parse(&x.str("actor").unwrap_or_default()),
+        message: x.str("message").unwrap_or_default(),
+    }
 }
 
 /// A list of values, or an `invalid_argument` error.

@@ -336,6 +336,13 @@ impl StatusPanel {
         }
         item.append_child(&facts)?;
 
+        if let Some(v) = &a.verification {
+            let note = el(d, "p", "waba-verification")?;
+            note.set_attribute("data-status", &v.kind)?;
+            note.set_attribute("data-actor", v.actor.as_str())?;
+            note.set_text_content(Some(&v.message));
+            item.append_child(&note)?;
+        }
         for alert in &a.alerts {
             let notice = el(
                 d,

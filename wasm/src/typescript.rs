@@ -193,6 +193,8 @@ export interface AccountStatus {
   healthProblems: string[];
   /** Announced by webhook since the account was read; `applyChange` adds and clears them. */
   alerts: Alert[];
+  /** The owning business's verification when it is not `verified` (kind: the status as Graph sent it), and who acts. */
+  verification?: Alert;
 }
 
 export interface Warning { code: "waba_mismatch" | "no_wabas" | (string & {}); message: string }

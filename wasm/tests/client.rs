@@ -110,6 +110,16 @@ async fn onboard_lists_every_granted_account_newest_first() {
     assert_eq!(get(&r, "accounts.0.newest").as_bool(), Some(true));
     assert_eq!(s(&r, "accounts.0.review").as_deref(), Some("APPROVED"));
     assert_eq!(s(&r, "accounts.1.review").as_deref(), Some("PENDING"));
+    // The second account's business verification is pending: Meta acts.
+    assert_eq!(
+        s(&r, "accounts.1.verification.kind").as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        s(&r, "accounts.1.verification.actor").as_deref(),
+        Some("meta")
+    );
+    assert!(get(&r, "accounts.0.verification").is_undefined());
     assert_eq!(Array::from(&get(&r, "accounts.0.phones")).length(), 2);
     assert_eq!(
         s(&r, "accounts.0.phones.0.phone.display_phone_number").as_deref(),
