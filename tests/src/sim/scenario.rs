@@ -316,7 +316,7 @@ fn generated_waba(g: &Generate, i: u64, rng: &mut XorShift) -> WabaSpec {
     let status = rng.pick(&["APPROVED", "APPROVED", "APPROVED", "PENDING", "REJECTED"]);
     let currency = rng.pick(&["USD", "EUR", "INR", "BRL", "IDR", "MXN"]);
     let timezone = rng.pick(&["1", "5", "47", "71", "133"]);
-    let verification = rng.pick(&["verified", "unverified", "pending"]);
+    let verification = rng.pick(&["verified", "not_verified", "pending"]);
     let can_send = if status == "REJECTED" {
         "BLOCKED"
     } else {
