@@ -9,6 +9,7 @@
 //! - [`page`]: list pages with cursor paging.
 //! - [`error`]: Graph's error envelope and its classification.
 //! - [`input`]: validated request inputs (fields, filtering, sort, limit, cursors).
+//! - [`timezone`]: the names of Graph's time zone ids.
 //! - [`signup`]: Embedded Signup session events and `FB.login` responses.
 
 pub mod error;
@@ -19,6 +20,7 @@ pub mod secret;
 pub mod signup;
 pub mod status;
 pub mod time;
+pub mod timezone;
 pub mod token;
 pub mod waba;
 

@@ -9,6 +9,7 @@ use crate::read;
 use crate::signup::SignupInput;
 use waba_graph::signup::{Abandoned, SessionEvent};
 use waba_graph::status::{AccountStatus, Actor, PhoneStatus, step_guidance};
+use waba_graph::timezone::timezone_name;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element};
 
@@ -318,7 +319,16 @@ impl StatusPanel {
         for (label, value) in [
             ("WABA ID", Some(a.waba.id.to_string())),
             ("Currency", a.waba.currency.clone()),
-            ("Time zone", a.waba.timezone_id.clone()),
+            (
+                "Time zone",
+                a.waba
+                    .timezone_id
+                    .as_deref()
+                    .map(|id| match timezone_name(id) {
+                        Some(name) => format!("{name} ({id})"),
+                        None => id.to_owned(),
+                    }),
+            ),
             (
                 "Template namespace",
                 a.waba.message_template_namespace.clone(),

@@ -237,9 +237,14 @@ async fn lists_and_phones_with_the_admin_token() {
         let e = err(c.phone_numbers("102289599326934".into(), js(bad))).await;
         assert_eq!(s(&e, "code").as_deref(), Some("invalid_argument"), "{bad}");
     }
-    // Bad input is refused before any request.
-    let e = err(c.client_wabas(js(&format!(
+    // A range is two conditions on the client list too.
+    ok(c.client_wabas(js(&format!(
         r#"{{"businessId":"{PARTNER}","createdAfter":1,"createdBefore":2}}"#
+    ))))
+    .await;
+    // Bad input (an empty range) is refused before any request.
+    let e = err(c.client_wabas(js(&format!(
+        r#"{{"businessId":"{PARTNER}","createdAfter":5,"createdBefore":2}}"#
     ))))
     .await;
     assert_eq!(s(&e, "code").as_deref(), Some("invalid_argument"));

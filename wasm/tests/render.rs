@@ -188,3 +188,23 @@ fn errors_and_signup_guidance() {
     panel.show_signup(closed).unwrap();
     assert!(c.text_content().unwrap().contains("Signup cancelled"));
 }
+
+/// The time zone shows its name next to Graph's id when Meta's table names it, and the id
+/// alone when it does not; alerts and the business verification say who acts.
+#[wasm_bindgen_test]
+fn time_zones_alerts_and_verification_are_shown() {
+    let c = container();
+    let json = r#"[
+ {"waba":{"id":"1","name":"Berlin","timezone_id":"47","business_verification_status":"not_verified"},"review":"UNKNOWN","reviewKnown":false,"newest":true,"phones":[],"healthProblems":[],
+  "alerts":[{"kind":"disabled_update","actor":"business","message":"Meta disabled this account (DISABLE)."}],
+  "verification":{"kind":"not_verified","actor":"business","message":"The business is not verified."}},
+ {"waba":{"id":"2","name":"Far","timezone_id":"590"},"review":"UNKNOWN","reviewKnown":false,"newest":false,"phones":[],"healthProblems":[]}]"#;
+    render_accounts(c.clone(), accounts(json), JsValue::UNDEFINED).unwrap();
+    let text = c.text_content().unwrap_or_default();
+    assert!(text.contains("Europe/Berlin (47)"), "{text}");
+    assert!(text.contains("590") && !text.contains("(590)"), "{text}");
+    let alert = c.query_selector(".waba-alert").unwrap().unwrap();
+    assert_eq!(alert.get_attribute("data-actor").as_deref(), Some("business"));
+    let note = c.query_selector(".waba-verification").unwrap().unwrap();
+    assert_eq!(note.get_attribute("data-status").as_deref(), Some("not_verified"));
+}
