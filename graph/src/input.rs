@@ -488,13 +488,18 @@ impl Filtering {
 
     /// Accounts created after `after` and/or before `before`; `None` when neither is given.
     pub fn created(after: Option<i64>, before: Option<i64>) -> Result<Option<Self>, InputError> {
-        let conditions: Vec<Condition> = [
-            after.map(|t| Condition::new("creation_time", "GREATER_THAN", &[t.to_string()])),
-            before.map(|t| Condition::new("creation_time", "LESS_THAN", &[t.to_string()])),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Result<_, _>>()?;
+        let mut conditions = Vec::with_capacity(2);
+        for (t, condition) in [
+            (after, Condition::CreatedAfter as fn(i64) -> Condition),
+            (before, Condition::CreatedBefore),
+        ] {
+            if let Some(t) = t {
+                if !(0..=MAX_UNIX_TIME).contains(&t) {
+                    return Err(InputError::Filtering("value must be a unix time"));
+                }
+                conditions.push(condition(t));
+            }
+        }
         if conditions.is_empty() {
             return Ok(None);
         }
@@ -581,23 +586,26 @@ impl fmt::Display for Filtering {
             if i > 0 {
                 f.write_str(",")?;
             }
-            let value = match c {
-                Condition::CreatedAfter(t) | Condition::CreatedBefore(t) => format!("\"{t}\""),
-                Condition::In(_, values) => format!(
-                    "[{}]",
-                    values
-                        .iter()
-                        .map(|v| format!("\"{v}\""))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ),
-            };
             write!(
                 f,
-                r#"{{"field":"{}","operator":"{}","value":{value}}}"#,
+                r#"{{"field":"{}","operator":"{}","value":"#,
                 c.field(),
                 c.operator()
             )?;
+            match c {
+                Condition::CreatedAfter(t) | Condition::CreatedBefore(t) => write!(f, "\"{t}\"")?,
+                Condition::In(_, values) => {
+                    f.write_str("[")?;
+                    for (j, v) in values.iter().enumerate() {
+                        if j > 0 {
+                            f.write_str(",")?;
+                        }
+                        write!(f, "\"{v}\"")?;
+                    }
+                    f.write_str("]")?;
+                }
+            }
+            f.write_str("}")?;
         }
         f.write_str("]")
     }

@@ -50,41 +50,36 @@ pub fn verification_note(status: &str) -> Option<Alert> {
         "not_verified" => (
             Actor::Business,
             "The business is not verified: it starts business verification in Meta Business \
-             Suite (Security Center); until then its messaging is limited."
-                .to_owned(),
+             Suite (Security Center); until then its messaging is limited.",
         ),
         "pending" | "pending_submission" => (
             Actor::Meta,
-            "Meta is reviewing the business's verification.".to_owned(),
+            "Meta is reviewing the business's verification.",
         ),
         "pending_need_more_info" => (
             Actor::Business,
             "Meta needs more information to verify the business: it answers in Meta Business \
-             Suite (Security Center)."
-                .to_owned(),
+             Suite (Security Center).",
         ),
-        "rejected" | "failed" => (
+        "rejected" | "failed" | "expired" | "revoked" => (
             Actor::Business,
-            "Meta did not verify the business: it checks the reasons in Meta Business Suite \
-             and submits again."
-                .to_owned(),
-        ),
-        "expired" | "revoked" => (
-            Actor::Business,
-            format!(
-                "The business's verification is {status}: it verifies again in Meta Business Suite."
-            ),
+            "The business is not verified any more or was refused: it checks why in Meta \
+             Business Suite and verifies again.",
         ),
         "ineligible" => (
             Actor::Nobody,
-            "The business is not eligible for verification.".to_owned(),
+            "The business is not eligible for verification.",
         ),
-        other => (Actor::Unknown, format!("Business verification: {other}.")),
+        _ => (Actor::Unknown, ""),
     };
     Some(Alert {
         kind: status.to_owned(),
         actor,
-        message,
+        message: if message.is_empty() {
+            format!("Business verification: {status} (a state this version does not know).")
+        } else {
+            message.to_owned()
+        },
     })
 }
 
@@ -105,53 +100,44 @@ pub struct Alert {
 /// The alert a live change about an account raises: `Ok(Some)` to show, `Ok(None)` when it
 /// clears the alerts of `kinds`, `Err(())` when it has no bearing on the panel.
 fn alert_of(kind: &str, value: Option<&str>) -> Result<Option<Alert>, ()> {
-    let alert = |actor, message: String| {
-        Ok(Some(Alert {
-            kind: kind.to_owned(),
-            actor,
-            message,
-        }))
-    };
-    let detail = value.unwrap_or("no detail");
-    match (kind, value) {
-        ("disabled_update", Some("REINSTATE")) => Ok(None),
-        ("disabled_update", Some("SCHEDULE_FOR_DISABLE")) => alert(
+    let (actor, text) = match (kind, value) {
+        ("disabled_update", Some("REINSTATE")) | ("account_reconnected", _) => return Ok(None),
+        ("disabled_update", Some("SCHEDULE_FOR_DISABLE")) => (
             Actor::Business,
             "Meta scheduled this account to be disabled for policy violations: the business \
-             should fix them or appeal in WhatsApp Manager before it happens."
-                .into(),
+             should fix them or appeal in WhatsApp Manager before it happens",
         ),
-        ("disabled_update", _) => alert(
+        ("disabled_update", _) => (
             Actor::Business,
-            format!(
-                "Meta disabled this account ({detail}): it cannot message. The business may \
-                 appeal in WhatsApp Manager."
-            ),
+            "Meta disabled this account: it cannot message. The business may appeal in \
+             WhatsApp Manager",
         ),
-        ("account_restriction", _) => alert(
-            Actor::Meta,
-            format!("Meta restricted this account: {detail}."),
-        ),
-        ("account_violation", _) => alert(
+        ("account_restriction", _) => (Actor::Meta, "Meta restricted this account"),
+        ("account_violation", _) => (
             Actor::Business,
-            format!("Meta reports a policy violation on this account: {detail}."),
+            "Meta reports a policy violation on this account",
         ),
-        ("account_deleted", _) => alert(Actor::Nobody, "This account was deleted.".into()),
-        ("account_offboarded", _) => alert(
+        ("account_deleted", _) => (Actor::Nobody, "This account was deleted"),
+        ("account_offboarded", _) => (
             Actor::Business,
             "This account was offboarded after a device change or a number re-registration: \
-             the business reconnects it from the WhatsApp Business app."
-                .into(),
+             the business reconnects it from the WhatsApp Business app",
         ),
-        ("account_reconnected", _) => Ok(None),
-        ("partner_removed" | "partner_app_uninstalled", _) => alert(
+        ("partner_removed" | "partner_app_uninstalled", _) => (
             Actor::Business,
-            "The business no longer shares this account with the partner's app: its onboarding \
-             is revoked until it signs up again."
-                .into(),
+            "The business no longer shares this account with the partner's app: its \
+             onboarding is revoked until it signs up again",
         ),
-        _ => Err(()),
-    }
+        _ => return Err(()),
+    };
+    Ok(Some(Alert {
+        kind: kind.to_owned(),
+        actor,
+        message: match value {
+            Some(detail) => format!("{text} ({detail})."),
+            None => format!("{text}."),
+        },
+    }))
 }
 
 /// The alerts a clearing change removes.
@@ -331,95 +317,86 @@ fn phone_state(p: &PhoneNumber) -> (bool, Actor, &'static str, Option<String>) {
         .as_deref()
         .unwrap_or("the phone number");
     let status = p.status.as_deref();
-    if status != Some("CONNECTED") && verification_missing(p) {
-        let what = match p.code_verification_status.as_deref() {
-            Some("EXPIRED") => "its verification expired",
-            _ => "it is not verified",
+    let (ready, actor, action, text): (bool, Actor, &'static str, &'static str) =
+        if status != Some("CONNECTED") && verification_missing(p) {
+            (
+                false,
+                Actor::Business,
+                "verify_number",
+                if p.code_verification_status.as_deref() == Some("EXPIRED") {
+                    "its verification expired. The business must enter the code Meta sends to \
+                     the number again (in Embedded Signup or WhatsApp Manager)"
+                } else {
+                    "it is not verified. The business must enter the code Meta sends to the \
+                     number (in Embedded Signup or WhatsApp Manager)"
+                },
+            )
+        } else {
+            match (status, p.name_status.as_deref()) {
+                (Some("CONNECTED"), Some("DECLINED")) => (
+                    false,
+                    Actor::Business,
+                    "fix_display_name",
+                    "Meta declined its display name. The business must request a name that \
+                     follows Meta's display name rules",
+                ),
+                (Some("CONNECTED"), Some("EXPIRED")) => (
+                    false,
+                    Actor::Business,
+                    "fix_display_name",
+                    "its display name certificate expired. The business must request the \
+                     name again",
+                ),
+                (Some("CONNECTED"), Some("PENDING_REVIEW")) => (
+                    true,
+                    Actor::Meta,
+                    "name_review",
+                    "it can message; Meta is reviewing its display name (message limits rise \
+                     once it is approved)",
+                ),
+                (Some("CONNECTED"), _) => return (true, Actor::Nobody, "none", None),
+                (Some("PENDING"), _) => (
+                    false,
+                    Actor::Partner,
+                    "register",
+                    "it is verified and waits for the partner to register it for Cloud API \
+                     (POST /{phone-number-id}/register with a two-step verification PIN)",
+                ),
+                (Some("FLAGGED"), _) => (
+                    false,
+                    Actor::Business,
+                    "improve_quality",
+                    "Meta flagged it for low message quality: the business must improve what \
+                     it sends, or its messaging limit drops",
+                ),
+                (Some("RESTRICTED" | "RATE_LIMITED"), _) => (
+                    false,
+                    Actor::Meta,
+                    "wait",
+                    "Meta limits what it can send for now",
+                ),
+                (Some("BANNED"), _) => (
+                    false,
+                    Actor::Business,
+                    "appeal",
+                    "Meta banned it: the business may appeal in WhatsApp Manager",
+                ),
+                (Some(_), _) => (
+                    false,
+                    Actor::Unknown,
+                    "unknown",
+                    "a state this version does not know",
+                ),
+                (None, _) => return (false, Actor::Unknown, "unknown", None),
+            }
         };
-        return (
-            false,
-            Actor::Business,
-            "verify_number",
-            Some(format!(
-                "{number}: {what}. The business must enter the code Meta sends to the number \
-                 (in Embedded Signup or WhatsApp Manager)"
-            )),
-        );
-    }
-    match status {
-        Some("CONNECTED") => match p.name_status.as_deref() {
-            Some("DECLINED") => (
-                false,
-                Actor::Business,
-                "fix_display_name",
-                Some(format!(
-                    "{number}: Meta declined its display name. The business must request a \
-                     name that follows Meta's display name rules"
-                )),
-            ),
-            Some("EXPIRED") => (
-                false,
-                Actor::Business,
-                "fix_display_name",
-                Some(format!(
-                    "{number}: its display name certificate expired. The business must \
-                     request the name again"
-                )),
-            ),
-            Some("PENDING_REVIEW") => (
-                true,
-                Actor::Meta,
-                "name_review",
-                Some(format!(
-                    "{number} can message; Meta is reviewing its display name (message limits \
-                     rise once it is approved)"
-                )),
-            ),
-            _ => (true, Actor::Nobody, "none", None),
-        },
-        Some("PENDING") => (
-            false,
-            Actor::Partner,
-            "register",
-            Some(format!(
-                "{number} is verified and waits for the partner to register it for Cloud API \
-                 (POST /{{phone-number-id}}/register with a two-step verification PIN)"
-            )),
-        ),
-        Some("FLAGGED") => (
-            false,
-            Actor::Business,
-            "improve_quality",
-            Some(format!(
-                "{number} is FLAGGED for low message quality: the business must improve what \
-                 it sends, or its messaging limit drops"
-            )),
-        ),
-        Some("RESTRICTED" | "RATE_LIMITED") => (
-            false,
-            Actor::Meta,
-            "wait",
-            Some(format!(
-                "{number} is {}: Meta limits what it can send for now",
-                status.unwrap_or_default()
-            )),
-        ),
-        Some("BANNED") => (
-            false,
-            Actor::Business,
-            "appeal",
-            Some(format!(
-                "{number} is BANNED by Meta: the business may appeal in WhatsApp Manager"
-            )),
-        ),
-        Some(other) => (
-            false,
-            Actor::Unknown,
-            "unknown",
-            Some(format!("{number} is {other}")),
-        ),
-        None => (false, Actor::Unknown, "unknown", None),
-    }
+    let shown = status.unwrap_or("UNKNOWN");
+    (
+        ready,
+        actor,
+        action,
+        Some(format!("{number} is {shown}: {text}")),
+    )
 }
 
 impl AccountStatus {

@@ -6,152 +6,151 @@
 //! and the `facebook_timezones` package copied from it); Meta has since numbered more zones,
 //! whose names no source confirms, so those ids stay numbers.
 
-/// The IANA name of each id from 0 to 141 (`TZ_AMERICA_LOS_ANGELES` is
-/// `America/Los_Angeles`); id 0 is `TZ_UNKNOWN`.
-const TIMEZONES: [&str; 142] = [
-    "",
-    "America/Los_Angeles",
-    "America/Denver",
-    "Pacific/Honolulu",
-    "America/Anchorage",
-    "America/Phoenix",
-    "America/Chicago",
-    "America/New_York",
-    "Asia/Dubai",
-    "America/Argentina/San_Luis",
-    "America/Argentina/Buenos_Aires",
-    "America/Argentina/Salta",
-    "Europe/Vienna",
-    "Australia/Perth",
-    "Australia/Broken_Hill",
-    "Australia/Sydney",
-    "Europe/Sarajevo",
-    "Asia/Dhaka",
-    "Europe/Brussels",
-    "Europe/Sofia",
-    "Asia/Bahrain",
-    "America/La_Paz",
-    "America/Noronha",
-    "America/Campo_Grande",
-    "America/Belem",
-    "America/Sao_Paulo",
-    "America/Nassau",
-    "America/Dawson",
-    "America/Vancouver",
-    "America/Dawson_Creek",
-    "America/Edmonton",
-    "America/Rainy_River",
-    "America/Regina",
-    "America/Atikokan",
-    "America/Iqaluit",
-    "America/Toronto",
-    "America/Blanc-Sablon",
-    "America/Halifax",
-    "America/St_Johns",
-    "Europe/Zurich",
-    "Pacific/Easter",
-    "America/Santiago",
-    "Asia/Shanghai",
-    "America/Bogota",
-    "America/Costa_Rica",
-    "Asia/Nicosia",
-    "Europe/Prague",
-    "Europe/Berlin",
-    "Europe/Copenhagen",
-    "America/Santo_Domingo",
-    "Pacific/Galapagos",
-    "America/Guayaquil",
-    "Europe/Tallinn",
-    "Africa/Cairo",
-    "Atlantic/Canary",
-    "Europe/Madrid",
-    "Europe/Helsinki",
-    "Europe/Paris",
-    "Europe/London",
-    "Africa/Accra",
-    "Europe/Athens",
-    "America/Guatemala",
-    "Asia/Hong_Kong",
-    "America/Tegucigalpa",
-    "Europe/Zagreb",
-    "Europe/Budapest",
-    "Asia/Jakarta",
-    "Asia/Makassar",
-    "Asia/Jayapura",
-    "Europe/Dublin",
-    "Asia/Jerusalem",
-    "Asia/Kolkata",
-    "Asia/Baghdad",
-    "Atlantic/Reykjavik",
-    "Europe/Rome",
-    "America/Jamaica",
-    "Asia/Amman",
-    "Asia/Tokyo",
-    "Africa/Nairobi",
-    "Asia/Seoul",
-    "Asia/Kuwait",
-    "Asia/Beirut",
-    "Asia/Colombo",
-    "Europe/Vilnius",
-    "Europe/Luxembourg",
-    "Europe/Riga",
-    "Africa/Casablanca",
-    "Europe/Skopje",
-    "Europe/Malta",
-    "Indian/Mauritius",
-    "Indian/Maldives",
-    "America/Tijuana",
-    "America/Hermosillo",
-    "America/Mazatlan",
-    "America/Mexico_City",
-    "Asia/Kuala_Lumpur",
-    "Africa/Lagos",
-    "America/Managua",
-    "Europe/Amsterdam",
-    "Europe/Oslo",
-    "Pacific/Auckland",
-    "Asia/Muscat",
-    "America/Panama",
-    "America/Lima",
-    "Asia/Manila",
-    "Asia/Karachi",
-    "Europe/Warsaw",
-    "America/Puerto_Rico",
-    "Asia/Gaza",
-    "Atlantic/Azores",
-    "Europe/Lisbon",
-    "America/Asuncion",
-    "Asia/Qatar",
-    "Europe/Bucharest",
-    "Europe/Belgrade",
-    "Europe/Kaliningrad",
-    "Europe/Moscow",
-    "Europe/Samara",
-    "Asia/Yekaterinburg",
-    "Asia/Omsk",
-    "Asia/Krasnoyarsk",
-    "Asia/Irkutsk",
-    "Asia/Yakutsk",
-    "Asia/Vladivostok",
-    "Asia/Magadan",
-    "Asia/Kamchatka",
-    "Asia/Riyadh",
-    "Europe/Stockholm",
-    "Asia/Singapore",
-    "Europe/Ljubljana",
-    "Europe/Bratislava",
-    "America/El_Salvador",
-    "Asia/Bangkok",
-    "Africa/Tunis",
-    "Europe/Istanbul",
-    "America/Port_of_Spain",
-    "Asia/Taipei",
-    "Europe/Kiev",
-    "America/Montevideo",
-    "America/Caracas",
-    "Asia/Ho_Chi_Minh",
-    "Africa/Johannesburg",
-];
+/// The IANA name of each id from 0 to 141, one a line (`TZ_AMERICA_LOS_ANGELES`, id 1, is
+/// `America/Los_Angeles`); line 0, `TZ_UNKNOWN`, is empty. One string rather than an array
+/// of them: it costs the browser module no pointer table.
+const TIMEZONES: &str = "\n\
+America/Los_Angeles\n\
+America/Denver\n\
+Pacific/Honolulu\n\
+America/Anchorage\n\
+America/Phoenix\n\
+America/Chicago\n\
+America/New_York\n\
+Asia/Dubai\n\
+America/Argentina/San_Luis\n\
+America/Argentina/Buenos_Aires\n\
+America/Argentina/Salta\n\
+Europe/Vienna\n\
+Australia/Perth\n\
+Australia/Broken_Hill\n\
+Australia/Sydney\n\
+Europe/Sarajevo\n\
+Asia/Dhaka\n\
+Europe/Brussels\n\
+Europe/Sofia\n\
+Asia/Bahrain\n\
+America/La_Paz\n\
+America/Noronha\n\
+America/Campo_Grande\n\
+America/Belem\n\
+America/Sao_Paulo\n\
+America/Nassau\n\
+America/Dawson\n\
+America/Vancouver\n\
+America/Dawson_Creek\n\
+America/Edmonton\n\
+America/Rainy_River\n\
+America/Regina\n\
+America/Atikokan\n\
+America/Iqaluit\n\
+America/Toronto\n\
+America/Blanc-Sablon\n\
+America/Halifax\n\
+America/St_Johns\n\
+Europe/Zurich\n\
+Pacific/Easter\n\
+America/Santiago\n\
+Asia/Shanghai\n\
+America/Bogota\n\
+America/Costa_Rica\n\
+Asia/Nicosia\n\
+Europe/Prague\n\
+Europe/Berlin\n\
+Europe/Copenhagen\n\
+America/Santo_Domingo\n\
+Pacific/Galapagos\n\
+America/Guayaquil\n\
+Europe/Tallinn\n\
+Africa/Cairo\n\
+Atlantic/Canary\n\
+Europe/Madrid\n\
+Europe/Helsinki\n\
+Europe/Paris\n\
+Europe/London\n\
+Africa/Accra\n\
+Europe/Athens\n\
+America/Guatemala\n\
+Asia/Hong_Kong\n\
+America/Tegucigalpa\n\
+Europe/Zagreb\n\
+Europe/Budapest\n\
+Asia/Jakarta\n\
+Asia/Makassar\n\
+Asia/Jayapura\n\
+Europe/Dublin\n\
+Asia/Jerusalem\n\
+Asia/Kolkata\n\
+Asia/Baghdad\n\
+Atlantic/Reykjavik\n\
+Europe/Rome\n\
+America/Jamaica\n\
+Asia/Amman\n\
+Asia/Tokyo\n\
+Africa/Nairobi\n\
+Asia/Seoul\n\
+Asia/Kuwait\n\
+Asia/Beirut\n\
+Asia/Colombo\n\
+Europe/Vilnius\n\
+Europe/Luxembourg\n\
+Europe/Riga\n\
+Africa/Casablanca\n\
+Europe/Skopje\n\
+Europe/Malta\n\
+Indian/Mauritius\n\
+Indian/Maldives\n\
+America/Tijuana\n\
+America/Hermosillo\n\
+America/Mazatlan\n\
+America/Mexico_City\n\
+Asia/Kuala_Lumpur\n\
+Africa/Lagos\n\
+America/Managua\n\
+Europe/Amsterdam\n\
+Europe/Oslo\n\
+Pacific/Auckland\n\
+Asia/Muscat\n\
+America/Panama\n\
+America/Lima\n\
+Asia/Manila\n\
+Asia/Karachi\n\
+Europe/Warsaw\n\
+America/Puerto_Rico\n\
+Asia/Gaza\n\
+Atlantic/Azores\n\
+Europe/Lisbon\n\
+America/Asuncion\n\
+Asia/Qatar\n\
+Europe/Bucharest\n\
+Europe/Belgrade\n\
+Europe/Kaliningrad\n\
+Europe/Moscow\n\
+Europe/Samara\n\
+Asia/Yekaterinburg\n\
+Asia/Omsk\n\
+Asia/Krasnoyarsk\n\
+Asia/Irkutsk\n\
+Asia/Yakutsk\n\
+Asia/Vladivostok\n\
+Asia/Magadan\n\
+Asia/Kamchatka\n\
+Asia/Riyadh\n\
+Europe/Stockholm\n\
+Asia/Singapore\n\
+Europe/Ljubljana\n\
+Europe/Bratislava\n\
+America/El_Salvador\n\
+Asia/Bangkok\n\
+Africa/Tunis\n\
+Europe/Istanbul\n\
+America/Port_of_Spain\n\
+Asia/Taipei\n\
+Europe/Kiev\n\
+America/Montevideo\n\
+America/Caracas\n\
+Asia/Ho_Chi_Minh\n\
+Africa/Johannesburg";
 
 /// The IANA name of Graph's time zone `id` (decimal text, as Graph sends it), when known.
 pub fn timezone_name(id: &str) -> Option<&'static str> {
@@ -159,7 +158,7 @@ pub fn timezone_name(id: &str) -> Option<&'static str> {
         return None;
     }
     let i: usize = id.parse().ok()?;
-    TIMEZONES.get(i).copied().filter(|name| !name.is_empty())
+    TIMEZONES.lines().nth(i).filter(|name| !name.is_empty())
 }
 
 #[cfg(test)]

@@ -204,7 +204,13 @@ fn time_zones_alerts_and_verification_are_shown() {
     assert!(text.contains("Europe/Berlin (47)"), "{text}");
     assert!(text.contains("590") && !text.contains("(590)"), "{text}");
     let alert = c.query_selector(".waba-alert").unwrap().unwrap();
-    assert_eq!(alert.get_attribute("data-actor").as_deref(), Some("business"));
+    assert_eq!(
+        alert.get_attribute("data-actor").as_deref(),
+        Some("business")
+    );
     let note = c.query_selector(".waba-verification").unwrap().unwrap();
-    assert_eq!(note.get_attribute("data-status").as_deref(), Some("not_verified"));
+    assert_eq!(
+        note.get_attribute("data-status").as_deref(),
+        Some("not_verified")
+    );
 }
