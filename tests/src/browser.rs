@@ -127,12 +127,18 @@ impl Browser {
     ) -> Result<Vec<String>, BrowserError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let found = self.client.find_all(Locator::Css(css)).await?;
-            if !found.is_empty() {
-                let mut texts = Vec::with_capacity(found.len());
-                for el in found {
-                    texts.push(el.text().await?);
-                }
+            // One script reads every match at once: the page may re-render between a lookup
+            // and a later read of each element (a live status change), which would leave the
+            // element references stale.
+            let found = self
+                .client
+                .execute(
+                    "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
+                    vec![serde_json::Value::String(css.to_owned())],
+                )
+                .await?;
+            let texts: Vec<String> = serde_json::from_value(found).unwrap_or_default();
+            if !texts.is_empty() {
                 return Ok(texts);
             }
             if Instant::now() > deadline {
