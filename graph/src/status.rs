@@ -97,11 +97,22 @@ pub struct Alert {
     pub message: String,
 }
 
-/// The alert a live change about an account raises: `Ok(Some)` to show, `Ok(None)` when it
-/// clears the alerts of `kinds`, `Err(())` when it has no bearing on the panel.
-fn alert_of(kind: &str, value: Option<&str>) -> Result<Option<Alert>, ()> {
+/// What a live change does to an account's alerts.
+enum Effect {
+    /// Shows this alert (in place of one of its kind).
+    Raise(Alert),
+    /// Lifts the alert of this kind (a reinstatement lifts a ban, a reconnection an
+    /// offboarding).
+    Clear(&'static str),
+    /// Nothing: the change has no bearing on the panel.
+    Nothing,
+}
+
+/// The effect of a live change about an account on its alerts.
+fn alert_of(kind: &str, value: Option<&str>) -> Effect {
     let (actor, text) = match (kind, value) {
-        ("disabled_update", Some("REINSTATE")) | ("account_reconnected", _) => return Ok(None),
+        ("disabled_update", Some("REINSTATE")) => return Effect::Clear("disabled_update"),
+        ("account_reconnected", _) => return Effect::Clear("account_offboarded"),
         ("disabled_update", Some("SCHEDULE_FOR_DISABLE")) => (
             Actor::Business,
             "Meta scheduled this account to be disabled for policy violations: the business \
@@ -128,25 +139,16 @@ fn alert_of(kind: &str, value: Option<&str>) -> Result<Option<Alert>, ()> {
             "The business no longer shares this account with the partner's app: its \
              onboarding is revoked until it signs up again",
         ),
-        _ => return Err(()),
+        _ => return Effect::Nothing,
     };
-    Ok(Some(Alert {
+    Effect::Raise(Alert {
         kind: kind.to_owned(),
         actor,
         message: match value {
             Some(detail) => format!("{text} ({detail})."),
             None => format!("{text}."),
         },
-    }))
-}
-
-/// The alerts a clearing change removes.
-fn cleared_by(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "disabled_update" => &["disabled_update"],
-        "account_reconnected" => &["account_offboarded"],
-        _ => &[],
-    }
+    })
 }
 
 /// Who has to act next.
@@ -419,7 +421,7 @@ impl AccountStatus {
             return true;
         }
         match alert_of(kind, value) {
-            Ok(Some(alert)) => {
+            Effect::Raise(alert) => {
                 if self.alerts.contains(&alert) {
                     return false;
                 }
@@ -427,13 +429,12 @@ impl AccountStatus {
                 self.alerts.push(alert);
                 true
             }
-            Ok(None) => {
+            Effect::Clear(lifted) => {
                 let before = self.alerts.len();
-                let cleared = cleared_by(kind);
-                self.alerts.retain(|a| !cleared.contains(&a.kind.as_str()));
+                self.alerts.retain(|a| a.kind != lifted);
                 self.alerts.len() != before
             }
-            Err(()) => false,
+            Effect::Nothing => false,
         }
     }
 

@@ -221,9 +221,11 @@ impl Upstream {
         }
     }
 
-    /// The code exchange, `GET {base}/oauth/access_token?{query}`: without the System User's
-    /// token and never retried, since a signup code works once. `code` is scrubbed from
-    /// errors (the app secret is one of the scrubber's own secrets).
+    /// `GET {base}/oauth/access_token?{query}`: the code exchange, or the app access token
+    /// readiness asks for. Without the System User's token and never retried, since a signup
+    /// code works once. `code` is scrubbed from errors (the app secret is one of the
+    /// scrubber's own secrets). A refusal of the app's id or secret is `Misconfigured` and
+    /// marks the app's credentials refused for readiness.
     pub async fn oauth_access_token(
         &self,
         query: &[(&str, String)],
