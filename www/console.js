@@ -191,6 +191,7 @@ function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
   adminToken = null;
   if (stream) stream.stop();
+  resetBoard();
   $("workspace").hidden = true;
   $("signin").hidden = false;
   $("admin-token").focus();
@@ -201,10 +202,13 @@ function signOut() {
 const SEEN_KEY = "waba-shares-seen";
 let adminToken = null;
 
-async function admin(path, method = "GET") {
+async function admin(path, method = "GET", payload) {
+  const headers = { Authorization: "Bearer " + adminToken };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(config.proxyUrl.replace(/\/$/, "") + path, {
     method,
-    headers: { Authorization: "Bearer " + adminToken },
+    headers,
+    body: payload === undefined ? undefined : JSON.stringify(payload),
   });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error((body.error && body.error.message) || `HTTP ${res.status}`);
@@ -216,11 +220,21 @@ function when(unix) {
 }
 
 async function loadActivity() {
+  await loadFollowUps();
+  await loadShares();
+}
+
+// What someone must do: the record's follow-ups (a business that left the flow early, ...)
+// and every failed pipeline step, with who acts and why.
+let followUpSteps = new Set(); // ids of the failed steps listed
+async function loadFollowUps() {
+  const generation = board.generation;
   try {
     const f = await admin("/admin/follow-ups?limit=50");
+    if (generation !== board.generation) return;
     const list = $("follow-ups");
-    list.replaceChildren();
-    $("follow-up-count").textContent = String(f.data.length);
+    const items = [];
+    const failed = new Set();
     for (const r of f.data) {
       for (const item of r.follow_ups) {
         const li = document.createElement("li");
@@ -232,14 +246,43 @@ async function loadActivity() {
         action.className = "action";
         action.textContent = `${item.action} (${when(r.created_at)})`;
         li.append(what, action);
-        list.append(li);
+        items.push(li);
+      }
+      for (const s of r.steps || []) {
+        if (s.state !== "failed") continue;
+        failed.add(s.id);
+        items.push(followUpOfStep(r, s));
       }
     }
-    if (!f.data.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing to follow up." }));
+    followUpSteps = failed;
+    list.replaceChildren(...items);
+    $("follow-up-count").textContent = String(items.length);
+    if (!items.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing to follow up." }));
   } catch (e) {
     $("follow-up-count").textContent = e.message;
   }
-  await loadShares();
+}
+
+function followUpOfStep(r, s) {
+  const li = document.createElement("li");
+  li.className = "step-failed";
+  li.dataset.onboardingId = String(r.id);
+  li.dataset.stepId = String(s.id);
+  li.dataset.kind = s.kind;
+  const what = document.createElement("span");
+  const where = stepWhere(s);
+  what.textContent = `${stepLabel(s.kind)} failed${where ? " for " + where : ""}`;
+  const why = document.createElement("span");
+  why.className = "why";
+  const code = s.error_code != null ? ` (Meta's error ${s.error_code})` : "";
+  why.textContent = `${s.message || s.error || s.text}${code}`;
+  const action = document.createElement("span");
+  action.className = "action";
+  action.textContent = `Who acts: ${actorLabel(s.actor)} · onboarding #${r.id} (${when(r.created_at)})`;
+  const show = button("Show the step", "link", () => showRecord(r.id, s.id));
+  show.setAttribute("aria-label", `Show the failed step of onboarding #${r.id}`);
+  li.append(what, why, action, show);
+  return li;
 }
 
 async function loadShares() {
@@ -282,6 +325,455 @@ async function checkShares() {
   }
 }
 
+// Onboardings: each record with the partner's post-signup steps (the proxy's pipeline: connect
+// webhooks, register numbers, share the credit line, ...), where each stands and who must act
+// when one is stuck. The partner can retry a failed step, give a number's existing two-step
+// PIN, or offboard. Live step changes refresh the record in place, a burst in one fetch.
+const ONBOARDING_PAGE = 20;
+const COALESCE_MS = 200;
+// The proxy's "no attempt by itself" when it says so with i64::MAX (JSON numbers round it to
+// 2^63); it may also leave `next_attempt_at` out.
+const WAITS_FOR_PERSON = 9e18;
+
+const STEP_LABEL = {
+  subscribe: "Webhook subscription",
+  assign_system_user: "System user assignment",
+  share_credit_line: "Credit line sharing",
+  find_phones: "Phone number lookup",
+  register: "Number registration",
+  sync_contacts: "Contacts sync",
+  sync_history: "History sync",
+  unsubscribe: "Webhook unsubscription",
+  deregister: "Number deregistration",
+};
+const STATE_LABEL = { pending: "Waiting", running: "Running", done: "Done", skipped: "Skipped", failed: "Failed" };
+const STATE_ICON = { pending: "○", running: "◔", done: "✓", skipped: "–", failed: "✕" };
+const ACTOR_LABEL = { business: "the business", partner: "you (the partner)", meta: "Meta", nobody: "nobody", unknown: "not known yet" };
+const FLOW_LABEL = { code: "code flow", token: "token flow", discovered: "found by webhook" };
+const OUTCOME_LABEL = { finished: "finished", cancelled: "cancelled", error: "error", code_rejected: "code rejected", unknown: "outcome unknown" };
+
+const board = {
+  records: new Map(), // id -> record, without its business token or PINs
+  nextBefore: null,
+  loaded: false, // the first page is in
+  listing: false, // a page is loading
+  dirty: new Set(), // records changed while a page was loading
+  timers: new Map(), // record id -> pending coalesced refresh
+  fetches: new Map(), // record id -> number of its latest fetch (older answers are dropped)
+  mustRender: new Set(), // records to re-render even if unchanged (after an action of yours)
+  notes: new Map(), // "step:ID" or "record:ID" -> what an action of yours ended with
+  generation: 0,
+};
+// Read by the end-to-end tests.
+window.__onboardings = board;
+window.__consoleMetrics.recordFetches = 0;
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function button(text, className, onClick) {
+  const b = el("button", className, text);
+  b.type = "button";
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+const stepLabel = (kind) => STEP_LABEL[kind] || kind;
+const actorLabel = (actor) => ACTOR_LABEL[actor] || actor || ACTOR_LABEL.unknown;
+const stepWhere = (s) => s.phone || s.phone_id || (s.waba_id ? "WABA " + s.waba_id : "");
+
+function whenExact(unix) {
+  return new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+function boardLine(text) {
+  $("onboardings-line").textContent = text;
+}
+
+// The detail route also answers the business token, the numbers' PINs and Meta's changes:
+// none of them is kept or shown here.
+function keep(record) {
+  const { business_token, business_token_expires_at, pins, changes, ...rest } = record;
+  rest.steps = rest.steps || [];
+  return rest;
+}
+
+const offboarded = (r) => Boolean(r.offboarded_at) || r.steps.some((s) => s.kind === "unsubscribe" || s.kind === "deregister");
+const canOffboard = (r) => !r.revoked_at && r.wabas.length > 0 && !offboarded(r);
+
+function mark(kind, text) {
+  const m = el("span", "ob-mark ob-mark--" + kind, text);
+  m.dataset.mark = kind;
+  return m;
+}
+
+function renderRecord(r) {
+  const li = el("li", "ob-record");
+  li.id = `onboarding-${r.id}`;
+  li.tabIndex = -1;
+  li.dataset.onboardingId = String(r.id);
+  if (r.revoked_at) li.dataset.revoked = "true";
+  if (r.needs_follow_up) li.dataset.needsFollowUp = "true";
+  const head = el("div", "ob-head");
+  const title = el("h3", "ob-title", `Onboarding #${r.id}`);
+  title.id = `onboarding-${r.id}-title`;
+  const marks = el("span", "ob-marks");
+  if (r.revoked_at) marks.append(mark("revoked", "Revoked"));
+  else if (offboarded(r)) marks.append(mark("offboarded", "Offboarded"));
+  if (r.needs_follow_up) marks.append(mark("follow-up", "Needs follow-up"));
+  head.append(title, marks);
+  if (canOffboard(r)) {
+    const off = button("Offboard", "ob-button ob-button--danger", (e) => offboard(r, e.currentTarget));
+    off.dataset.focusKey = `offboard-${r.id}`;
+    off.setAttribute("aria-describedby", title.id);
+    head.append(off);
+  }
+  const outcome = (OUTCOME_LABEL[r.outcome] || r.outcome) + (r.event ? ` (${r.event})` : "");
+  const facts = [when(r.created_at), FLOW_LABEL[r.flow] || r.flow, outcome];
+  if (r.business_id) facts.push(`business ${r.business_id}`);
+  if (r.revoked_at) facts.push(`revoked by Meta ${when(r.revoked_at)}`);
+  const meta = el("p", "ob-meta", facts.join(" · "));
+  const wabas = el("p", "ob-wabas", r.wabas.length
+    ? `WABA${r.wabas.length > 1 ? "s" : ""}: ${r.wabas.join(", ")}`
+    : "No WABA shared");
+  li.append(head, meta, wabas);
+  const note = board.notes.get(`record:${r.id}`);
+  if (note) li.append(el("p", "ob-note ob-note--error", note.text));
+  if (!r.steps.length) {
+    li.append(el("p", "hint", "No post-signup steps for this record."));
+    return li;
+  }
+  const steps = el("ol", "ob-steps");
+  steps.setAttribute("aria-label", `Steps of onboarding #${r.id}`);
+  for (const s of r.steps) steps.append(renderStep(r, s));
+  li.append(steps);
+  return li;
+}
+
+function renderStep(r, s) {
+  const li = el("li", "ob-step");
+  li.tabIndex = -1;
+  li.dataset.stepId = String(s.id);
+  li.dataset.kind = s.kind;
+  li.dataset.state = s.state;
+  if (s.actor) li.dataset.actor = s.actor;
+  const known = Object.hasOwn(STATE_LABEL, s.state);
+  const state = el("span", "ob-state ob-state--" + (known ? s.state : "unknown"));
+  const icon = el("span", "ob-icon", STATE_ICON[s.state] || "?");
+  icon.setAttribute("aria-hidden", "true");
+  state.append(icon, document.createTextNode(known ? STATE_LABEL[s.state] : s.state));
+  const what = el("div", "ob-what");
+  const label = el("span", "ob-kind", stepLabel(s.kind));
+  const text = el("span", "ob-text", s.text);
+  text.id = `step-${s.id}-text`;
+  what.append(label, text);
+  li.append(state, what);
+
+  const details = el("div", "ob-details");
+  const facts = [];
+  if (r.wabas.length > 1 && s.waba_id) facts.push(`WABA ${s.waba_id}`);
+  const settled = s.state === "done" || s.state === "skipped";
+  if (s.token && !settled) facts.push(`with the ${s.token === "business" ? "business" : "system user"} token`);
+  if (s.attempts && s.state !== "done") facts.push(`${s.attempts} attempt${s.attempts === 1 ? "" : "s"}`);
+  if (facts.length) details.append(el("span", "ob-facts", facts.join(" · ")));
+  if (s.actor && !settled && s.actor !== "nobody") {
+    const who = el("span", "ob-actor ob-actor--" + s.actor, `Who acts: ${actorLabel(s.actor)}`);
+    who.dataset.actor = s.actor;
+    details.append(who);
+  }
+  if (s.message) details.append(el("p", "ob-message", s.message));
+  if (s.state === "failed" && (s.error_code != null || s.error)) {
+    const error = el("p", "ob-error", `Meta's error${s.error_code != null ? " " + s.error_code : ""}: ${s.error || "no message"}`);
+    if (s.error_code != null) error.dataset.errorCode = String(s.error_code);
+    details.append(error);
+  }
+  // A failed step without a next attempt (or with the proxy's "never") waits for a person.
+  const at = typeof s.next_attempt_at === "number" ? s.next_attempt_at : null;
+  const waits = s.state === "failed" && (at === null || at >= WAITS_FOR_PERSON);
+  if (waits || ((s.state === "pending" || s.state === "failed") && at !== null)) {
+    const next = el("p", "ob-next", waits ? "Next attempt: waits for you" : `Next attempt: ${whenExact(at)}`);
+    next.dataset.waits = String(waits);
+    details.append(next);
+  }
+  if (details.childNodes.length) li.append(details);
+
+  if (s.state === "failed") {
+    const actions = el("div", "ob-actions");
+    const retry = button("Retry", "ob-button", (e) => retryStep(r, s, e.currentTarget));
+    retry.dataset.focusKey = `retry-${s.id}`;
+    retry.setAttribute("aria-describedby", text.id);
+    actions.append(retry);
+    if (s.kind === "register" && s.error_code === 133005 && s.phone_id) actions.append(pinForm(r, s));
+    li.append(actions);
+  }
+  const note = board.notes.get(`step:${s.id}`);
+  if (note && note.state === s.state) li.append(el("p", "ob-note" + (note.error ? " ob-note--error" : ""), note.text));
+  else if (note) board.notes.delete(`step:${s.id}`);
+  return li;
+}
+
+// A number whose business turned on two-step verification registers only with that PIN
+// (Meta's 133005): the business tells it, the partner enters it, the step runs again.
+function pinForm(r, s) {
+  const form = el("form", "ob-pin");
+  form.setAttribute("aria-label", `Register ${stepWhere(s)} with the business's PIN`);
+  const id = `pin-${s.id}`;
+  const label = el("label", null, "Business's PIN");
+  label.htmlFor = id;
+  const input = document.createElement("input");
+  Object.assign(input, {
+    id, name: "pin", type: "text", inputMode: "numeric", pattern: "[0-9]{6}", maxLength: 6,
+    required: true, autocomplete: "off", spellcheck: false,
+  });
+  input.dataset.focusKey = id;
+  const hint = el("span", "ob-pin-hint",
+    `${stepWhere(s)} has two-step verification: ask the business for its six-digit PIN.`);
+  hint.id = `${id}-hint`;
+  input.setAttribute("aria-describedby", hint.id);
+  const submit = el("button", "ob-button", "Register with this PIN");
+  submit.type = "submit";
+  submit.dataset.focusKey = `${id}-submit`;
+  form.append(label, input, submit, hint);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    submitPin(r, s, input, submit);
+  });
+  return form;
+}
+
+async function submitPin(r, s, input, submit) {
+  const pin = input.value.trim();
+  if (!/^[0-9]{6}$/.test(pin)) {
+    input.setCustomValidity("The PIN is six digits.");
+    input.reportValidity();
+    input.addEventListener("input", () => input.setCustomValidity(""), { once: true });
+    return;
+  }
+  input.disabled = submit.disabled = true;
+  board.notes.delete(`step:${s.id}`);
+  try {
+    await admin(`/admin/phones/${encodeURIComponent(s.phone_id)}/pin`, "PUT", { pin });
+    input.value = ""; // not kept in the page
+    await admin(`/admin/steps/${s.id}/retry`, "POST");
+    boardLine(`Registering ${stepWhere(s)} with the business's PIN…`);
+  } catch (e) {
+    const text = `Could not register with this PIN: ${e.message}`;
+    board.notes.set(`step:${s.id}`, { state: s.state, error: true, text });
+    boardLine(text);
+  }
+  await refreshRecord(r.id, { render: true });
+}
+
+async function retryStep(r, s, b) {
+  b.disabled = true;
+  board.notes.delete(`step:${s.id}`);
+  try {
+    await admin(`/admin/steps/${s.id}/retry`, "POST");
+    boardLine(`Retrying ${stepLabel(s.kind).toLowerCase()}${stepWhere(s) ? " for " + stepWhere(s) : ""} (onboarding #${r.id}).`);
+  } catch (e) {
+    const text = `The proxy refused the retry: ${e.message}`;
+    board.notes.set(`step:${s.id}`, { state: s.state, error: true, text });
+    boardLine(text);
+  }
+  await refreshRecord(r.id, { render: true });
+}
+
+async function offboard(r, b) {
+  const wabas = r.wabas.join(", ");
+  const ok = window.confirm(`Offboard onboarding #${r.id}?\n\nIts pending steps stop, your app unsubscribes from ${wabas} and the numbers it registered are deregistered: they stop sending and receiving messages through you.`);
+  if (!ok) return;
+  b.disabled = true;
+  board.notes.delete(`record:${r.id}`);
+  try {
+    await admin(`/admin/onboardings/${r.id}/offboard`, "POST");
+    boardLine(`Offboarding #${r.id}: unsubscribing and deregistering.`);
+  } catch (e) {
+    const text = `Could not offboard: ${e.message}`;
+    board.notes.set(`record:${r.id}`, { text });
+    boardLine(`Onboarding #${r.id}: ${text}`);
+  }
+  await refreshRecord(r.id, { render: true });
+}
+
+// Re-renders keep what you were doing: the focus (or the step it was in) and any PIN typed.
+function preserve(scope, replace) {
+  const active = document.activeElement;
+  const inside = active && active !== document.body && scope.contains(active);
+  const key = inside ? active.dataset.focusKey : undefined;
+  const step = inside ? active.closest("[data-step-id]") : null;
+  const record = inside ? active.closest("[data-onboarding-id]") : null;
+  const caret = inside && active.tagName === "INPUT" ? [active.selectionStart, active.selectionEnd] : null;
+  const typed = [...scope.querySelectorAll("input[data-focus-key]")]
+    .filter((i) => i.value)
+    .map((i) => [i.dataset.focusKey, i.value]);
+  const root = replace();
+  for (const [k, v] of typed) {
+    const input = root.querySelector(`input[data-focus-key="${k}"]`);
+    if (input && !input.disabled) input.value = v;
+  }
+  if (!inside) return;
+  const target = (key && root.querySelector(`[data-focus-key="${key}"]:not(:disabled)`)) ||
+    (step && root.querySelector(`[data-step-id="${step.dataset.stepId}"]`)) ||
+    (record && root.querySelector(`[data-onboarding-id="${record.dataset.onboardingId}"]`));
+  if (!target) return;
+  target.focus({ preventScroll: true });
+  if (caret && target.tagName === "INPUT") target.setSelectionRange(caret[0], caret[1]);
+}
+
+function renderBoard() {
+  const list = $("onboarding-list");
+  preserve(list, () => {
+    const ids = [...board.records.keys()].sort((a, b) => b - a);
+    list.replaceChildren(...ids.map((id) => renderRecord(board.records.get(id))));
+    if (!ids.length) list.append(el("li", "ob-empty hint", "No onboardings yet: they appear here as businesses sign up."));
+    return list;
+  });
+  $("onboardings-more").hidden = board.nextBefore == null;
+}
+
+// One record replaced in place, or put where its id sorts (newest first).
+function placeRecord(r) {
+  const list = $("onboarding-list");
+  const old = list.querySelector(`[data-onboarding-id="${r.id}"]`);
+  const fresh = renderRecord(r);
+  if (old) {
+    preserve(old, () => {
+      old.replaceWith(fresh);
+      return fresh;
+    });
+    return;
+  }
+  list.querySelector(".ob-empty")?.remove();
+  const after = [...list.children].find((li) => Number(li.dataset.onboardingId) < r.id);
+  list.insertBefore(fresh, after || null);
+}
+
+async function loadOnboardings(more = false) {
+  if (board.listing) return;
+  const generation = board.generation;
+  board.listing = true;
+  $("onboardings-more").disabled = true;
+  if (!more) boardLine("Loading onboardings…");
+  try {
+    const before = more && board.nextBefore != null ? `&before=${board.nextBefore}` : "";
+    const page = await admin(`/admin/onboardings?limit=${ONBOARDING_PAGE}${before}`);
+    if (generation !== board.generation) return;
+    for (const r of page.data) board.records.set(r.id, keep(r));
+    board.nextBefore = page.next_before ?? null;
+    board.loaded = true;
+    renderBoard();
+    const n = board.records.size;
+    boardLine(`${n} onboarding${n === 1 ? "" : "s"} shown${board.nextBefore != null ? " · older ones with Load more" : ""}.`);
+  } catch (e) {
+    if (generation === board.generation) boardLine(`Could not load onboardings: ${e.message}`);
+  } finally {
+    if (generation === board.generation) {
+      board.listing = false;
+      $("onboardings-more").disabled = false;
+      const dirty = [...board.dirty];
+      board.dirty.clear();
+      for (const id of dirty) scheduleRefresh(id);
+    }
+  }
+}
+
+// `show`: even if it is older than the loaded pages (from a follow-up); `render`: even if
+// nothing changed (after an action of yours: its note shows, its button comes back).
+async function refreshRecord(id, { show = false, render = false } = {}) {
+  const n = (board.fetches.get(id) || 0) + 1;
+  board.fetches.set(id, n);
+  if (render) board.mustRender.add(id);
+  const generation = board.generation;
+  window.__consoleMetrics.recordFetches += 1;
+  try {
+    const r = keep(await admin(`/admin/onboardings/${id}`));
+    // Only the latest fetch of a record counts: an older answer may arrive last.
+    if (generation !== board.generation || board.fetches.get(id) !== n) return;
+    const newer = board.records.size === 0 || id > Math.max(...board.records.keys());
+    const shown = board.records.get(id);
+    if (!shown && !show && !(board.loaded && newer)) return;
+    // A replayed change often brings nothing new: the record (and your typing) stays as is.
+    const again = board.mustRender.delete(id);
+    if (shown && !again && JSON.stringify(shown) === JSON.stringify(r)) return;
+    board.records.set(id, r);
+    placeRecord(r);
+  } catch (e) {
+    if (generation !== board.generation) return;
+    boardLine(`Could not refresh onboarding #${id}: ${e.message}`);
+    if (board.fetches.get(id) === n && board.mustRender.delete(id) && board.records.has(id)) {
+      placeRecord(board.records.get(id));
+    }
+  }
+}
+
+function scheduleRefresh(id) {
+  if (!board.loaded || board.listing) {
+    board.dirty.add(id);
+    return;
+  }
+  if (board.timers.has(id)) return;
+  board.timers.set(id, setTimeout(() => {
+    board.timers.delete(id);
+    refreshRecord(id);
+  }, COALESCE_MS));
+}
+
+let followUpTimer = null;
+function scheduleFollowUps() {
+  if (followUpTimer) return;
+  followUpTimer = setTimeout(() => {
+    followUpTimer = null;
+    loadFollowUps();
+  }, COALESCE_MS * 2);
+}
+
+// A `pipeline_step` change from the live stream. Replays of what the record already shows
+// (after a reconnect) cost nothing.
+function onStepChange(step) {
+  const id = Number(step.onboarding_id);
+  if (!Number.isInteger(id)) return;
+  const record = board.records.get(id);
+  const shown = record && record.steps.find((s) => s.id === step.id);
+  const current = shown && shown.state === step.state && shown.attempts === step.attempts &&
+    shown.updated_at >= step.updated_at;
+  if (!current) scheduleRefresh(id);
+  if (step.state === "failed" || followUpSteps.has(step.id)) scheduleFollowUps();
+}
+
+async function showRecord(id, stepId) {
+  if (!board.records.has(id)) await refreshRecord(id, { show: true });
+  const target = stepId !== undefined
+    ? document.querySelector(`#onboarding-list [data-step-id="${stepId}"]`)
+    : document.querySelector(`#onboarding-list [data-onboarding-id="${id}"]`);
+  if (!target) return;
+  target.scrollIntoView({ block: "center", behavior: "smooth" });
+  target.focus({ preventScroll: true });
+}
+
+function resetBoard() {
+  board.generation += 1;
+  for (const t of board.timers.values()) clearTimeout(t);
+  board.timers.clear();
+  board.records.clear();
+  board.dirty.clear();
+  board.fetches.clear();
+  board.mustRender.clear();
+  board.notes.clear();
+  board.nextBefore = null;
+  board.loaded = false;
+  board.listing = false;
+  clearTimeout(followUpTimer);
+  followUpTimer = null;
+  followUpSteps = new Set();
+  $("onboarding-list").replaceChildren();
+  $("onboardings-more").hidden = true;
+  boardLine("");
+}
+
 // Live: review decisions and shares Meta announces by webhook update the rows and counts
 // in place (the package's followStatus: a stream ticket per connection, reconnects with
 // backoff and resumes after the last event id).
@@ -310,6 +802,8 @@ const CHANGE_TEXT = {
   account_update: (c) => `Account update: ${c.value || "(no event name)"}`,
   phone_quality: (c) => `Phone quality: ${c.value || "?"}`,
   phone_name: (c) => `Display name: ${c.value || "?"}`,
+  // Not from Meta: the proxy's own post-signup steps, as they move.
+  pipeline_step: (c) => `Pipeline: ${(c.step && c.step.text) || c.value || "?"}`,
 };
 
 // The latest changes, newest first; kinds this page does not know are shown as Meta sent them.
@@ -356,6 +850,7 @@ function markAlert(change) {
 function onChange(change) {
   window.__consoleMetrics.changes = (window.__consoleMetrics.changes || 0) + 1;
   showChange(change);
+  if (change.kind === "pipeline_step" && change.step) onStepChange(change.step);
   if (markAlert(change)) queueView();
   if (change.kind === "review" && change.value) {
     const row = state.rows.find((w) => w.id === change.waba_id);
@@ -388,6 +883,8 @@ function start(token) {
   $("signin").hidden = true;
   $("workspace").hidden = false;
   reload();
+  resetBoard();
+  loadOnboardings();
   loadActivity();
   followChanges();
 }
@@ -405,6 +902,8 @@ async function main() {
   });
   $("signout").addEventListener("click", signOut);
   $("check-shares").addEventListener("click", checkShares);
+  $("refresh-follow-ups").addEventListener("click", loadFollowUps);
+  $("onboardings-more").addEventListener("click", () => loadOnboardings(true));
   for (const tab of document.querySelectorAll("[role=tab]")) {
     tab.addEventListener("click", () => {
       state.edge = tab.dataset.edge;

@@ -11,11 +11,13 @@
 //! - [`input`]: validated request inputs (fields, filtering, sort, limit, cursors).
 //! - [`timezone`]: the names of Graph's time zone ids.
 //! - [`signup`]: Embedded Signup session events and `FB.login` responses.
+//! - [`pipeline`]: the partner's post-signup steps, their tokens and Meta's errors.
 
 pub mod error;
 pub mod id;
 pub mod input;
 pub mod page;
+pub mod pipeline;
 pub mod secret;
 pub mod signup;
 pub mod status;

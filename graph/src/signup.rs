@@ -245,6 +245,12 @@ impl SessionEvent {
         !matches!(self, Self::FinishOnlyWaba(_))
     }
 
+    /// Whether the business onboarded its WhatsApp Business app number (coexistence): the
+    /// number is synchronised, not registered.
+    pub fn is_coexistence(&self) -> bool {
+        matches!(self, Self::FinishWhatsAppBusinessApp(_))
+    }
+
     /// How the signup ended.
     pub fn outcome(&self) -> SignupOutcome {
         match self {

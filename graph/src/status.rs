@@ -39,6 +39,31 @@ pub struct AccountStatus {
     /// do (kind: the `business_verification_status` as Graph sent it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Alert>,
+    /// The partner's post-signup steps as the proxy's stream reports them, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<Progress>,
+}
+
+/// Where one of the partner's post-signup steps stands (from the proxy's `pipeline_step`
+/// changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// The step: `subscribe`, `assign_system_user`, `share_credit_line`, `find_phones`,
+    /// `register`, `sync_contacts`, `sync_history`, `unsubscribe`, `deregister`.
+    pub step: String,
+    /// The number, for per-number steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_id: Option<String>,
+    /// `pending`, `running`, `done`, `skipped`, `failed`.
+    pub state: String,
+    /// Who acts.
+    pub actor: Actor,
+    /// The line to show ("Connecting webhooks", "Registering +1 631-555-0101").
+    pub text: String,
+    /// What happened, when the step failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What a `business_verification_status` other than `verified` asks, and of whom
@@ -438,6 +463,41 @@ impl AccountStatus {
         }
     }
 
+    /// Applies a step's progress (replacing the same step's earlier line). A registered
+    /// number becomes ready: Meta shows it `CONNECTED` once `register` succeeded. Whether
+    /// anything changed.
+    pub fn apply_progress(&mut self, p: Progress) -> bool {
+        if p.step == "register"
+            && p.state == "done"
+            && let Some(phone) = self
+                .phones
+                .iter_mut()
+                .find(|x| Some(x.phone.id.as_str()) == p.phone_id.as_deref())
+        {
+            phone.phone.status = Some("CONNECTED".to_owned());
+            let (ready, actor, action, problem) = phone_state(&phone.phone);
+            phone.ready = ready;
+            phone.actor = actor;
+            phone.action = action.to_owned();
+            phone.problem = problem;
+        }
+        let same = |x: &Progress| x.step == p.step && x.phone_id == p.phone_id;
+        match self.progress.iter_mut().find(|x| same(x)) {
+            Some(line) if *line == p => false,
+            // A stop of the same step elsewhere (another onboarding of the WABA handing its
+            // steps over) does not hide the line being followed.
+            Some(line) if p.state == "skipped" && line.state != "skipped" => false,
+            Some(line) => {
+                *line = p;
+                true
+            }
+            None => {
+                self.progress.push(p);
+                true
+            }
+        }
+    }
+
     /// The status of `waba`. `newest` marks the signup's most recent grant; `abandoned` says
     /// why the flow ended early (applied to the newest account); `expect_phone` is false for
     /// `FINISH_ONLY_WABA` signups.
@@ -543,6 +603,7 @@ impl AccountStatus {
             health_problems,
             alerts: Vec::new(),
             verification,
+            progress: Vec::new(),
         }
     }
 }

@@ -165,6 +165,65 @@ pub struct Args {
     #[arg(long, env = "WABA_TRACKER_INTERVAL_SECS", default_value_t = 0)]
     pub tracker_interval_secs: u64,
 
+    /// Run the partner's post-signup steps (subscribe, assign, share credit, register,
+    /// sync) for every onboarding; `false` turns the whole pipeline off.
+    #[arg(long, env = "WABA_PIPELINE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline: bool,
+
+    /// Subscribe the app to each shared WABA's webhooks (`POST /{waba-id}/subscribed_apps`).
+    #[arg(long, env = "WABA_PIPELINE_SUBSCRIBE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline_subscribe: bool,
+
+    /// Register each verified number with a two-step verification PIN (needs --token-key,
+    /// which seals the PINs).
+    #[arg(long, env = "WABA_PIPELINE_REGISTER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline_register: bool,
+
+    /// Request the contacts and history sync of WhatsApp Business app (coexistence) numbers.
+    #[arg(long, env = "WABA_PIPELINE_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline_sync: bool,
+
+    /// The partner's System User id: when set, it is assigned to each shared WABA
+    /// (`POST /{waba-id}/assigned_users`, tasks MANAGE).
+    #[arg(long, env = "WABA_SYSTEM_USER_ID")]
+    pub system_user_id: Option<String>,
+
+    /// A Solution Partner's extended credit line id: when set, it is shared with each WABA
+    /// (`whatsapp_credit_sharing_and_attach`).
+    #[arg(long, env = "WABA_CREDIT_LINE_ID")]
+    pub credit_line_id: Option<String>,
+
+    /// The currency the credit line is shared in (`waba_currency`).
+    #[arg(long, env = "WABA_CREDIT_CURRENCY", default_value = "USD")]
+    pub credit_currency: String,
+
+    /// An alternate callback URL for the WABAs' webhooks (`override_callback_uri`).
+    #[arg(long, env = "WABA_OVERRIDE_CALLBACK_URI")]
+    pub override_callback_uri: Option<String>,
+
+    /// The verify token Meta presents to the alternate callback URL.
+    /// Prefer --override-verify-token-file.
+    #[arg(long, env = "WABA_OVERRIDE_VERIFY_TOKEN", hide_env_values = true)]
+    pub override_verify_token: Option<String>,
+
+    /// File holding the alternate callback's verify token.
+    #[arg(long, env = "WABA_OVERRIDE_VERIFY_TOKEN_FILE")]
+    pub override_verify_token_file: Option<PathBuf>,
+
+    /// Register and deregister attempts the pipeline makes by itself per number in Meta's
+    /// 72-hour window (Meta allows 10; the rest stay for people).
+    #[arg(long, env = "WABA_REGISTER_MAX_ATTEMPTS", default_value_t = 3)]
+    pub register_max_attempts: u32,
+
+    /// Milliseconds between the pipeline runner's looks for due steps.
+    #[arg(long, env = "WABA_PIPELINE_INTERVAL_MS", default_value_t = 1_000)]
+    pub pipeline_interval_ms: u64,
+
+    /// Seconds a WABA found by webhook or tracker waits before its steps run, so the
+    /// business's own signup (which brings its token) takes it over.
+    #[arg(long, env = "WABA_DISCOVERY_GRACE_SECS", default_value_t = 60)]
+    pub discovery_grace_secs: u64,
+
     /// Log format: `json` (one object a line) or `text`.
     #[arg(long, env = "WABA_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -211,7 +270,33 @@ pub struct Config {
     pub webhook_verify_token: Option<Secret>,
     /// Between tracker passes; `None` when off.
     pub tracker_interval: Option<Duration>,
+    /// The post-signup pipeline; `None` when off.
+    pub pipeline: Option<PipelineConfig>,
 }
+
+/// The partner's post-signup steps and how they run.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Which steps each onboarding gets.
+    pub plan: waba_graph::pipeline::PlanConfig,
+    /// The System User assigned to each WABA.
+    pub system_user_id: Option<ObjectId>,
+    /// The credit line shared with each WABA, and its currency.
+    pub credit_line: Option<(ObjectId, String)>,
+    /// The alternate callback URL and its verify token.
+    pub override_callback: Option<(String, Secret)>,
+    /// Register attempts per number in Meta's window.
+    pub register_max_attempts: u32,
+    /// Between the runner's looks for due steps.
+    pub interval: Duration,
+    /// How long a discovered WABA waits for its business's own signup.
+    pub discovery_grace: Duration,
+    /// Registration was asked for, but without a token key no PIN can be kept sealed.
+    pub register_needs_key: bool,
+}
+
+/// The longest a discovered WABA waits for its business's own signup.
+pub const MAX_DISCOVERY_GRACE_SECS: u64 = 86_400;
 
 /// What the code flow needs besides the app's id and secret (which [`Config`] holds once).
 #[derive(Debug, Clone)]
@@ -305,6 +390,11 @@ fn base_url(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
 impl Config {
     /// Checks `args`, reading secret files.
     pub fn from_args(args: Args) -> Result<Self, ConfigError> {
+        // A token key is only accepted with the code flow (checked below).
+        let pipeline = pipeline_config(
+            &args,
+            args.token_key.is_some() || args.token_key_file.is_some(),
+        )?;
         let system_user_token = secret(
             "--system-user-token / WABA_SYSTEM_USER_TOKEN",
             args.system_user_token,
@@ -476,6 +566,7 @@ impl Config {
             args.webhook_verify_token_file,
         )?;
         Ok(Config {
+            pipeline,
             database: args.database,
             code_flow,
             app_secret,
@@ -515,6 +606,19 @@ impl Config {
         })
     }
 
+    /// What the operator should know about this configuration, for the log once it is set up.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.pipeline.as_ref().is_some_and(|p| p.register_needs_key) {
+            out.push(
+                "numbers are not registered: the pipeline keeps each number's PIN sealed with \
+                 --token-key, which needs the code flow (--app-id, --app-secret); or set \
+                 --pipeline-register false",
+            );
+        }
+        out
+    }
+
     /// Every secret value the proxy holds, for scrubbing.
     pub fn secrets(&self) -> Vec<Secret> {
         let mut out = vec![self.upstream.system_user_token.clone()];
@@ -522,8 +626,100 @@ impl Config {
         out.extend(self.app_secret.clone());
         out.extend(self.webhook_verify_token.clone());
         out.extend(self.code_flow.as_ref().map(|c| c.key_text.clone()));
+        out.extend(
+            self.pipeline
+                .as_ref()
+                .and_then(|p| p.override_callback.as_ref())
+                .map(|o| o.1.clone()),
+        );
         out
     }
+}
+
+/// The pipeline's settings, checked; `None` when it is off.
+fn pipeline_config(args: &Args, key: bool) -> Result<Option<PipelineConfig>, ConfigError> {
+    if !args.pipeline {
+        return Ok(None);
+    }
+    let id = |setting: &'static str, v: &Option<String>| {
+        v.as_deref()
+            .map(ObjectId::parse)
+            .transpose()
+            .map_err(|e| bad(setting, e.to_string()))
+    };
+    let system_user_id = id(
+        "--system-user-id / WABA_SYSTEM_USER_ID",
+        &args.system_user_id,
+    )?;
+    let credit_line = id(
+        "--credit-line-id / WABA_CREDIT_LINE_ID",
+        &args.credit_line_id,
+    )?;
+    let currency = args.credit_currency.trim();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(bad(
+            "--credit-currency / WABA_CREDIT_CURRENCY",
+            "must be an ISO 4217 code such as USD",
+        ));
+    }
+    let verify = secret(
+        "--override-verify-token / WABA_OVERRIDE_VERIFY_TOKEN",
+        args.override_verify_token.clone(),
+        args.override_verify_token_file.clone(),
+    )?;
+    let override_callback = match (&args.override_callback_uri, verify) {
+        (None, None) => None,
+        (Some(uri), Some(token)) => {
+            if !uri.starts_with("https://") || uri.len() > 2048 || uri.contains(char::is_whitespace)
+            {
+                return Err(bad(
+                    "--override-callback-uri / WABA_OVERRIDE_CALLBACK_URI",
+                    "must be an https:// URL Meta can reach",
+                ));
+            }
+            Some((uri.clone(), token))
+        }
+        _ => {
+            return Err(bad(
+                "--override-callback-uri / WABA_OVERRIDE_CALLBACK_URI",
+                "needs --override-verify-token too (and the other way round)",
+            ));
+        }
+    };
+    if !(1..=waba_graph::pipeline::META_REGISTER_LIMIT).contains(&args.register_max_attempts) {
+        return Err(bad(
+            "--register-max-attempts / WABA_REGISTER_MAX_ATTEMPTS",
+            "must be between 1 and 10 (Meta's limit in 72 hours)",
+        ));
+    }
+    if args.pipeline_interval_ms == 0 {
+        return Err(bad(
+            "--pipeline-interval-ms / WABA_PIPELINE_INTERVAL_MS",
+            "must be above 0",
+        ));
+    }
+    if args.discovery_grace_secs > MAX_DISCOVERY_GRACE_SECS {
+        return Err(bad(
+            "--discovery-grace-secs / WABA_DISCOVERY_GRACE_SECS",
+            "must be at most 86400 (a day)",
+        ));
+    }
+    Ok(Some(PipelineConfig {
+        plan: waba_graph::pipeline::PlanConfig {
+            subscribe: args.pipeline_subscribe,
+            assign_system_user: system_user_id.is_some(),
+            share_credit_line: credit_line.is_some(),
+            register: args.pipeline_register && key,
+            sync: args.pipeline_sync,
+        },
+        system_user_id,
+        credit_line: credit_line.map(|c| (c, currency.to_owned())),
+        override_callback,
+        register_max_attempts: args.register_max_attempts,
+        register_needs_key: args.pipeline_register && !key,
+        interval: Duration::from_millis(args.pipeline_interval_ms),
+        discovery_grace: Duration::from_secs(args.discovery_grace_secs),
+    }))
 }
 
 #[cfg(test)]
@@ -561,6 +757,44 @@ mod tests {
     }
 
     #[test]
+    fn the_pipeline_follows_its_flags() {
+        let c = Config::from_args(args(&[])).unwrap();
+        assert_eq!(c.warnings().len(), 1, "registration needs a token key");
+        let p = c.pipeline.unwrap();
+        assert!(p.plan.subscribe && p.plan.sync);
+        assert!(!p.plan.register, "no token key: no PIN can be sealed");
+        assert!(!p.plan.assign_system_user && !p.plan.share_credit_line);
+        let c = Config::from_args(args(&[
+            "--system-user-id",
+            "61550000000001",
+            "--credit-line-id",
+            "58501441721238",
+            "--pipeline-subscribe",
+            "false",
+        ]))
+        .unwrap();
+        let p = c.pipeline.unwrap();
+        assert!(p.plan.assign_system_user && p.plan.share_credit_line && !p.plan.subscribe);
+        assert_eq!(p.credit_line.unwrap().1, "USD");
+        let off = Config::from_args(args(&["--pipeline", "false"])).unwrap();
+        assert!(off.pipeline.is_none());
+        let with_override = Config::from_args(args(&[
+            "--override-callback-uri",
+            "https://partner.example/hook",
+            "--override-verify-token",
+            "vt-9f2",
+        ]))
+        .unwrap();
+        assert!(
+            with_override
+                .secrets()
+                .iter()
+                .any(|s| s.expose() == "vt-9f2"),
+            "the override's verify token is scrubbed like every secret"
+        );
+    }
+
+    #[test]
     fn bad_settings_are_named_and_secrets_not_shown() {
         let cases: &[(&[&str], &str)] = &[
             (&["--graph-version", "26"], "--graph-version"),
@@ -575,6 +809,32 @@ mod tests {
             (&["--app-id", "abc"], "--app-id"),
             (&["--www", "/definitely/not/here"], "--www"),
             (&["--upstream-timeout-ms", "0"], "--upstream-timeout-ms"),
+            (&["--register-max-attempts", "0"], "--register-max-attempts"),
+            (
+                &["--register-max-attempts", "11"],
+                "--register-max-attempts",
+            ),
+            (&["--credit-currency", "usd"], "--credit-currency"),
+            (&["--credit-line-id", "x1"], "--credit-line-id"),
+            (&["--system-user-id", "12x"], "--system-user-id"),
+            (
+                &["--override-callback-uri", "https://partner.example/hook"],
+                "--override-callback-uri",
+            ),
+            (
+                &[
+                    "--override-callback-uri",
+                    "http://partner.example/hook",
+                    "--override-verify-token",
+                    "has space",
+                ],
+                "--override",
+            ),
+            (&["--pipeline-interval-ms", "0"], "--pipeline-interval-ms"),
+            (
+                &["--discovery-grace-secs", "86401"],
+                "--discovery-grace-secs",
+            ),
         ];
         for (extra, setting) in cases {
             let e = Config::from_args(args(extra)).unwrap_err().to_string();

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod onboarding;
+pub mod pipeline;
 pub mod reads;
 pub mod routes;
 pub mod sealing;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub inbox: webhook::Inbox,
     /// Changes for open streams.
     pub hub: Arc<live::StatusHub>,
+    /// The partner's post-signup steps, when on.
+    pub pipeline: Option<Arc<pipeline::Pipeline>>,
 }
 
 /// Why the proxy cannot start.
@@ -131,6 +134,16 @@ impl AppState {
             _ => None,
         };
         let directory = Arc::new(Directory::new(upstream.clone(), config.business_id.clone()));
+        let pipeline = config.pipeline.clone().map(|p| {
+            Arc::new(pipeline::Pipeline::new(
+                store.clone(),
+                upstream.clone(),
+                hub.clone(),
+                p,
+                config.code_flow.as_ref().map(|c| c.key.clone()),
+                config.upstream.request_timeout,
+            ))
+        });
         Ok(Arc::new(Self {
             reads: reads::Reads {
                 upstream: upstream.clone(),
@@ -147,6 +160,7 @@ impl AppState {
                 auth: auth.clone(),
                 code_flow,
                 allowance: allowance.clone(),
+                pipeline: pipeline.clone(),
             },
             inbox: webhook::Inbox {
                 app_secret: config.app_secret.clone(),
@@ -154,12 +168,15 @@ impl AppState {
                 store: store.clone(),
                 upstream: upstream.clone(),
                 hub: hub.clone(),
+                pipeline: pipeline.clone(),
             },
             tracker: Arc::new(tracker::Tracker::new(
                 store.clone(),
                 upstream.clone(),
                 config.business_id.clone(),
+                pipeline.clone(),
             )),
+            pipeline,
             hub,
             allowance,
             auth,

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
 fn try_main() -> anyhow::Result<()> {
     let config = Config::from_args(Args::parse())?;
     init_logs(config.json_logs);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -46,6 +49,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = AppState::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_housekeeping(&state);
+    if let Some(pipeline) = &state.pipeline {
+        pipeline.spawn();
+    }
     if let Some(every) = state.config.tracker_interval {
         waba_proxy::tracker::spawn(state.tracker.clone(), every);
     }

@@ -142,6 +142,8 @@ pub struct Signups {
     /// Each client's allowance of Graph calls (spent once the request is known to be well
     /// formed).
     pub allowance: Arc<GraphAllowance>,
+    /// Plans the partner's steps of each exchanged signup, when on.
+    pub pipeline: Option<Arc<crate::pipeline::Pipeline>>,
 }
 
 impl Signups {
@@ -218,9 +220,24 @@ impl Signups {
         if event.is_none() {
             record.outcome = Outcome::Finished;
         }
-        record.follow_ups = self
+        let (follow_ups, accounts) = self
             .follow_ups(&record, event.as_ref(), business_token.expose())
             .await;
+        record.follow_ups = follow_ups;
+        if let Some(pipeline) = &self.pipeline {
+            let coexistence = event.as_ref().is_some_and(|m| m.event.is_coexistence());
+            record.steps = pipeline.plan_signup(&record.granted, &accounts, coexistence, true, now);
+            // The pipeline registers the numbers: not a follow-up for people.
+            if record
+                .steps
+                .iter()
+                .any(|s| s.kind == waba_graph::pipeline::StepKind::Register)
+            {
+                record
+                    .follow_ups
+                    .retain(|f| f.reason != FollowUpReason::RegisterPhone);
+            }
+        }
         let expires_at = token_expiry(now, token.expires_in.as_ref());
         record.token = Some(
             flow.key
@@ -229,10 +246,14 @@ impl Signups {
         );
         let session = mint(now, flow.session_ttl)?;
         let wabas = record.granted.clone();
-        let onboarding_id = self
+        let inserted = self
             .store
             .insert_onboarding(record, Some(session.stored))
             .await?;
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.announce(&inserted.changes);
+        }
+        let onboarding_id = inserted.id;
         metrics::counter!("waba_code_exchanges_total").increment(1);
         Ok(Exchanged {
             session,
@@ -271,11 +292,29 @@ impl Signups {
                 }
             }
         }
-        record.follow_ups = self
+        let (follow_ups, accounts) = self
             .follow_ups(&record, Some(&event), credential.unwrap_or(""))
             .await;
+        record.follow_ups = follow_ups;
+        // A finished token-flow signup is onboarded with the System User token (the business
+        // token stays in the page).
+        if let Some(pipeline) = &self.pipeline
+            && record.outcome == Outcome::Finished
+        {
+            record.steps = pipeline.plan_signup(
+                &record.granted,
+                &accounts,
+                event.event.is_coexistence(),
+                false,
+                record.created_at,
+            );
+        }
         let follow_ups = record.follow_ups.clone();
-        let onboarding_id = self.store.insert_onboarding(record, None).await?;
+        let inserted = self.store.insert_onboarding(record, None).await?;
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.announce(&inserted.changes);
+        }
+        let onboarding_id = inserted.id;
         Ok(Reported {
             onboarding_id,
             follow_ups,
@@ -303,13 +342,14 @@ impl Signups {
     }
 
     /// Follow-ups of a record: from the granted WABAs' statuses when there are any (a few
-    /// reads at once, shared with the page's own identical reads), else from the event alone.
+    /// reads at once, shared with the page's own identical reads), else from the event alone;
+    /// with the statuses read.
     async fn follow_ups(
         &self,
         record: &OnboardingRecord,
         event: Option<&SessionMessage>,
         caller_secret: &str,
-    ) -> Vec<FollowUp> {
+    ) -> (Vec<FollowUp>, Vec<AccountStatus>) {
         let abandoned: Option<&Abandoned> = event.and_then(|m| m.event.abandoned());
         let expect_phone = event.is_none_or(|m| m.event.expects_phone());
         let query = [("fields", STATUS_FIELDS.to_owned())];
@@ -349,10 +389,18 @@ impl Signups {
                 })
                 .collect()
                 .await;
+        let mut accounts = Vec::new();
         let mut out: Vec<FollowUp> = reads
             .into_iter()
             .filter_map(|r| match r {
-                Ok(s) => incomplete(Some(s.waba.id.to_string()), s.incomplete?),
+                Ok(s) => {
+                    let f = s
+                        .incomplete
+                        .clone()
+                        .and_then(|inc| incomplete(Some(s.waba.id.to_string()), inc));
+                    accounts.push(s);
+                    f
+                }
                 Err(f) => Some(f),
             })
             .collect();
@@ -364,7 +412,7 @@ impl Signups {
                     .and_then(|inc| incomplete(None, inc)),
             );
         }
-        out
+        (out, accounts)
     }
 }
 

@@ -35,16 +35,24 @@ pub struct Tracker {
     upstream: Upstream,
     business: ObjectId,
     running: tokio::sync::Mutex<()>,
+    /// Plans the steps of newly shared WABAs, when the pipeline is on.
+    pipeline: Option<Arc<crate::pipeline::Pipeline>>,
 }
 
 impl Tracker {
     /// A tracker of `business`'s client list.
-    pub fn new(store: Arc<dyn Store>, upstream: Upstream, business: ObjectId) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        upstream: Upstream,
+        business: ObjectId,
+        pipeline: Option<Arc<crate::pipeline::Pipeline>>,
+    ) -> Self {
         Self {
             store,
             upstream,
             business,
             running: tokio::sync::Mutex::new(()),
+            pipeline,
         }
     }
 
@@ -54,6 +62,14 @@ impl Tracker {
         let ids = list_ids(&self.upstream, &self.business, ListEdge::Client).await?;
         let set: BTreeSet<String> = ids.into_iter().map(|id| id.to_string()).collect();
         let diff = self.store.apply_share_set(set, crate::clock::now()).await?;
+        if let Some(pipeline) = &self.pipeline {
+            for waba in &diff.shared {
+                // One WABA's planning failing (the database) does not keep the others back.
+                if let Err(e) = pipeline.discovered(waba).await {
+                    tracing::error!(error = %e, waba = waba.as_str(), "a newly shared WABA could not be planned");
+                }
+            }
+        }
         metrics::counter!("waba_tracker_passes_total").increment(1);
         metrics::counter!("waba_tracker_events_total", "kind" => "shared")
             .increment(diff.shared.len() as u64);

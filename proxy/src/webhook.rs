@@ -34,6 +34,8 @@ pub struct Inbox {
     pub upstream: Upstream,
     /// Where open streams hear of new changes.
     pub hub: Arc<StatusHub>,
+    /// Plans the steps of WABAs shared without a signup (`PARTNER_ADDED`), when on.
+    pub pipeline: Option<Arc<crate::pipeline::Pipeline>>,
 }
 
 impl Inbox {
@@ -88,6 +90,13 @@ impl Inbox {
         let changes = parse(body).map_err(|_| {
             AppError::BadRequest("the body is not a webhook notification (entry[].changes[])")
         })?;
+        // Every share the delivery announces, redelivered or not: planning is idempotent, so
+        // a redelivery after a failed planning (answered 500) plans it then.
+        let added: Vec<String> = changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::PartnerAdded)
+            .filter_map(|c| c.waba_id.clone())
+            .collect();
         let stored = self
             .store
             .record_changes(changes, crate::clock::now())
@@ -98,6 +107,11 @@ impl Inbox {
             }
         }
         self.hub.publish(&stored);
+        if let Some(pipeline) = &self.pipeline {
+            for waba in &added {
+                pipeline.discovered(waba).await?;
+            }
+        }
         metrics::counter!("waba_webhook_changes_total").increment(stored.len() as u64);
         Ok(stored.len())
     }

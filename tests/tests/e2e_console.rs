@@ -193,9 +193,11 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     let target = js(&b, "return window.__console.shown[3].name").await;
     js(&b, &format!("const s = document.getElementById('search'); s.value = {target}; s.dispatchEvent(new Event('input')); return true")).await;
     wait_until(&b, "return window.__console.shown.length === 1", WAIT).await;
+    // A page still in flight when the search ran re-renders the row when it lands: the row
+    // is clicked once nothing is loading.
     wait_until(
         &b,
-        "return document.querySelectorAll('.row').length === 1",
+        "return !window.__console.loading && document.querySelectorAll('.row').length === 1",
         WAIT,
     )
     .await;
@@ -397,6 +399,8 @@ async fn follow_ups_new_shares_and_live_review_decisions() {
         WAIT,
     )
     .await;
+    // As at Meta, a WABA's review webhooks reach the app only once it subscribed to the WABA.
+    sim.state.subscribe("101569239400667", None);
     let approved = js(&b, &count("APPROVED")).await.as_u64().unwrap();
     let pending = js(&b, &count("PENDING")).await.as_u64().unwrap();
     let sent = http
@@ -451,6 +455,323 @@ async fn follow_ups_new_shares_and_live_review_decisions() {
         WAIT,
     )
     .await;
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
+
+/// Exchanges a code the simulator minted for `token` on the proxy's signup route, as a signup
+/// page would; the onboarding record's id.
+async fn sign_up(http: &reqwest::Client, proxy: &str, code: String, data: Value) -> i64 {
+    let answer = http
+        .post(format!("{proxy}/signup/exchange"))
+        .json(
+            &json!({"code": code, "event": {"type": "WA_EMBEDDED_SIGNUP", "event": "FINISH",
+                                              "version": "3", "data": data}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    body["onboarding_id"].as_i64().unwrap()
+}
+
+/// A script that is true once the record `id` shows steps and every one is in `states`
+/// (and at least one is `done`).
+fn steps_settled(id: i64, states: &str) -> String {
+    format!(
+        "const r = document.querySelector('#onboarding-list [data-onboarding-id=\"{id}\"]'); if (!r) return false; \
+         const s = [...r.querySelectorAll('[data-step-id]')].map(e => e.dataset.state); \
+         return s.length > 0 && s.includes('done') && s.every(x => {states}.includes(x))"
+    )
+}
+
+#[tokio::test]
+async fn pipeline_steps_show_live_with_who_acts_a_pin_retry_and_an_offboarding() {
+    let sim = SimServer::start(&scenario("demo")).unwrap();
+    let site = site(&sim.url).unwrap();
+    let www = site.to_string_lossy().into_owned();
+    let proxy = start_proxy(
+        &target_bin("waba-proxy"),
+        &sim.url,
+        &[
+            "--system-user-token",
+            "EAASimSystemUserTokenDemo0000000000000000000000001",
+            "--business-id",
+            "805021500648488",
+            "--admin-token",
+            ADMIN,
+            "--www",
+            &www,
+            "--app-id",
+            "670843887433847",
+            "--app-secret",
+            "sim-app-secret-demo-5f1e0c9a",
+            "--token-key",
+            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+            "--pipeline-interval-ms",
+            "100",
+        ],
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    // A business whose number already has a two-step PIN (424242): registering it with
+    // another PIN fails with Meta's 133005, and only the business can say the right one.
+    let code = sim
+        .state
+        .mint_code("EAASimBusinessTokenPinMismatch0000000000000000011");
+    let pinned = sign_up(
+        &http,
+        &proxy.url,
+        code,
+        json!({"waba_id": "109900000000004", "phone_number_id": "110200000000013"}),
+    )
+    .await;
+
+    let b = Browser::start(Some((1280, 900))).await.unwrap();
+    b.goto(&format!("{}/console.html", proxy.url))
+        .await
+        .unwrap();
+    b.wait_for("#admin-token", WAIT)
+        .await
+        .unwrap()
+        .send_keys(ADMIN)
+        .await
+        .unwrap();
+    b.wait_for("#signin button", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // A reload would drop this mark: what follows happens in place, over the live stream.
+    js(&b, "window.__sameDocument = true; return true").await;
+
+    // The record, its steps, and the register step failed with Meta's code and who acts.
+    let register =
+        format!("#onboarding-list [data-onboarding-id=\"{pinned}\"] [data-kind=\"register\"]");
+    wait_until(
+        &b,
+        &format!("const s = document.querySelector('{register}'); return s !== null && s.dataset.state === 'failed'"),
+        WAIT,
+    )
+    .await;
+    let step: Value = js(
+        &b,
+        &format!(
+            "const s = document.querySelector('{register}'); return {{id: s.dataset.stepId, actor: s.dataset.actor, \
+             text: s.innerText, state: s.querySelector('.ob-state').textContent, code: s.querySelector('.ob-error').dataset.errorCode, \
+             kinds: [...s.closest('[data-onboarding-id]').querySelectorAll('[data-step-id]')].map(e => e.dataset.kind), \
+             offboard: s.closest('[data-onboarding-id]').querySelector('.ob-button--danger') !== null}}"
+        ),
+    )
+    .await;
+    assert_eq!(step["code"], "133005", "{step:#}");
+    assert_eq!(step["state"], "✕Failed", "a word, not only a colour");
+    assert_eq!(step["actor"], "business", "{step:#}");
+    let text = step["text"].as_str().unwrap();
+    for shown in [
+        "Number registration",
+        "Who acts: the business",
+        "133005",
+        "Next attempt: waits for you",
+        "Business's PIN",
+        "Retry",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not in {text:?}");
+    }
+    let kinds = step["kinds"].as_array().unwrap();
+    assert!(kinds.contains(&json!("subscribe")), "{kinds:?}");
+    assert_eq!(step["offboard"], true);
+    let step_id = step["id"].as_str().unwrap().to_owned();
+
+    // Listed under Needs follow-up, with who acts and why.
+    let follow_up = format!("#follow-ups li[data-step-id=\"{step_id}\"]");
+    wait_until(
+        &b,
+        &format!("return document.querySelector('{follow_up}') !== null"),
+        WAIT,
+    )
+    .await;
+    let item = js(
+        &b,
+        &format!("return document.querySelector('{follow_up}').innerText"),
+    )
+    .await;
+    let item = item.as_str().unwrap();
+    assert!(
+        item.contains("Number registration failed") && item.contains("the business"),
+        "{item}"
+    );
+    // Neither a business token nor a PIN is in the page or kept by it.
+    let leaked = js(
+        &b,
+        "const html = document.documentElement.outerHTML; \
+         const kept = JSON.stringify([...window.__onboardings.records.values()]); \
+         return [...['EAASim', '424242'].filter(s => html.includes(s) || kept.includes(s)), \
+                 ...['\"business_token\"', '\"pins\"'].filter(s => kept.includes(s))]",
+    )
+    .await;
+    assert_eq!(leaked, json!([]));
+
+    let dir = waba_testkit::harness::project_root().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    js(
+        &b,
+        &format!(
+            "document.querySelector('{register}').scrollIntoView({{block: 'center'}}); return true"
+        ),
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-pipeline-failed.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The business tells its PIN: entered in the form, the step runs again and is done, live.
+    let input = b.wait_for(&format!("#pin-{step_id}"), WAIT).await.unwrap();
+    assert_eq!(
+        input.attr("inputmode").await.unwrap().as_deref(),
+        Some("numeric")
+    );
+    assert_eq!(
+        input.attr("pattern").await.unwrap().as_deref(),
+        Some("[0-9]{6}")
+    );
+    input.send_keys("424242").await.unwrap();
+    b.wait_for(&format!("[data-focus-key=\"pin-{step_id}-submit\"]"), WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &b,
+        &format!("const s = document.querySelector('{register}'); return s !== null && s.dataset.state === 'done' && s.innerText.includes('ready to message')"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "return window.__sameDocument === true").await,
+        json!(true)
+    );
+    let gone = js(
+        &b,
+        &format!("const s = document.querySelector('{register}'); return s.querySelector('.ob-pin, .ob-error') === null && !s.innerText.includes('Retry')"),
+    )
+    .await;
+    assert_eq!(gone, json!(true), "a done step offers nothing to do");
+    // The change list reads what happened.
+    wait_until(
+        &b,
+        "return [...document.querySelectorAll('#changes li[data-kind=\"pipeline_step\"]')].some(li => li.textContent.includes('Pipeline: ') && li.textContent.includes('ready to message'))",
+        WAIT,
+    )
+    .await;
+    // Nothing is left to follow up once the activity is refreshed.
+    b.wait_for("#refresh-follow-ups", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &b,
+        &format!("return document.querySelector('{follow_up}') === null"),
+        WAIT,
+    )
+    .await;
+
+    // A second business shares two WABAs: its record appears live, its steps get done.
+    let code = sim
+        .state
+        .mint_code("EAASimBusinessTokenMultiWaba00000000000000000008");
+    let multi = sign_up(
+        &http,
+        &proxy.url,
+        code,
+        json!({"waba_ids": ["109900000000001", "109900000000002"]}),
+    )
+    .await;
+    assert!(multi > pinned);
+    wait_until(&b, &steps_settled(multi, "['done', 'skipped']"), WAIT).await;
+    let first = js(
+        &b,
+        "return document.querySelector('#onboarding-list [data-onboarding-id]').dataset.onboardingId",
+    )
+    .await;
+    assert_eq!(first, json!(multi.to_string()), "newest first");
+    assert_eq!(
+        js(&b, "return window.__sameDocument === true").await,
+        json!(true)
+    );
+
+    // Offboarding, confirmed: the app unsubscribes and the numbers are deregistered.
+    js(
+        &b,
+        "window.__confirms = []; window.confirm = (m) => { window.__confirms.push(m); return true; }; return true",
+    )
+    .await;
+    b.wait_for(
+        &format!("#onboarding-list [data-onboarding-id=\"{multi}\"] .ob-button--danger"),
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let offboarded = format!(
+        "const r = document.querySelector('#onboarding-list [data-onboarding-id=\"{multi}\"]'); if (!r) return false; \
+         const off = [...r.querySelectorAll('[data-kind=\"unsubscribe\"], [data-kind=\"deregister\"]')]; \
+         return off.some(e => e.dataset.kind === 'unsubscribe') && off.some(e => e.dataset.kind === 'deregister') \
+           && off.every(e => e.dataset.state === 'done') && r.querySelector('[data-mark=\"offboarded\"]') !== null \
+           && r.querySelector('.ob-button--danger') === null"
+    );
+    wait_until(&b, &offboarded, WAIT).await;
+    let confirms = js(&b, "return window.__confirms").await;
+    let confirms = confirms.as_array().unwrap();
+    assert_eq!(confirms.len(), 1, "asked once: {confirms:?}");
+    assert!(
+        confirms[0].as_str().unwrap().contains(&format!("#{multi}")),
+        "{confirms:?}"
+    );
+    assert!(!sim.state.is_subscribed("109900000000001"));
+    assert!(!sim.state.is_subscribed("109900000000002"));
+    assert_eq!(
+        js(&b, "return window.__sameDocument === true").await,
+        json!(true)
+    );
+
+    js(
+        &b,
+        "document.getElementById('onboardings').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-pipeline.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    // On a phone the records stack, nothing wider than the screen.
+    b.client.set_window_size(390, 844).await.unwrap();
+    wait_until(
+        &b,
+        "return document.documentElement.scrollWidth <= window.innerWidth",
+        WAIT,
+    )
+    .await;
+    js(
+        &b,
+        "document.getElementById('onboardings').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-pipeline-phone.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }

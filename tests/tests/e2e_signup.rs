@@ -191,6 +191,38 @@ async fn a_multi_waba_finish_shows_every_account_and_who_acts() {
     s.close().await;
 }
 
+/// The code flow's pipeline on the page: the partner's steps appear as they happen, and the
+/// verified number the partner registers becomes ready to message, without a reload.
+#[tokio::test]
+async fn a_signup_becomes_ready_to_message_as_the_partner_s_steps_run() {
+    let s = Stack::start_flow(true).await;
+    s.sign_up("multi_waba").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while s
+        .js("return [...document.querySelectorAll('[data-step=\"register\"][data-state=\"done\"]')].some(e => e.textContent.includes('ready to message'))")
+        .await
+        != true
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the number never became ready to message"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let steps = s.texts(".waba-step").await.join(" | ");
+    assert!(steps.contains("Webhooks connected"), "{steps}");
+    assert!(
+        steps.contains("+44 20 5550 0110: ready to message"),
+        "{steps}"
+    );
+    let phone = s
+        .texts("[data-phone-id='110200000000010'] .waba-phone__ready")
+        .await;
+    assert_eq!(phone, ["Ready"]);
+    assert!(s.sim.state.is_subscribed("109900000000001"));
+    s.close().await;
+}
+
 #[tokio::test]
 async fn the_login_may_arrive_before_the_session_message() {
     let s = Stack::start().await;
@@ -484,6 +516,19 @@ async fn sim_webhook(s: &Stack, w: serde_json::Value) {
     );
 }
 
+/// Waits until the proxy's pipeline subscribed the app to `waba`: Meta (and graph-sim) sends
+/// a WABA's webhooks only then.
+async fn subscribed(s: &Stack, waba: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !s.sim.state.is_subscribed(waba) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pipeline never subscribed the app to {waba}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn badge_of(s: &Stack, waba: &str) -> String {
     s.js(&format!(
         "const b = document.querySelector('[data-account-id=\"{waba}\"] .waba-badge'); return b ? b.textContent : null"
@@ -509,9 +554,10 @@ async fn wait_badge(s: &Stack, waba: &str, want: &str, within: Duration) -> Dura
 
 #[tokio::test]
 async fn a_review_decided_by_webhook_shows_without_a_reload() {
-    let s = Stack::start().await;
+    let s = Stack::start_flow(true).await;
     s.sign_up("finish").await;
     s.account_ids().await;
+    subscribed(&s, "101569239400667").await;
     assert_eq!(badge_of(&s, "101569239400667").await, "PENDING");
     s.js("window.__loaded = true; return true").await;
     // Let the page's stream connect, then Meta decides.
@@ -543,9 +589,10 @@ async fn a_review_decided_by_webhook_shows_without_a_reload() {
 /// the account without a reload, and a reinstatement clears it.
 #[tokio::test]
 async fn a_ban_announced_by_webhook_shows_without_a_reload() {
-    let s = Stack::start().await;
+    let s = Stack::start_flow(true).await;
     s.sign_up("finish").await;
     s.account_ids().await;
+    subscribed(&s, "101569239400667").await;
     s.js("window.__loaded = true; return true").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let alert_text = || {

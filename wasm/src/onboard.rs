@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use js_sys::{Array, Promise};
 use waba_graph::WabaScope;
 use waba_graph::signup::{Credential, SessionEvent};
-use waba_graph::status::{AccountStatus, Alert};
+use waba_graph::status::{AccountStatus, Alert, PhoneStatus, Progress};
 use wasm_bindgen::prelude::*;
 
 /// WABAs fetched at once.
@@ -25,17 +25,9 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
     let raw_phones = Array::from(&get(&get(&raw, "phone_numbers"), "data"));
     let phones: Array = status
         .phones
-        .into_iter()
+        .iter()
         .enumerate()
-        .map(|(i, p)| {
-            Out::new()
-                .set("phone", raw_phones.get(i as u32))
-                .set("ready", p.ready)
-                .set("actor", p.actor.as_str())
-                .set("action", p.action.as_str())
-                .opt("problem", p.problem.as_deref())
-                .done()
-        })
+        .map(|(i, p)| phone_js(raw_phones.get(i as u32), p))
         .collect();
     let incomplete = status.incomplete.map(|i| {
         Out::new()
@@ -55,7 +47,34 @@ fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
         .set("healthProblems", string_array(&status.health_problems))
         .set("alerts", alerts_js(&status.alerts))
         .opt("verification", status.verification.as_ref().map(alert_js))
+        .set("progress", progress_js(&status.progress))
         .done()
+}
+
+fn phone_js(raw: JsValue, p: &PhoneStatus) -> JsValue {
+    Out::new()
+        .set("phone", raw)
+        .set("ready", p.ready)
+        .set("actor", p.actor.as_str())
+        .set("action", p.action.as_str())
+        .opt("problem", p.problem.as_deref())
+        .done()
+}
+
+fn progress_js(lines: &[Progress]) -> Array {
+    lines
+        .iter()
+        .map(|p| {
+            Out::new()
+                .set("step", p.step.as_str())
+                .opt("phoneId", p.phone_id.as_deref())
+                .set("state", p.state.as_str())
+                .set("actor", p.actor.as_str())
+                .set("text", p.text.as_str())
+                .opt("message", p.message.as_deref())
+                .done()
+        })
+        .collect()
 }
 
 fn alert_js(a: &Alert) -> JsValue {
@@ -73,12 +92,15 @@ fn alerts_js(alerts: &[Alert]) -> Array {
 /// `applyChange(accounts, change)`: applies a change of the live status stream
 /// (`followStatus`'s `onChange`) to the accounts it is about, in place: a review decision
 /// updates the review, bans, restrictions, violations, deletion, offboarding and removal
-/// add an alert (a reinstatement or reconnection clears it). `true` when an account changed,
+/// add an alert (a reinstatement or reconnection clears it), a `pipeline_step` updates the
+/// partner's progress (a registered number becomes ready). `true` when an account changed,
 /// so the panel should render again.
 #[wasm_bindgen(js_name = applyChange)]
 pub fn apply_change(
     #[wasm_bindgen(unchecked_param_type = "AccountStatus[]")] accounts: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "{ kind: string; waba_id?: string; value?: string }")]
+    #[wasm_bindgen(
+        unchecked_param_type = "{ kind: string; waba_id?: string; value?: string; step?: PipelineStep }"
+    )]
     change: JsValue,
 ) -> Result<bool, JsValue> {
     let change = Obj::new(change).ok_or_else(|| {
@@ -91,6 +113,7 @@ pub fn apply_change(
         return Ok(false);
     };
     let value = change.str("value");
+    let step = change.obj("step").map(|s| read::progress(&s));
     let mut changed = false;
     for account in read::array(accounts, "accounts")? {
         let Some(target) = Obj::new(account.clone()) else {
@@ -101,13 +124,35 @@ pub fn apply_change(
             continue;
         }
         let mut status = read::account_status(account)?;
+        let set = |k: &str, v: JsValue| {
+            let _ = js_sys::Reflect::set(target.value(), &JsValue::from_str(k), &v);
+        };
+        if let (Some(p), "pipeline_step") = (&step, kind.as_str()) {
+            if !status.apply_progress(p.clone()) {
+                continue;
+            }
+            changed = true;
+            set("progress", progress_js(&status.progress).into());
+            // The number objects stay Meta's, with the status a registration gave them.
+            let phones: Array = status
+                .phones
+                .iter()
+                .zip(target.list("phones"))
+                .map(|(p, old)| {
+                    let raw = Obj::new(old).map_or(JsValue::UNDEFINED, |o| o.get("phone"));
+                    if let Some(s) = &p.phone.status {
+                        let _ = js_sys::Reflect::set(&raw, &"status".into(), &s.into());
+                    }
+                    phone_js(raw, p)
+                })
+                .collect();
+            set("phones", phones.into());
+            continue;
+        }
         if !status.apply_change(&kind, value.as_deref()) {
             continue;
         }
         changed = true;
-        let set = |k: &str, v: JsValue| {
-            let _ = js_sys::Reflect::set(target.value(), &JsValue::from_str(k), &v);
-        };
         set("review", status.review.as_str().into());
         set("reviewKnown", status.review_known.into());
         set("alerts", alerts_js(&status.alerts).into());

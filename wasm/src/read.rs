@@ -3,7 +3,7 @@
 use crate::error::{WabaError, code};
 use crate::js::{Obj, list};
 use waba_graph::signup::{RawAuthResponse, RawLoginResponse, RawSessionData, RawSessionMessage};
-use waba_graph::status::{AccountStatus, Actor, Alert, Incomplete, PhoneStatus};
+use waba_graph::status::{AccountStatus, Actor, Alert, Incomplete, PhoneStatus, Progress};
 use waba_graph::token::{GranularScope, TokenError};
 use waba_graph::waba::{HealthEntity, HealthError};
 use waba_graph::{
@@ -260,8 +260,27 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
             .map(|x| alert(&x))
             .collect(),
         verification: a.obj("verification").map(|x| alert(&x)),
+        progress: a
+            .list("progress")
+            .into_iter()
+            .filter_map(Obj::new)
+            .map(|x| progress(&x))
+            .collect(),
         waba,
     })
+}
+
+/// A step's progress, from an account's `progress` or a `pipeline_step` change's `step`
+/// (where the step is named `kind`).
+pub fn progress(x: &Obj) -> Progress {
+    Progress {
+        step: x.str("step").or_else(|| x.str("kind")).unwrap_or_default(),
+        phone_id: x.str("phoneId").or_else(|| x.str("phone_id")),
+        state: x.str("state").unwrap_or_default(),
+        actor: Actor::parse(&x.str("actor").unwrap_or_default()),
+        text: x.str("text").unwrap_or_default(),
+        message: x.str("message"),
+    }
 }
 
 fn alert(x: &Obj) -> Alert {

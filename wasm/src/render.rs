@@ -380,6 +380,30 @@ impl StatusPanel {
             }
             item.append_child(&ul)?;
         }
+        if !a.progress.is_empty() {
+            let steps = el(d, "ol", "waba-steps")?;
+            steps.set_attribute("aria-label", "The partner's setup")?;
+            // Steps that were not needed say nothing to the business.
+            for p in a.progress.iter().filter(|p| p.state != "skipped") {
+                let li = text(
+                    d,
+                    &steps,
+                    "li",
+                    &format!("waba-step waba-step--{}", p.state),
+                    &p.text,
+                )?;
+                li.set_attribute("data-step", &p.step)?;
+                li.set_attribute("data-state", &p.state)?;
+                li.set_attribute("data-actor", p.actor.as_str())?;
+                if let Some(id) = &p.phone_id {
+                    li.set_attribute("data-phone-id", id)?;
+                }
+                if let (Some(m), "failed") = (&p.message, p.state.as_str()) {
+                    text(d, &li, "p", "waba-step__message", m)?;
+                }
+            }
+            item.append_child(&steps)?;
+        }
         let phones = el(d, "ul", "waba-phones")?;
         phones.set_attribute("aria-label", "Phone numbers")?;
         if a.phones.is_empty() {

@@ -195,6 +195,43 @@ export interface AccountStatus {
   alerts: Alert[];
   /** The owning business's verification when it is not `verified` (kind: the status as Graph sent it), and who acts. */
   verification?: Alert;
+  /** The partner's post-signup steps as the proxy's stream reports them; `applyChange` updates them. */
+  progress: Progress[];
+}
+
+export type StepKind = "subscribe" | "assign_system_user" | "share_credit_line" | "find_phones" | "register" | "sync_contacts" | "sync_history" | "unsubscribe" | "deregister" | (string & {});
+export type StepState = "pending" | "running" | "done" | "skipped" | "failed" | (string & {});
+
+/** One line of the partner's progress on an account. */
+export interface Progress {
+  step: StepKind;
+  phoneId?: string;
+  state: StepState;
+  actor: Actor;
+  /** "Connecting webhooks", "Registering +1 631-555-0101", "+1 631-555-0101: ready to message", ... */
+  text: string;
+  /** Why it failed or was skipped. */
+  message?: string;
+}
+
+/** A `pipeline_step` change's `step`, as the proxy's stream sends it. */
+export interface PipelineStep {
+  id: number;
+  onboarding_id: number;
+  waba_id: string;
+  phone_id?: string | null;
+  phone?: string | null;
+  kind: StepKind;
+  state: StepState;
+  token: "business" | "system_user";
+  actor: Actor;
+  text: string;
+  message?: string | null;
+  error_code?: number | null;
+  error?: string | null;
+  attempts: number;
+  next_attempt_at?: number | null;
+  updated_at: number;
 }
 
 export interface Warning { code: "waba_mismatch" | "no_wabas" | (string & {}); message: string }

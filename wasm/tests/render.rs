@@ -214,3 +214,78 @@ fn time_zones_alerts_and_verification_are_shown() {
         Some("not_verified")
     );
 }
+
+#[wasm_bindgen_test]
+fn the_partner_s_steps_update_the_panel_until_the_number_is_ready() {
+    let c = container();
+    let list = accounts(
+        r#"[{"waba":{"id":"9","name":"Pine","phone_numbers":{"data":[{"id":"10","display_phone_number":"+44 20 5550 0110","status":"PENDING","code_verification_status":"VERIFIED"}]}},
+  "review":"APPROVED","reviewKnown":true,"newest":true,
+  "phones":[{"phone":{"id":"10","display_phone_number":"+44 20 5550 0110","status":"PENDING","code_verification_status":"VERIFIED"},"ready":false,"actor":"partner","action":"register"}],
+  "healthProblems":[]}]"#,
+    );
+    let change = |kind: &str, state: &str, text: &str| {
+        js_sys::JSON::parse(&format!(
+            r#"{{"kind":"pipeline_step","waba_id":"9","value":"{kind}:{state}",
+               "step":{{"kind":"{kind}","state":"{state}","phone_id":{},"actor":"partner","text":"{text}"}}}}"#,
+            if kind == "register" { "\"10\"" } else { "null" }
+        ))
+        .unwrap()
+    };
+    assert!(
+        waba_onboard::onboard::apply_change(
+            list.clone(),
+            change("subscribe", "pending", "Connecting webhooks")
+        )
+        .unwrap()
+    );
+    assert!(
+        !waba_onboard::onboard::apply_change(
+            list.clone(),
+            change("subscribe", "pending", "Connecting webhooks")
+        )
+        .unwrap(),
+        "the same line twice changes nothing"
+    );
+    assert!(
+        waba_onboard::onboard::apply_change(
+            list.clone(),
+            change("register", "running", "Registering +44 20 5550 0110")
+        )
+        .unwrap()
+    );
+    let mut panel = StatusPanel::new(c.clone()).unwrap();
+    panel.render(list.clone(), JsValue::UNDEFINED).unwrap();
+    let steps = c.query_selector_all(".waba-step").unwrap();
+    assert_eq!(steps.length(), 2);
+    assert!(
+        c.text_content()
+            .unwrap_or_default()
+            .contains("Registering +44 20 5550 0110")
+    );
+    let phone = c.query_selector(".waba-phone").unwrap().unwrap();
+    assert!(phone.class_name().contains("not-ready"));
+
+    assert!(
+        waba_onboard::onboard::apply_change(
+            list.clone(),
+            change("register", "done", "+44 20 5550 0110: ready to message")
+        )
+        .unwrap()
+    );
+    panel.render(list, JsValue::UNDEFINED).unwrap();
+    let text = c.text_content().unwrap_or_default();
+    assert!(text.contains("ready to message"), "{text}");
+    let phone = c.query_selector(".waba-phone").unwrap().unwrap();
+    assert!(
+        phone.class_name().contains("waba-phone--ready"),
+        "{}",
+        phone.class_name()
+    );
+    assert!(text.contains("CONNECTED"), "{text}");
+    let done = c
+        .query_selector("[data-step=\"register\"]")
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.get_attribute("data-state").as_deref(), Some("done"));
+}

@@ -3,10 +3,14 @@
 //! Every handler takes the [`Admin`] extractor first (401 without a credential, 403 for any
 //! other credential), decided without a Graph call.
 
+use super::extract::JsonBody;
 use super::extract::{Admin, Params};
-use super::views::{ChangeSummary, Events, PassView, RecordWithToken, Records};
+use super::views::{
+    ChangeSummary, Events, PassView, PinView, RecordWithToken, Records, StepsView, Writes,
+};
 use crate::AppState;
 use crate::error::AppError;
+use crate::pipeline::{Pipeline, RetryError};
 use crate::tracker::TrackerError;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -63,9 +67,7 @@ pub async fn onboarding(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<RecordWithToken>, AppError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| AppError::BadRequest("the record id is a number"))?;
+    let id = record_id(&id)?;
     let found = state
         .store
         .onboarding(id)
@@ -76,7 +78,18 @@ pub async fn onboarding(
         .store
         .changes_of(found.record.granted.clone(), CHANGES_PER_RECORD)
         .await?;
+    let pins = match &state.pipeline {
+        Some(p) => p.pins_of(id).await?,
+        None => Vec::new(),
+    };
     Ok(Json(RecordWithToken {
+        pins: pins
+            .into_iter()
+            .map(|(phone_id, pin)| PinView {
+                phone_id,
+                pin: pin.expose().to_owned(),
+            })
+            .collect(),
         record: (&found).into(),
         business_token_expires_at: token.as_ref().and_then(|t| t.1),
         business_token: token.map(|t| t.0.expose().to_owned()),
@@ -122,4 +135,103 @@ pub async fn tracker_pass(
         TrackerError::Store(e) => e.into(),
     })?;
     Ok(Json(diff.into()))
+}
+
+fn record_id(id: &str) -> Result<i64, AppError> {
+    id.parse()
+        .map_err(|_| AppError::BadRequest("the record id is a number"))
+}
+
+fn pipeline(state: &AppState) -> Result<&Pipeline, AppError> {
+    state.pipeline.as_deref().ok_or(AppError::Conflict(
+        "the post-signup pipeline is off on this proxy (--pipeline false)",
+    ))
+}
+
+/// `POST /admin/steps/{id}/retry`: a failed or stopped step runs again at once (409 when it
+/// is pending, running or done, or its onboarding was revoked by Meta).
+pub async fn retry_step(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let step = pipeline(&state)?
+        .retry(record_id(&id)?)
+        .await
+        .map_err(|e| match e {
+            RetryError::NotFound => AppError::NoSuchRecord("pipeline step"),
+            RetryError::NotRetryable(_) => {
+                AppError::Conflict("only a failed or stopped step can be retried")
+            }
+            RetryError::Revoked => AppError::Conflict(
+                "the business ended the partnership or was offboarded: nothing runs for this onboarding",
+            ),
+            RetryError::Store(e) => e,
+        })?;
+    Ok(Json(step.to_json()))
+}
+
+/// `POST /admin/onboardings/{id}/offboard`: stops the onboarding's steps, then unsubscribes
+/// the app from its WABAs and deregisters its registered numbers, as durable steps.
+pub async fn offboard(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<StepsView>), AppError> {
+    let steps = pipeline(&state)?
+        .offboard(record_id(&id)?)
+        .await?
+        .ok_or(AppError::NoSuchRecord("onboarding record"))?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(StepsView {
+            steps: steps.iter().map(crate::store::Step::to_json).collect(),
+        }),
+    ))
+}
+
+/// Body of `PUT /admin/phones/{id}/pin`. `Debug` never shows the PIN.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// Six digits: the number's existing two-step verification PIN.
+    pub pin: String,
+}
+
+impl std::fmt::Debug for PinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinRequest")
+            .field("pin", &"[redacted]")
+            .finish()
+    }
+}
+
+/// `PUT /admin/phones/{id}/pin` `{"pin"}`: the PIN the pipeline registers the number with
+/// (a number with two-step verification needs its existing PIN). 204.
+pub async fn set_pin(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<PinRequest>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let phone = waba_graph::ObjectId::parse(&id)
+        .map_err(|_| AppError::BadRequest("the phone number id is a number"))?;
+    pipeline(&state)?
+        .set_pin(phone.as_str(), &request.pin)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /admin/writes?after=&limit=`: the audit trail of every write made to Graph.
+pub async fn writes(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Params(q): Params<ListParams>,
+) -> Result<Json<Writes>, AppError> {
+    let after = q.after.unwrap_or(0);
+    let list = state.store.writes(after, q.limit()?).await?;
+    Ok(Json(Writes {
+        next_after: list.last().map(|w| w.id).unwrap_or(after),
+        data: list,
+    }))
 }

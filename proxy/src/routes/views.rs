@@ -72,6 +72,40 @@ impl From<Reported> for EventAnswer {
     }
 }
 
+/// A number's two-step verification PIN (admin only). `Debug` never shows it.
+#[derive(Serialize)]
+pub struct PinView {
+    /// The phone number id.
+    pub phone_id: String,
+    /// The PIN.
+    pub pin: String,
+}
+
+impl std::fmt::Debug for PinView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinView")
+            .field("phone_id", &self.phone_id)
+            .field("pin", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Answer of `POST /admin/onboardings/{id}/offboard`.
+#[derive(Debug, Serialize)]
+pub struct StepsView {
+    /// The onboarding's steps, the offboarding ones last.
+    pub steps: Vec<serde_json::Value>,
+}
+
+/// A page of Graph writes.
+#[derive(Debug, Serialize)]
+pub struct Writes {
+    /// Oldest first.
+    pub data: Vec<crate::store::GraphWrite>,
+    /// The `after` of the next page.
+    pub next_after: i64,
+}
+
 /// An onboarding record as the admin sees it.
 #[derive(Debug, Serialize)]
 pub struct OnboardingView {
@@ -115,8 +149,15 @@ pub struct OnboardingView {
     /// onboarding is revoked and its business token forgotten.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<i64>,
+    /// When the partner offboarded it (only its offboarding steps run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offboarded_at: Option<i64>,
     /// What is left to do.
     pub follow_ups: Vec<FollowUpView>,
+    /// The partner's post-signup steps with their state, who acts and the next attempt.
+    pub steps: Vec<serde_json::Value>,
+    /// Whether someone must act: a follow-up, or a failed step.
+    pub needs_follow_up: bool,
 }
 
 impl From<&Onboarding> for OnboardingView {
@@ -138,7 +179,13 @@ impl From<&Onboarding> for OnboardingView {
             session_id: r.session_id.clone(),
             has_business_token: r.token.is_some(),
             revoked_at: r.revoked_at,
+            offboarded_at: r.offboarded_at,
             follow_ups: r.follow_ups.iter().map(Into::into).collect(),
+            steps: o.steps.iter().map(crate::store::Step::to_json).collect(),
+            needs_follow_up: !r.follow_ups.is_empty()
+                || o.steps
+                    .iter()
+                    .any(|s| s.state == crate::store::StepState::Failed),
         }
     }
 }
@@ -167,6 +214,8 @@ pub struct RecordWithToken {
     pub business_token_expires_at: Option<i64>,
     /// What Meta announced since about the record's WABAs (webhooks), oldest first.
     pub changes: Vec<ChangeSummary>,
+    /// The two-step verification PINs of its numbers.
+    pub pins: Vec<PinView>,
 }
 
 /// A status change of one of a record's WABAs.
@@ -270,6 +319,10 @@ pub struct ChangeView<'a> {
     /// fields this version does not interpret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<serde_json::Value>,
+    /// For `pipeline_step`: the step (`kind`, `state`, `phone_id`, `phone`, `actor`, `text`,
+    /// `message`, `error_code`, `next_attempt_at`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<serde_json::Value>,
 }
 
 impl<'a> From<&'a StoredChange> for ChangeView<'a> {
@@ -285,6 +338,9 @@ impl<'a> From<&'a StoredChange> for ChangeView<'a> {
             // expiry, ...), travel as Meta sent them.
             raw: (c.change.kind == crate::store::ChangeKind::Unknown
                 || c.change.field == "account_update")
+                .then(|| serde_json::from_str(&c.change.raw).ok())
+                .flatten(),
+            step: (c.change.kind == crate::store::ChangeKind::PipelineStep)
                 .then(|| serde_json::from_str(&c.change.raw).ok())
                 .flatten(),
         }

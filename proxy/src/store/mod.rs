@@ -1,5 +1,7 @@
 //! Durable state: onboarding records, code-flow sessions, used codes, the newly-shared
-//! tracker's set and events, and the status changes Meta announced by webhook.
+//! tracker's set and events, the status changes Meta announced by webhook, and the partner's
+//! post-signup steps (with the two-step verification PINs, register attempts and the audit
+//! trail of every write made to Graph).
 //!
 //! [`Store`] is what the proxy needs, as async calls; [`SqliteStore`] keeps it in an embedded
 //! SQLite file (WAL, `synchronous=FULL`, versioned migrations at start-up) and runs its
@@ -13,6 +15,8 @@ pub use sqlite::{SqliteStore, schema_version};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeSet;
 use waba_graph::signup::SignupOutcome;
+
+pub use waba_graph::pipeline::{StepKind, StepState, TokenKind};
 
 /// A storage failure. Details go to the log, never to a client.
 #[derive(Debug, thiserror::Error)]
@@ -36,33 +40,7 @@ pub enum StoreError {
     Worker,
 }
 
-/// A name stored as text, read back strictly.
-macro_rules! stored_names {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// The stored and reported name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),+
-                }
-            }
-
-            /// The value a stored name stands for.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s {
-                    $($text => Some(Self::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
+use waba_graph::named as stored_names;
 
 stored_names! {
     /// Which flow the signup page ran.
@@ -71,6 +49,9 @@ stored_names! {
         Token = "token",
         /// The login returned a code; the proxy exchanged it.
         Code = "code",
+        /// No browser session: Meta's `PARTNER_ADDED` webhook or the tracker found a newly
+        /// shared WABA (Hosted Embedded Signup, or a share made elsewhere).
+        Discovered = "discovered",
     }
 }
 
@@ -157,6 +138,8 @@ stored_names! {
         PhoneQuality = "phone_quality",
         /// `phone_number_name_update`.
         PhoneName = "phone_name",
+        /// A step of the partner's post-signup pipeline changed state (field `pipeline`).
+        PipelineStep = "pipeline_step",
         /// A field this version does not interpret: kept raw.
         Unknown = "unknown",
     }
@@ -230,6 +213,10 @@ pub struct OnboardingRecord {
     /// When Meta said one of its WABAs is no longer shared with the partner's app
     /// (`PARTNER_REMOVED`, `PARTNER_APP_UNINSTALLED`); its business token is then forgotten.
     pub revoked_at: Option<i64>,
+    /// When the partner offboarded it: only the offboarding steps run.
+    pub offboarded_at: Option<i64>,
+    /// The partner's steps to run for it, stored with the record.
+    pub steps: Vec<NewStep>,
 }
 
 impl OnboardingRecord {
@@ -251,8 +238,201 @@ impl OnboardingRecord {
             token: None,
             follow_ups: Vec::new(),
             revoked_at: None,
+            offboarded_at: None,
+            steps: Vec::new(),
         }
     }
+}
+
+/// A step to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStep {
+    /// What it does.
+    pub kind: StepKind,
+    /// The WABA.
+    pub waba_id: String,
+    /// The number, for per-phone steps.
+    pub phone_id: Option<String>,
+    /// The number as people read it (`+1 631-555-0101`), when known.
+    pub phone_label: Option<String>,
+    /// `Pending`, or `Skipped` with the reason in `message`.
+    pub state: StepState,
+    /// The token its calls use.
+    pub token: TokenKind,
+    /// Why it is skipped.
+    pub message: Option<String>,
+    /// When it may first run (unix seconds).
+    pub not_before: i64,
+}
+
+/// A stored step of the partner's pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its id.
+    pub id: i64,
+    /// The onboarding it belongs to.
+    pub onboarding_id: i64,
+    /// The WABA.
+    pub waba_id: String,
+    /// The number, for per-phone steps.
+    pub phone_id: Option<String>,
+    /// The number as people read it, when known.
+    pub phone_label: Option<String>,
+    /// What it does.
+    pub kind: StepKind,
+    /// Where it stands.
+    pub state: StepState,
+    /// The token its calls use.
+    pub token: TokenKind,
+    /// Who must act (`business`, `partner`, `meta`, `nobody`) when it is not done.
+    pub actor: Option<String>,
+    /// What happened, in plain words (a skip's reason, a failure's meaning).
+    pub message: Option<String>,
+    /// Meta's error code of the last failure.
+    pub error_code: Option<i64>,
+    /// Meta's error message of the last failure (scrubbed).
+    pub error: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt may start (unix seconds).
+    pub next_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// Increases with every change: a runner settles only the version it claimed.
+    pub version: i64,
+    /// Whether the admin asked for this attempt (a retry): it may use Meta's whole
+    /// allowance of register attempts, not only the automatic share.
+    pub by_admin: bool,
+}
+
+impl Step {
+    /// Who must act and the progress line ("Registering +1 631-555-0101", "Webhooks
+    /// connected") of the step as it stands.
+    pub fn progress(&self) -> (String, String) {
+        let phone = self
+            .phone_label
+            .as_deref()
+            .or(self.phone_id.as_deref())
+            .unwrap_or_default();
+        let (actor, text) = waba_graph::pipeline::progress(self.kind, self.state, phone);
+        let actor = match (&self.actor, self.state) {
+            (Some(a), StepState::Failed | StepState::Pending) => a.clone(),
+            _ => actor.as_str().to_owned(),
+        };
+        (actor, text)
+    }
+
+    /// The step as the status stream and the admin API show it (never a token or a PIN).
+    pub fn to_json(&self) -> serde_json::Value {
+        let (actor, text) = self.progress();
+        serde_json::json!({
+            "id": self.id,
+            "onboarding_id": self.onboarding_id,
+            "waba_id": self.waba_id,
+            "phone_id": self.phone_id,
+            "phone": self.phone_label,
+            "kind": self.kind.as_str(),
+            "state": self.state.as_str(),
+            "token": self.token.as_str(),
+            "actor": actor,
+            "text": text,
+            "message": self.message,
+            "error_code": self.error_code,
+            "error": self.error,
+            "attempts": self.attempts,
+            // Absent when settled, or when only a person's retry runs it again.
+            "next_attempt_at": (!self.state.settled() && self.next_at != i64::MAX)
+                .then_some(self.next_at),
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+/// How a claimed step ended (or where it waits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// The new state.
+    pub state: StepState,
+    /// Who must act.
+    pub actor: Option<String>,
+    /// What happened.
+    pub message: Option<String>,
+    /// Meta's error code.
+    pub error_code: Option<i64>,
+    /// Meta's error message.
+    pub error: Option<String>,
+    /// When to try again (for `Pending` and `Failed` with a retry).
+    pub next_at: i64,
+    /// The token the step's calls used (the business token may be gone: expired, revoked).
+    pub token: TokenKind,
+}
+
+/// One write the proxy made to Graph, for the audit trail (never a token or a PIN): the
+/// admin API shows it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GraphWrite {
+    /// Increasing (0 before it is stored).
+    pub id: i64,
+    /// When (unix seconds).
+    pub at: i64,
+    /// The step it was made for.
+    pub step_id: i64,
+    /// The onboarding of the step.
+    pub onboarding_id: i64,
+    /// `POST` or `DELETE`.
+    pub method: String,
+    /// The Graph path, without the version (`{waba-id}/subscribed_apps`).
+    pub path: String,
+    /// The token kind used.
+    pub token: TokenKind,
+    /// Graph's HTTP status (0 when Graph did not answer).
+    pub status: u16,
+    /// Graph's answer, scrubbed (or why there was none).
+    pub answer: String,
+}
+
+/// A two-step verification PIN, sealed like a business token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPin {
+    /// The phone number id.
+    pub phone_id: String,
+    /// The sealed PIN (`expires_at` unused).
+    pub sealed: SealedToken,
+    /// Whether the partner set it (else the proxy generated it).
+    pub set_by_partner: bool,
+}
+
+/// What asking for an offboarding did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offboard {
+    /// No such record.
+    NotFound,
+    /// Meta already ended the partnership: nothing can run for it.
+    Revoked,
+    /// Its steps stopped and the offboarding steps were added (their changes).
+    Started(Vec<StoredChange>),
+}
+
+/// What asking for a retry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// No such step.
+    NotFound,
+    /// The step is not failed (it is in this state).
+    NotRetryable(StepState),
+    /// Its onboarding was revoked by Meta or offboarded: nothing may run for it.
+    Revoked,
+    /// Pending again, at once.
+    Retried(StoredChange),
+}
+
+/// A stored onboarding and the pipeline changes its steps announce.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// The record's id.
+    pub id: i64,
+    /// One change per step created, for open streams.
+    pub changes: Vec<StoredChange>,
 }
 
 /// A stored onboarding record.
@@ -262,6 +442,8 @@ pub struct Onboarding {
     pub id: i64,
     /// The record.
     pub record: OnboardingRecord,
+    /// Its pipeline steps, in order.
+    pub steps: Vec<Step>,
 }
 
 /// A code-flow session credential's hash and lifetime, stored with its onboarding.
@@ -350,19 +532,77 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, Vec<StoredChange>>;
     /// Status changes after `after`, oldest first, at most `limit`.
     fn changes(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredChange>>;
-    /// The latest `limit` status changes of these WABAs, oldest first.
+    /// The latest `limit` changes Meta announced about these WABAs (not the pipeline's own),
+    /// oldest first.
     fn changes_of(&self, wabas: Vec<String>, limit: u32) -> StoreFuture<'_, Vec<StoredChange>>;
     /// Records that `code_hash` was presented; `false` when it had been before.
     fn claim_code(&self, code_hash: [u8; 32], now: i64) -> StoreFuture<'_, bool>;
     /// Gives a claimed code back: Graph refused to look at it (throttled), so it still works.
     fn release_code(&self, code_hash: [u8; 32]) -> StoreFuture<'_, ()>;
-    /// Stores an onboarding and, when given, its session credential, in one transaction.
-    /// Returns the record's id.
+    /// Stores an onboarding, its steps and, when given, its session credential, in one
+    /// transaction. Pending steps of `discovered` records for the same WABAs are handed over
+    /// (skipped), so one pipeline runs per share.
     fn insert_onboarding(
         &self,
         record: OnboardingRecord,
         session: Option<NewSession>,
-    ) -> StoreFuture<'_, i64>;
+    ) -> StoreFuture<'_, Inserted>;
+    /// Stores a `discovered` record for `waba` with its steps, unless a record that is not
+    /// revoked already holds the WABA; `None` then.
+    fn insert_discovered(
+        &self,
+        record: OnboardingRecord,
+        waba: String,
+    ) -> StoreFuture<'_, Option<Inserted>>;
+    /// Claims the step due first (pending or failed and due, or running with an expired
+    /// lease: its runner died) for `lease_secs`: running, one more attempt, a new version.
+    /// Never a step of a revoked onboarding, nor one whose number another runner holds, nor
+    /// one behind an unfinished earlier step of the same onboarding and WABA (steps run in
+    /// their planned order: the System User is assigned before the credit line is shared).
+    fn claim_step(&self, now: i64, lease_secs: i64) -> StoreFuture<'_, Option<Step>>;
+    /// Records a register or deregister attempt on `phone_id` unless `limit` attempts were
+    /// made in the window ending at `now`; whether it was recorded.
+    fn take_register_attempt(
+        &self,
+        phone_id: String,
+        now: i64,
+        window_secs: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, bool>;
+    /// Confirms that the runner of the claimed `step` still holds it (its version, running,
+    /// its lease not over) and extends the lease by `lease_secs`: called before each Graph
+    /// write, so no other runner can claim the step while the write is in flight.
+    fn fence(&self, step: Step, now: i64, lease_secs: i64) -> StoreFuture<'_, bool>;
+    /// Settles the claimed `step` (its `version`) with `outcome`, with the Graph write made
+    /// for it and the steps it found (a `find_phones` step's numbers), in one transaction.
+    /// The changes to announce: none when the step changed since (stopped, retried; then
+    /// nothing it found is added) or when what people see did not change.
+    fn settle_step(
+        &self,
+        step: Step,
+        outcome: StepOutcome,
+        write: Option<GraphWrite>,
+        found: Vec<NewStep>,
+        now: i64,
+    ) -> StoreFuture<'_, Vec<StoredChange>>;
+    /// The steps of an onboarding, in order.
+    fn steps_of(&self, onboarding_id: i64) -> StoreFuture<'_, Vec<Step>>;
+    /// Makes a failed step pending at once, as the admin's attempt.
+    fn retry_step(&self, step_id: i64, now: i64) -> StoreFuture<'_, Retry>;
+    /// Offboards an onboarding: it is marked offboarded, its unsettled steps stop, and an
+    /// `unsubscribe` step per WABA and a `deregister` step per number the pipeline registered
+    /// (or may have) are added.
+    fn offboard(&self, onboarding_id: i64, now: i64) -> StoreFuture<'_, Offboard>;
+    /// Adds a Graph write to the audit trail (a step that makes two calls).
+    fn record_write(&self, write: GraphWrite) -> StoreFuture<'_, ()>;
+    /// Graph writes after `after`, oldest first.
+    fn writes(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<GraphWrite>>;
+    /// Stores the PIN of a number (replacing one).
+    fn put_pin(&self, pin: SealedPin) -> StoreFuture<'_, ()>;
+    /// The PIN of a number.
+    fn pin(&self, phone_id: String) -> StoreFuture<'_, Option<SealedPin>>;
+    /// The PINs of an onboarding's numbers.
+    fn pins_of(&self, onboarding_id: i64) -> StoreFuture<'_, Vec<SealedPin>>;
     /// The session whose credential hashes to `hash`, if it exists and has not expired.
     fn session(&self, hash: [u8; 32], now: i64) -> StoreFuture<'_, Option<SessionGrant>>;
     /// Records with id below `before` (all when `None`), newest first.

@@ -2,12 +2,14 @@
 //! on tokio's blocking threads, versioned migrations at start-up.
 
 use super::{
-    ChangeKind, Flow, FollowUp, FollowUpReason, NewSession, Onboarding, OnboardingRecord, Outcome,
-    SealedToken, SessionGrant, ShareDiff, ShareEvent, ShareKind, StatusChange, Store, StoreError,
-    StoreFuture, StoredChange,
+    ChangeKind, Flow, FollowUp, FollowUpReason, GraphWrite, Inserted, NewSession, NewStep,
+    Offboard, Onboarding, OnboardingRecord, Outcome, Retry, SealedPin, SealedToken, SessionGrant,
+    ShareDiff, ShareEvent, ShareKind, StatusChange, Step, StepKind, StepOutcome, StepState, Store,
+    StoreError, StoreFuture, StoredChange, TokenKind,
 };
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -78,6 +80,53 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX status_events_by_waba ON status_events(waba_id, seq);",
     // 3: when Meta said a record's WABA is no longer shared with the partner's app.
     "ALTER TABLE onboardings ADD COLUMN revoked_at INTEGER;",
+    // 4: the partner's post-signup pipeline: steps, PINs, register attempts, Graph writes.
+    "ALTER TABLE onboardings ADD COLUMN offboarded_at INTEGER;
+    CREATE TABLE pipeline_steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        onboarding_id INTEGER NOT NULL REFERENCES onboardings(id),
+        waba_id TEXT NOT NULL,
+        phone_id TEXT,
+        phone_label TEXT,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        token TEXT NOT NULL,
+        actor TEXT,
+        message TEXT,
+        error_code INTEGER,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        by_admin INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX pipeline_steps_due ON pipeline_steps(state, next_at);
+    CREATE INDEX pipeline_steps_by_onboarding ON pipeline_steps(onboarding_id, id);
+    CREATE INDEX pipeline_steps_by_phone ON pipeline_steps(phone_id);
+    CREATE TABLE phone_pins (
+        phone_id TEXT PRIMARY KEY,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        set_by_partner INTEGER NOT NULL
+    );
+    CREATE TABLE register_attempts (
+        phone_id TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX register_attempts_by_phone ON register_attempts(phone_id, at);
+    CREATE TABLE graph_writes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        step_id INTEGER NOT NULL,
+        onboarding_id INTEGER NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        token TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        answer TEXT NOT NULL
+    );",
 ];
 
 /// The SQLite implementation.
@@ -176,7 +225,7 @@ fn split_ids(s: &str) -> Vec<String> {
 
 const ONBOARDING_COLUMNS: &str = "id, created_at, flow, outcome, event, granted, reported_waba_id, \
      phone_number_id, business_id, current_step, error_message, error_id, session_id, \
-     token_nonce, token_ciphertext, token_expires_at, revoked_at";
+     token_nonce, token_ciphertext, token_expires_at, revoked_at, offboarded_at";
 
 fn read_onboarding(row: &rusqlite::Row<'_>) -> rusqlite::Result<Onboarding> {
     let nonce: Option<Vec<u8>> = row.get(13)?;
@@ -190,6 +239,7 @@ fn read_onboarding(row: &rusqlite::Row<'_>) -> rusqlite::Result<Onboarding> {
         _ => None,
     };
     Ok(Onboarding {
+        steps: Vec::new(),
         id: row.get(0)?,
         record: OnboardingRecord {
             created_at: row.get(1)?,
@@ -208,6 +258,8 @@ fn read_onboarding(row: &rusqlite::Row<'_>) -> rusqlite::Result<Onboarding> {
             token,
             follow_ups: Vec::new(),
             revoked_at: row.get(16)?,
+            offboarded_at: row.get(17)?,
+            steps: Vec::new(),
         },
     })
 }
@@ -253,13 +305,272 @@ fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChange> {
 /// Marks the onboardings that were granted `waba` as revoked at `now` and forgets their
 /// business tokens, which Meta no longer honours: the business removed the partner's app or
 /// stopped sharing the WABA.
-fn revoke(tx: &rusqlite::Transaction<'_>, waba: &str, now: i64) -> rusqlite::Result<usize> {
-    tx.execute(
-        "UPDATE onboardings SET revoked_at = ?2, token_nonce = NULL, token_ciphertext = NULL, \
-         token_expires_at = NULL \
-         WHERE revoked_at IS NULL AND (',' || granted || ',') LIKE ('%,' || ?1 || ',%')",
-        params![waba, now],
+/// Their unsettled steps stop, each announced in `out`.
+fn revoke(
+    tx: &rusqlite::Transaction<'_>,
+    waba: &str,
+    why: &str,
+    now: i64,
+    out: &mut Vec<StoredChange>,
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = {
+        let mut stmt = tx.prepare(
+            "SELECT id FROM onboardings WHERE revoked_at IS NULL \
+             AND (',' || granted || ',') LIKE ('%,' || ?1 || ',%')",
+        )?;
+        stmt.query_map([waba], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for id in ids {
+        tx.execute(
+            "UPDATE onboardings SET revoked_at = ?2, token_nonce = NULL, token_ciphertext = NULL, \
+             token_expires_at = NULL WHERE id = ?1",
+            params![id, now],
+        )?;
+        let message = format!("Stopped: Meta said the business ended the partnership ({why}).");
+        stop_steps(tx, "onboarding_id = ?1", params![id], &message, now, out)?;
+    }
+    Ok(())
+}
+
+/// Stops the unsettled steps matching `filter` (skipped with `message`), announcing each.
+fn stop_steps(
+    tx: &rusqlite::Transaction<'_>,
+    filter: &str,
+    params: impl rusqlite::Params,
+    message: &str,
+    now: i64,
+    out: &mut Vec<StoredChange>,
+) -> Result<(), StoreError> {
+    let steps = steps_where(
+        tx,
+        &format!("({filter}) AND state IN ('pending', 'running', 'failed') ORDER BY id"),
+        params,
+    )?;
+    for mut step in steps {
+        step.state = StepState::Skipped;
+        step.actor = None;
+        step.message = Some(message.to_owned());
+        step.updated_at = now;
+        step.version += 1;
+        tx.execute(
+            "UPDATE pipeline_steps SET state = 'skipped', actor = NULL, message = ?2, \
+             lease_until = NULL, updated_at = ?3, version = ?4 WHERE id = ?1",
+            params![step.id, message, now, step.version],
+        )?;
+        out.push(step_change(tx, &step, now)?);
+    }
+    Ok(())
+}
+
+const STEP_COLUMNS: &str = "id, onboarding_id, waba_id, phone_id, phone_label, kind, state, token, \
+     actor, message, error_code, error, attempts, next_at, updated_at, version, by_admin";
+
+fn read_step(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
+    Ok(Step {
+        id: r.get(0)?,
+        onboarding_id: r.get(1)?,
+        waba_id: r.get(2)?,
+        phone_id: r.get(3)?,
+        phone_label: r.get(4)?,
+        kind: stored(r, 5, StepKind::parse, "step kind")?,
+        state: stored(r, 6, StepState::parse, "step state")?,
+        token: stored(r, 7, TokenKind::parse, "token kind")?,
+        actor: r.get(8)?,
+        message: r.get(9)?,
+        error_code: r.get(10)?,
+        error: r.get(11)?,
+        attempts: r.get(12)?,
+        next_at: r.get(13)?,
+        updated_at: r.get(14)?,
+        version: r.get(15)?,
+        by_admin: r.get(16)?,
+    })
+}
+
+/// The steps matching `filter` (a `WHERE` clause and its order).
+fn steps_where(
+    c: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Step>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {STEP_COLUMNS} FROM pipeline_steps WHERE {filter}"
+    ))?;
+    let list = stmt
+        .query_map(params, read_step)?
+        .collect::<Result<_, _>>()?;
+    Ok(list)
+}
+
+/// Stores a status change unless one with its dedupe hash is stored; how many rows (0 or 1).
+fn insert_change(c: &Connection, change: &StatusChange, now: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT OR IGNORE INTO status_events (dedupe, received_at, field, kind, waba_id, value, raw) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            &change.dedupe[..],
+            now,
+            change.field,
+            change.kind.as_str(),
+            change.waba_id,
+            change.value,
+            change.raw
+        ],
     )
+}
+
+/// Records a step's new state as a status change (field `pipeline`), so open streams and
+/// resuming ones see every transition once, in order.
+fn step_change(
+    tx: &rusqlite::Transaction<'_>,
+    step: &Step,
+    now: i64,
+) -> Result<StoredChange, StoreError> {
+    let dedupe: [u8; 32] =
+        Sha256::digest(format!("pipeline:{}:{}", step.id, step.version).as_bytes()).into();
+    let change = StatusChange {
+        dedupe,
+        field: "pipeline".into(),
+        kind: ChangeKind::PipelineStep,
+        waba_id: Some(step.waba_id.clone()),
+        value: Some(format!("{}:{}", step.kind.as_str(), step.state.as_str())),
+        raw: step.to_json().to_string(),
+    };
+    insert_change(tx, &change, now)?;
+    Ok(StoredChange {
+        seq: tx.last_insert_rowid(),
+        received_at: now,
+        change,
+    })
+}
+
+/// Inserts `steps` for `onboarding_id`, announcing each.
+fn insert_steps(
+    tx: &rusqlite::Transaction<'_>,
+    onboarding_id: i64,
+    steps: &[NewStep],
+    now: i64,
+    out: &mut Vec<StoredChange>,
+) -> Result<(), StoreError> {
+    for s in steps {
+        tx.execute(
+            "INSERT INTO pipeline_steps (onboarding_id, waba_id, phone_id, phone_label, kind, \
+             state, token, message, next_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                onboarding_id,
+                s.waba_id,
+                s.phone_id,
+                s.phone_label,
+                s.kind.as_str(),
+                s.state.as_str(),
+                s.token.as_str(),
+                s.message,
+                s.not_before.max(now),
+                now
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let step = steps_where(tx, "id = ?1", [id])?
+            .pop()
+            .ok_or(StoreError::Corrupt("step"))?;
+        out.push(step_change(tx, &step, now)?);
+    }
+    Ok(())
+}
+
+/// Inserts a record and its follow-ups, steps and session; its id.
+fn insert_record(
+    tx: &rusqlite::Transaction<'_>,
+    r: &OnboardingRecord,
+    session: Option<NewSession>,
+    out: &mut Vec<StoredChange>,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO onboardings (created_at, flow, outcome, event, granted, \
+         reported_waba_id, phone_number_id, business_id, current_step, error_message, \
+         error_id, session_id, token_nonce, token_ciphertext, token_expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            r.created_at,
+            r.flow.as_str(),
+            r.outcome.as_str(),
+            r.event,
+            join_ids(&r.granted),
+            r.reported_waba_id,
+            r.phone_number_id,
+            r.business_id,
+            r.current_step,
+            r.error_message,
+            r.error_id,
+            r.session_id,
+            r.token.as_ref().map(|t| t.nonce.clone()),
+            r.token.as_ref().map(|t| t.ciphertext.clone()),
+            r.token.as_ref().map(|t| t.expires_at),
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for f in &r.follow_ups {
+        tx.execute(
+            "INSERT INTO follow_ups (onboarding_id, waba_id, reason, message, action) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, f.waba_id, f.reason.as_str(), f.message, f.action],
+        )?;
+    }
+    if let Some(s) = session {
+        tx.execute(
+            "INSERT INTO sessions (credential_hash, onboarding_id, expires_at) \
+             VALUES (?1, ?2, ?3)",
+            params![&s.hash[..], id, s.expires_at],
+        )?;
+    }
+    insert_steps(tx, id, &r.steps, r.created_at, out)?;
+    Ok(id)
+}
+
+fn insert_write(c: &Connection, w: &GraphWrite) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO graph_writes (at, step_id, onboarding_id, method, path, token, status, \
+         answer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            w.at,
+            w.step_id,
+            w.onboarding_id,
+            w.method,
+            w.path,
+            w.token.as_str(),
+            w.status,
+            w.answer
+        ],
+    )?;
+    Ok(())
+}
+
+fn read_write(r: &rusqlite::Row<'_>) -> rusqlite::Result<GraphWrite> {
+    Ok(GraphWrite {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        step_id: r.get(2)?,
+        onboarding_id: r.get(3)?,
+        method: r.get(4)?,
+        path: r.get(5)?,
+        token: stored(r, 6, TokenKind::parse, "token kind")?,
+        status: r.get(7)?,
+        answer: r.get(8)?,
+    })
+}
+
+fn read_pin(r: &rusqlite::Row<'_>) -> rusqlite::Result<SealedPin> {
+    Ok(SealedPin {
+        phone_id: r.get(0)?,
+        sealed: SealedToken {
+            nonce: r.get(1)?,
+            ciphertext: r.get(2)?,
+            expires_at: 0,
+        },
+        set_by_partner: r.get(3)?,
+    })
 }
 
 impl Store for SqliteStore {
@@ -271,22 +582,9 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             let mut stored = Vec::new();
+            let mut stopped = Vec::new();
             for change in changes {
-                let n = tx.execute(
-                    "INSERT OR IGNORE INTO status_events \
-                     (dedupe, received_at, field, kind, waba_id, value, raw) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        &change.dedupe[..],
-                        now,
-                        change.field,
-                        change.kind.as_str(),
-                        change.waba_id,
-                        change.value,
-                        change.raw
-                    ],
-                )?;
-                if n == 0 {
+                if insert_change(&tx, &change, now)? == 0 {
                     continue;
                 }
                 let seq = tx.last_insert_rowid();
@@ -307,10 +605,10 @@ impl Store for SqliteStore {
                             if removed == 1 {
                                 share_event(&tx, waba, ShareKind::Unshared, now)?;
                             }
-                            revoke(&tx, waba, now)?;
+                            revoke(&tx, waba, "PARTNER_REMOVED", now, &mut stopped)?;
                         }
                         ChangeKind::PartnerAppUninstalled => {
-                            revoke(&tx, waba, now)?;
+                            revoke(&tx, waba, "PARTNER_APP_UNINSTALLED", now, &mut stopped)?;
                         }
                         _ => {}
                     }
@@ -320,6 +618,7 @@ impl Store for SqliteStore {
                     received_at: now,
                     change,
                 });
+                stored.append(&mut stopped);
             }
             tx.commit()?;
             Ok(stored)
@@ -331,7 +630,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {CHANGE_COLUMNS} FROM status_events WHERE waba_id = ?1 \
-                 ORDER BY seq DESC LIMIT ?2"
+                 AND kind != 'pipeline_step' ORDER BY seq DESC LIMIT ?2"
             ))?;
             for w in &wabas {
                 for r in stmt.query_map(params![w, limit], read_change)? {
@@ -380,49 +679,378 @@ impl Store for SqliteStore {
         &self,
         r: OnboardingRecord,
         session: Option<NewSession>,
-    ) -> StoreFuture<'_, i64> {
+    ) -> StoreFuture<'_, Inserted> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO onboardings (created_at, flow, outcome, event, granted, \
-                 reported_waba_id, phone_number_id, business_id, current_step, error_message, \
-                 error_id, session_id, token_nonce, token_ciphertext, token_expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    r.created_at,
-                    r.flow.as_str(),
-                    r.outcome.as_str(),
-                    r.event,
-                    join_ids(&r.granted),
-                    r.reported_waba_id,
-                    r.phone_number_id,
-                    r.business_id,
-                    r.current_step,
-                    r.error_message,
-                    r.error_id,
-                    r.session_id,
-                    r.token.as_ref().map(|t| t.nonce.clone()),
-                    r.token.as_ref().map(|t| t.ciphertext.clone()),
-                    r.token.as_ref().map(|t| t.expires_at),
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            for f in &r.follow_ups {
-                tx.execute(
-                    "INSERT INTO follow_ups (onboarding_id, waba_id, reason, message, action) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id, f.waba_id, f.reason.as_str(), f.message, f.action],
-                )?;
-            }
-            if let Some(s) = session {
-                tx.execute(
-                    "INSERT INTO sessions (credential_hash, onboarding_id, expires_at) \
-                     VALUES (?1, ?2, ?3)",
-                    params![&s.hash[..], id, s.expires_at],
-                )?;
+            let mut changes = Vec::new();
+            let id = insert_record(&tx, &r, session, &mut changes)?;
+            if !r.steps.is_empty() {
+                for waba in &r.granted {
+                    stop_steps(
+                        &tx,
+                        "waba_id = ?1 AND state = 'pending' AND onboarding_id IN \
+                         (SELECT id FROM onboardings WHERE flow = 'discovered')",
+                        params![waba],
+                        &format!("Handed over to onboarding {id}, the business's own signup."),
+                        r.created_at,
+                        &mut changes,
+                    )?;
+                }
             }
             tx.commit()?;
-            Ok(id)
+            Ok(Inserted { id, changes })
+        })
+    }
+
+    fn insert_discovered(
+        &self,
+        r: OnboardingRecord,
+        waba: String,
+    ) -> StoreFuture<'_, Option<Inserted>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let held: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM onboardings WHERE revoked_at IS NULL \
+                 AND outcome != 'code_rejected' \
+                 AND (',' || granted || ',') LIKE ('%,' || ?1 || ',%') \
+                 AND (flow != 'token' OR id IN (SELECT onboarding_id FROM pipeline_steps)))",
+                [&waba],
+                |r| r.get(0),
+            )?;
+            if held {
+                return Ok(None);
+            }
+            let mut changes = Vec::new();
+            let id = insert_record(&tx, &r, None, &mut changes)?;
+            tx.commit()?;
+            Ok(Some(Inserted { id, changes }))
+        })
+    }
+
+    fn claim_step(&self, now: i64, lease_secs: i64) -> StoreFuture<'_, Option<Step>> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let found = steps_where(
+                &tx,
+                "((state IN ('pending', 'failed') AND next_at <= ?1) \
+                   OR (state = 'running' AND lease_until <= ?1)) \
+                 AND onboarding_id IN (SELECT id FROM onboardings WHERE revoked_at IS NULL \
+                      AND (offboarded_at IS NULL OR pipeline_steps.kind IN \
+                      ('unsubscribe', 'deregister'))) \
+                 AND (phone_id IS NULL OR NOT EXISTS (SELECT 1 FROM pipeline_steps o \
+                      WHERE o.phone_id = pipeline_steps.phone_id AND o.id != pipeline_steps.id \
+                      AND o.state = 'running' AND o.lease_until > ?1)) \
+                 AND NOT EXISTS (SELECT 1 FROM pipeline_steps e \
+                      WHERE e.onboarding_id = pipeline_steps.onboarding_id \
+                      AND e.waba_id = pipeline_steps.waba_id AND e.id < pipeline_steps.id \
+                      AND (e.state IN ('pending', 'running') OR (e.state = 'failed' \
+                      AND e.kind = 'assign_system_user' \
+                      AND pipeline_steps.kind = 'share_credit_line'))) \
+                 ORDER BY next_at, id LIMIT 1",
+                [now],
+            )?
+            .pop();
+            let Some(mut step) = found else {
+                return Ok(None);
+            };
+            step.state = StepState::Running;
+            step.attempts += 1;
+            step.version += 1;
+            step.updated_at = now;
+            tx.execute(
+                "UPDATE pipeline_steps SET state = 'running', attempts = ?2, version = ?3, \
+                 lease_until = ?4, updated_at = ?5 WHERE id = ?1",
+                params![step.id, step.attempts, step.version, now + lease_secs, now],
+            )?;
+            tx.commit()?;
+            Ok(Some(step))
+        })
+    }
+
+    fn take_register_attempt(
+        &self,
+        phone_id: String,
+        now: i64,
+        window_secs: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, bool> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let made: u32 = tx.query_row(
+                "SELECT COUNT(*) FROM register_attempts WHERE phone_id = ?1 AND at > ?2",
+                params![phone_id, now - window_secs],
+                |r| r.get(0),
+            )?;
+            if made >= limit {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO register_attempts (phone_id, at) VALUES (?1, ?2)",
+                params![phone_id, now],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn fence(&self, step: Step, now: i64, lease_secs: i64) -> StoreFuture<'_, bool> {
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE pipeline_steps SET lease_until = ?3 \
+                 WHERE id = ?1 AND version = ?2 AND state = 'running' AND lease_until > ?4",
+                params![step.id, step.version, now + lease_secs, now],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn settle_step(
+        &self,
+        step: Step,
+        outcome: StepOutcome,
+        write: Option<GraphWrite>,
+        found: Vec<NewStep>,
+        now: i64,
+    ) -> StoreFuture<'_, Vec<StoredChange>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            // The write is audited even when the step was stopped meanwhile.
+            if let Some(w) = &write {
+                insert_write(&tx, w)?;
+            }
+            let before = steps_where(&tx, "id = ?1", [step.id])?.pop();
+            let version = step.version + 1;
+            let n = tx.execute(
+                "UPDATE pipeline_steps SET state = ?3, actor = ?4, message = ?5, \
+                 error_code = ?6, error = ?7, next_at = ?8, lease_until = NULL, \
+                 updated_at = ?9, version = ?10, token = ?11 \
+                 WHERE id = ?1 AND version = ?2 AND state = 'running'",
+                params![
+                    step.id,
+                    step.version,
+                    outcome.state.as_str(),
+                    outcome.actor,
+                    outcome.message,
+                    outcome.error_code,
+                    outcome.error,
+                    outcome.next_at,
+                    now,
+                    version,
+                    outcome.token.as_str()
+                ],
+            )?;
+            let mut changes = Vec::new();
+            if n == 1 {
+                insert_steps(&tx, step.onboarding_id, &found, now, &mut changes)?;
+                let settled = Step {
+                    state: outcome.state,
+                    actor: outcome.actor,
+                    message: outcome.message,
+                    error_code: outcome.error_code,
+                    error: outcome.error,
+                    next_at: outcome.next_at,
+                    token: outcome.token,
+                    updated_at: now,
+                    version,
+                    ..step
+                };
+                // A wait that ends where it began (a number still not verified) tells
+                // nobody anything new: no change, so the stream does not grow with it. The
+                // stored step before the claim is what people last saw.
+                let same = before.is_some_and(|b| {
+                    (b.state, &b.actor, &b.message, b.error_code, b.token)
+                        == (
+                            settled.state,
+                            &settled.actor,
+                            &settled.message,
+                            settled.error_code,
+                            settled.token,
+                        )
+                });
+                if !same {
+                    changes.push(step_change(&tx, &settled, now)?);
+                }
+            }
+            tx.commit()?;
+            Ok(changes)
+        })
+    }
+
+    fn steps_of(&self, onboarding_id: i64) -> StoreFuture<'_, Vec<Step>> {
+        self.run(move |c| steps_where(c, "onboarding_id = ?1 ORDER BY id", [onboarding_id]))
+    }
+
+    fn retry_step(&self, step_id: i64, now: i64) -> StoreFuture<'_, Retry> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut step) = steps_where(&tx, "id = ?1", [step_id])?.pop() else {
+                return Ok(Retry::NotFound);
+            };
+            let ended: bool = tx.query_row(
+                "SELECT revoked_at IS NOT NULL OR (offboarded_at IS NOT NULL \
+                 AND ?2 NOT IN ('unsubscribe', 'deregister')) FROM onboardings WHERE id = ?1",
+                params![step.onboarding_id, step.kind.as_str()],
+                |r| r.get(0),
+            )?;
+            if ended {
+                return Ok(Retry::Revoked);
+            }
+            if step.state != StepState::Failed {
+                return Ok(Retry::NotRetryable(step.state));
+            }
+            step.state = StepState::Pending;
+            step.actor = None;
+            step.next_at = now;
+            step.updated_at = now;
+            step.version += 1;
+            step.by_admin = true;
+            tx.execute(
+                "UPDATE pipeline_steps SET state = 'pending', actor = NULL, next_at = ?2, \
+                 updated_at = ?2, version = ?3, by_admin = 1 WHERE id = ?1",
+                params![step.id, now, step.version],
+            )?;
+            let change = step_change(&tx, &step, now)?;
+            tx.commit()?;
+            Ok(Retry::Retried(change))
+        })
+    }
+
+    fn offboard(&self, onboarding_id: i64, now: i64) -> StoreFuture<'_, Offboard> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let Some(found) = onboardings_where(&tx, "id = ?1", [onboarding_id])?.pop() else {
+                return Ok(Offboard::NotFound);
+            };
+            if found.record.revoked_at.is_some() {
+                return Ok(Offboard::Revoked);
+            }
+            tx.execute(
+                "UPDATE onboardings SET offboarded_at = ?2 WHERE id = ?1 AND offboarded_at IS NULL",
+                params![onboarding_id, now],
+            )?;
+            let mut changes = Vec::new();
+            stop_steps(
+                &tx,
+                "onboarding_id = ?1 AND kind NOT IN ('unsubscribe', 'deregister')",
+                [onboarding_id],
+                "Stopped: the partner offboarded the business.",
+                now,
+                &mut changes,
+            )?;
+            let token = if found.record.token.is_some() {
+                TokenKind::Business
+            } else {
+                TokenKind::SystemUser
+            };
+            // Every number the pipeline registered or may have (a register that was running,
+            // or failed after a call that went through): deregistering one that is not
+            // registered is done at once (Meta's 133010). Numbers registered before the
+            // partner came (skipped as CONNECTED by the plan) stay as they are.
+            let registered = steps_where(
+                &tx,
+                "onboarding_id = ?1 AND kind = 'register' AND (state IN ('done', 'failed') \
+                 OR (state = 'skipped' AND attempts > 0)) ORDER BY id",
+                [onboarding_id],
+            )?;
+            let already: Vec<(StepKind, String, Option<String>)> = steps_where(
+                &tx,
+                "onboarding_id = ?1 AND kind IN ('unsubscribe', 'deregister') \
+                    AND state != 'skipped'",
+                [onboarding_id],
+            )?
+            .into_iter()
+            .map(|s| (s.kind, s.waba_id, s.phone_id))
+            .collect();
+            let mut steps: Vec<NewStep> = found
+                .record
+                .granted
+                .iter()
+                .map(|waba| NewStep {
+                    kind: StepKind::Unsubscribe,
+                    waba_id: waba.clone(),
+                    phone_id: None,
+                    phone_label: None,
+                    state: StepState::Pending,
+                    token,
+                    message: None,
+                    not_before: now,
+                })
+                .collect();
+            steps.extend(registered.into_iter().map(|r| NewStep {
+                kind: StepKind::Deregister,
+                waba_id: r.waba_id,
+                phone_id: r.phone_id,
+                phone_label: r.phone_label,
+                state: StepState::Pending,
+                token,
+                message: None,
+                not_before: now,
+            }));
+            steps.retain(|s| !already.contains(&(s.kind, s.waba_id.clone(), s.phone_id.clone())));
+            insert_steps(&tx, onboarding_id, &steps, now, &mut changes)?;
+            tx.commit()?;
+            Ok(Offboard::Started(changes))
+        })
+    }
+
+    fn record_write(&self, write: GraphWrite) -> StoreFuture<'_, ()> {
+        self.run(move |c| insert_write(c, &write))
+    }
+
+    fn writes(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<GraphWrite>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, step_id, onboarding_id, method, path, token, status, answer \
+                 FROM graph_writes WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let list = stmt
+                .query_map(params![after, limit], read_write)?
+                .collect::<Result<_, _>>()?;
+            Ok(list)
+        })
+    }
+
+    fn put_pin(&self, pin: SealedPin) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO phone_pins (phone_id, nonce, ciphertext, set_by_partner) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(phone_id) DO UPDATE SET \
+                 nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                 set_by_partner = excluded.set_by_partner",
+                params![
+                    pin.phone_id,
+                    pin.sealed.nonce,
+                    pin.sealed.ciphertext,
+                    pin.set_by_partner
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn pin(&self, phone_id: String) -> StoreFuture<'_, Option<SealedPin>> {
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT phone_id, nonce, ciphertext, set_by_partner FROM phone_pins \
+                 WHERE phone_id = ?1",
+                [phone_id],
+                read_pin,
+            )
+            .optional()?)
+        })
+    }
+
+    fn pins_of(&self, onboarding_id: i64) -> StoreFuture<'_, Vec<SealedPin>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT phone_id, nonce, ciphertext, set_by_partner FROM phone_pins \
+                 WHERE phone_id IN (SELECT phone_id FROM pipeline_steps \
+                 WHERE onboarding_id = ?1 AND phone_id IS NOT NULL) ORDER BY phone_id",
+            )?;
+            let list = stmt
+                .query_map([onboarding_id], read_pin)?
+                .collect::<Result<_, _>>()?;
+            Ok(list)
         })
     }
 
@@ -463,7 +1091,8 @@ impl Store for SqliteStore {
         self.run(move |c| {
             onboardings_where(
                 c,
-                "id IN (SELECT onboarding_id FROM follow_ups) ORDER BY id DESC LIMIT ?1",
+                "(id IN (SELECT onboarding_id FROM follow_ups) OR id IN (SELECT onboarding_id \
+                 FROM pipeline_steps WHERE state = 'failed')) ORDER BY id DESC LIMIT ?1",
                 params![limit],
             )
         })
@@ -575,5 +1204,8 @@ fn onboardings_where(
             .collect::<Result<Vec<_>, _>>()?
     };
     attach_follow_ups(c, &mut list)?;
+    for o in &mut list {
+        o.steps = steps_where(c, "onboarding_id = ?1 ORDER BY id", [o.id])?;
+    }
     Ok(list)
 }

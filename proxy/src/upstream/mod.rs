@@ -66,6 +66,41 @@ pub struct Upstream {
     answers: Option<Cache<String, Bytes>>,
 }
 
+/// One of the partner's writes to Graph. `Debug` never shows the body (it may hold a PIN).
+#[derive(Clone)]
+pub struct Write<'a> {
+    /// Its kind.
+    pub route: GraphRoute,
+    /// `POST` or `DELETE`.
+    pub method: reqwest::Method,
+    /// The path after the version, built from validated ids.
+    pub path: String,
+    /// Query parameters (encoded here).
+    pub query: Vec<(&'a str, String)>,
+    /// A JSON body.
+    pub body: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for Write<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("route", &self.route)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body", &self.body.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a write is made as.
+#[derive(Clone, Copy)]
+pub enum Bearer<'a> {
+    /// The partner's System User.
+    SystemUser,
+    /// The business integration token of a code-flow onboarding.
+    Business(&'a Secret),
+}
+
 /// One failed attempt, with what it tells about retrying.
 struct Failure {
     error: AppError,
@@ -124,6 +159,12 @@ impl Upstream {
                     .build()
             }),
         })
+    }
+
+    /// Takes one retry from the budget shared with the reads' retries; `false` when it is
+    /// spent (the caller waits longer instead of adding to a failing Graph's load).
+    pub fn take_retry(&self) -> bool {
+        self.budget.take()
     }
 
     /// Drops every shared answer about `object` (a WABA Meta just said changed).
@@ -321,6 +362,97 @@ impl Upstream {
         extra_secrets: &[&str],
         system_user: bool,
     ) -> Result<Bytes, Failure> {
+        let mut req = self.client.get(url);
+        if system_user {
+            req = req.header(AUTHORIZATION, self.auth.clone());
+        }
+        self.send(req, extra_secrets).await
+    }
+
+    /// `method {base}/{path}?{query}` with `body` as JSON, as `bearer`: one of the partner's
+    /// own writes (the pipeline's). One attempt, never retried here: the pipeline decides,
+    /// since some writes (register) must not be repeated blindly. The throttle gate applies
+    /// and closes on Meta's word as for reads. `extra_secrets` (the business token, a PIN)
+    /// are scrubbed from errors.
+    pub async fn write(
+        &self,
+        write: &Write<'_>,
+        bearer: Bearer<'_>,
+        extra_secrets: &[&str],
+    ) -> Result<Bytes, AppError> {
+        let route = write.route;
+        let (object, url) = self.prepare(route, &write.path, &write.query)?;
+        let started = Instant::now();
+        let mut req = self.authorize(self.client.request(write.method.clone(), &url), bearer)?;
+        if let Some(body) = &write.body {
+            req = req.json(body);
+        }
+        let result = self.send(req, extra_secrets).await;
+        metrics::histogram!("waba_upstream_seconds", "route" => route.name())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("waba_graph_writes_total", "route" => route.name()).increment(1);
+        result.map_err(|f| {
+            if let Some(secs) = f.regain_secs {
+                self.gate.close(route, object, secs);
+            } else if f.app_blocked {
+                self.gate.close_app();
+            }
+            if let (AppError::Graph { error, .. }, Bearer::SystemUser) = (&f.error, bearer)
+                && error.class() == ErrorClass::InvalidToken
+            {
+                self.health.rejected();
+            }
+            f.error
+        })
+    }
+
+    /// `GET {base}/{path}?{query}` as `bearer`, once: a read the pipeline makes with the token
+    /// of the step it serves (the System User may not see a client's number). The throttle
+    /// gate applies.
+    pub async fn get_as(
+        &self,
+        route: GraphRoute,
+        path: &str,
+        query: &[(&str, String)],
+        bearer: Bearer<'_>,
+        extra_secrets: &[&str],
+    ) -> Result<Bytes, AppError> {
+        let (_, url) = self.prepare(route, path, query)?;
+        let req = self.authorize(self.client.get(&url), bearer)?;
+        self.send(req, extra_secrets).await.map_err(|f| f.error)
+    }
+
+    /// Seconds the throttle gate keeps calls of `route` about `path`'s object back, if it does.
+    pub fn gate_closed_for(&self, route: GraphRoute, path: &str) -> Option<u64> {
+        self.check_gate(route, path).err().and_then(|e| match e {
+            AppError::UpstreamThrottled { retry_after } => Some(retry_after),
+            _ => None,
+        })
+    }
+
+    /// `req` with `bearer`'s `Authorization` header (marked sensitive).
+    fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+        bearer: Bearer<'_>,
+    ) -> Result<reqwest::RequestBuilder, AppError> {
+        Ok(match bearer {
+            Bearer::SystemUser => req.header(AUTHORIZATION, self.auth.clone()),
+            Bearer::Business(token) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| AppError::Internal)?;
+                value.set_sensitive(true);
+                req.header(AUTHORIZATION, value)
+            }
+        })
+    }
+
+    /// Sends `req` within the request's deadline and reads Graph's answer, bounded.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        extra_secrets: &[&str],
+    ) -> Result<Bytes, Failure> {
         let transport = |e: reqwest::Error| Failure {
             error: transport_error(e),
             status: None,
@@ -339,11 +471,7 @@ impl Upstream {
                 app_blocked: false,
             });
         }
-        let mut req = self.client.get(url).timeout(self.timeout.min(left));
-        if system_user {
-            req = req.header(AUTHORIZATION, self.auth.clone());
-        }
-        let send = req.send();
+        let send = req.timeout(self.timeout.min(left)).send();
         let mut res = send.await.map_err(transport)?;
         let status = res.status();
         let too_large = || Failure {
@@ -431,6 +559,11 @@ impl Upstream {
             error: Box::new(error),
             retry_after,
         }
+    }
+
+    /// `text` with every configured secret and `extra` replaced.
+    pub fn scrub(&self, text: &str, extra: &[&str]) -> String {
+        self.scrubber.scrub(text, extra)
     }
 
     fn scrub_error(&self, mut e: GraphError, extra: &[&str]) -> GraphError {

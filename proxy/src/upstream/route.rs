@@ -15,6 +15,20 @@ pub enum GraphRoute {
     OwnedWabas,
     /// `oauth/access_token` (the code exchange).
     OauthAccessToken,
+    /// A phone number node (read before a register is retried).
+    Phone,
+    /// `{waba-id}/subscribed_apps` (subscribe or unsubscribe the app).
+    SubscribedApps,
+    /// `{waba-id}/assigned_users`.
+    AssignedUsers,
+    /// `{credit-line-id}/whatsapp_credit_sharing_and_attach`.
+    CreditSharing,
+    /// `{phone-number-id}/register`.
+    Register,
+    /// `{phone-number-id}/deregister`.
+    Deregister,
+    /// `{phone-number-id}/smb_app_data`.
+    SmbAppData,
 }
 
 impl GraphRoute {
@@ -27,6 +41,13 @@ impl GraphRoute {
             Self::ClientWabas => "client_wabas",
             Self::OwnedWabas => "owned_wabas",
             Self::OauthAccessToken => "oauth_access_token",
+            Self::Phone => "phone",
+            Self::SubscribedApps => "subscribed_apps",
+            Self::AssignedUsers => "assigned_users",
+            Self::CreditSharing => "credit_sharing",
+            Self::Register => "register",
+            Self::Deregister => "deregister",
+            Self::SmbAppData => "smb_app_data",
         }
     }
 }

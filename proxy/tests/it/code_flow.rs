@@ -6,27 +6,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use waba_testkit::harness::temp_database;
 
-const APP_ID: &str = "670843887433847";
 const INCOMPLETE: &str = "EAASimBusinessTokenIncomplete0000000000000000002";
-/// 32 bytes, base64.
-const KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
-
-fn code_flow_args(db: &str) -> Vec<String> {
-    with_database(
-        &[
-            "--app-id",
-            APP_ID,
-            "--app-secret",
-            DEMO_APP_SECRET,
-            "--token-key",
-            KEY,
-        ],
-        db,
-    )
-}
 
 fn code_stack(db: &str) -> Stack {
-    let args = code_flow_args(db);
+    let args = code_flow_args(db, &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     stack(world("demo"), &args)
 }
@@ -270,7 +253,7 @@ async fn kill_9_then_restart_keeps_every_answered_record_and_session() {
         .unwrap();
     assert!(killed.success());
     s.proxy.stop();
-    let args = code_flow_args(&dbs);
+    let args = code_flow_args(&dbs, &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let proxy = proxy_for(&s.sim.url, &args);
     let url = |p: &str| format!("{}{p}", proxy.url);
@@ -404,7 +387,7 @@ async fn the_tracker_finds_an_old_waba_shared_today_and_one_unshared() {
 async fn an_expired_code_says_click_again() {
     let db = temp_database();
     let world = world("demo");
-    let args = code_flow_args(&db.display().to_string());
+    let args = code_flow_args(&db.display().to_string(), &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = stack_with_code_ttl(world, &args, std::time::Duration::from_secs(1));
     let code = s.sim.state.mint_code(FINISH);
@@ -448,7 +431,7 @@ async fn tracker_passes_never_overlap_and_its_state_survives_a_restart() {
     assert_eq!(diff.json()["unshared"], json!(["106540352242922"]));
     // A restarted proxy keeps the set and the events: nothing is reported twice.
     s.proxy.stop();
-    let args = code_flow_args(&dbs);
+    let args = code_flow_args(&dbs, &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let proxy = proxy_for(&s.sim.url, &args);
     let again = post(
@@ -542,7 +525,7 @@ async fn a_wrong_app_secret_is_a_configuration_error() {
             "--app-secret",
             WRONG,
             "--token-key",
-            KEY,
+            TOKEN_KEY,
         ],
         &db,
     );
@@ -581,7 +564,7 @@ async fn a_wrong_app_secret_is_a_configuration_error() {
         "{log}"
     );
 
-    let fixed_args = code_flow_args(&db);
+    let fixed_args = code_flow_args(&db, &[]);
     let fixed_args: Vec<&str> = fixed_args.iter().map(String::as_str).collect();
     let fixed = proxy_for(&s.sim.url, &fixed_args);
     let again = post(
@@ -637,7 +620,7 @@ async fn an_absurd_expires_in_is_clamped() {
 #[tokio::test]
 async fn made_up_tokens_cannot_block_real_signups() {
     let db = temp_database();
-    let args = code_flow_args(&db.display().to_string());
+    let args = code_flow_args(&db.display().to_string(), &[]);
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend([
         "--debug-token-per-minute",
@@ -718,7 +701,7 @@ async fn an_unassigned_system_user_is_named_in_the_error_and_the_follow_up() {
         }
     }
     let db = temp_database();
-    let args = code_flow_args(&db.display().to_string());
+    let args = code_flow_args(&db.display().to_string(), &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = stack(w, &args);
     let read = get(&s.url("/graph/101569239400667"), Some(ADMIN)).await;

@@ -20,6 +20,26 @@ pub const EXPIRED: &str = "EAASimBusinessTokenExpired0000000000000000000006";
 pub const REVOKED: &str = "EAASimBusinessTokenRevoked0000000000000000000007";
 pub const BIG_ID: &str = "EAASimBusinessTokenBigId000000000000000000000003";
 
+/// The demo app's id.
+pub const APP_ID: &str = "670843887433847";
+/// A token key for tests (32 bytes, base64).
+pub const TOKEN_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+
+/// The code flow's flags (the demo app, its secret, a token key), then `extra`, then
+/// `--database db`.
+pub fn code_flow_args(db: &str, extra: &[&str]) -> Vec<String> {
+    let mut flags = vec![
+        "--app-id",
+        APP_ID,
+        "--app-secret",
+        DEMO_APP_SECRET,
+        "--token-key",
+        TOKEN_KEY,
+    ];
+    flags.extend_from_slice(extra);
+    with_database(&flags, db)
+}
+
 /// A simulator and a proxy in front of it.
 pub struct Stack {
     pub sim: SimServer,

@@ -11,6 +11,7 @@ mod code_flow;
 mod connections;
 mod lifecycle;
 mod oneshot;
+mod pipeline;
 mod routes;
 mod scrubbing;
 mod upstream_failures;

@@ -311,8 +311,8 @@ async fn short_and_empty_pages_keep_their_links() {
     }
     assert_eq!(
         (pages, ids.len()),
-        (4, 9),
-        "an empty first page, then 4 + 4 + 1"
+        (5, 13),
+        "an empty first page, then 4 + 4 + 4 + 1"
     );
 }
 

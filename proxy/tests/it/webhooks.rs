@@ -24,14 +24,23 @@ fn hook_args(db: &str) -> Vec<String> {
     )
 }
 
+/// Points the simulator's webhooks at the proxy, with the app subscribed to the WABAs the
+/// tests hear about (Meta sends a WABA's webhooks only to subscribed apps).
+fn listen(s: &Stack) {
+    s.sim
+        .state
+        .set_webhook_url(Some(format!("{}/webhooks/meta", s.proxy.url)));
+    for waba in ["101569239400667", "102289599326934"] {
+        s.sim.state.subscribe(waba, None);
+    }
+}
+
 fn hook_stack() -> Stack {
     let db = temp_database().display().to_string();
     let args = hook_args(&db);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = stack(world("demo"), &args);
-    s.sim
-        .state
-        .set_webhook_url(Some(format!("{}/webhooks/meta", s.proxy.url)));
+    listen(&s);
     s
 }
 
@@ -188,16 +197,18 @@ async fn only_correctly_signed_bodies_are_stored_and_redeliveries_count_once() {
     .await;
     assert_eq!(redelivered["statuses"], json!([200, 200, 200]));
     let t = ticket(&s, ADMIN).await;
-    let events = read_stream(&s.proxy.url, &t, None, 3, Duration::from_secs(2)).await;
+    let events = read_stream(&s.proxy.url, &t, None, 4, Duration::from_secs(2)).await;
     let kinds: Vec<(&str, &str)> = events
         .iter()
         .map(|(_, e)| (e["kind"].as_str().unwrap(), e["waba_id"].as_str().unwrap()))
         .collect();
+    // The share starts the partner's steps for the WABA (once, like the change itself).
     assert_eq!(
         kinds,
         [
             ("review", "101569239400667"),
-            ("partner_added", "1906385232743451")
+            ("partner_added", "1906385232743451"),
+            ("pipeline_step", "1906385232743451"),
         ],
         "one event per change, none for refused deliveries"
     );
@@ -327,9 +338,7 @@ async fn after_a_restart_the_stream_resumes_from_the_last_event_id() {
     let args = hook_args(&db);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = stack(world("demo"), &argv);
-    s.sim
-        .state
-        .set_webhook_url(Some(format!("{}/webhooks/meta", s.proxy.url)));
+    listen(&s);
     sim_send(
         &s,
         json!({"kind": "review", "waba_id": "101569239400667", "decision": "DEFERRED"}),
@@ -374,9 +383,7 @@ async fn scenario_webhooks_follow_the_first_read_with_a_redelivery_and_a_forgery
     let args = hook_args(&db);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = stack(w, &args);
-    s.sim
-        .state
-        .set_webhook_url(Some(format!("{}/webhooks/meta", s.proxy.url)));
+    listen(&s);
     s.sim.state.arm_scenario_webhooks();
     let t = ticket(&s, ADMIN).await;
     let read = s.url("/graph/101569239400667?fields=id,account_review_status");
@@ -505,9 +512,7 @@ async fn a_removed_app_revokes_the_onboarding_and_forgets_its_token() {
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = stack(world("demo"), &args);
-    s.sim
-        .state
-        .set_webhook_url(Some(format!("{}/webhooks/meta", s.proxy.url)));
+    listen(&s);
     let code = s.sim.state.mint_code(FINISH);
     let exchanged = send(
         client()

@@ -1,5 +1,5 @@
-//! The control endpoints under `/_sim/`: call counts, faults, latency, code minting, and an
-//! overview page of the scenario's accounts.
+//! The control endpoints under `/_sim/`: call counts, faults, latency, code minting, webhook
+//! subscriptions, and an overview page of the scenario's accounts.
 
 use super::faults::Fault;
 use super::graph::iso8601;
@@ -112,7 +112,9 @@ pub async fn set_webhook_url(State(sim): Sim, Json(body): Json<WebhookTarget>) -
 }
 
 /// `POST /_sim/webhooks/send`: sends a webhook now (after `after_secs`, if given, in the
-/// background); answers the receiver's statuses, one per delivery.
+/// background); answers `{"delivered": true, "statuses": [...]}` with the receiver's statuses,
+/// one per delivery, or `{"delivered": false, "reason": ..., "statuses": []}` for a WABA's
+/// own webhook while the app is not subscribed to that WABA (Meta sends none then).
 pub async fn send_webhook(
     State(sim): Sim,
     Json(w): Json<super::webhooks::ScheduledWebhook>,
@@ -122,9 +124,40 @@ pub async fn send_webhook(
         return StatusCode::ACCEPTED.into_response();
     }
     match super::webhooks::send(&sim, &w).await {
-        Ok(statuses) => Json(serde_json::json!({ "statuses": statuses })).into_response(),
+        Ok(delivery) => Json(delivery).into_response(),
         Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
     }
+}
+
+/// Body of `POST /_sim/subscribed`.
+#[derive(Deserialize)]
+pub struct SubscribedBody {
+    /// The WABA the app is now subscribed to.
+    pub waba_id: String,
+}
+
+/// `POST /_sim/subscribed`: subscribes the app to a WABA's webhooks, as the partner's
+/// `POST /{waba-id}/subscribed_apps` would (for tests that need a subscribed WABA without a
+/// pipeline).
+pub async fn subscribe(State(sim): Sim, Json(body): Json<SubscribedBody>) -> StatusCode {
+    if sim.world.waba(&body.waba_id).is_none() {
+        return StatusCode::NOT_FOUND;
+    }
+    let keep = sim
+        .subscription(&body.waba_id)
+        .and_then(|s| s.override_callback_uri);
+    sim.subscribe(&body.waba_id, keep);
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_sim/subscribed`: the WABAs the app is subscribed to, with any alternate callback URL.
+pub async fn subscriptions(State(sim): Sim) -> Json<Value> {
+    let subscribed: Vec<Value> = sim
+        .subscriptions()
+        .into_iter()
+        .map(|(waba_id, s)| json!({"waba_id": waba_id, "override_callback_uri": s.override_callback_uri}))
+        .collect();
+    Json(json!({ "subscribed": subscribed }))
 }
 
 /// Body of `POST /_sim/codes`.
@@ -175,7 +208,7 @@ pub async fn overview(State(sim): Sim) -> Html<String> {
             }
             html += &format!(
                 "<h2>{} ({}): {edge} WABAs ({})</h2><table><thead><tr><th>WABA</th><th>Name</th>\
-                 <th>Review</th><th>Created</th><th>Phone numbers</th></tr></thead><tbody>",
+                 <th>Review</th><th>Created</th><th>Phone numbers</th><th>Webhooks</th></tr></thead><tbody>",
                 esc(&b.name),
                 esc(&b.id),
                 ids.len()
@@ -189,21 +222,34 @@ pub async fn overview(State(sim): Sim) -> Html<String> {
                     .iter()
                     .map(|p| {
                         let t = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-                        format!("{} ({})", esc(t("display_phone_number")), esc(t("status")))
+                        let id = t("id");
+                        let status = sim
+                            .phone_runtime(id)
+                            .and_then(|r| r.status)
+                            .unwrap_or_else(|| t("status").to_owned());
+                        format!("{} ({})", esc(t("display_phone_number")), esc(&status))
                     })
                     .collect();
+                let webhooks = match sim.subscription(id) {
+                    Some(s) => match s.override_callback_uri {
+                        Some(uri) => format!("subscribed (override {})", esc(&uri)),
+                        None => "subscribed".to_owned(),
+                    },
+                    None => "not subscribed".to_owned(),
+                };
                 html += &format!(
                     "<tr data-account-id=\"{id}\"><td>{id}</td><td>{name}</td>\
-                     <td><span class=\"badge {st}\">{st}</span></td><td>{created}</td><td>{phones}</td></tr>",
+                     <td><span class=\"badge {st}\">{st}</span></td><td>{created}</td><td>{phones}</td>\
+                     <td data-webhooks>{webhooks}</td></tr>",
                     id = esc(id),
                     name = esc(text("name")),
                     st = esc(status),
                     created = iso8601(w.creation_time),
-                    phones = phones.join(", ")
+                    phones = phones.join(", "),
                 );
             }
             if ids.len() > 200 {
-                html += &format!("<tr><td colspan=5>… and {} more</td></tr>", ids.len() - 200);
+                html += &format!("<tr><td colspan=6>… and {} more</td></tr>", ids.len() - 200);
             }
             html += "</tbody></table>";
         }

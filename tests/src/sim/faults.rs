@@ -21,6 +21,22 @@ pub enum Route {
     OwnedWabas,
     /// `GET /oauth/access_token`.
     OauthAccessToken,
+    /// `GET`, `POST` and `DELETE /{waba_id}/subscribed_apps`.
+    SubscribedApps,
+    /// `GET` and `POST /{waba_id}/assigned_users`.
+    AssignedUsers,
+    /// `POST /{credit_line_id}/whatsapp_credit_sharing_and_attach`.
+    CreditSharing,
+    /// `GET /{allocation_config_id}` (a credit line shared at run time).
+    CreditAllocation,
+    /// `POST /{phone_number_id}/register`.
+    Register,
+    /// `POST /{phone_number_id}/deregister`.
+    Deregister,
+    /// `POST /{phone_number_id}/smb_app_data`.
+    SmbAppData,
+    /// `GET` and `POST /{phone_number_id}` (the phone number node; a POST sets its PIN).
+    Phone,
     /// Any other path (answered with Graph's unknown-path error).
     Other,
     /// In a fault: every route.
@@ -37,6 +53,14 @@ impl Route {
             Route::ClientWabas => "client_wabas",
             Route::OwnedWabas => "owned_wabas",
             Route::OauthAccessToken => "oauth_access_token",
+            Route::SubscribedApps => "subscribed_apps",
+            Route::AssignedUsers => "assigned_users",
+            Route::CreditSharing => "credit_sharing",
+            Route::CreditAllocation => "credit_allocation",
+            Route::Register => "register",
+            Route::Deregister => "deregister",
+            Route::SmbAppData => "smb_app_data",
+            Route::Phone => "phone",
             Route::Other => "other",
             Route::Any => "any",
         }

@@ -1,10 +1,14 @@
 //! The Graph routes: `debug_token`, WABA nodes, phone numbers, the client and owned WABA
-//! lists, and the code exchange, answered from the scenario the way Graph answers.
+//! lists, and the code exchange, answered from the scenario the way Graph answers; and the
+//! writes a partner makes after Embedded Signup (see [`writes`]).
+
+mod writes;
 
 use super::faults::{FaultAction, Route};
 use super::respond::{GraphFailure, fault_response, json_response};
 use super::scenario::{TokenSpec, WabaSpec};
 use super::state::{CodeCheck, SimState, now_unix};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
@@ -54,6 +58,7 @@ const PHONE_FIELDS: &[&str] = &[
     "is_official_business_account",
     "last_onboarded_time",
     "account_mode",
+    "is_on_biz_app",
 ];
 const PHONE_DEFAULT: &[&str] = &[
     "id",
@@ -65,13 +70,54 @@ const PHONE_DEFAULT: &[&str] = &[
 ];
 /// Graph's default page size on these edges.
 const DEFAULT_LIMIT: usize = 25;
+/// The user id of the partner's System User (what `debug_token` says for its token, and the
+/// `user` that `assigned_users` assigns).
+pub const SYSTEM_USER_ID: &str = "61550000000001";
 
 type Result<T> = std::result::Result<T, GraphFailure>;
 
-/// Decoded query parameters.
+/// Decoded request parameters: the query string, then (for writes) the body's.
 struct Query(Vec<(String, String)>);
 
 impl Query {
+    /// The query string's parameters followed by the body's, which Graph takes as a query
+    /// string, `application/x-www-form-urlencoded`, or a JSON object (whose non-string values
+    /// are kept as JSON text, as Graph reads `tasks=['MANAGE']`).
+    fn parse(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Self> {
+        let mut params: Vec<(String, String)> = query
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let text = std::str::from_utf8(body)
+            .map_err(|_| GraphFailure::param("(#100) The request body is not valid UTF-8"))?
+            .trim();
+        if text.is_empty() {
+            return Ok(Self(params));
+        }
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("json"))
+            || text.starts_with('{');
+        if json {
+            let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) else {
+                return Err(GraphFailure::param(
+                    "(#100) The request body is not a valid JSON object",
+                ));
+            };
+            for (k, v) in fields {
+                let v = match v {
+                    Value::String(s) => s,
+                    Value::Null => continue,
+                    other => other.to_string(),
+                };
+                params.push((k, v));
+            }
+        } else {
+            params.extend(form_urlencoded::parse(text.as_bytes()).into_owned());
+        }
+        Ok(Self(params))
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -97,9 +143,26 @@ fn classify(path: &str) -> (Route, Vec<&str>) {
         [id, "phone_numbers"] if is_id(id) => Route::PhoneNumbers,
         [id, "client_whatsapp_business_accounts"] if is_id(id) => Route::ClientWabas,
         [id, "owned_whatsapp_business_accounts"] if is_id(id) => Route::OwnedWabas,
+        [id, "subscribed_apps"] if is_id(id) => Route::SubscribedApps,
+        [id, "assigned_users"] if is_id(id) => Route::AssignedUsers,
+        [id, "whatsapp_credit_sharing_and_attach"] if is_id(id) => Route::CreditSharing,
+        [id, "register"] if is_id(id) => Route::Register,
+        [id, "deregister"] if is_id(id) => Route::Deregister,
+        [id, "smb_app_data"] if is_id(id) => Route::SmbAppData,
         _ => Route::Other,
     };
     (route, segs)
+}
+
+/// A bare id names a WABA, a phone number, or a credit allocation made at run time.
+fn refine(route: Route, segs: &[&str], sim: &SimState) -> Route {
+    match (route, segs.first()) {
+        (Route::Waba, Some(id)) if sim.world.phone_index.contains_key(*id) => Route::Phone,
+        (Route::Waba, Some(id)) if sim.world.waba(id).is_none() && sim.allocation(id).is_some() => {
+            Route::CreditAllocation
+        }
+        _ => route,
+    }
 }
 
 /// Every Graph request lands here.
@@ -108,9 +171,11 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
     let (route, segs) = classify(&path);
+    let route = refine(route, &segs, &sim);
     let (fault, latency) = sim.on_call(route);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -131,12 +196,18 @@ pub async fn handle(
         }
         None => {}
     }
-    let query = Query(
-        uri.query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default(),
-    );
+    let body: &[u8] = if method == Method::GET { &[] } else { &body };
+    let query = match Query::parse(uri.query(), &headers, body) {
+        Ok(q) => q,
+        Err(f) => return f.into_response_with(sim.serial()),
+    };
     let token = bearer(&headers).or_else(|| query.get("access_token").map(str::to_owned));
+    let verb = match method {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::DELETE => "delete",
+        _ => "",
+    };
     let ctx = Ctx {
         sim: &sim,
         query: &query,
@@ -148,26 +219,38 @@ pub async fn handle(
             .find(|s| waba_graph::input::GraphVersion::is_version(s))
             .unwrap_or("v26.0")
             .to_owned(),
+        verb,
     };
-    let result = if method != Method::GET {
-        Err(GraphFailure::param(format!(
+    let id = segs.first().copied().unwrap_or_default();
+    let result = match (route, verb) {
+        (Route::DebugToken, "get") => ctx.debug_token(),
+        (Route::OauthAccessToken, "get") => ctx.exchange_code(),
+        (Route::Waba, "get") => ctx.waba(id),
+        (Route::PhoneNumbers, "get") => ctx.phone_numbers(id),
+        (Route::ClientWabas | Route::OwnedWabas, "get") => ctx.list(id, route),
+        (Route::Phone, "get") => ctx.phone(id),
+        (Route::Phone, "post") => ctx.set_pin(id),
+        (Route::SubscribedApps, "get") => ctx.subscribed_apps(id),
+        (Route::SubscribedApps, "post") => ctx.subscribe(id).await,
+        (Route::SubscribedApps, "delete") => ctx.unsubscribe(id),
+        (Route::AssignedUsers, "get") => ctx.assigned_users(id),
+        (Route::AssignedUsers, "post") => ctx.assign_user(id),
+        (Route::CreditSharing, "post") => ctx.share_credit(id),
+        (Route::CreditAllocation, "get") => ctx.allocation(id),
+        (Route::Register, "post") => ctx.register(id),
+        (Route::Deregister, "post") => ctx.deregister(id),
+        (Route::SmbAppData, "post") => ctx.smb_app_data(id),
+        (Route::Other | Route::Any, "get") => Err(GraphFailure::new(
+            StatusCode::BAD_REQUEST,
+            "OAuthException",
+            2500,
+            format!("Unknown path components: {path}"),
+        )),
+        // A method Graph does not support on this path.
+        _ => Err(GraphFailure::param(format!(
             "Unsupported {} request.",
             method.as_str().to_ascii_lowercase()
-        )))
-    } else {
-        match route {
-            Route::DebugToken => ctx.debug_token(),
-            Route::OauthAccessToken => ctx.exchange_code(),
-            Route::Waba => ctx.waba(segs[0]),
-            Route::PhoneNumbers => ctx.phone_numbers(segs[0]),
-            Route::ClientWabas | Route::OwnedWabas => ctx.list(segs[0], route),
-            Route::Other | Route::Any => Err(GraphFailure::new(
-                StatusCode::BAD_REQUEST,
-                "OAuthException",
-                2500,
-                format!("Unknown path components: {path}"),
-            )),
-        }
+        ))),
     };
     match result {
         Ok(mut body) => {
@@ -212,6 +295,8 @@ struct Ctx<'a> {
     short_page: Option<usize>,
     base: String,
     version: String,
+    /// The request's method in Graph's words (`get`, `post`, `delete`).
+    verb: &'static str,
 }
 
 impl<'a> Ctx<'a> {
@@ -299,7 +384,7 @@ impl<'a> Ctx<'a> {
                 "data_access_expires_at": 0, "expires_at": 0, "is_valid": true,
                 "issued_at": self.sim.started_unix - 86_400,
                 "scopes": ["business_management", "whatsapp_business_management", "whatsapp_business_messaging"],
-                "granular_scopes": [], "user_id": "61550000000001",
+                "granular_scopes": [], "user_id": SYSTEM_USER_ID,
             }}));
         }
         let Some(t) = world.token(input).filter(|t| !t.invalid) else {
@@ -409,12 +494,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The WABA if the caller may read it; Graph's unsupported-get error otherwise.
-    fn readable_waba(&self, id: &str) -> Result<&'a WabaSpec> {
-        let caller = self.caller()?;
-        let world = &self.sim.world;
+    /// Whether `caller` may act on `waba`: `Ok(false)` when Graph hides it from them.
+    fn may_access(&self, caller: &Caller<'_>, waba: &WabaSpec) -> Result<bool> {
+        let id = waba.id.as_str();
         let allowed = match caller {
-            Caller::SystemUser => world.partner_sees(id),
+            Caller::SystemUser => self.sim.world.partner_sees(id),
             Caller::Business(t) => {
                 t.granted.iter().any(|g| g == id)
                     || t.messaging
@@ -422,32 +506,58 @@ impl<'a> Ctx<'a> {
                         .is_some_and(|m| m.iter().any(|g| g == id))
             }
         };
-        match world.waba(id) {
-            // A client WABA the partner's System User is not assigned to (`assigned_users`):
-            // Graph's permissions error, code 200
-            // (<https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-accounts>).
-            Some(w)
-                if allowed
-                    && matches!(caller, Caller::SystemUser)
-                    && w.fields.get("system_user_assigned") == Some(&Value::Bool(false)) =>
-            {
-                Err(GraphFailure::new(
-                    StatusCode::FORBIDDEN,
-                    "OAuthException",
-                    200,
-                    "(#200) Permissions error",
-                ))
-            }
-            Some(w) if allowed => Ok(w),
-            _ => Err(GraphFailure::unsupported_get(&self.echo(id.to_owned()))),
+        // A client WABA the partner's System User is not assigned to (`assigned_users`):
+        // Graph's permissions error, code 200
+        // (<https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-accounts>).
+        if allowed && matches!(caller, Caller::SystemUser) && !self.sim.system_user_assigned(id) {
+            return Err(GraphFailure::permission());
         }
+        Ok(allowed)
+    }
+
+    /// The WABA if the caller may act on it; Graph's unsupported-request error otherwise.
+    fn readable_waba(&self, id: &str) -> Result<&'a WabaSpec> {
+        let caller = self.caller()?;
+        match self.sim.world.waba(id) {
+            Some(w) if self.may_access(&caller, w)? => Ok(w),
+            _ => Err(GraphFailure::unsupported(
+                self.verb,
+                &self.echo(id.to_owned()),
+            )),
+        }
+    }
+
+    /// The phone number (and its WABA) if the caller may act on its WABA; Graph's
+    /// unsupported-request error otherwise.
+    fn readable_phone(&self, id: &str) -> Result<(&'a WabaSpec, &'a Map<String, Value>)> {
+        let caller = self.caller()?;
+        match self.sim.world.phone(id) {
+            Some((w, p)) if self.may_access(&caller, w)? => Ok((w, p)),
+            _ => Err(GraphFailure::unsupported(
+                self.verb,
+                &self.echo(id.to_owned()),
+            )),
+        }
+    }
+
+    /// `GET /{phone-number-id}`: the phone number node, with what writes changed
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/phone-numbers>).
+    fn phone(&self, id: &str) -> Result<Value> {
+        let (_, phone) = self.readable_phone(id)?;
+        let fields = parse_fields(self.query.get("fields"), PHONE_DEFAULT)?;
+        select(
+            &phone_node(self.sim, phone),
+            &fields,
+            PHONE_FIELDS,
+            "WhatsAppBusinessPhoneNumber",
+        )
     }
 
     fn waba(&self, id: &str) -> Result<Value> {
         let waba = self.readable_waba(id)?;
         let fields = parse_fields(self.query.get("fields"), WABA_DEFAULT)?;
         self.sim.on_waba_read(id);
-        let mut out = render_waba(waba, &fields)?;
+        let mut out = render_waba(self.sim, waba, &fields)?;
         // A review decided at run time (and announced by webhook) shows in later reads.
         if let (Some(decision), Some(obj)) = (self.sim.review_of(id), out.as_object_mut())
             && obj.contains_key("account_review_status")
@@ -469,7 +579,7 @@ impl<'a> Ctx<'a> {
         let mut data = Vec::new();
         for phone in &waba.phone_numbers[start..end] {
             data.push(select(
-                phone,
+                &phone_node(self.sim, phone),
                 &fields,
                 PHONE_FIELDS,
                 "WhatsAppBusinessPhoneNumber",
@@ -540,7 +650,7 @@ impl<'a> Ctx<'a> {
         let (start, end) = self.page_range(&ids)?;
         let data = wabas[start..end]
             .iter()
-            .map(|w| render_waba(w, &fields))
+            .map(|w| render_waba(self.sim, w, &fields))
             .collect::<Result<Vec<_>>>()?;
         let path = format!("{business_id}/{edge}");
         Ok(json!({"data": data, "paging": self.paging(&path, &ids, start, end)}))
@@ -723,10 +833,40 @@ fn select(
     Ok(Value::Object(out))
 }
 
-fn render_waba(waba: &WabaSpec, fields: &[FieldReq]) -> Result<Value> {
+/// A phone number node as Graph shows it now: the scenario's, with what writes changed
+/// (`status`, `platform_type`) and `last_onboarded_time` from `onboarded_secs_ago`.
+fn phone_node(sim: &SimState, phone: &Map<String, Value>) -> Map<String, Value> {
+    let mut node = phone.clone();
+    if let Some(secs) = phone.get("onboarded_secs_ago").and_then(Value::as_i64)
+        && !node.contains_key("last_onboarded_time")
+    {
+        node.insert(
+            "last_onboarded_time".into(),
+            iso8601(sim.started_unix - secs).into(),
+        );
+    }
+    let id = phone.get("id").and_then(Value::as_str).unwrap_or_default();
+    if let Some(rt) = sim.phone_runtime(id) {
+        if let Some(status) = rt.status {
+            node.insert("status".into(), status.into());
+        }
+        if let Some(platform) = rt.platform_type {
+            node.insert("platform_type".into(), platform.into());
+        }
+    }
+    node
+}
+
+fn render_waba(sim: &SimState, waba: &WabaSpec, fields: &[FieldReq]) -> Result<Value> {
     let mut node = waba.fields.clone();
     node.insert("id".into(), waba.id.clone().into());
     node.insert("creation_time".into(), iso8601(waba.creation_time).into());
+    // A credit line attached at run time: `primary_funding_id` reads the allocation's
+    // receiving credential, as Meta's verification step compares them
+    // (<https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/share-and-revoke-credit-lines>).
+    if let Some(a) = sim.allocation_of(&waba.id) {
+        node.insert("primary_funding_id".into(), a.receiving_credential.into());
+    }
     let mut out = select(&node, fields, WABA_FIELDS, "WhatsAppBusinessAccount")?;
     if let Some((_, sub)) = fields.iter().find(|(n, _)| n == "phone_numbers") {
         let sub_fields: Vec<FieldReq> = match sub {
@@ -736,7 +876,7 @@ fn render_waba(waba: &WabaSpec, fields: &[FieldReq]) -> Result<Value> {
         let mut data = Vec::new();
         for phone in &waba.phone_numbers {
             data.push(select(
-                phone,
+                &phone_node(sim, phone),
                 &sub_fields,
                 PHONE_FIELDS,
                 "WhatsAppBusinessPhoneNumber",
@@ -805,6 +945,20 @@ mod tests {
             classify("/v21.0/oauth/access_token").0,
             Route::OauthAccessToken
         );
+        for (path, route) in [
+            ("/v26.0/1/subscribed_apps", Route::SubscribedApps),
+            ("/1/assigned_users", Route::AssignedUsers),
+            (
+                "/v26.0/1/whatsapp_credit_sharing_and_attach",
+                Route::CreditSharing,
+            ),
+            ("/v26.0/1/register", Route::Register),
+            ("/v26.0/1/deregister", Route::Deregister),
+            ("/v26.0/1/smb_app_data", Route::SmbAppData),
+            ("/v26.0/1/register/x", Route::Other),
+        ] {
+            assert_eq!(classify(path).0, route, "{path}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! graph-sim: a stand-in for the parts of Meta's Graph API that waba-onboard uses.
 //!
-//! It serves scenario data with Graph's shapes, paging, errors and throttling, counts the
-//! calls it receives, and injects faults on demand. Control endpoints live under `/_sim/`.
+//! It serves scenario data with Graph's shapes, paging, errors and throttling, takes the
+//! writes a partner makes after Embedded Signup (webhook subscriptions, System User
+//! assignment, credit sharing, phone registration, coexistence sync), counts the calls it
+//! receives, and injects faults on demand. Control endpoints live under `/_sim/`.
 
 pub mod control;
 pub mod faults;
@@ -38,6 +40,10 @@ pub fn app(state: Arc<SimState>) -> Router {
         .route("/_sim/unshare", post(control::unshare))
         .route("/_sim/webhooks", put(control::set_webhook_url))
         .route("/_sim/webhooks/send", post(control::send_webhook))
+        .route(
+            "/_sim/subscribed",
+            get(control::subscriptions).post(control::subscribe),
+        )
         .route("/_sim/sdk.js", get(meta_js::sdk))
         .route("/_sim/dialog", get(meta_js::dialog))
         .route("/_sim/forge", get(meta_js::forge))

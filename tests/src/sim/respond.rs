@@ -31,6 +31,9 @@ pub struct GraphFailure {
     pub message: String,
     /// `is_transient`.
     pub is_transient: Option<bool>,
+    /// Cloud API's `error_data.details` (WhatsApp errors carry it with
+    /// `messaging_product: "whatsapp"`).
+    pub details: Option<String>,
 }
 
 impl GraphFailure {
@@ -53,7 +56,22 @@ impl GraphFailure {
             subcode: None,
             message: message.into(),
             is_transient: None,
+            details: None,
         }
+    }
+
+    /// A Cloud API error: HTTP 400, `OAuthException`, the message `(#code) title` and
+    /// `error_data.details`, as Meta's error-codes page shows them
+    /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes>).
+    pub fn whatsapp(code: i64, title: &str, details: &str) -> Self {
+        let mut f = Self::new(
+            StatusCode::BAD_REQUEST,
+            "OAuthException",
+            code,
+            format!("(#{code}) {title}"),
+        );
+        f.details = Some(details.to_owned());
+        f
     }
 
     /// With a sub-code.
@@ -64,15 +82,31 @@ impl GraphFailure {
 
     /// Graph's "object does not exist or no permission" answer.
     pub fn unsupported_get(id: &str) -> Self {
+        Self::unsupported("get", id)
+    }
+
+    /// Graph's "object does not exist or no permission" answer to a `method` (`get`, `post`,
+    /// `delete`) request: code 100, subcode 33.
+    pub fn unsupported(method: &str, id: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "GraphMethodException",
             100,
             format!(
-                "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
+                "Unsupported {method} request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
             ),
         )
         .subcode(33)
+    }
+
+    /// Graph's permissions error: HTTP 403, code 200.
+    pub fn permission() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "OAuthException",
+            200,
+            "(#200) Permissions error",
+        )
     }
 
     /// The answer, with a trace id.
@@ -88,6 +122,9 @@ impl GraphFailure {
         }
         if let Some(t) = self.is_transient {
             error["is_transient"] = t.into();
+        }
+        if let Some(d) = self.details {
+            error["error_data"] = json!({"messaging_product": "whatsapp", "details": d});
         }
         let mut res = json_response(self.status, &json!({ "error": error }));
         if self.code == 190 || self.code == 104 {

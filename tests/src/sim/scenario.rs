@@ -46,6 +46,33 @@ pub struct Scenario {
     /// Webhooks sent (to `--webhook-url`) some seconds after a WABA is first read.
     #[serde(default)]
     pub webhooks: Vec<crate::sim::webhooks::ScheduledWebhook>,
+    /// WABAs the app was subscribed to (`POST /{waba-id}/subscribed_apps`) before the
+    /// simulator started: the partner's long-standing clients. Only these (and those
+    /// subscribed at run time) get their own webhooks.
+    #[serde(default)]
+    pub subscribed: Vec<String>,
+    /// The partner's credit line, shared with client WABAs by
+    /// `POST /{credit-line-id}/whatsapp_credit_sharing_and_attach`.
+    #[serde(default)]
+    pub credit_line: Option<CreditLine>,
+}
+
+/// The partner's extended credit line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditLine {
+    /// Its id (Graph's extended credit id).
+    pub id: String,
+    /// The `waba_currency` values it accepts (Meta documents AUD, EUR, GBP, IDR, INR, USD).
+    #[serde(default = "default_currencies")]
+    pub currency_allowed: Vec<String>,
+}
+
+fn default_currencies() -> Vec<String> {
+    ["AUD", "EUR", "GBP", "IDR", "INR", "USD"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The partner's app.
@@ -84,7 +111,13 @@ pub struct WabaSpec {
     pub id: String,
     /// Unix seconds; served as ISO 8601 like Graph's date-times.
     pub creation_time: i64,
-    /// Phone number nodes (each with an `id`).
+    /// Phone number nodes (each with an `id`), as Graph shows them (`status`,
+    /// `code_verification_status`, `is_on_biz_app` for a WhatsApp Business app number, ...),
+    /// plus keys the simulator reads but never shows: `two_step_pin` (a PIN the business already
+    /// set, so `register` with another one fails with 133005), `register_attempts` (register
+    /// attempts already spent in the last 72 hours) and `onboarded_secs_ago` (how long before
+    /// the simulator started a coexistence number was onboarded; `smb_app_data` works for 24
+    /// hours after).
     #[serde(default)]
     pub phone_numbers: Vec<Map<String, Value>>,
     /// Every other field (`name`, `account_review_status`, `health_status`, ...).
@@ -153,6 +186,10 @@ pub struct Generate {
     pub first_id: u64,
     /// Creation time of the first WABA; each next one is about an hour later.
     pub first_creation_time: i64,
+    /// Whether the app was subscribed to their webhooks before the simulator started (they
+    /// join `subscribed`).
+    #[serde(default)]
+    pub subscribed: bool,
 }
 
 /// Which list edge.
@@ -172,6 +209,8 @@ pub struct World {
     pub scenario: Scenario,
     /// WABA id → index into `scenario.wabas`.
     pub waba_index: HashMap<String, usize>,
+    /// Phone number id → (index into `scenario.wabas`, index into its `phone_numbers`).
+    pub phone_index: HashMap<String, (usize, usize)>,
 }
 
 /// Why a scenario could not be loaded.
@@ -230,6 +269,9 @@ impl World {
                     EdgeName::Client => business.client_wabas.push(waba.id.clone()),
                     EdgeName::Owned => business.owned_wabas.push(waba.id.clone()),
                 }
+                if g.subscribed {
+                    scenario.subscribed.push(waba.id.clone());
+                }
                 scenario.wabas.push(waba);
             }
         }
@@ -242,7 +284,36 @@ impl World {
                 )));
             }
         }
+        let mut phone_index = HashMap::new();
+        for (wi, w) in scenario.wabas.iter().enumerate() {
+            for (pi, p) in w.phone_numbers.iter().enumerate() {
+                let Some(id) = p.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                // A phone listed twice (a WABA copied under another id, as some tests do)
+                // resolves to its first WABA.
+                if !waba_index.contains_key(id) {
+                    phone_index.entry(id.to_owned()).or_insert((wi, pi));
+                }
+            }
+        }
         let known = |id: &String| waba_index.contains_key(id);
+        if let Some(id) = scenario.subscribed.iter().find(|id| !known(id)) {
+            return Err(ScenarioError::Inconsistent(format!(
+                "subscribed lists unknown WABA {id}"
+            )));
+        }
+        if let Some(line) = &scenario.credit_line
+            && (line.id.is_empty()
+                || !line.id.bytes().all(|b| b.is_ascii_digit())
+                || known(&line.id)
+                || phone_index.contains_key(&line.id))
+        {
+            return Err(ScenarioError::Inconsistent(format!(
+                "credit line id {} must be digits and no WABA's or phone's id",
+                line.id
+            )));
+        }
         for b in &scenario.businesses {
             if let Some(id) = b
                 .client_wabas
@@ -266,7 +337,15 @@ impl World {
         Ok(World {
             scenario,
             waba_index,
+            phone_index,
         })
+    }
+
+    /// The phone number with this id and the WABA it belongs to.
+    pub fn phone(&self, id: &str) -> Option<(&WabaSpec, &Map<String, Value>)> {
+        let &(w, p) = self.phone_index.get(id)?;
+        let waba = &self.scenario.wabas[w];
+        Some((waba, &waba.phone_numbers[p]))
     }
 
     /// The WABA with this id.

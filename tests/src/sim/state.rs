@@ -1,8 +1,10 @@
 //! The simulator's shared state: the loaded world plus what changes at run time
-//! (faults, call counts, minted codes, added latency).
+//! (faults, call counts, minted codes, added latency, and what the partner's writes changed:
+//! webhook subscriptions, System User assignments, shared credit lines, phone registrations).
 
 use super::faults::{Fault, FaultQueue, Route};
 use super::scenario::World;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,6 +47,74 @@ struct Dynamic {
     pending_webhooks: Vec<super::webhooks::ScheduledWebhook>,
     /// Whether the scenario's webhooks are on.
     armed: bool,
+    /// WABAs the app is subscribed to (`subscribed_apps`), by WABA.
+    subscriptions: BTreeMap<String, Subscription>,
+    /// System User assignments made at run time (`assigned_users`): WABA → tasks.
+    assigned: HashMap<String, Vec<String>>,
+    /// Credit lines shared at run time, by WABA.
+    allocations: BTreeMap<String, Allocation>,
+    /// Phone numbers touched by writes (register, deregister, PIN, sync), by phone id.
+    phones: HashMap<String, PhoneRuntime>,
+}
+
+/// The app's subscription to one WABA's webhooks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    /// The WABA's alternate callback URL, when one is set.
+    pub override_callback_uri: Option<String>,
+}
+
+/// A credit line shared with (and attached to) a WABA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// `allocation_config_id`.
+    pub id: String,
+    /// The allocation's `receiving_credential` id, which the WABA's `primary_funding_id` reads.
+    pub receiving_credential: String,
+    /// The credit line shared.
+    pub credit_line_id: String,
+    /// The WABA it is attached to.
+    pub waba_id: String,
+    /// `waba_currency`.
+    pub currency: String,
+}
+
+/// What writes changed on one phone number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhoneRuntime {
+    /// `status` now, when a write changed it.
+    pub status: Option<String>,
+    /// `platform_type` now, when a write changed it.
+    pub platform_type: Option<String>,
+    /// The two-step verification PIN, when one is set.
+    pub pin: Option<String>,
+    /// Unix times of register attempts (the scenario's `register_attempts` count as made
+    /// when the phone was first touched).
+    pub register_attempts: Vec<i64>,
+    /// Unix times of deregister attempts.
+    pub deregister_attempts: Vec<i64>,
+    /// `smb_app_data` sync types already requested.
+    pub synced: Vec<String>,
+}
+
+impl PhoneRuntime {
+    /// The phone's starting state from its scenario node: `two_step_pin` and
+    /// `register_attempts`.
+    fn from_spec(spec: &Map<String, Value>, now: i64) -> Self {
+        let attempts = spec
+            .get("register_attempts")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(1000) as usize;
+        Self {
+            pin: spec
+                .get("two_step_pin")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            register_attempts: vec![now; attempts],
+            ..Self::default()
+        }
+    }
 }
 
 /// An authorization code minted for a business token.
@@ -75,6 +145,7 @@ impl SimState {
     /// State for `world`, with the scenario's own faults active.
     pub fn new(world: World, code_ttl: Duration, public_url: Option<String>) -> Self {
         let faults = FaultQueue::new(world.scenario.faults.clone());
+        let subscriptions = initial_subscriptions(&world);
         Self {
             world,
             started_unix: now_unix(),
@@ -82,6 +153,7 @@ impl SimState {
             public_url,
             dynamic: Mutex::new(Dynamic {
                 faults,
+                subscriptions,
                 ..Dynamic::default()
             }),
             me: std::sync::OnceLock::new(),
@@ -109,11 +181,13 @@ impl SimState {
             .collect()
     }
 
-    /// Zeroes the counts, restores the scenario's faults, forgets codes and latency.
+    /// Zeroes the counts, restores the scenario's faults and subscriptions, forgets codes,
+    /// latency and every write (assignments, shared credit, registrations).
     pub fn reset(&self) {
         let mut d = self.lock();
         *d = Dynamic {
             faults: FaultQueue::new(self.world.scenario.faults.clone()),
+            subscriptions: initial_subscriptions(&self.world),
             webhook_url: d.webhook_url.take(),
             pending_webhooks: if d.armed {
                 self.world.scenario.webhooks.clone()
@@ -307,6 +381,129 @@ impl SimState {
             CodeCheck::Token(entry.token.clone())
         }
     }
+}
+
+impl SimState {
+    /// The app's subscription to `waba_id`, if subscribed.
+    pub fn subscription(&self, waba_id: &str) -> Option<Subscription> {
+        self.lock().subscriptions.get(waba_id).cloned()
+    }
+
+    /// Whether the app is subscribed to `waba_id`'s webhooks.
+    pub fn is_subscribed(&self, waba_id: &str) -> bool {
+        self.lock().subscriptions.contains_key(waba_id)
+    }
+
+    /// Subscribes the app to `waba_id` (again), with this alternate callback URL or none.
+    pub fn subscribe(&self, waba_id: &str, override_callback_uri: Option<String>) {
+        self.lock().subscriptions.insert(
+            waba_id.to_owned(),
+            Subscription {
+                override_callback_uri,
+            },
+        );
+    }
+
+    /// Unsubscribes the app from `waba_id`; whether it was subscribed.
+    pub fn unsubscribe(&self, waba_id: &str) -> bool {
+        self.lock().subscriptions.remove(waba_id).is_some()
+    }
+
+    /// Every subscription now, by WABA.
+    pub fn subscriptions(&self) -> BTreeMap<String, Subscription> {
+        self.lock().subscriptions.clone()
+    }
+
+    /// Assigns the partner's System User to `waba_id` with `tasks`.
+    pub fn assign(&self, waba_id: &str, tasks: Vec<String>) {
+        self.lock().assigned.insert(waba_id.to_owned(), tasks);
+    }
+
+    /// The System User's tasks on `waba_id`: those assigned at run time, else `MANAGE` unless
+    /// the scenario says `system_user_assigned: false`; `None` when not assigned.
+    pub fn assigned_tasks(&self, waba_id: &str) -> Option<Vec<String>> {
+        if let Some(tasks) = self.lock().assigned.get(waba_id) {
+            return Some(tasks.clone());
+        }
+        let waba = self.world.waba(waba_id)?;
+        (waba.fields.get("system_user_assigned") != Some(&Value::Bool(false)))
+            .then(|| vec!["MANAGE".to_owned()])
+    }
+
+    /// Whether the partner's System User is assigned to `waba_id`.
+    pub fn system_user_assigned(&self, waba_id: &str) -> bool {
+        self.assigned_tasks(waba_id).is_some()
+    }
+
+    /// Attaches `credit_line_id` to `waba_id`: the new allocation, or the one already
+    /// attached (as the error).
+    pub fn share_credit(
+        &self,
+        credit_line_id: &str,
+        waba_id: &str,
+        currency: &str,
+    ) -> Result<Allocation, Allocation> {
+        let mut d = self.lock();
+        if let Some(existing) = d.allocations.get(waba_id) {
+            return Err(existing.clone());
+        }
+        let seed = format!("{credit_line_id}/{waba_id}");
+        let allocation = Allocation {
+            id: (60_000_000_000_000 + fnv(&seed) % 10_000_000_000_000).to_string(),
+            receiving_credential: (70_000_000_000_000
+                + fnv(&format!("credential/{seed}")) % 10_000_000_000_000)
+                .to_string(),
+            credit_line_id: credit_line_id.to_owned(),
+            waba_id: waba_id.to_owned(),
+            currency: currency.to_owned(),
+        };
+        d.allocations.insert(waba_id.to_owned(), allocation.clone());
+        Ok(allocation)
+    }
+
+    /// The credit allocation attached to `waba_id`, if any.
+    pub fn allocation_of(&self, waba_id: &str) -> Option<Allocation> {
+        self.lock().allocations.get(waba_id).cloned()
+    }
+
+    /// The credit allocation with this `allocation_config_id`, if any.
+    pub fn allocation(&self, id: &str) -> Option<Allocation> {
+        self.lock()
+            .allocations
+            .values()
+            .find(|a| a.id == id)
+            .cloned()
+    }
+
+    /// Runs `f` on phone `phone_id`'s run-time state (created from its scenario node `spec`
+    /// on first use), atomically with respect to every other request.
+    pub fn with_phone<R>(
+        &self,
+        phone_id: &str,
+        spec: &Map<String, Value>,
+        f: impl FnOnce(&mut PhoneRuntime) -> R,
+    ) -> R {
+        let mut d = self.lock();
+        let phone = d
+            .phones
+            .entry(phone_id.to_owned())
+            .or_insert_with(|| PhoneRuntime::from_spec(spec, now_unix()));
+        f(phone)
+    }
+
+    /// Phone `phone_id`'s run-time state, if a write touched it.
+    pub fn phone_runtime(&self, phone_id: &str) -> Option<PhoneRuntime> {
+        self.lock().phones.get(phone_id).cloned()
+    }
+}
+
+fn initial_subscriptions(world: &World) -> BTreeMap<String, Subscription> {
+    world
+        .scenario
+        .subscribed
+        .iter()
+        .map(|w| (w.clone(), Subscription::default()))
+        .collect()
 }
 
 /// Seconds since the unix epoch.

@@ -4,6 +4,15 @@
 //! configured URL. Redeliveries repeat the same body; a "bad signature" delivery signs with
 //! another secret. Sent on request (`POST /_sim/webhooks/send`) or by the scenario, some
 //! seconds after a WABA is first read.
+//!
+//! As at Meta, a WABA's own webhooks (`account_review_update`, and `account_update` events
+//! about the WABA itself: bans, violations, restrictions, deletion, ...) reach the app only
+//! while the app is subscribed to that WABA (`POST /{waba-id}/subscribed_apps`,
+//! <https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-webhooks>);
+//! partner-level events (`PARTNER_ADDED`, `PARTNER_REMOVED`, `PARTNER_APP_*`, whose
+//! `entry.id` is the partner's business) always do. Account-level webhooks ignore a WABA's
+//! alternate callback URL and go to the app's
+//! (<https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/override>).
 
 use super::state::SimState;
 use hmac::{Hmac, KeyInit, Mac};
@@ -125,6 +134,32 @@ pub fn payload(w: &ScheduledWebhook, partner: &str, time: i64) -> Value {
     }
 }
 
+/// What became of a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Whether it was sent.
+    pub delivered: bool,
+    /// Why not, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The receiver's HTTP statuses, one per delivery.
+    pub statuses: Vec<u16>,
+}
+
+/// Whether `w` is the WABA's own webhook, sent only while the app is subscribed to the WABA
+/// (`PARTNER_*` events come from the partner's business and are always sent).
+pub fn needs_subscription(w: &ScheduledWebhook) -> bool {
+    match w.kind {
+        WebhookKind::Review => true,
+        WebhookKind::Shared | WebhookKind::Removed => false,
+        WebhookKind::AccountUpdate => !w
+            .event
+            .as_deref()
+            .unwrap_or("ACCOUNT_UPDATE")
+            .starts_with("PARTNER_"),
+    }
+}
+
 /// Applies `w` to the simulated world (reads after it agree with what it announced).
 fn apply(sim: &SimState, w: &ScheduledWebhook, partner: &str) {
     match w.kind {
@@ -137,12 +172,27 @@ fn apply(sim: &SimState, w: &ScheduledWebhook, partner: &str) {
     }
 }
 
-/// Sends `w` now (and its redeliveries); the HTTP statuses the receiver answered.
-pub async fn send(sim: &SimState, w: &ScheduledWebhook) -> Result<Vec<u16>, String> {
+/// Sends `w` now (and its redeliveries) unless the app is not subscribed to its WABA; what
+/// the receiver answered. What it announces happens either way (a review is decided whether
+/// or not the partner hears of it).
+pub async fn send(sim: &SimState, w: &ScheduledWebhook) -> Result<Delivery, String> {
+    let partner = sim.partner_id();
+    if needs_subscription(w) && !sim.is_subscribed(&w.waba_id) {
+        if !w.bad_signature {
+            apply(sim, w, &partner);
+        }
+        return Ok(Delivery {
+            delivered: false,
+            reason: Some(format!(
+                "the app is not subscribed to WABA {} (POST /{}/subscribed_apps), so Meta does not send it this WABA's webhooks",
+                w.waba_id, w.waba_id
+            )),
+            statuses: Vec::new(),
+        });
+    }
     let url = sim
         .webhook_url()
         .ok_or("no webhook URL: start graph-sim with --webhook-url or PUT /_sim/webhooks")?;
-    let partner = sim.partner_id();
     if !w.bad_signature {
         apply(sim, w, &partner);
     }
@@ -167,15 +217,25 @@ pub async fn send(sim: &SimState, w: &ScheduledWebhook) -> Result<Vec<u16>, Stri
             .map_err(|e| format!("webhook to {url}: {e}"))?;
         statuses.push(res.status().as_u16());
     }
-    Ok(statuses)
+    Ok(Delivery {
+        delivered: true,
+        reason: None,
+        statuses,
+    })
 }
 
 /// Sends `w` after its delay, in the background.
 pub fn schedule(sim: Arc<SimState>, w: ScheduledWebhook) {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs_f64(w.after_secs.max(0.0))).await;
-        if let Err(e) = send(&sim, &w).await {
-            eprintln!("graph-sim: {e}");
+        match send(&sim, &w).await {
+            Ok(Delivery {
+                delivered: false,
+                reason: Some(reason),
+                ..
+            }) => eprintln!("graph-sim: webhook not sent: {reason}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("graph-sim: {e}"),
         }
     });
 }
