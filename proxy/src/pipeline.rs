@@ -44,6 +44,9 @@ const MAX_TRANSIENT_ATTEMPTS: u32 = 12;
 const MAX_AUDIT_ANSWER: usize = 2048;
 /// `next_at` of a failed step that waits for the admin's retry.
 const NEVER: i64 = i64::MAX;
+/// How long after the signup Meta lets the partner register its number (14 days)
+/// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-phone-numbers/>).
+const REGISTER_DEADLINE_SECS: i64 = 14 * 86_400;
 /// Pages of a WABA's numbers read at most (100 a page).
 const MAX_PHONE_PAGES: usize = 20;
 /// Meta's answer to a sync requested again (the first request went through), as a copy of
@@ -540,12 +543,19 @@ impl Pipeline {
             let query = [("fields", "id,primary_funding_id".to_owned())];
             match self.upstream.get(GraphRoute::Waba, waba, &query, &[]).await {
                 Ok(body) => {
-                    let funded = serde_json::from_slice::<Value>(&body)
+                    let funding = serde_json::from_slice::<Value>(&body)
                         .ok()
-                        .and_then(|v| v.get("primary_funding_id").cloned())
-                        .is_some_and(|f| !f.is_null() && f != "");
-                    if funded {
-                        return (done("the WABA already has a funding source"), None, None);
+                        .and_then(|v| match v.get("primary_funding_id")? {
+                            Value::String(s) if !s.is_empty() => Some(s.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        });
+                    if let Some(id) = funding {
+                        // Said, not hidden: it may be the business's own payment method.
+                        let message = format!(
+                            "the WABA already has a funding source (primary_funding_id {id})"
+                        );
+                        return (done(&message), None, None);
                     }
                 }
                 Err(e) => return (self.failure(call.step, &e), None, None),
@@ -641,6 +651,31 @@ impl Pipeline {
         phone: &str,
     ) -> (StepOutcome, Option<GraphWrite>, Option<Vec<NewStep>>) {
         let step = call.step;
+        // Meta: a number is registered within 14 days of the signup, or the business signs
+        // up again; past that the pipeline stops looking.
+        let created = match self.store.onboarding(step.onboarding_id).await {
+            Ok(Some(o)) => o.record.created_at,
+            _ => {
+                return (
+                    pending(call.now + plan::backoff_secs(step.attempts)),
+                    None,
+                    None,
+                );
+            }
+        };
+        if call.now > created + REGISTER_DEADLINE_SECS {
+            return (
+                failed(
+                    Actor::Business,
+                    "Meta's 14 days to register the number after the signup have passed: the \
+                     business goes through Embedded Signup again.",
+                    None,
+                    NEVER,
+                ),
+                None,
+                None,
+            );
+        }
         let query = [("fields", PHONE_CHECK_FIELDS.to_owned())];
         let scrub: Vec<&str> = call.token.map(Secret::expose).into_iter().collect();
         let number = match self

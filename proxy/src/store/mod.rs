@@ -556,6 +556,7 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, Option<Inserted>>;
     /// Claims the step due first (pending or failed and due, or running with an expired
     /// lease: its runner died) for `lease_secs`: running, one more attempt, a new version.
+    /// The returned step keeps the state it had before the claim (what people last saw).
     /// Never a step of a revoked onboarding, nor one whose number another runner holds, nor
     /// one behind an unfinished earlier step of the same onboarding and WABA (steps run in
     /// their planned order: the System User is assigned before the credit line is shared).

@@ -753,7 +753,8 @@ impl Store for SqliteStore {
             let Some(mut step) = found else {
                 return Ok(None);
             };
-            step.state = StepState::Running;
+            // The row is running now; the struct keeps the state people last saw, which
+            // `settle_step` compares the outcome with.
             step.attempts += 1;
             step.version += 1;
             step.updated_at = now;
@@ -818,8 +819,14 @@ impl Store for SqliteStore {
             if let Some(w) = &write {
                 insert_write(&tx, w)?;
             }
-            let before = steps_where(&tx, "id = ?1", [step.id])?.pop();
             let version = step.version + 1;
+            let seen = (
+                step.state,
+                step.actor.clone(),
+                step.message.clone(),
+                step.error_code,
+                step.token,
+            );
             let n = tx.execute(
                 "UPDATE pipeline_steps SET state = ?3, actor = ?4, message = ?5, \
                  error_code = ?6, error = ?7, next_at = ?8, lease_until = NULL, \
@@ -855,19 +862,15 @@ impl Store for SqliteStore {
                     ..step
                 };
                 // A wait that ends where it began (a number still not verified) tells
-                // nobody anything new: no change, so the stream does not grow with it. The
-                // stored step before the claim is what people last saw.
-                let same = before.is_some_and(|b| {
-                    (b.state, &b.actor, &b.message, b.error_code, b.token)
-                        == (
-                            settled.state,
-                            &settled.actor,
-                            &settled.message,
-                            settled.error_code,
-                            settled.token,
-                        )
-                });
-                if !same {
+                // nobody anything new: no change, so the stream does not grow with it.
+                let now_seen = (
+                    settled.state,
+                    settled.actor.clone(),
+                    settled.message.clone(),
+                    settled.error_code,
+                    settled.token,
+                );
+                if now_seen != seen {
                     changes.push(step_change(&tx, &settled, now)?);
                 }
             }
@@ -1208,4 +1211,164 @@ fn onboardings_where(
         o.steps = steps_where(c, "onboarding_id = ?1 ORDER BY id", [o.id])?;
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (SqliteStore, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "waba-store-test-{}-{}.db",
+            std::process::id(),
+            crate::sealing::random::<8>()
+                .map(hex::encode)
+                .unwrap_or_default()
+        ));
+        (SqliteStore::open(&path).unwrap(), path)
+    }
+
+    fn step(kind: StepKind, waba: &str, phone: Option<&str>) -> NewStep {
+        NewStep {
+            kind,
+            waba_id: waba.into(),
+            phone_id: phone.map(str::to_owned),
+            phone_label: None,
+            state: StepState::Pending,
+            token: TokenKind::Business,
+            message: None,
+            not_before: 0,
+        }
+    }
+
+    fn outcome(state: StepState, message: Option<&str>) -> StepOutcome {
+        StepOutcome {
+            state,
+            actor: None,
+            message: message.map(str::to_owned),
+            error_code: None,
+            error: None,
+            next_at: 0,
+            token: TokenKind::Business,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_is_held_by_one_runner_in_order_and_settled_once() {
+        let (s, path) = store();
+        let mut record = OnboardingRecord::new(Flow::Code, 100);
+        record.granted = vec!["9".into()];
+        record.steps = vec![
+            step(StepKind::AssignSystemUser, "9", None),
+            step(StepKind::ShareCreditLine, "9", None),
+            step(StepKind::Register, "9", Some("10")),
+        ];
+        let inserted = s.insert_onboarding(record, None).await.unwrap();
+        assert_eq!(inserted.changes.len(), 3, "one change per step created");
+
+        // The first step only: the others wait behind it.
+        let first = s.claim_step(100, 30).await.unwrap().unwrap();
+        assert_eq!(first.kind, StepKind::AssignSystemUser);
+        assert!(s.claim_step(100, 30).await.unwrap().is_none());
+        // The holder's fence holds and extends the lease; a stale version's does not.
+        assert!(s.fence(first.clone(), 120, 30).await.unwrap());
+        let stale = Step {
+            version: first.version - 1,
+            ..first.clone()
+        };
+        assert!(!s.fence(stale.clone(), 121, 30).await.unwrap());
+        // The lease (extended to 150) is not over at 140: nobody else takes the step.
+        assert!(s.claim_step(140, 30).await.unwrap().is_none());
+        // Its runner dies: after the lease another runner claims it, with a new version.
+        let again = s.claim_step(151, 30).await.unwrap().unwrap();
+        assert_eq!((again.id, again.attempts), (first.id, 2));
+        assert!(
+            !s.fence(first.clone(), 152, 30).await.unwrap(),
+            "the old runner lost it"
+        );
+        // The old runner's settle is dropped; the new one's counts once.
+        let dropped = s
+            .settle_step(first, outcome(StepState::Done, None), None, Vec::new(), 153)
+            .await
+            .unwrap();
+        assert!(dropped.is_empty());
+        let kept = s
+            .settle_step(
+                again.clone(),
+                outcome(StepState::Done, None),
+                None,
+                Vec::new(),
+                154,
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(
+            s.settle_step(again, outcome(StepState::Done, None), None, Vec::new(), 155)
+                .await
+                .unwrap()
+                .is_empty(),
+            "settled once"
+        );
+        // Next in order.
+        let credit = s.claim_step(156, 30).await.unwrap().unwrap();
+        assert_eq!(credit.kind, StepKind::ShareCreditLine);
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_changes_nothing_adds_nothing_to_the_stream() {
+        let (s, path) = store();
+        let mut record = OnboardingRecord::new(Flow::Code, 100);
+        record.granted = vec!["9".into()];
+        record.steps = vec![step(StepKind::Register, "9", Some("10"))];
+        s.insert_onboarding(record, None).await.unwrap();
+        let waiting = |at| StepOutcome {
+            next_at: at,
+            ..outcome(StepState::Failed, Some("not verified"))
+        };
+        let claimed = s.claim_step(100, 30).await.unwrap().unwrap();
+        let first = s
+            .settle_step(claimed, waiting(200), None, Vec::new(), 101)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        let claimed = s.claim_step(200, 30).await.unwrap().unwrap();
+        let second = s
+            .settle_step(claimed, waiting(300), None, Vec::new(), 201)
+            .await
+            .unwrap();
+        assert!(second.is_empty(), "still waiting for the same reason");
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[tokio::test]
+    async fn register_attempts_stop_at_the_limit_within_the_window() {
+        let (s, path) = store();
+        for _ in 0..3 {
+            assert!(
+                s.take_register_attempt("register:10".into(), 1000, 100, 3)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            !s.take_register_attempt("register:10".into(), 1001, 100, 3)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.take_register_attempt("deregister:10".into(), 1001, 100, 3)
+                .await
+                .unwrap(),
+            "deregister attempts are counted apart"
+        );
+        assert!(
+            s.take_register_attempt("register:10".into(), 1101, 100, 3)
+                .await
+                .unwrap(),
+            "the window moved on"
+        );
+        std::fs::remove_file(&path).ok();
+    }
 }

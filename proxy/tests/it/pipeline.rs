@@ -792,3 +792,46 @@ async fn the_solution_partner_s_steps_run_in_order_and_meta_s_refusals_are_read(
     );
     assert_eq!(s.sim.calls("credit_sharing"), shares_before, "shared once");
 }
+
+#[tokio::test]
+async fn a_share_the_tracker_finds_is_onboarded_too() {
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), &[]);
+    let pass = || async {
+        let a = send(
+            client()
+                .post(s.url("/admin/tracker/pass"))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.json()
+    };
+    assert_eq!(pass().await["baseline"], true);
+    s.sim.state.share(PARTNER, "1906385232743451");
+    assert_eq!(pass().await["shared"], json!(["1906385232743451"]));
+    let list = get(&s.url("/admin/onboardings"), Some(ADMIN)).await.json();
+    let id = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["flow"] == "discovered" && r["wabas"] == json!(["1906385232743451"]))
+        .unwrap_or_else(|| panic!("no discovered record: {list:#}"))["id"]
+        .as_i64()
+        .unwrap();
+    let r = record_when(&s, id, |steps| {
+        steps.iter().any(|s| s["kind"] == "register") && settled(steps)
+    })
+    .await;
+    let steps = r["steps"].as_array().unwrap();
+    let sub = step(steps, "subscribe", "1906385232743451");
+    assert_eq!(
+        (&sub["state"], &sub["token"]),
+        (&json!("done"), &json!("system_user"))
+    );
+    assert_eq!(
+        step(steps, "register", "110200000000009")["state"],
+        "skipped",
+        "already CONNECTED"
+    );
+}
