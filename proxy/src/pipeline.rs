@@ -642,6 +642,15 @@ impl Pipeline {
         )
     }
 
+    /// When the step's onboarding was recorded; the outcome to settle with (try again soon)
+    /// when the store cannot say.
+    async fn onboarded_at(&self, step: &Step, now: i64) -> Result<i64, StepOutcome> {
+        match self.store.onboarding(step.onboarding_id).await {
+            Ok(Some(o)) => Ok(o.record.created_at),
+            _ => Err(pending(now + plan::backoff_secs(step.attempts))),
+        }
+    }
+
     /// Registers a number: its status read first (done when already `CONNECTED`; waits for
     /// the business while it is not verified), the attempt counted before it is made, the
     /// PIN sealed before it is used.
@@ -653,15 +662,9 @@ impl Pipeline {
         let step = call.step;
         // Meta: a number is registered within 14 days of the signup, or the business signs
         // up again; past that the pipeline stops looking.
-        let created = match self.store.onboarding(step.onboarding_id).await {
-            Ok(Some(o)) => o.record.created_at,
-            _ => {
-                return (
-                    pending(call.now + plan::backoff_secs(step.attempts)),
-                    None,
-                    None,
-                );
-            }
+        let created = match self.onboarded_at(step, call.now).await {
+            Ok(at) => at,
+            Err(wait) => return (wait, None, None),
         };
         if call.now > created + REGISTER_DEADLINE_SECS {
             return (
@@ -836,15 +839,9 @@ impl Pipeline {
         phone: &str,
     ) -> (StepOutcome, Option<GraphWrite>, Option<Vec<NewStep>>) {
         let step = call.step;
-        let created = match self.store.onboarding(step.onboarding_id).await {
-            Ok(Some(o)) => o.record.created_at,
-            _ => {
-                return (
-                    pending(call.now + plan::backoff_secs(step.attempts)),
-                    None,
-                    None,
-                );
-            }
+        let created = match self.onboarded_at(step, call.now).await {
+            Ok(at) => at,
+            Err(wait) => return (wait, None, None),
         };
         if call.now > created + SYNC_WINDOW_SECS {
             return (

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use waba_testkit::browser::Browser;
-use waba_testkit::harness::{SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
 
 const ADMIN: &str = "console-admin-token-e2e";
 const WAIT: Duration = Duration::from_secs(30);
@@ -291,28 +291,32 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     let _ = std::fs::remove_dir_all(&site);
 }
 
-#[tokio::test]
-async fn follow_ups_new_shares_and_live_review_decisions() {
+/// graph-sim with the demo scenario, the console's site, and a proxy in front of them with
+/// the demo's System User, the admin token and the app secret, plus `extra` flags.
+fn demo_stack(extra: &[&str]) -> (SimServer, std::path::PathBuf, Running) {
     let sim = SimServer::start(&scenario("demo")).unwrap();
     let site = site(&sim.url).unwrap();
     let www = site.to_string_lossy().into_owned();
-    let proxy = start_proxy(
-        &target_bin("waba-proxy"),
-        &sim.url,
-        &[
-            "--system-user-token",
-            "EAASimSystemUserTokenDemo0000000000000000000000001",
-            "--business-id",
-            "805021500648488",
-            "--admin-token",
-            ADMIN,
-            "--www",
-            &www,
-            "--app-secret",
-            "sim-app-secret-demo-5f1e0c9a",
-        ],
-    )
-    .unwrap();
+    let mut args = vec![
+        "--system-user-token",
+        "EAASimSystemUserTokenDemo0000000000000000000000001",
+        "--business-id",
+        "805021500648488",
+        "--admin-token",
+        ADMIN,
+        "--www",
+        &www,
+        "--app-secret",
+        "sim-app-secret-demo-5f1e0c9a",
+    ];
+    args.extend_from_slice(extra);
+    let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args).unwrap();
+    (sim, site, proxy)
+}
+
+#[tokio::test]
+async fn follow_ups_new_shares_and_live_review_decisions() {
+    let (sim, site, proxy) = demo_stack(&[]);
     sim.state
         .set_webhook_url(Some(format!("{}/webhooks/meta", proxy.url)));
     let http = reqwest::Client::new();
@@ -488,32 +492,14 @@ fn steps_settled(id: i64, states: &str) -> String {
 
 #[tokio::test]
 async fn pipeline_steps_show_live_with_who_acts_a_pin_retry_and_an_offboarding() {
-    let sim = SimServer::start(&scenario("demo")).unwrap();
-    let site = site(&sim.url).unwrap();
-    let www = site.to_string_lossy().into_owned();
-    let proxy = start_proxy(
-        &target_bin("waba-proxy"),
-        &sim.url,
-        &[
-            "--system-user-token",
-            "EAASimSystemUserTokenDemo0000000000000000000000001",
-            "--business-id",
-            "805021500648488",
-            "--admin-token",
-            ADMIN,
-            "--www",
-            &www,
-            "--app-id",
-            "670843887433847",
-            "--app-secret",
-            "sim-app-secret-demo-5f1e0c9a",
-            "--token-key",
-            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
-            "--pipeline-interval-ms",
-            "100",
-        ],
-    )
-    .unwrap();
+    let (sim, site, proxy) = demo_stack(&[
+        "--app-id",
+        "670843887433847",
+        "--token-key",
+        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+        "--pipeline-interval-ms",
+        "100",
+    ]);
     let http = reqwest::Client::new();
     // A business whose number already has a two-step PIN (424242): registering it with
     // another PIN fails with Meta's 133005, and only the business can say the right one.
