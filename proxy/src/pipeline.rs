@@ -21,8 +21,8 @@ use crate::error::AppError;
 use crate::live::StatusHub;
 use crate::sealing::TokenKey;
 use crate::store::{
-    Flow, GraphWrite, NewStep, Offboard, OnboardingRecord, Outcome, SealedPin, Step, StepKind,
-    StepOutcome, StepState, Store, StoredChange, TokenKind,
+    Discovery, GraphWrite, NewStep, Offboard, SealedPin, Step, StepKind, StepOutcome, StepState,
+    Store, StoredChange, TokenKind,
 };
 use crate::upstream::{Bearer, GraphRoute, Upstream, Write};
 use reqwest::Method;
@@ -168,35 +168,25 @@ impl Pipeline {
             .collect()
     }
 
-    /// A WABA shared with no browser session (Meta's `PARTNER_ADDED` webhook, or the
-    /// tracker): an onboarding record of its own with the steps the System User can run,
-    /// after the grace a business's own signup has to take it over. `None` when a record
-    /// already holds the WABA.
-    pub async fn discovered(&self, waba: &str) -> Result<Option<i64>, AppError> {
-        let now = crate::clock::now();
-        let mut record = OnboardingRecord::new(Flow::Discovered, now);
-        record.outcome = Outcome::Finished;
-        record.granted = vec![waba.to_owned()];
+    /// The steps of a WABA shared with no browser session (Meta's `PARTNER_ADDED` webhook,
+    /// or the tracker), which the store plans in the transaction that records the share:
+    /// what the System User can run, after the grace a business's own signup has to take
+    /// them over.
+    pub fn discovery(&self) -> Discovery {
         let grace = self.config.discovery_grace.as_secs() as i64;
-        record.steps = self.new_steps(
-            plan::plan_waba(&self.config.plan, waba, None, false),
-            &[],
-            false,
-            now + grace,
-        );
-        let inserted = self
-            .store
-            .insert_discovered(record, waba.to_owned())
-            .await?;
-        Ok(inserted.map(|i| {
-            self.announce(&i.changes);
-            tracing::info!(
-                onboarding = i.id,
-                waba,
-                "a shared WABA found without a signup"
-            );
-            i.id
-        }))
+        Discovery {
+            steps: self.new_steps(
+                plan::plan_waba(&self.config.plan, "", None, false),
+                &[],
+                false,
+                grace,
+            ),
+        }
+    }
+
+    /// Wakes the runner (steps were stored and announced elsewhere).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Tells open streams about step changes and wakes the runner.

@@ -61,14 +61,14 @@ impl Tracker {
         let _running = self.running.try_lock().map_err(|_| TrackerError::Busy)?;
         let ids = list_ids(&self.upstream, &self.business, ListEdge::Client).await?;
         let set: BTreeSet<String> = ids.into_iter().map(|id| id.to_string()).collect();
-        let diff = self.store.apply_share_set(set, crate::clock::now()).await?;
+        // Newly shared WABAs no record holds are planned in the same transaction.
+        let discovery = self.pipeline.as_ref().map(|p| p.discovery());
+        let diff = self
+            .store
+            .apply_share_set(set, crate::clock::now(), discovery)
+            .await?;
         if let Some(pipeline) = &self.pipeline {
-            for waba in &diff.shared {
-                // One WABA's planning failing (the database) does not keep the others back.
-                if let Err(e) = pipeline.discovered(waba).await {
-                    tracing::error!(error = %e, waba = waba.as_str(), "a newly shared WABA could not be planned");
-                }
-            }
+            pipeline.announce(&diff.planned);
         }
         metrics::counter!("waba_tracker_passes_total").increment(1);
         metrics::counter!("waba_tracker_events_total", "kind" => "shared")

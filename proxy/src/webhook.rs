@@ -90,16 +90,13 @@ impl Inbox {
         let changes = parse(body).map_err(|_| {
             AppError::BadRequest("the body is not a webhook notification (entry[].changes[])")
         })?;
-        // Every share the delivery announces, redelivered or not: planning is idempotent, so
-        // a redelivery after a failed planning (answered 500) plans it then.
-        let added: Vec<String> = changes
-            .iter()
-            .filter(|c| c.kind == ChangeKind::PartnerAdded)
-            .filter_map(|c| c.waba_id.clone())
-            .collect();
+
+        // A share no record holds is planned in the same transaction: no redelivery or crash
+        // can leave it stored but not onboarded.
+        let discovery = self.pipeline.as_ref().map(|p| p.discovery());
         let stored = self
             .store
-            .record_changes(changes, crate::clock::now())
+            .record_changes(changes, crate::clock::now(), discovery)
             .await?;
         for change in &stored {
             if let Some(waba) = &change.change.waba_id {
@@ -107,13 +104,17 @@ impl Inbox {
             }
         }
         self.hub.publish(&stored);
-        if let Some(pipeline) = &self.pipeline {
-            for waba in &added {
-                pipeline.discovered(waba).await?;
-            }
+        let from_meta = stored
+            .iter()
+            .filter(|c| c.change.kind != ChangeKind::PipelineStep)
+            .count();
+        if from_meta < stored.len()
+            && let Some(pipeline) = &self.pipeline
+        {
+            pipeline.wake();
         }
-        metrics::counter!("waba_webhook_changes_total").increment(stored.len() as u64);
-        Ok(stored.len())
+        metrics::counter!("waba_webhook_changes_total").increment(from_meta as u64);
+        Ok(from_meta)
     }
 }
 

@@ -488,6 +488,36 @@ pub struct ShareDiff {
     pub unshared: Vec<String>,
     /// Whether this pass only recorded the first set (no events).
     pub baseline: bool,
+    /// The changes of the steps planned for the newly shared WABAs.
+    pub planned: Vec<StoredChange>,
+}
+
+/// The steps a WABA found shared without a signup gets (`waba_id` left empty: filled per
+/// WABA), stored with its `discovered` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The steps, in order.
+    pub steps: Vec<NewStep>,
+}
+
+impl Discovery {
+    /// The record of `waba`, found at `now`.
+    pub fn record(&self, waba: &str, now: i64) -> OnboardingRecord {
+        let mut record = OnboardingRecord::new(Flow::Discovered, now);
+        record.outcome = Outcome::Finished;
+        record.granted = vec![waba.to_owned()];
+        record.steps = self
+            .steps
+            .iter()
+            .cloned()
+            .map(|s| NewStep {
+                waba_id: waba.to_owned(),
+                not_before: now + s.not_before,
+                ..s
+            })
+            .collect();
+        record
+    }
 }
 
 /// A status change Meta announced by webhook, before it is stored.
@@ -524,11 +554,14 @@ pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 /// What the proxy keeps. Every call is async and safe to make from request handlers.
 pub trait Store: Send + Sync {
     /// Stores webhook changes in one transaction, skipping those already stored (redelivery),
-    /// and applies shares and removals to the tracker's set. Returns the newly stored ones.
+    /// and applies shares and removals to the tracker's set; with `discovery`, a WABA shared
+    /// (`PARTNER_ADDED`) that no record holds gets a `discovered` record and its steps in
+    /// the same transaction. Returns the newly stored changes (the steps' among them).
     fn record_changes(
         &self,
         changes: Vec<StatusChange>,
         now: i64,
+        discovery: Option<Discovery>,
     ) -> StoreFuture<'_, Vec<StoredChange>>;
     /// Status changes after `after`, oldest first, at most `limit`.
     fn changes(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredChange>>;
@@ -547,13 +580,6 @@ pub trait Store: Send + Sync {
         record: OnboardingRecord,
         session: Option<NewSession>,
     ) -> StoreFuture<'_, Inserted>;
-    /// Stores a `discovered` record for `waba` with its steps, unless a record that is not
-    /// revoked already holds the WABA; `None` then.
-    fn insert_discovered(
-        &self,
-        record: OnboardingRecord,
-        waba: String,
-    ) -> StoreFuture<'_, Option<Inserted>>;
     /// Claims the step due first (pending or failed and due, or running with an expired
     /// lease: its runner died) for `lease_secs`: running, one more attempt, a new version.
     /// The returned step keeps the state it had before the claim (what people last saw).
@@ -613,8 +639,14 @@ pub trait Store: Send + Sync {
     /// Every record that leaves something to do, newest first, at most `limit`.
     fn follow_ups(&self, limit: u32) -> StoreFuture<'_, Vec<Onboarding>>;
     /// Replaces the tracker's set with `current` and records the difference as events, in one
-    /// transaction. The first call records the baseline without events.
-    fn apply_share_set(&self, current: BTreeSet<String>, now: i64) -> StoreFuture<'_, ShareDiff>;
+    /// transaction, with a `discovered` record for each newly shared WABA no record holds
+    /// when `discovery` is given. The first call records the baseline without events.
+    fn apply_share_set(
+        &self,
+        current: BTreeSet<String>,
+        now: i64,
+        discovery: Option<Discovery>,
+    ) -> StoreFuture<'_, ShareDiff>;
     /// Tracker events after `after`, oldest first, at most `limit`.
     fn share_events(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<ShareEvent>>;
     /// Forgets used codes older than `before` (they expire after 30 s anyway).

@@ -2,10 +2,10 @@
 //! on tokio's blocking threads, versioned migrations at start-up.
 
 use super::{
-    ChangeKind, Flow, FollowUp, FollowUpReason, GraphWrite, Inserted, NewSession, NewStep,
-    Offboard, Onboarding, OnboardingRecord, Outcome, Retry, SealedPin, SealedToken, SessionGrant,
-    ShareDiff, ShareEvent, ShareKind, StatusChange, Step, StepKind, StepOutcome, StepState, Store,
-    StoreError, StoreFuture, StoredChange, TokenKind,
+    ChangeKind, Discovery, Flow, FollowUp, FollowUpReason, GraphWrite, Inserted, NewSession,
+    NewStep, Offboard, Onboarding, OnboardingRecord, Outcome, Retry, SealedPin, SealedToken,
+    SessionGrant, ShareDiff, ShareEvent, ShareKind, StatusChange, Step, StepKind, StepOutcome,
+    StepState, Store, StoreError, StoreFuture, StoredChange, TokenKind,
 };
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -480,6 +480,34 @@ fn insert_steps(
     Ok(())
 }
 
+/// A `discovered` record for `waba` with its steps, unless a record that is not revoked
+/// already holds the WABA (a signup's, or an earlier discovery's).
+fn discover(
+    tx: &rusqlite::Transaction<'_>,
+    waba: &str,
+    discovery: &Discovery,
+    now: i64,
+    out: &mut Vec<StoredChange>,
+) -> Result<(), StoreError> {
+    let held: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM onboardings WHERE revoked_at IS NULL \
+         AND outcome != 'code_rejected' \
+         AND (',' || granted || ',') LIKE ('%,' || ?1 || ',%') \
+         AND (flow != 'token' OR id IN (SELECT onboarding_id FROM pipeline_steps)))",
+        [waba],
+        |r| r.get(0),
+    )?;
+    if !held {
+        let id = insert_record(tx, &discovery.record(waba, now), None, out)?;
+        tracing::info!(
+            onboarding = id,
+            waba,
+            "a shared WABA found without a signup"
+        );
+    }
+    Ok(())
+}
+
 /// Inserts a record and its follow-ups, steps and session; its id.
 fn insert_record(
     tx: &rusqlite::Transaction<'_>,
@@ -578,6 +606,7 @@ impl Store for SqliteStore {
         &self,
         changes: Vec<StatusChange>,
         now: i64,
+        discovery: Option<Discovery>,
     ) -> StoreFuture<'_, Vec<StoredChange>> {
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -597,6 +626,9 @@ impl Store for SqliteStore {
                             )?;
                             if added == 1 {
                                 share_event(&tx, waba, ShareKind::Shared, now)?;
+                            }
+                            if let Some(d) = &discovery {
+                                discover(&tx, waba, d, now, &mut stopped)?;
                             }
                         }
                         ChangeKind::PartnerRemoved => {
@@ -699,31 +731,6 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(Inserted { id, changes })
-        })
-    }
-
-    fn insert_discovered(
-        &self,
-        r: OnboardingRecord,
-        waba: String,
-    ) -> StoreFuture<'_, Option<Inserted>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let held: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM onboardings WHERE revoked_at IS NULL \
-                 AND outcome != 'code_rejected' \
-                 AND (',' || granted || ',') LIKE ('%,' || ?1 || ',%') \
-                 AND (flow != 'token' OR id IN (SELECT onboarding_id FROM pipeline_steps)))",
-                [&waba],
-                |r| r.get(0),
-            )?;
-            if held {
-                return Ok(None);
-            }
-            let mut changes = Vec::new();
-            let id = insert_record(&tx, &r, None, &mut changes)?;
-            tx.commit()?;
-            Ok(Some(Inserted { id, changes }))
         })
     }
 
@@ -1101,7 +1108,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn apply_share_set(&self, current: BTreeSet<String>, now: i64) -> StoreFuture<'_, ShareDiff> {
+    fn apply_share_set(
+        &self,
+        current: BTreeSet<String>,
+        now: i64,
+        discovery: Option<Discovery>,
+    ) -> StoreFuture<'_, ShareDiff> {
         self.run(move |c| {
             let tx = c.transaction()?;
             let baseline = tx
@@ -1119,6 +1131,7 @@ impl Store for SqliteStore {
             };
             let shared: Vec<String> = current.difference(&stored).cloned().collect();
             let unshared: Vec<String> = stored.difference(&current).cloned().collect();
+            let mut planned = Vec::new();
             for id in &shared {
                 tx.execute(
                     "INSERT INTO shared_wabas (waba_id, since) VALUES (?1, ?2)",
@@ -1126,6 +1139,9 @@ impl Store for SqliteStore {
                 )?;
                 if !baseline {
                     share_event(&tx, id, ShareKind::Shared, now)?;
+                    if let Some(d) = &discovery {
+                        discover(&tx, id, d, now, &mut planned)?;
+                    }
                 }
             }
             for id in &unshared {
@@ -1147,6 +1163,7 @@ impl Store for SqliteStore {
                 shared: if baseline { Vec::new() } else { shared },
                 unshared,
                 baseline,
+                planned,
             })
         })
     }
