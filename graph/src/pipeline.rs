@@ -230,9 +230,9 @@ pub fn plan_waba(
         ));
     }
     match phones {
-        // A number found later is registered (a coexistence signup always comes with its
-        // session event, so it is never found this way).
-        None if config.register => {
+        // Numbers read later (a WABA whose read failed, one found without a signup) are
+        // registered, or synced for a WhatsApp Business app signup.
+        None if config.register || coexistence && config.sync => {
             out.push(PlannedStep::pending(StepKind::FindPhones, waba_id, None));
         }
         None => {}

@@ -227,16 +227,7 @@ impl Signups {
         if let Some(pipeline) = &self.pipeline {
             let coexistence = event.as_ref().is_some_and(|m| m.event.is_coexistence());
             record.steps = pipeline.plan_signup(&record.granted, &accounts, coexistence, true, now);
-            // The pipeline registers the numbers: not a follow-up for people.
-            if record
-                .steps
-                .iter()
-                .any(|s| s.kind == waba_graph::pipeline::StepKind::Register)
-            {
-                record
-                    .follow_ups
-                    .retain(|f| f.reason != FollowUpReason::RegisterPhone);
-            }
+            drop_register_follow_ups(&mut record);
         }
         let expires_at = token_expiry(now, token.expires_in.as_ref());
         record.token = Some(
@@ -273,7 +264,10 @@ impl Signups {
     ) -> Result<Reported, AppError> {
         let flow = match request.flow.as_deref() {
             None => Flow::Token,
-            Some(f) => Flow::parse(f).ok_or(AppError::BadRequest("flow must be token or code"))?,
+            Some(f) => match Flow::parse(f) {
+                Some(flow @ (Flow::Token | Flow::Code)) => flow,
+                _ => return Err(AppError::BadRequest("flow must be token or code")),
+            },
         };
         let event = typed(Some(request.event))?.ok_or(AppError::BadRequest(
             "the event must be a WA_EMBEDDED_SIGNUP message",
@@ -308,6 +302,7 @@ impl Signups {
                 false,
                 record.created_at,
             );
+            drop_register_follow_ups(&mut record);
         }
         let follow_ups = record.follow_ups.clone();
         let inserted = self.store.insert_onboarding(record, None).await?;
@@ -413,6 +408,20 @@ impl Signups {
             );
         }
         (out, accounts)
+    }
+}
+
+/// When the pipeline registers the record's numbers, a verified number waiting for its
+/// registration is not a follow-up for people.
+fn drop_register_follow_ups(record: &mut OnboardingRecord) {
+    if record
+        .steps
+        .iter()
+        .any(|s| s.kind == waba_graph::pipeline::StepKind::Register)
+    {
+        record
+            .follow_ups
+            .retain(|f| f.reason != FollowUpReason::RegisterPhone);
     }
 }
 

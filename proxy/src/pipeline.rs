@@ -21,8 +21,8 @@ use crate::error::AppError;
 use crate::live::StatusHub;
 use crate::sealing::TokenKey;
 use crate::store::{
-    Discovery, GraphWrite, NewStep, Offboard, SealedPin, Step, StepKind, StepOutcome, StepState,
-    Store, StoredChange, TokenKind,
+    Discovery, GraphWrite, NewStep, Offboard, OnboardingRecord, SealedPin, Step, StepKind,
+    StepOutcome, StepState, Store, StoredChange, TokenKind,
 };
 use crate::upstream::{Bearer, GraphRoute, Upstream, Write};
 use reqwest::Method;
@@ -47,6 +47,8 @@ const NEVER: i64 = i64::MAX;
 /// How long after the signup Meta lets the partner register its number (14 days)
 /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-phone-numbers/>).
 const REGISTER_DEADLINE_SECS: i64 = 14 * 86_400;
+/// The session event of a WhatsApp Business app (coexistence) signup, as records keep it.
+const COEXISTENCE_EVENT: &str = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING";
 /// Pages of a WABA's numbers read at most (100 a page).
 const MAX_PHONE_PAGES: usize = 20;
 /// Meta's answer to a sync requested again (the first request went through), as a copy of
@@ -364,7 +366,9 @@ impl Pipeline {
     /// The business token of the step's onboarding, when the step uses it and it is kept and
     /// not expired; else the step uses the System User token, and its record says so.
     async fn business_token(&self, step: &Step) -> Option<Secret> {
-        if step.token != TokenKind::Business {
+        // Chosen by the step's kind, not by the token it used last (a fallback once must not
+        // stick).
+        if step.kind.token(true) != TokenKind::Business {
             return None;
         }
         let key = self.key.as_ref()?;
@@ -620,9 +624,14 @@ impl Pipeline {
                 None => break,
             }
         }
+        // A WhatsApp Business app signup's numbers are synced, not registered.
+        let coexistence = match self.record_of(step, now).await {
+            Ok(r) => r.event.as_deref() == Some(COEXISTENCE_EVENT),
+            Err(wait) => return (wait, None, None),
+        };
         let planned: Vec<plan::PlannedStep> = numbers
             .iter()
-            .flat_map(|p| plan::plan_phone(&self.config.plan, &step.waba_id, p, false))
+            .flat_map(|p| plan::plan_phone(&self.config.plan, &step.waba_id, p, coexistence))
             .collect();
         let steps = self.new_steps(planned, &numbers, false, now);
         (
@@ -632,13 +641,18 @@ impl Pipeline {
         )
     }
 
-    /// When the step's onboarding was recorded; the outcome to settle with (try again soon)
-    /// when the store cannot say.
-    async fn onboarded_at(&self, step: &Step, now: i64) -> Result<i64, StepOutcome> {
+    /// The step's onboarding record; the outcome to settle with (try again soon) when the
+    /// store cannot say.
+    async fn record_of(&self, step: &Step, now: i64) -> Result<OnboardingRecord, StepOutcome> {
         match self.store.onboarding(step.onboarding_id).await {
-            Ok(Some(o)) => Ok(o.record.created_at),
+            Ok(Some(o)) => Ok(o.record),
             _ => Err(pending(now + plan::backoff_secs(step.attempts))),
         }
+    }
+
+    /// When the step's onboarding was recorded (see [`Pipeline::record_of`]).
+    async fn onboarded_at(&self, step: &Step, now: i64) -> Result<i64, StepOutcome> {
+        self.record_of(step, now).await.map(|r| r.created_at)
     }
 
     /// Registers a number: its status read first (done when already `CONNECTED`; waits for
@@ -809,15 +823,18 @@ impl Pipeline {
         let sealed = key
             .seal(&pin, 0)
             .map_err(|_| "The PIN could not be sealed.")?;
-        self.store
-            .put_pin(SealedPin {
+        // Kept only if the admin did not set the business's PIN meanwhile.
+        let kept = self
+            .store
+            .keep_pin(SealedPin {
                 phone_id: phone.to_owned(),
                 sealed,
                 set_by_partner: false,
             })
             .await
             .map_err(|_| "The PIN could not be stored.")?;
-        Ok(pin)
+        key.open(&kept.sealed)
+            .map_err(|_| "The stored PIN does not open with the token key.")
     }
 
     /// `POST /{phone-number-id}/smb_app_data`: contacts (`smb_app_state_sync`), then history,
@@ -969,7 +986,7 @@ impl Pipeline {
         let now = crate::clock::now();
         let wait = |secs: u64| now + (secs as i64).max(plan::backoff_secs(step.attempts));
         if e.is_throttling() || transient(e) {
-            if step.attempts >= MAX_TRANSIENT_ATTEMPTS {
+            if step.failures + 1 >= MAX_TRANSIENT_ATTEMPTS {
                 return failed(
                     Actor::Meta,
                     "Meta kept failing or limiting this call; it waits for someone to retry.",
@@ -989,6 +1006,7 @@ impl Pipeline {
                 _ => 0,
             };
             let mut out = pending(wait(retry_after));
+            out.transient = true;
             out.error_code = e.graph_error().code.into();
             out.error = Some(e.graph_error().message);
             return out;
@@ -1049,6 +1067,7 @@ fn done(message: &str) -> StepOutcome {
         next_at: 0,
         // The runner sets the token the step used.
         token: TokenKind::SystemUser,
+        transient: false,
     }
 }
 
@@ -1061,6 +1080,7 @@ fn pending(next_at: i64) -> StepOutcome {
         error: None,
         next_at,
         token: TokenKind::SystemUser,
+        transient: false,
     }
 }
 
@@ -1074,6 +1094,7 @@ fn failed(actor: Actor, message: &str, error: Option<&AppError>, next_at: i64) -
         error: g.map(|g| g.message),
         next_at,
         token: TokenKind::SystemUser,
+        transient: false,
     }
 }
 

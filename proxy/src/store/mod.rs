@@ -303,6 +303,9 @@ pub struct Step {
     /// Whether the admin asked for this attempt (a retry): it may use Meta's whole
     /// allowance of register attempts, not only the automatic share.
     pub by_admin: bool,
+    /// Transient failures in a row (throttling, timeouts, 5xx); a settle that is not one
+    /// resets it, and so does the admin's retry.
+    pub failures: u32,
 }
 
 impl Step {
@@ -365,6 +368,8 @@ pub struct StepOutcome {
     pub next_at: i64,
     /// The token the step's calls used (the business token may be gone: expired, revoked).
     pub token: TokenKind,
+    /// Whether it ends a transient failure (counted in a row).
+    pub transient: bool,
 }
 
 /// One write the proxy made to Graph, for the audit trail (never a token or a PIN): the
@@ -624,6 +629,9 @@ pub trait Store: Send + Sync {
     fn record_write(&self, write: GraphWrite) -> StoreFuture<'_, ()>;
     /// Graph writes after `after`, oldest first.
     fn writes(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<GraphWrite>>;
+    /// Stores a generated PIN unless the number has one (set meanwhile by the admin); the
+    /// PIN the number has now.
+    fn keep_pin(&self, pin: SealedPin) -> StoreFuture<'_, SealedPin>;
     /// Stores the PIN of a number (replacing one).
     fn put_pin(&self, pin: SealedPin) -> StoreFuture<'_, ()>;
     /// The PIN of a number.

@@ -100,7 +100,8 @@ const MIGRATIONS: &[&str] = &[
         lease_until INTEGER,
         updated_at INTEGER NOT NULL,
         version INTEGER NOT NULL DEFAULT 0,
-        by_admin INTEGER NOT NULL DEFAULT 0
+        by_admin INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX pipeline_steps_due ON pipeline_steps(state, next_at);
     CREATE INDEX pipeline_steps_by_onboarding ON pipeline_steps(onboarding_id, id);
@@ -355,7 +356,7 @@ fn stop_steps(
         step.version += 1;
         tx.execute(
             "UPDATE pipeline_steps SET state = 'skipped', actor = NULL, message = ?2, \
-             lease_until = NULL, updated_at = ?3, version = ?4 WHERE id = ?1",
+             updated_at = ?3, version = ?4 WHERE id = ?1",
             params![step.id, message, now, step.version],
         )?;
         out.push(step_change(tx, &step, now)?);
@@ -364,7 +365,7 @@ fn stop_steps(
 }
 
 const STEP_COLUMNS: &str = "id, onboarding_id, waba_id, phone_id, phone_label, kind, state, token, \
-     actor, message, error_code, error, attempts, next_at, updated_at, version, by_admin";
+     actor, message, error_code, error, attempts, next_at, updated_at, version, by_admin, failures";
 
 fn read_step(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
     Ok(Step {
@@ -385,6 +386,7 @@ fn read_step(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
         updated_at: r.get(14)?,
         version: r.get(15)?,
         by_admin: r.get(16)?,
+        failures: r.get(17)?,
     })
 }
 
@@ -614,6 +616,13 @@ impl Store for SqliteStore {
             let mut stopped = Vec::new();
             for change in changes {
                 if insert_change(&tx, &change, now)? == 0 {
+                    // A redelivery: the share is stored, but plan it if nothing holds it.
+                    if let (ChangeKind::PartnerAdded, Some(waba), Some(d)) =
+                        (change.kind, &change.waba_id, &discovery)
+                    {
+                        discover(&tx, waba, d, now, &mut stopped)?;
+                        stored.append(&mut stopped);
+                    }
                     continue;
                 }
                 let seq = tx.last_insert_rowid();
@@ -746,7 +755,10 @@ impl Store for SqliteStore {
                       ('unsubscribe', 'deregister'))) \
                  AND (phone_id IS NULL OR NOT EXISTS (SELECT 1 FROM pipeline_steps o \
                       WHERE o.phone_id = pipeline_steps.phone_id AND o.id != pipeline_steps.id \
-                      AND o.state = 'running' AND o.lease_until > ?1)) \
+                      AND o.lease_until > ?1)) \
+                 AND NOT EXISTS (SELECT 1 FROM pipeline_steps k \
+                      WHERE k.waba_id = pipeline_steps.waba_id AND k.kind = pipeline_steps.kind \
+                      AND k.id != pipeline_steps.id AND k.lease_until > ?1) \
                  AND NOT EXISTS (SELECT 1 FROM pipeline_steps e \
                       WHERE e.onboarding_id = pipeline_steps.onboarding_id \
                       AND e.waba_id = pipeline_steps.waba_id AND e.id < pipeline_steps.id \
@@ -837,7 +849,8 @@ impl Store for SqliteStore {
             let n = tx.execute(
                 "UPDATE pipeline_steps SET state = ?3, actor = ?4, message = ?5, \
                  error_code = ?6, error = ?7, next_at = ?8, lease_until = NULL, \
-                 updated_at = ?9, version = ?10, token = ?11 \
+                 updated_at = ?9, version = ?10, token = ?11, by_admin = 0, \
+                 failures = CASE WHEN ?12 THEN failures + 1 ELSE 0 END \
                  WHERE id = ?1 AND version = ?2 AND state = 'running'",
                 params![
                     step.id,
@@ -850,7 +863,8 @@ impl Store for SqliteStore {
                     outcome.next_at,
                     now,
                     version,
-                    outcome.token.as_str()
+                    outcome.token.as_str(),
+                    outcome.transient
                 ],
             )?;
             let mut changes = Vec::new();
@@ -866,6 +880,12 @@ impl Store for SqliteStore {
                     token: outcome.token,
                     updated_at: now,
                     version,
+                    by_admin: false,
+                    failures: if outcome.transient {
+                        step.failures + 1
+                    } else {
+                        0
+                    },
                     ..step
                 };
                 // A wait that ends where it began (a number still not verified) tells
@@ -914,9 +934,10 @@ impl Store for SqliteStore {
             step.updated_at = now;
             step.version += 1;
             step.by_admin = true;
+            step.failures = 0;
             tx.execute(
                 "UPDATE pipeline_steps SET state = 'pending', actor = NULL, next_at = ?2, \
-                 updated_at = ?2, version = ?3, by_admin = 1 WHERE id = ?1",
+                 updated_at = ?2, version = ?3, by_admin = 1, failures = 0 WHERE id = ?1",
                 params![step.id, now, step.version],
             )?;
             let change = step_change(&tx, &step, now)?;
@@ -1035,6 +1056,27 @@ impl Store for SqliteStore {
                 ],
             )?;
             Ok(())
+        })
+    }
+
+    fn keep_pin(&self, pin: SealedPin) -> StoreFuture<'_, SealedPin> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO phone_pins (phone_id, nonce, ciphertext, set_by_partner) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    pin.phone_id,
+                    pin.sealed.nonce,
+                    pin.sealed.ciphertext,
+                    pin.set_by_partner
+                ],
+            )?;
+            Ok(c.query_row(
+                "SELECT phone_id, nonce, ciphertext, set_by_partner FROM phone_pins \
+                 WHERE phone_id = ?1",
+                [&pin.phone_id],
+                read_pin,
+            )?)
         })
     }
 
@@ -1267,6 +1309,7 @@ mod tests {
             error: None,
             next_at: 0,
             token: TokenKind::Business,
+            transient: false,
         }
     }
 
@@ -1356,6 +1399,48 @@ mod tests {
             .await
             .unwrap();
         assert!(second.is_empty(), "still waiting for the same reason");
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[tokio::test]
+    async fn an_admin_retry_counts_for_one_attempt_and_transient_failures_count_in_a_row() {
+        let (s, path) = store();
+        let mut record = OnboardingRecord::new(Flow::Code, 100);
+        record.granted = vec!["9".into()];
+        record.steps = vec![step(StepKind::Register, "9", Some("10"))];
+        s.insert_onboarding(record, None).await.unwrap();
+        let transient = |at| StepOutcome {
+            transient: true,
+            next_at: at,
+            ..outcome(StepState::Pending, None)
+        };
+        let claimed = s.claim_step(100, 30).await.unwrap().unwrap();
+        assert_eq!(claimed.failures, 0);
+        s.settle_step(claimed, transient(101), None, Vec::new(), 100)
+            .await
+            .unwrap();
+        let claimed = s.claim_step(101, 30).await.unwrap().unwrap();
+        assert_eq!(claimed.failures, 1);
+        let failed = StepOutcome {
+            next_at: i64::MAX,
+            ..outcome(StepState::Failed, Some("133005"))
+        };
+        s.settle_step(claimed, failed, None, Vec::new(), 101)
+            .await
+            .unwrap();
+        let id = s.steps_of(1).await.unwrap()[0].id;
+        assert!(matches!(
+            s.retry_step(id, 102).await.unwrap(),
+            Retry::Retried(_)
+        ));
+        let retried = s.claim_step(102, 30).await.unwrap().unwrap();
+        assert!(retried.by_admin && retried.failures == 0);
+        s.settle_step(retried, transient(103), None, Vec::new(), 102)
+            .await
+            .unwrap();
+        let again = s.claim_step(103, 30).await.unwrap().unwrap();
+        assert!(!again.by_admin, "the admin's allowance covered one attempt");
+        assert_eq!(again.failures, 1);
         std::fs::remove_file(&path).ok();
     }
 
