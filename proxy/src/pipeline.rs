@@ -67,6 +67,8 @@ pub struct Pipeline {
     key: Option<TokenKey>,
     wake: Notify,
     lease_secs: i64,
+    /// The steps of a WABA found without a signup.
+    discovery: Discovery,
 }
 
 /// What the admin's retry did.
@@ -93,12 +95,22 @@ impl Pipeline {
         key: Option<TokenKey>,
         request_timeout: Duration,
     ) -> Self {
+        // Planned once: the same for every share found without a signup.
+        let discovery = Discovery {
+            steps: new_steps(
+                plan::plan_waba(&config.plan, "", None, false),
+                &[],
+                false,
+                config.discovery_grace.as_secs() as i64,
+            ),
+        };
         Self {
             store,
             upstream,
             hub,
             config,
             key,
+            discovery,
             wake: Notify::new(),
             lease_secs: 2 * request_timeout.as_secs().max(1) as i64 + 5,
         }
@@ -121,13 +133,13 @@ impl Pipeline {
             .filter(|w| !accounts.iter().any(|a| a.waba.id.as_str() == w.as_str()))
             .flat_map(|w| {
                 let planned = plan::plan_waba(&self.config.plan, w, None, coexistence);
-                self.new_steps(planned, &[], business_token, now)
+                new_steps(planned, &[], business_token, now)
             });
         accounts
             .iter()
             .flat_map(|a| {
                 let phones: Vec<PhoneNumber> = a.phones.iter().map(|p| p.phone.clone()).collect();
-                self.new_steps(
+                new_steps(
                     plan::plan_waba(
                         &self.config.plan,
                         a.waba.id.as_str(),
@@ -143,47 +155,12 @@ impl Pipeline {
             .collect()
     }
 
-    fn new_steps(
-        &self,
-        planned: Vec<plan::PlannedStep>,
-        phones: &[PhoneNumber],
-        business_token: bool,
-        not_before: i64,
-    ) -> Vec<NewStep> {
-        planned
-            .into_iter()
-            .map(|p| NewStep {
-                token: p.kind.token(business_token),
-                phone_label: p.phone_id.as_deref().and_then(|id| {
-                    phones
-                        .iter()
-                        .find(|x| x.id.as_str() == id)
-                        .and_then(|x| x.display_phone_number.clone())
-                }),
-                kind: p.kind,
-                waba_id: p.waba_id,
-                phone_id: p.phone_id,
-                state: p.state,
-                message: p.reason,
-                not_before,
-            })
-            .collect()
-    }
-
     /// The steps of a WABA shared with no browser session (Meta's `PARTNER_ADDED` webhook,
     /// or the tracker), which the store plans in the transaction that records the share:
     /// what the System User can run, after the grace a business's own signup has to take
     /// them over.
     pub fn discovery(&self) -> Discovery {
-        let grace = self.config.discovery_grace.as_secs() as i64;
-        Discovery {
-            steps: self.new_steps(
-                plan::plan_waba(&self.config.plan, "", None, false),
-                &[],
-                false,
-                grace,
-            ),
-        }
+        self.discovery.clone()
     }
 
     /// Wakes the runner (steps were stored and announced elsewhere).
@@ -325,8 +302,17 @@ impl Pipeline {
 
     /// Runs one claimed step and settles it.
     async fn run(&self, step: Step) {
-        let token = self.business_token(&step).await;
-        let (mut outcome, write, found) = self.execute(&step, token.as_ref()).await;
+        // The step's onboarding, read once: its business token, its time and its event.
+        let record = match self.store.onboarding(step.onboarding_id).await {
+            Ok(found) => found.map(|o| o.record),
+            Err(e) => {
+                tracing::warn!(error = %e, step = step.id, "a step's onboarding could not be read");
+                None
+            }
+        };
+        let token = self.business_token(&step, record.as_ref());
+        let (mut outcome, write, found) =
+            self.execute(&step, token.as_ref(), record.as_ref()).await;
         outcome.token = if token.is_some() {
             TokenKind::Business
         } else {
@@ -363,23 +349,16 @@ impl Pipeline {
         self.announce(&changes);
     }
 
-    /// The business token of the step's onboarding, when the step uses it and it is kept and
-    /// not expired; else the step uses the System User token, and its record says so.
-    async fn business_token(&self, step: &Step) -> Option<Secret> {
+    /// The business token of the step's onboarding `record`, when the step uses it and it is
+    /// kept and not expired; else the step uses the System User token, and its record says so.
+    fn business_token(&self, step: &Step, record: Option<&OnboardingRecord>) -> Option<Secret> {
         // Chosen by the step's kind, not by the token it used last (a fallback once must not
         // stick).
         if step.kind.token(true) != TokenKind::Business {
             return None;
         }
         let key = self.key.as_ref()?;
-        let found = match self.store.onboarding(step.onboarding_id).await {
-            Ok(found) => found?,
-            Err(e) => {
-                tracing::warn!(error = %e, step = step.id, "the business token could not be read");
-                return None;
-            }
-        };
-        let sealed = found.record.token.as_ref()?;
+        let sealed = record?.token.as_ref()?;
         if sealed.expires_at > 0 && sealed.expires_at <= crate::clock::now() {
             return None;
         }
@@ -395,6 +374,7 @@ impl Pipeline {
         &self,
         step: &Step,
         token: Option<&Secret>,
+        record: Option<&OnboardingRecord>,
     ) -> (StepOutcome, Option<GraphWrite>, Option<Vec<NewStep>>) {
         let now = crate::clock::now();
         let used = if token.is_some() {
@@ -405,6 +385,7 @@ impl Pipeline {
         let call = Call {
             step,
             token,
+            record,
             used,
             now,
         };
@@ -457,7 +438,7 @@ impl Pipeline {
                 (outcome, write, None)
             }
             StepKind::ShareCreditLine => self.share_credit_line(&call).await,
-            StepKind::FindPhones => self.find_phones(step, now).await,
+            StepKind::FindPhones => self.find_phones(&call).await,
             StepKind::Register => self.register(&call, &phone).await,
             StepKind::Deregister => {
                 if let Some(spent) = self.spend_attempt(step, "deregister", &phone, now).await {
@@ -581,9 +562,9 @@ impl Pipeline {
     /// `GET /{waba-id}/phone_numbers`: plans the steps of a discovered WABA's numbers.
     async fn find_phones(
         &self,
-        step: &Step,
-        now: i64,
+        call: &Call<'_>,
     ) -> (StepOutcome, Option<GraphWrite>, Option<Vec<NewStep>>) {
+        let (step, now) = (call.step, call.now);
         let path = format!("{}/phone_numbers", step.waba_id);
         let mut numbers: Vec<PhoneNumber> = Vec::new();
         let mut after: Option<String> = None;
@@ -625,7 +606,7 @@ impl Pipeline {
             }
         }
         // A WhatsApp Business app signup's numbers are synced, not registered.
-        let coexistence = match self.record_of(step, now).await {
+        let coexistence = match call.record() {
             Ok(r) => r.event.as_deref() == Some(COEXISTENCE_EVENT),
             Err(wait) => return (wait, None, None),
         };
@@ -633,26 +614,12 @@ impl Pipeline {
             .iter()
             .flat_map(|p| plan::plan_phone(&self.config.plan, &step.waba_id, p, coexistence))
             .collect();
-        let steps = self.new_steps(planned, &numbers, false, now);
+        let steps = new_steps(planned, &numbers, false, now);
         (
             done(&format!("{} number(s) found", numbers.len())),
             None,
             Some(steps),
         )
-    }
-
-    /// The step's onboarding record; the outcome to settle with (try again soon) when the
-    /// store cannot say.
-    async fn record_of(&self, step: &Step, now: i64) -> Result<OnboardingRecord, StepOutcome> {
-        match self.store.onboarding(step.onboarding_id).await {
-            Ok(Some(o)) => Ok(o.record),
-            _ => Err(pending(now + plan::backoff_secs(step.attempts))),
-        }
-    }
-
-    /// When the step's onboarding was recorded (see [`Pipeline::record_of`]).
-    async fn onboarded_at(&self, step: &Step, now: i64) -> Result<i64, StepOutcome> {
-        self.record_of(step, now).await.map(|r| r.created_at)
     }
 
     /// Registers a number: its status read first (done when already `CONNECTED`; waits for
@@ -666,22 +633,12 @@ impl Pipeline {
         let step = call.step;
         // Meta: a number is registered within 14 days of the signup, or the business signs
         // up again; past that the pipeline stops looking.
-        let created = match self.onboarded_at(step, call.now).await {
-            Ok(at) => at,
-            Err(wait) => return (wait, None, None),
-        };
-        if call.now > created + REGISTER_DEADLINE_SECS {
-            return (
-                failed(
-                    Actor::Business,
-                    "Meta's 14 days to register the number after the signup have passed: the \
-                     business goes through Embedded Signup again.",
-                    None,
-                    NEVER,
-                ),
-                None,
-                None,
-            );
+        if let Err(late) = call.within(
+            REGISTER_DEADLINE_SECS,
+            "Meta's 14 days to register the number after the signup have passed: the business \
+             goes through Embedded Signup again.",
+        ) {
+            return (late, None, None);
         }
         let query = [("fields", PHONE_CHECK_FIELDS.to_owned())];
         let scrub: Vec<&str> = call.token.map(Secret::expose).into_iter().collect();
@@ -846,22 +803,12 @@ impl Pipeline {
         phone: &str,
     ) -> (StepOutcome, Option<GraphWrite>, Option<Vec<NewStep>>) {
         let step = call.step;
-        let created = match self.onboarded_at(step, call.now).await {
-            Ok(at) => at,
-            Err(wait) => return (wait, None, None),
-        };
-        if call.now > created + SYNC_WINDOW_SECS {
-            return (
-                failed(
-                    Actor::Business,
-                    "Meta's 24 hours for the contacts and history sync have passed: the business \
-                     must onboard its WhatsApp Business app again to share them.",
-                    None,
-                    NEVER,
-                ),
-                None,
-                None,
-            );
+        if let Err(late) = call.within(
+            SYNC_WINDOW_SECS,
+            "Meta's 24 hours for the contacts and history sync have passed: the business must \
+             onboard its WhatsApp Business app again to share them.",
+        ) {
+            return (late, None, None);
         }
         if step.kind == StepKind::SyncHistory {
             // Meta's order: the contacts first, then the history.
@@ -1030,16 +977,34 @@ impl Pipeline {
     }
 }
 
-/// One step's call: the step, the token and when.
+/// One step's call: the step, its onboarding, the token and when.
 #[derive(Clone, Copy)]
 struct Call<'a> {
     step: &'a Step,
     token: Option<&'a Secret>,
+    /// The step's onboarding record (`None` when the store could not give it).
+    record: Option<&'a OnboardingRecord>,
     used: TokenKind,
     now: i64,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// The step's onboarding record; the outcome to settle with (try again soon) when the
+    /// store could not give it.
+    fn record(&self) -> Result<&'a OnboardingRecord, StepOutcome> {
+        self.record
+            .ok_or_else(|| pending(self.now + plan::backoff_secs(self.step.attempts)))
+    }
+
+    /// Ok while the onboarding is younger than Meta's `window` (seconds) for the step; past
+    /// it, the step fails for the business with `late`.
+    fn within(&self, window: i64, late: &str) -> Result<(), StepOutcome> {
+        if self.now > self.record()?.created_at + window {
+            return Err(failed(Actor::Business, late, None, NEVER));
+        }
+        Ok(())
+    }
+
     /// Who the step's calls are made as.
     fn bearer(&self) -> Bearer<'_> {
         match self.token {
@@ -1047,6 +1012,33 @@ impl Call<'_> {
             None => Bearer::SystemUser,
         }
     }
+}
+
+/// The steps to store for `planned`, each with its token and its number's display label.
+fn new_steps(
+    planned: Vec<plan::PlannedStep>,
+    phones: &[PhoneNumber],
+    business_token: bool,
+    not_before: i64,
+) -> Vec<NewStep> {
+    planned
+        .into_iter()
+        .map(|p| NewStep {
+            token: p.kind.token(business_token),
+            phone_label: p.phone_id.as_deref().and_then(|id| {
+                phones
+                    .iter()
+                    .find(|x| x.id.as_str() == id)
+                    .and_then(|x| x.display_phone_number.clone())
+            }),
+            kind: p.kind,
+            waba_id: p.waba_id,
+            phone_id: p.phone_id,
+            state: p.state,
+            message: p.reason,
+            not_before,
+        })
+        .collect()
 }
 
 fn transient(e: &AppError) -> bool {

@@ -71,18 +71,7 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
         ],
     )
     .unwrap();
-    let b = Browser::start(Some((1280, 900))).await.unwrap();
-    b.goto(&format!("{}/console.html", proxy.url))
-        .await
-        .unwrap();
-    let input = b.wait_for("#admin-token", WAIT).await.unwrap();
-    input.send_keys(ADMIN).await.unwrap();
-    b.wait_for("#signin button", WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let b = signed_in(&proxy.url).await;
     assert!(
         !b.client
             .current_url()
@@ -291,6 +280,25 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     let _ = std::fs::remove_dir_all(&site);
 }
 
+/// Headless Chromium on the console at `proxy_url`, signed in with the admin token.
+async fn signed_in(proxy_url: &str) -> Browser {
+    let b = Browser::start(Some((1280, 900))).await.unwrap();
+    b.goto(&format!("{proxy_url}/console.html")).await.unwrap();
+    b.wait_for("#admin-token", WAIT)
+        .await
+        .unwrap()
+        .send_keys(ADMIN)
+        .await
+        .unwrap();
+    b.wait_for("#signin button", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b
+}
+
 /// graph-sim with the demo scenario, the console's site, and a proxy in front of them with
 /// the demo's System User, the admin token and the app secret, plus `extra` flags.
 fn demo_stack(extra: &[&str]) -> (SimServer, std::path::PathBuf, Running) {
@@ -341,22 +349,7 @@ async fn follow_ups_new_shares_and_live_review_decisions() {
     assert_eq!(pass.status(), 200);
     sim.state.share("805021500648488", "1906385232743451");
 
-    let b = Browser::start(Some((1280, 900))).await.unwrap();
-    b.goto(&format!("{}/console.html", proxy.url))
-        .await
-        .unwrap();
-    b.wait_for("#admin-token", WAIT)
-        .await
-        .unwrap()
-        .send_keys(ADMIN)
-        .await
-        .unwrap();
-    b.wait_for("#signin button", WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let b = signed_in(&proxy.url).await;
     wait_until(
         &b,
         "return document.querySelector('#follow-ups li[data-reason]') !== null",
@@ -514,22 +507,7 @@ async fn pipeline_steps_show_live_with_who_acts_a_pin_retry_and_an_offboarding()
     )
     .await;
 
-    let b = Browser::start(Some((1280, 900))).await.unwrap();
-    b.goto(&format!("{}/console.html", proxy.url))
-        .await
-        .unwrap();
-    b.wait_for("#admin-token", WAIT)
-        .await
-        .unwrap()
-        .send_keys(ADMIN)
-        .await
-        .unwrap();
-    b.wait_for("#signin button", WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let b = signed_in(&proxy.url).await;
     // A reload would drop this mark: what follows happens in place, over the live stream.
     js(&b, "window.__sameDocument = true; return true").await;
 

@@ -182,10 +182,7 @@ impl From<&Onboarding> for OnboardingView {
             offboarded_at: r.offboarded_at,
             follow_ups: r.follow_ups.iter().map(Into::into).collect(),
             steps: o.steps.iter().map(crate::store::Step::to_json).collect(),
-            needs_follow_up: !r.follow_ups.is_empty()
-                || o.steps
-                    .iter()
-                    .any(|s| s.state == crate::store::StepState::Failed),
+            needs_follow_up: o.needs_follow_up(),
         }
     }
 }

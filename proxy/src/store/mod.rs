@@ -451,6 +451,15 @@ pub struct Onboarding {
     pub steps: Vec<Step>,
 }
 
+impl Onboarding {
+    /// Whether someone must act: a follow-up, or a failed step (the same rule as
+    /// [`Store::follow_ups`]).
+    pub fn needs_follow_up(&self) -> bool {
+        !self.record.follow_ups.is_empty()
+            || self.steps.iter().any(|s| s.state == StepState::Failed)
+    }
+}
+
 /// A code-flow session credential's hash and lifetime, stored with its onboarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewSession {

@@ -1300,6 +1300,14 @@ mod tests {
         }
     }
 
+    /// A code-flow record of WABA 9 with one register step (number 10), created at 100.
+    async fn insert_register_step(s: &SqliteStore) {
+        let mut record = OnboardingRecord::new(Flow::Code, 100);
+        record.granted = vec!["9".into()];
+        record.steps = vec![step(StepKind::Register, "9", Some("10"))];
+        s.insert_onboarding(record, None).await.unwrap();
+    }
+
     fn outcome(state: StepState, message: Option<&str>) -> StepOutcome {
         StepOutcome {
             state,
@@ -1379,10 +1387,7 @@ mod tests {
     #[tokio::test]
     async fn a_wait_that_changes_nothing_adds_nothing_to_the_stream() {
         let (s, path) = store();
-        let mut record = OnboardingRecord::new(Flow::Code, 100);
-        record.granted = vec!["9".into()];
-        record.steps = vec![step(StepKind::Register, "9", Some("10"))];
-        s.insert_onboarding(record, None).await.unwrap();
+        insert_register_step(&s).await;
         let waiting = |at| StepOutcome {
             next_at: at,
             ..outcome(StepState::Failed, Some("not verified"))
@@ -1405,10 +1410,7 @@ mod tests {
     #[tokio::test]
     async fn an_admin_retry_counts_for_one_attempt_and_transient_failures_count_in_a_row() {
         let (s, path) = store();
-        let mut record = OnboardingRecord::new(Flow::Code, 100);
-        record.granted = vec!["9".into()];
-        record.steps = vec![step(StepKind::Register, "9", Some("10"))];
-        s.insert_onboarding(record, None).await.unwrap();
+        insert_register_step(&s).await;
         let transient = |at| StepOutcome {
             transient: true,
             next_at: at,
