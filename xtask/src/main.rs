@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod package;
+mod postgres;
 mod run;
 mod setup;
 mod site;
@@ -29,6 +30,8 @@ tasks:
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
   fuzz [--seconds N] [target]  run the cargo-fuzz targets (nightly), N seconds each (default 60)
   bench [--quick]             load-test graph-sim, waba-proxy and nginx; write BENCHMARKS.md
+  postgres                    start a throwaway PostgreSQL server (TLS, password login),
+                              print its URL and CA certificate, stop it on Enter or Ctrl-C
   setup                       only install the tools the tests need
 ";
 
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("screenshots") => setup::all().and_then(|()| test::screenshots()),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("postgres") => postgres::command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

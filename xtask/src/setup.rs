@@ -1,7 +1,8 @@
 //! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
 //! the pinned toolchain of `rust-toolchain.toml` (with the wasm32 target), the pinned nightly
 //! of [`NIGHTLY`] (with `rust-src`), Debian's Chromium, ChromeDriver and binaryen (`wasm-opt`),
-//! `wasm-bindgen-cli` at exactly the pinned version, and npm packages from lock files.
+//! `wasm-bindgen-cli` at exactly the pinned version, npm packages from lock files, and Debian's
+//! PostgreSQL server and `openssl` (the proxy's store tests).
 
 use crate::run::{Res, cargo, cmd, output, run};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ pub fn all() -> Res {
     nightly()?;
     browser()?;
     wasm_bindgen_cli()?;
-    npm_packages()
+    npm_packages()?;
+    postgres()
 }
 
 fn wasm_target() -> Res {
@@ -95,6 +97,30 @@ fn browser() -> Res {
             "{e}; or install them yourself: `sudo apt-get install chromium chromium-driver binaryen` \
              (or set CHROMIUM and CHROMEDRIVER)"
         )
+    })
+}
+
+/// Installs Debian's `postgresql` when no `initdb` is found under `/usr/lib/postgresql/*/bin`,
+/// and `openssl` (for the test server's certificates) when missing. The cluster that the
+/// package's postinst may create and start on port 5432 is neither used nor touched: the tests
+/// run their own server (`crate::postgres`).
+pub fn postgres() -> Res {
+    let mut packages = Vec::new();
+    if crate::postgres::bin_dir().is_none() {
+        packages.push("postgresql");
+    }
+    if output("openssl", &["version"]).is_none() {
+        packages.push("openssl");
+    }
+    if packages.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "setup: installing Debian's {} with apt-get (a PostgreSQL server for the proxy's store tests)",
+        packages.join(" and ")
+    );
+    apt(&packages).map_err(|e| {
+        format!("{e}; or install them yourself: `sudo apt-get install postgresql openssl`")
     })
 }
 

@@ -44,9 +44,16 @@ pub fn run_all(_args: &[String]) -> Res {
             "warnings",
         ])),
     );
+    // The proxy's PostgreSQL store tests and multi-replica tests run against a real server,
+    // started for this step and stopped after it; the step fails if it cannot start.
     step(
         "native tests",
-        run_counting(cargo(&["test", "--workspace"]), &mut totals),
+        crate::postgres::with_postgres(|pg| {
+            let mut native = cargo(&["test", "--workspace"]);
+            pg.set_env(&mut native);
+            run_counting(native, &mut totals)
+        })
+        .and_then(|tests| tests),
     );
     step("npm package and size budget", package_and_size(&mut totals));
     step("wasm tests (headless Chromium)", wasm_tests(&mut totals));
