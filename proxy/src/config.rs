@@ -152,9 +152,25 @@ pub struct Args {
     #[arg(long, env = "WABA_WEBHOOK_VERIFY_TOKEN_FILE")]
     pub webhook_verify_token_file: Option<PathBuf>,
 
-    /// SQLite database of onboarding records, sessions and the tracker (created if missing).
-    #[arg(long, env = "WABA_DATABASE", default_value = "waba-onboard.db")]
-    pub database: PathBuf,
+    /// Where the proxy keeps its records: a SQLite file (created if missing; one proxy
+    /// process), or a PostgreSQL URL shared by several replicas
+    /// (`postgres://user:password@host:5432/waba?sslmode=require`). Prefer
+    /// --database-url-file for a URL with a password.
+    #[arg(long, env = "WABA_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+
+    /// File holding the --database value (a mounted secret).
+    #[arg(long, env = "WABA_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// PEM file of the certificate authorities that sign the PostgreSQL server's
+    /// certificate (TLS with `sslmode=require`); the system's roots when not given.
+    #[arg(long, env = "WABA_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+
+    /// PostgreSQL connections each replica keeps at most.
+    #[arg(long, env = "WABA_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
 
     /// Seconds a code-flow session credential works.
     #[arg(long, env = "WABA_SESSION_TTL_SECS", default_value_t = 3600)]
@@ -164,6 +180,11 @@ pub struct Args {
     /// the background passes off (POST /admin/tracker/pass still runs one).
     #[arg(long, env = "WABA_TRACKER_INTERVAL_SECS", default_value_t = 0)]
     pub tracker_interval_secs: u64,
+
+    /// Seconds a replica holds the tracker's lease for a pass: one pass per interval runs
+    /// across replicas, and when the replica running it dies another runs one after this.
+    #[arg(long, env = "WABA_TRACKER_LEASE_SECS", default_value_t = 120)]
+    pub tracker_lease_secs: u64,
 
     /// Run the partner's post-signup steps (subscribe, assign, share credit, register,
     /// sync) for every onboarding; `false` turns the whole pipeline off.
@@ -262,14 +283,18 @@ pub struct Config {
     pub www: Option<PathBuf>,
     /// JSON logs.
     pub json_logs: bool,
-    /// The database file.
-    pub database: PathBuf,
+    /// The SQLite file or the PostgreSQL URL (a URL's password is a secret).
+    pub database: Secret,
+    /// How to reach PostgreSQL, when the database is a URL.
+    pub postgres: crate::store::PostgresOptions,
     /// The code flow's settings, when all are given.
     pub code_flow: Option<CodeFlowConfig>,
     /// The webhook subscription's verify token.
     pub webhook_verify_token: Option<Secret>,
     /// Between tracker passes; `None` when off.
     pub tracker_interval: Option<Duration>,
+    /// How long a replica holds the tracker's lease.
+    pub tracker_lease: Duration,
     /// The post-signup pipeline; `None` when off.
     pub pipeline: Option<PipelineConfig>,
 }
@@ -370,6 +395,68 @@ fn secret(
         ));
     }
     Ok(Some(Secret::new(token)))
+}
+
+/// The `--database` value: a SQLite path (default `waba-onboard.db`) or a PostgreSQL URL.
+fn database(value: Option<String>, file: Option<PathBuf>) -> Result<Secret, ConfigError> {
+    const SETTING: &str = "--database / WABA_DATABASE";
+    let raw = match (value, file) {
+        (Some(_), Some(_)) => return Err(bad(SETTING, "give the value or the file, not both")),
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| bad(SETTING, format!("cannot read {}: {e}", path.display())))?,
+        (None, None) => "waba-onboard.db".into(),
+    };
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 4096 {
+        return Err(bad(SETTING, "must be a file path or a postgres:// URL"));
+    }
+    if crate::store::is_postgres_url(raw) && raw.parse::<tokio_postgres::Config>().is_err() {
+        // The URL holds the password: the message does not repeat it.
+        return Err(bad(
+            SETTING,
+            "is not a valid postgres:// URL (postgres://user:password@host:5432/database)",
+        ));
+    }
+    Ok(Secret::new(raw))
+}
+
+/// The password of a PostgreSQL URL, if it has one.
+fn database_password(database: &str) -> Option<String> {
+    if !crate::store::is_postgres_url(database) {
+        return None;
+    }
+    let config: tokio_postgres::Config = database.parse().ok()?;
+    config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .filter(|p| !p.is_empty())
+}
+
+/// The database as logs and errors may name it: a SQLite path, or a URL without its
+/// password (`postgres://waba@db:5432/waba`).
+pub fn database_label(database: &Secret) -> String {
+    let raw = database.expose();
+    if !crate::store::is_postgres_url(raw) {
+        return raw.to_owned();
+    }
+    let Ok(config) = raw.parse::<tokio_postgres::Config>() else {
+        return "postgres://(unreadable URL)".into();
+    };
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or_default(),
+        config.get_dbname().unwrap_or_default()
+    )
 }
 
 fn base_url(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
@@ -565,9 +652,22 @@ impl Config {
             args.webhook_verify_token,
             args.webhook_verify_token_file,
         )?;
+        let database = database(args.database.clone(), args.database_url_file.clone())?;
+        if args.database_pool_size == 0 || args.database_pool_size > 1000 {
+            return Err(bad(
+                "--database-pool-size / WABA_DATABASE_POOL_SIZE",
+                "must be from 1 to 1000",
+            ));
+        }
         Ok(Config {
             pipeline,
-            database: args.database,
+            database,
+            postgres: crate::store::PostgresOptions {
+                pool_size: args.database_pool_size,
+                ca_file: args.database_ca_file,
+                ..crate::store::PostgresOptions::default()
+            },
+            tracker_lease: Duration::from_secs(args.tracker_lease_secs.max(1)),
             code_flow,
             app_secret,
             webhook_verify_token,
@@ -622,6 +722,7 @@ impl Config {
     /// Every secret value the proxy holds, for scrubbing.
     pub fn secrets(&self) -> Vec<Secret> {
         let mut out = vec![self.upstream.system_user_token.clone()];
+        out.extend(database_password(self.database.expose()).map(Secret::new));
         out.extend(self.admin_token.clone());
         out.extend(self.app_secret.clone());
         out.extend(self.webhook_verify_token.clone());

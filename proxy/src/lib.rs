@@ -17,6 +17,7 @@ pub mod live;
 pub mod onboarding;
 pub mod pipeline;
 pub mod reads;
+pub mod replicas;
 pub mod routes;
 pub mod sealing;
 pub mod server;
@@ -76,6 +77,9 @@ pub struct AppState {
     pub hub: Arc<live::StatusHub>,
     /// The partner's post-signup steps, when on.
     pub pipeline: Option<Arc<pipeline::Pipeline>>,
+    /// This process among the replicas on one database (the tracker's lease holder):
+    /// `$HOSTNAME` (a pod's name), the process id and a random part.
+    pub replica: String,
 }
 
 /// Why the proxy cannot start.
@@ -84,7 +88,7 @@ pub enum StartError {
     /// The database cannot be opened or migrated.
     #[error("database {path}: {source}")]
     Store {
-        /// The file.
+        /// The file, or the URL without its password.
         path: String,
         /// What failed.
         source: store::StoreError,
@@ -95,14 +99,15 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// State for `config`.
-    pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
-        let store: Arc<dyn store::Store> = Arc::new(
-            store::SqliteStore::open(&config.database).map_err(|source| StartError::Store {
-                path: config.database.display().to_string(),
+    /// State for `config`: opens (and migrates) the database, and on a shared database
+    /// starts hearing the other replicas.
+    pub async fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        let store = store::open(config.database.expose(), &config.postgres)
+            .await
+            .map_err(|source| StartError::Store {
+                path: config::database_label(&config.database),
                 source,
-            })?,
-        );
+            })?;
         let scrubber = Arc::new(Scrubber::new(config.secrets()));
         let upstream =
             Upstream::new(&config.upstream, scrubber.clone()).map_err(StartError::Client)?;
@@ -134,6 +139,7 @@ impl AppState {
             _ => None,
         };
         let directory = Arc::new(Directory::new(upstream.clone(), config.business_id.clone()));
+        replicas::spawn(store.clone(), upstream.clone(), hub.clone());
         let pipeline = config.pipeline.clone().map(|p| {
             Arc::new(pipeline::Pipeline::new(
                 store.clone(),
@@ -179,6 +185,12 @@ impl AppState {
             pipeline,
             hub,
             allowance,
+            replica: format!(
+                "{}-{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "proxy".into()),
+                std::process::id(),
+                sealing::random::<4>().map(hex::encode).unwrap_or_default()
+            ),
             auth,
             tokens,
             upstream,
@@ -191,6 +203,20 @@ impl AppState {
             store,
             config,
         }))
+    }
+}
+
+impl AppState {
+    /// Ready, or why not (safe to show: it names no secret): the database answers (and, when
+    /// shared, this replica hears the others), then Graph accepts the proxy's credentials.
+    pub async fn ready(&self) -> Result<(), String> {
+        let kind = self.store.kind();
+        match tokio::time::timeout(Duration::from_secs(2), self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("the {kind} database does not answer: {e}")),
+            Err(_) => return Err(format!("the {kind} database did not answer within 2 s")),
+        }
+        self.readiness.status(&self.upstream).await
     }
 }
 

@@ -41,10 +41,19 @@ impl Scope {
     }
 }
 
+/// What open streams hear.
+#[derive(Debug, Clone)]
+enum Feed {
+    /// A change this process stored.
+    Change(Arc<StoredChange>),
+    /// Changes were stored by another process on the database: read them from it.
+    Stored,
+}
+
 /// New changes for open streams, the ticket key, shutdown.
 pub struct StatusHub {
     store: Arc<dyn Store>,
-    changes: tokio::sync::broadcast::Sender<Arc<StoredChange>>,
+    changes: tokio::sync::broadcast::Sender<Feed>,
     mac: Hmac<Sha256>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -71,8 +80,14 @@ impl StatusHub {
     /// Tells open streams about newly stored changes.
     pub fn publish(&self, stored: &[StoredChange]) {
         for c in stored {
-            let _ = self.changes.send(Arc::new(c.clone()));
+            let _ = self.changes.send(Feed::Change(Arc::new(c.clone())));
         }
+    }
+
+    /// Tells open streams that another process stored changes (or may have): each reads
+    /// what it has not sent from the database.
+    pub fn stored_elsewhere(&self) {
+        let _ = self.changes.send(Feed::Stored);
     }
 
     /// A ticket for `scope` expiring at `exp` (unix seconds).
@@ -153,9 +168,9 @@ impl StatusHub {
                         let _ = shutdown.wait_for(|closed| *closed).await;
                     } => return,
                     got = live.recv() => match got {
-                        Ok(c) if c.seq <= last => {}
+                        Ok(Feed::Change(c)) if c.seq <= last => {}
                         // The next one in sequence: send it as it is.
-                        Ok(c) if c.seq == last + 1 => {
+                        Ok(Feed::Change(c)) if c.seq == last + 1 => {
                             last = c.seq;
                             if scope.allows(&c) && tx.send(c).await.is_err() {
                                 return;
@@ -164,8 +179,9 @@ impl StatusHub {
                         // Changes stored at once can be announced out of order: a gap means
                         // one before it is stored but not yet announced. Every change is
                         // stored before it is announced, so the database has them all, in
-                        // sequence order. The same when this stream was too slow for the feed.
-                        Ok(_) | Err(RecvError::Lagged(_)) => {
+                        // sequence order. The same when this stream was too slow for the feed,
+                        // and when another replica stored changes.
+                        Ok(Feed::Change(_) | Feed::Stored) | Err(RecvError::Lagged(_)) => {
                             match hub.replay(&scope, last, &tx).await {
                                 Some(l) => last = l,
                                 None => return,

@@ -1,8 +1,10 @@
 //! `waba-proxy`: reads its configuration, serves until SIGTERM or Ctrl-C, and lets in-flight
-//! requests finish.
+//! requests finish. `waba-proxy --healthcheck [ADDRESS]` instead asks a running proxy's
+//! `/healthz` and exits 0 when it answers 200 (a container image without curl uses it).
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
+use std::time::Duration;
 use waba_proxy::config::{Args, Config};
 use waba_proxy::{AppState, app, spawn_housekeeping};
 
@@ -10,7 +12,18 @@ use waba_proxy::{AppState, app, spawn_housekeeping};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What `--help` adds about `--healthcheck`, which is read before the other flags.
+const HEALTHCHECK_HELP: &str = "\
+Health check (for container images without curl):
+  waba-proxy --healthcheck [ADDRESS]
+      GET /healthz of the proxy at ADDRESS (default: $WABA_LISTEN, else 127.0.0.1:8080; an
+      unspecified address such as 0.0.0.0 means loopback); exits 0 on 200, 1 otherwise.";
+
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "--healthcheck") {
+        return healthcheck(args.next().map(|a| a.to_string_lossy().into_owned()));
+    }
     match try_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -21,7 +34,9 @@ fn main() -> ExitCode {
 }
 
 fn try_main() -> anyhow::Result<()> {
-    let config = Config::from_args(Args::parse())?;
+    let matches = Args::command().after_help(HEALTHCHECK_HELP).get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let config = Config::from_args(args)?;
     init_logs(config.json_logs);
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -47,13 +62,20 @@ fn init_logs(json: bool) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = AppState::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = AppState::new(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_housekeeping(&state);
     if let Some(pipeline) = &state.pipeline {
         pipeline.spawn();
     }
     if let Some(every) = state.config.tracker_interval {
-        waba_proxy::tracker::spawn(state.tracker.clone(), every);
+        waba_proxy::tracker::spawn(
+            state.tracker.clone(),
+            every,
+            state.config.tracker_lease,
+            state.replica.clone(),
+        );
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -94,4 +116,55 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// `waba-proxy --healthcheck [ADDRESS]`: exit status 0 when `/healthz` answers 200 in time.
+fn healthcheck(address: Option<String>) -> ExitCode {
+    match probe_healthz(address) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("waba-proxy: healthcheck: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One `GET /healthz` over plain HTTP/1.1, 3 s at most per step.
+fn probe_healthz(address: Option<String>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+    let address = address
+        .or_else(|| std::env::var("WABA_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let mut addr: SocketAddr = address
+        .parse()
+        .with_context(|| format!("`{address}` is not an address such as 127.0.0.1:8080"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let limit = Duration::from_secs(3);
+    let mut stream =
+        TcpStream::connect_timeout(&addr, limit).with_context(|| format!("connect to {addr}"))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut status_line = [0u8; 12];
+    stream
+        .read_exact(&mut status_line)
+        .with_context(|| format!("no answer from {addr}"))?;
+    if status_line.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "http://{addr}/healthz answered `{}`",
+            String::from_utf8_lossy(&status_line)
+        )
+    }
 }

@@ -56,17 +56,27 @@ impl Tracker {
         }
     }
 
-    /// One pass: the whole list, then the diff stored in one transaction.
+    /// One pass asked for by the admin: the whole list, then the diff stored in one
+    /// transaction.
     pub async fn pass(&self) -> Result<ShareDiff, TrackerError> {
+        self.pass_as(None).await?.ok_or(TrackerError::Busy)
+    }
+
+    /// One pass; with `holder`, only stored while it holds the tracker's lease (`None`: it
+    /// lost it to another process).
+    async fn pass_as(&self, holder: Option<String>) -> Result<Option<ShareDiff>, TrackerError> {
         let _running = self.running.try_lock().map_err(|_| TrackerError::Busy)?;
         let ids = list_ids(&self.upstream, &self.business, ListEdge::Client).await?;
         let set: BTreeSet<String> = ids.into_iter().map(|id| id.to_string()).collect();
         // Newly shared WABAs no record holds are planned in the same transaction.
         let discovery = self.pipeline.as_ref().map(|p| p.discovery());
-        let diff = self
+        let Some(diff) = self
             .store
-            .apply_share_set(set, crate::clock::now(), discovery)
-            .await?;
+            .apply_share_set(set, crate::clock::now(), discovery, holder)
+            .await?
+        else {
+            return Ok(None);
+        };
         if let Some(pipeline) = &self.pipeline {
             pipeline.announce(&diff.planned);
         }
@@ -75,20 +85,45 @@ impl Tracker {
             .increment(diff.shared.len() as u64);
         metrics::counter!("waba_tracker_events_total", "kind" => "unshared")
             .increment(diff.unshared.len() as u64);
-        Ok(diff)
+        Ok(Some(diff))
     }
 }
 
-/// Runs a pass every `every`, the first at once. Failures are logged and retried next time.
-pub fn spawn(tracker: Arc<Tracker>, every: Duration) {
+/// Runs a pass every `every` across every process on the database: each process looks a few
+/// times per interval, and the one that takes the tracker's lease (`lease`) runs the pass; if
+/// it dies, another runs one once the lease is over. `holder` names this process. Failures
+/// are logged and retried at the next interval.
+pub fn spawn(tracker: Arc<Tracker>, every: Duration, lease: Duration, holder: String) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let look = (every / 4).max(Duration::from_secs(1)).min(every);
+        let mut tick = tokio::time::interval(look);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match tracker.pass().await {
-                Ok(d) if d.baseline => tracker_log_baseline(),
-                Ok(d) => tracing::info!(
+            let claimed = tracker
+                .store
+                .claim_tracker_pass(
+                    holder.clone(),
+                    crate::clock::now(),
+                    every.as_secs() as i64,
+                    lease.as_secs().max(1) as i64,
+                )
+                .await;
+            match claimed {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the tracker's lease");
+                    continue;
+                }
+            }
+            match tracker.pass_as(Some(holder.clone())).await {
+                Ok(None) => tracing::warn!(
+                    "the tracker's lease ended before the pass was stored; another process \
+                     ran one"
+                ),
+                Ok(Some(d)) if d.baseline => tracker_log_baseline(),
+                Ok(Some(d)) => tracing::info!(
                     shared = d.shared.len(),
                     unshared = d.unshared.len(),
                     "tracker pass done"

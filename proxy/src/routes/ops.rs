@@ -1,5 +1,6 @@
-//! Operations endpoints: `/healthz` (the process is up), `/readyz` (the configuration works:
-//! Graph answers and accepts the System User token and the app's id and secret; cached), `/metrics` (Prometheus).
+//! Operations endpoints: `/healthz` (the process is up), `/readyz` (the database answers and
+//! the configuration works: Graph answers and accepts the System User token and the app's id
+//! and secret; cached), `/metrics` (Prometheus).
 
 use crate::AppState;
 use axum::Json;
@@ -14,14 +15,19 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when Graph accepts the proxy's credentials, 503 with the reason if not.
+/// `GET /readyz`: 200 when the database answers and Graph accepts the proxy's credentials,
+/// 503 with the reason if not.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let status = state.readiness.status(&state.upstream).await;
-    match status {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+    let database = state.store.kind();
+    match state.ready().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": database})),
+        )
+            .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unready", "reason": reason})),
+            Json(json!({"status": "unready", "reason": reason, "database": database})),
         )
             .into_response(),
     }

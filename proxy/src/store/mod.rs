@@ -3,14 +3,19 @@
 //! post-signup steps (with the two-step verification PINs, register attempts and the audit
 //! trail of every write made to Graph).
 //!
-//! [`Store`] is what the proxy needs, as async calls; [`SqliteStore`] keeps it in an embedded
-//! SQLite file (WAL, `synchronous=FULL`, versioned migrations at start-up) and runs its
-//! queries off the async threads. A server database shared by several replicas implements the
-//! same trait.
+//! [`Store`] is what the proxy needs, as async calls. Its logic is SQL written once
+//! ([`sql`]), run by one of two backends: [`SqliteStore`] keeps it in an embedded SQLite file
+//! (WAL, `synchronous=FULL`), the default for one sidecar; [`PostgresStore`] keeps it in a
+//! PostgreSQL database that several replicas share, and carries [`Signal`]s between them with
+//! `LISTEN`/`NOTIFY`. Both run versioned migrations at start-up. [`open`] picks one by the
+//! `--database` value.
 
+mod postgres;
+pub mod sql;
 mod sqlite;
 
-pub use sqlite::{SqliteStore, schema_version};
+pub use postgres::{Postgres, PostgresOptions, PostgresStore};
+pub use sqlite::{Sqlite, SqliteStore, schema_version};
 
 use futures_util::future::BoxFuture;
 use std::collections::BTreeSet;
@@ -21,9 +26,18 @@ pub use waba_graph::pipeline::{StepKind, StepState, TokenKind};
 /// A storage failure. Details go to the log, never to a client.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database refused or failed.
+    /// SQLite refused or failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed.
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had (the server is down, or the pool is spent).
+    #[error("database connection: {0}")]
+    Connection(String),
+    /// The `--database` value is neither a file path nor a usable `postgres://` URL.
+    #[error("{0}")]
+    Config(String),
     /// The database file is from a newer version of the proxy.
     #[error("the database is at schema version {found}, newer than this proxy's {supported}")]
     TooNew {
@@ -562,6 +576,68 @@ pub struct StoredChange {
     pub change: StatusChange,
 }
 
+/// What one process tells the others that share its database (PostgreSQL `NOTIFY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// Status changes were stored, about this WABA when one is named: open streams read
+    /// them from the database and cached answers about the WABA are dropped.
+    Changes {
+        /// The WABA concerned.
+        waba_id: Option<String>,
+    },
+    /// Meta asked to stop a kind of call (`route` as named in metrics, `*` for the whole app)
+    /// on `object` until `until_ms` (unix milliseconds).
+    Throttled {
+        /// The Graph route's name, or `*`.
+        route: String,
+        /// The object (a WABA id, a business id), empty for the app.
+        object: String,
+        /// When calls may resume.
+        until_ms: i64,
+    },
+    /// The process's own connection to the signals was lost and is back: what was said
+    /// meanwhile is unknown (read everything again, drop every cached answer).
+    Resumed,
+}
+
+impl Signal {
+    /// The text carried by `NOTIFY` (at most 8000 bytes: ids and route names are short).
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Changes { waba_id } => format!("c {}", waba_id.as_deref().unwrap_or_default()),
+            Self::Throttled {
+                route,
+                object,
+                until_ms,
+            } => format!("t {until_ms} {route} {object}"),
+            Self::Resumed => "r".into(),
+        }
+    }
+
+    /// Reads [`Signal::encode`]'s text; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        let (tag, rest) = text.split_once(' ').unwrap_or((text, ""));
+        match tag {
+            "c" => Some(Self::Changes {
+                waba_id: (!rest.is_empty()).then(|| rest.to_owned()),
+            }),
+            "t" => {
+                let mut parts = rest.splitn(3, ' ');
+                let until_ms = parts.next()?.parse().ok()?;
+                let route = parts.next()?.to_owned();
+                let object = parts.next().unwrap_or_default().to_owned();
+                Some(Self::Throttled {
+                    route,
+                    object,
+                    until_ms,
+                })
+            }
+            "r" => Some(Self::Resumed),
+            _ => None,
+        }
+    }
+}
+
 /// The result of a store call.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
@@ -658,16 +734,61 @@ pub trait Store: Send + Sync {
     /// Replaces the tracker's set with `current` and records the difference as events, in one
     /// transaction, with a `discovered` record for each newly shared WABA no record holds
     /// when `discovery` is given. The first call records the baseline without events.
+    /// With `holder`, only while it holds the tracker's lease ([`Store::claim_tracker_pass`]),
+    /// which the pass then gives back; `None` when it lost the lease (nothing is stored).
     fn apply_share_set(
         &self,
         current: BTreeSet<String>,
         now: i64,
         discovery: Option<Discovery>,
-    ) -> StoreFuture<'_, ShareDiff>;
+        holder: Option<String>,
+    ) -> StoreFuture<'_, Option<ShareDiff>>;
+    /// Takes the tracker's lease for `lease_secs` when no pass was stored in the last
+    /// `every_secs` and no other holder's lease runs: one background pass per interval across
+    /// every process on the database; a holder that dies loses it when the lease ends.
+    fn claim_tracker_pass(
+        &self,
+        holder: String,
+        now: i64,
+        every_secs: i64,
+        lease_secs: i64,
+    ) -> StoreFuture<'_, bool>;
     /// Tracker events after `after`, oldest first, at most `limit`.
     fn share_events(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<ShareEvent>>;
     /// Forgets used codes older than `before` (they expire after 30 s anyway).
     fn prune_codes(&self, before: i64) -> StoreFuture<'_, ()>;
+    /// Tells every process on the database (this one too) about `signal`; nothing when the
+    /// database is this process's alone.
+    fn signal(&self, signal: Signal) -> StoreFuture<'_, ()>;
+    /// The signals of every process on the database, when it carries them.
+    fn signals(&self) -> Option<tokio::sync::broadcast::Receiver<Signal>>;
+    /// Whether the database answers (and, for PostgreSQL, whether this process hears the
+    /// others' signals).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+    /// `sqlite` or `postgresql`.
+    fn kind(&self) -> &'static str;
+}
+
+/// Whether `--database` names a PostgreSQL server.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Opens the store named by `--database`: a `postgres://` (or `postgresql://`) URL is a
+/// PostgreSQL database shared by replicas, anything else a SQLite file (created if missing).
+pub async fn open(
+    database: &str,
+    options: &PostgresOptions,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if is_postgres_url(database) {
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect(database, options).await?,
+        ))
+    } else {
+        Ok(std::sync::Arc::new(SqliteStore::open(
+            std::path::Path::new(database),
+        )?))
+    }
 }
 
 #[cfg(test)]

@@ -167,6 +167,13 @@ impl Upstream {
         self.budget.take()
     }
 
+    /// Drops every shared answer (what another replica heard meanwhile is unknown).
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.answers {
+            cache.invalidate_all();
+        }
+    }
+
     /// Drops every shared answer about `object` (a WABA Meta just said changed).
     pub fn forget(&self, object: &str) {
         let Some(cache) = &self.answers else { return };

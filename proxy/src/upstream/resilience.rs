@@ -65,11 +65,17 @@ impl RetryBudget {
 /// estimate for app-level limits): then one call probes again.
 pub const APP_BLOCK: Duration = Duration::from_secs(60);
 
+/// A gate closing, told to the other replicas: the route (`None` for the whole app), the
+/// object, and how long.
+pub type Closing = (Option<GraphRoute>, String, Duration);
+
 /// Kinds of call Meta told the proxy to stop sending, until when; and the whole app.
 #[derive(Default)]
 pub struct ThrottleGate {
     calls: Mutex<HashMap<(GraphRoute, String), Instant>>,
     app: Mutex<Option<Instant>>,
+    /// Where closings made here are told, so other replicas close theirs too.
+    announce: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Closing>>,
 }
 
 impl ThrottleGate {
@@ -93,31 +99,53 @@ impl ThrottleGate {
         }
     }
 
-    /// Blocks `route` on `object` for `secs`.
+    /// Blocks `route` on `object` for `secs`, and tells the other replicas.
     pub fn close(&self, route: GraphRoute, object: &str, secs: u64) {
+        let wait = Duration::from_secs(secs);
+        self.close_for(Some(route), object, wait);
+        self.tell((Some(route), object.to_owned(), wait));
+    }
+
+    /// Blocks every call of the app for [`APP_BLOCK`], and tells the other replicas.
+    pub fn close_app(&self) {
+        self.close_for(None, "", APP_BLOCK);
+        self.tell((None, String::new(), APP_BLOCK));
+    }
+
+    /// Blocks `route` on `object` (every call of the app when `None`) for `wait`: Meta's
+    /// answer seen here or by another replica. A shorter wait never reopens a longer one.
+    pub fn close_for(&self, route: Option<GraphRoute>, object: &str, wait: Duration) {
+        let until = Instant::now() + wait;
+        let Some(route) = route else {
+            let mut app = self.app.lock().unwrap_or_else(|e| e.into_inner());
+            *app = Some(app.map_or(until, |u| u.max(until)));
+            tracing::warn!(
+                secs = wait.as_secs(),
+                "the app reached Meta's rate limit: all calls paused"
+            );
+            return;
+        };
         let mut map = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, until| *until > Instant::now());
-        map.insert(
-            (route, object.to_owned()),
-            Instant::now() + Duration::from_secs(secs),
-        );
+        let slot = map.entry((route, object.to_owned())).or_insert(until);
+        *slot = (*slot).max(until);
         tracing::warn!(
             route = route.name(),
             object,
-            secs,
+            secs = wait.as_secs(),
             "Meta asked to stop these calls: gate closed"
         );
     }
-}
 
-impl ThrottleGate {
-    /// Blocks every call of the app for [`APP_BLOCK`].
-    pub fn close_app(&self) {
-        *self.app.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + APP_BLOCK);
-        tracing::warn!(
-            secs = APP_BLOCK.as_secs(),
-            "the app reached Meta's rate limit: all calls paused"
-        );
+    /// Sends closings made here to `to` (set once, by the wiring that tells other replicas).
+    pub fn announce_to(&self, to: tokio::sync::mpsc::UnboundedSender<Closing>) {
+        let _ = self.announce.set(to);
+    }
+
+    fn tell(&self, closing: Closing) {
+        if let Some(to) = self.announce.get() {
+            let _ = to.send(closing);
+        }
     }
 }
 

@@ -32,6 +32,28 @@ pub enum GraphRoute {
 }
 
 impl GraphRoute {
+    /// Every route.
+    pub const ALL: [GraphRoute; 13] = [
+        Self::DebugToken,
+        Self::Waba,
+        Self::PhoneNumbers,
+        Self::ClientWabas,
+        Self::OwnedWabas,
+        Self::OauthAccessToken,
+        Self::Phone,
+        Self::SubscribedApps,
+        Self::AssignedUsers,
+        Self::CreditSharing,
+        Self::Register,
+        Self::Deregister,
+        Self::SmbAppData,
+    ];
+
+    /// The route named `name` ([`GraphRoute::name`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// The route's label.
     pub fn name(self) -> &'static str {
         match self {

@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use waba_proxy::config::{Args, Config};
 use waba_proxy::{AppState, app};
 
-fn router() -> axum::Router {
+async fn router() -> axum::Router {
     let db = waba_testkit::harness::temp_database().display().to_string();
     let args = Args::try_parse_from([
         "waba-proxy",
@@ -26,7 +26,9 @@ fn router() -> axum::Router {
         &db,
     ])
     .unwrap();
-    app(AppState::new(Config::from_args(args).unwrap()).unwrap())
+    app(AppState::new(Config::from_args(args).unwrap())
+        .await
+        .unwrap())
 }
 
 async fn call(method: &str, uri: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
@@ -38,6 +40,7 @@ async fn call(method: &str, uri: &str, token: Option<&str>) -> (StatusCode, serd
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let res = router()
+        .await
         .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();

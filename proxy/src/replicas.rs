@@ -1,0 +1,83 @@
+//! What replicas sharing one PostgreSQL database tell each other, through the store's
+//! signals (`LISTEN`/`NOTIFY`): a change stored by any replica reaches the open streams of
+//! every replica (each reads it from the database, in sequence order) and drops the cached
+//! answers about its WABA there; a throttle gate closed by Meta's answer on one replica
+//! closes on all. After a lost connection to the signals every stream re-reads the database
+//! and every cached answer is dropped, since what was said meanwhile is unknown.
+//! With SQLite (one process) there is nothing to tell.
+
+use crate::live::StatusHub;
+use crate::store::{Signal, Store};
+use crate::upstream::{GraphRoute, Upstream};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Starts both directions, when the store carries signals.
+pub fn spawn(store: Arc<dyn Store>, upstream: Upstream, hub: Arc<StatusHub>) {
+    let Some(mut signals) = store.signals() else {
+        return;
+    };
+    let gate = upstream.gate.clone();
+    let (closings, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    gate.announce_to(closings);
+    let teller = store.clone();
+    tokio::spawn(async move {
+        while let Some((route, object, wait)) = closed.recv().await {
+            let until_ms =
+                crate::clock::now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(0));
+            let signal = Signal::Throttled {
+                route: route.map_or("*", GraphRoute::name).to_owned(),
+                object,
+                until_ms,
+            };
+            if let Err(e) = teller.signal(signal).await {
+                tracing::warn!(error = %e, "could not tell the other replicas to pause calls");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            match signals.recv().await {
+                Ok(signal) => hear(signal, &upstream, &hub),
+                // Too many at once: some were missed, so act as after a reconnection.
+                Err(RecvError::Lagged(_)) => hear(Signal::Resumed, &upstream, &hub),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+fn hear(signal: Signal, upstream: &Upstream, hub: &StatusHub) {
+    match signal {
+        Signal::Changes { waba_id } => {
+            if let Some(waba) = waba_id {
+                upstream.forget(&waba);
+            }
+            hub.stored_elsewhere();
+        }
+        Signal::Throttled {
+            route,
+            object,
+            until_ms,
+        } => {
+            let left = until_ms.saturating_sub(crate::clock::now_ms());
+            let route = match route.as_str() {
+                "*" => None,
+                name => match GraphRoute::parse(name) {
+                    Some(r) => Some(r),
+                    // A route a newer replica knows: nothing here makes that call.
+                    None => return,
+                },
+            };
+            if left > 0 {
+                let wait = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+                upstream.gate.close_for(route, &object, wait);
+            }
+        }
+        Signal::Resumed => {
+            upstream.forget_all();
+            hub.stored_elsewhere();
+        }
+    }
+}
