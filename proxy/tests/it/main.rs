@@ -12,6 +12,7 @@ mod connections;
 mod lifecycle;
 mod oneshot;
 mod pipeline;
+mod replicas;
 mod routes;
 mod scrubbing;
 mod upstream_failures;

@@ -344,11 +344,28 @@ async fn a_kill_mid_register_resumes_after_restart_without_a_blind_repeat() {
 #[tokio::test]
 async fn two_proxies_on_one_database_run_each_step_once() {
     let db = temp_database();
-    let db = db.display().to_string();
-    let s = pipeline_stack(&db, &[]);
-    let args = args(&db, &[]);
+    each_step_once(&db.display().to_string(), &[], 2).await;
+}
+
+#[tokio::test]
+async fn three_replicas_on_one_postgresql_run_each_step_once() {
+    let Some(db) = waba_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let ca = waba_testkit::postgres::ca_file()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    each_step_once(&db, &["--database-ca-file", &ca], 3).await;
+}
+
+/// `replicas` proxies on `db`, two signups: every write of their steps is made once.
+async fn each_step_once(db: &str, extra: &[&str], replicas: usize) {
+    let s = pipeline_stack(db, extra);
+    let args = args(db, extra);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _second = proxy_for(&s.sim.url, &argv);
+    let _others: Vec<_> = (1..replicas)
+        .map(|_| proxy_for(&s.sim.url, &argv))
+        .collect();
     let mut ids = Vec::new();
     for (token, waba, phone) in [
         (MULTI, "109900000000001", "110200000000010"),
