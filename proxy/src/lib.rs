@@ -128,7 +128,17 @@ impl AppState {
         authenticators.push(Box::new(SessionCredential(store.clone())));
         authenticators.push(Box::new(SignupToken(tokens.clone())));
         let auth = Authenticators::new(authenticators);
-        let hub = Arc::new(live::StatusHub::new(store.clone()).map_err(StartError::Client)?);
+        // Stream tickets are signed with a key every replica on the database shares.
+        let fresh = sealing::random::<32>().map_err(|_| StartError::Client(AppError::Internal))?;
+        let ticket_key = store
+            .shared_key("stream_ticket_key".into(), fresh)
+            .await
+            .map_err(|source| StartError::Store {
+                path: config::database_label(&config.database),
+                source,
+            })?;
+        let hub =
+            Arc::new(live::StatusHub::new(store.clone(), ticket_key).map_err(StartError::Client)?);
         let code_flow = match (&config.app_id, &config.app_secret, &config.code_flow) {
             (Some(app_id), Some(app_secret), Some(flow)) => Some(onboarding::CodeFlow {
                 app_id: app_id.clone(),

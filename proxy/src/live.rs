@@ -59,10 +59,9 @@ pub struct StatusHub {
 }
 
 impl StatusHub {
-    /// A hub over `store` with a fresh ticket key (tickets do not outlive the process;
-    /// clients ask again).
-    pub fn new(store: Arc<dyn Store>) -> Result<Self, AppError> {
-        let key = crate::sealing::random::<32>().map_err(|_| AppError::Internal)?;
+    /// A hub over `store` whose tickets are signed with `key` (kept in the database, so a
+    /// ticket one replica issued opens a stream on any).
+    pub fn new(store: Arc<dyn Store>, key: [u8; 32]) -> Result<Self, AppError> {
         Ok(Self {
             store,
             changes: tokio::sync::broadcast::channel(4096).0,
@@ -110,7 +109,7 @@ impl StatusHub {
         )
     }
 
-    /// What a ticket allows, if it is this process's and unexpired at `now`.
+    /// What a ticket allows, if it was signed with the shared key and is unexpired at `now`.
     pub fn check(&self, ticket: &str, now: i64) -> Result<Scope, AppError> {
         let refused = || {
             AppError::InvalidCredential(

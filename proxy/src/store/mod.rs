@@ -757,6 +757,9 @@ pub trait Store: Send + Sync {
     fn share_events(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<ShareEvent>>;
     /// Forgets used codes older than `before` (they expire after 30 s anyway).
     fn prune_codes(&self, before: i64) -> StoreFuture<'_, ()>;
+    /// A key every process on the database shares: the one kept under `name`, or `fresh`
+    /// (then kept) when there is none yet.
+    fn shared_key(&self, name: String, fresh: [u8; 32]) -> StoreFuture<'_, [u8; 32]>;
     /// Tells every process on the database (this one too) about `signal`; nothing when the
     /// database is this process's alone.
     fn signal(&self, signal: Signal) -> StoreFuture<'_, ()>;

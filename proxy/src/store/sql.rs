@@ -1424,6 +1424,19 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    fn shared_key(&self, name: String, fresh: [u8; 32]) -> StoreFuture<'_, [u8; 32]> {
+        self.backend.run(Mode::Write, move |c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                &args![&name, &fresh[..]],
+            )?;
+            let kept: Vec<u8> = c
+                .query_one("SELECT value FROM settings WHERE key = ?1", &args![&name])?
+                .get(0)?;
+            kept.try_into().map_err(|_| StoreError::Corrupt("key"))
+        })
+    }
+
     fn signal(&self, signal: Signal) -> StoreFuture<'_, ()> {
         self.backend.signal(signal)
     }

@@ -122,6 +122,11 @@ const MIGRATIONS: &[&str] = &[
         status INTEGER NOT NULL,
         answer TEXT NOT NULL
     );",
+    // 5: keys every process on the database shares (the stream tickets' key).
+    "CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
 ];
 
 /// The SQLite store.

@@ -106,12 +106,12 @@ struct Stream {
 }
 
 impl Stream {
-    /// Opens the admin's stream on `base` (a ticket of that replica: tickets are signed by
-    /// the process that issues them).
-    async fn open(base: &str) -> Self {
+    /// Opens the admin's stream on `base` with a ticket from `issuer` (any replica: the
+    /// ticket key is kept in the database).
+    async fn open(base: &str, issuer: &str) -> Self {
         let t = send(
             client()
-                .post(format!("{base}/events/ticket"))
+                .post(format!("{issuer}/events/ticket"))
                 .bearer_auth(ADMIN),
         )
         .await;
@@ -226,8 +226,9 @@ async fn a_webhook_on_one_replica_reaches_every_replica_s_streams_once_and_drops
     let Some(r) = Replicas::start(3, &[]).await else {
         return;
     };
-    let mut first = Stream::open(&r.proxies[0].url).await;
-    let mut third = Stream::open(&r.proxies[2].url).await;
+    let mut first = Stream::open(&r.proxies[0].url, &r.proxies[0].url).await;
+    // A page may get its ticket from one replica and open the stream on another.
+    let mut third = Stream::open(&r.proxies[2].url, &r.proxies[1].url).await;
     // Replica 1 has the WABA in its shared answers.
     let path = format!("/graph/{WABA}?fields=id,account_review_status");
     for _ in 0..2 {
@@ -420,10 +421,77 @@ async fn a_lost_database_makes_a_replica_unready_until_it_reconnects() {
     .await;
     assert!(ready, "reconnected");
     // And it hears the other replica again.
-    let mut stream = Stream::open(&r.proxies[0].url).await;
+    let mut stream = Stream::open(&r.proxies[0].url, &r.proxies[0].url).await;
     assert_eq!(
         deliver(&r.url(1, "/webhooks/meta"), &review(7)).await,
         StatusCode::OK
     );
     assert_eq!(stream.read_for(Duration::from_secs(3)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_database_password_never_shows() {
+    let Some(r) = Replicas::start(1, &[]).await else {
+        return;
+    };
+    let password = r
+        .database
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, p)| p.to_owned())
+        .expect("the test URL has a password");
+    for path in ["/readyz", "/metrics", "/healthz"] {
+        let a = get(&r.url(0, path), None).await;
+        assert!(!a.text.contains(&password), "{path}: {}", a.text);
+    }
+    let said = r.proxies[0].output().join("\n");
+    assert!(!said.contains(&password), "{said}");
+    // A wrong password: the proxy does not start, and says why without either password.
+    let wrong = r.database.replacen(&password, "not-the-password-5e1d", 1);
+    let ca = waba_testkit::postgres::ca_file()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let args = with_database(
+        &[
+            "--system-user-token",
+            DEMO_SYSTEM,
+            "--business-id",
+            PARTNER,
+            "--database-ca-file",
+            &ca,
+        ],
+        &wrong,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let failed = waba_testkit::harness::start_proxy(
+        env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
+        &r.sim.url,
+        &args,
+    )
+    .expect_err("no proxy without its database")
+    .to_string();
+    assert!(
+        failed.contains("password authentication failed"),
+        "{failed}"
+    );
+    // Without the server's CA, the TLS handshake fails and says why.
+    let args = with_database(
+        &["--system-user-token", DEMO_SYSTEM, "--business-id", PARTNER],
+        &r.database,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let untrusted = waba_testkit::harness::start_proxy(
+        env!("CARGO_BIN_EXE_waba-proxy").as_ref(),
+        &r.sim.url,
+        &args,
+    )
+    .expect_err("an unknown certificate authority is refused")
+    .to_string();
+    assert!(untrusted.contains("TLS"), "{untrusted}");
+    assert!(!untrusted.contains(&password), "{untrusted}");
+    assert!(failed.contains("postgres://waba@127.0.0.1"), "{failed}");
+    for secret in [password.as_str(), "not-the-password-5e1d"] {
+        assert!(!failed.contains(secret), "{failed}");
+    }
 }
