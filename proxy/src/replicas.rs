@@ -38,23 +38,41 @@ pub fn spawn(store: Arc<dyn Store>, upstream: Upstream, hub: Arc<StatusHub>) {
     });
     tokio::spawn(async move {
         loop {
-            match signals.recv().await {
-                Ok(signal) => hear(signal, &upstream, &hub),
+            let first = match signals.recv().await {
+                Ok(signal) => signal,
                 // Too many at once: some were missed, so act as after a reconnection.
-                Err(RecvError::Lagged(_)) => hear(Signal::Resumed, &upstream, &hub),
+                Err(RecvError::Lagged(_)) => Signal::Resumed,
                 Err(RecvError::Closed) => return,
+            };
+            // A burst (a batch of webhook changes) wakes the streams once.
+            let mut stored = false;
+            let mut next = Some(first);
+            while let Some(signal) = next {
+                stored |= hear(signal, &upstream);
+                next = match signals.try_recv() {
+                    Ok(signal) => Some(signal),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                        Some(Signal::Resumed)
+                    }
+                    Err(_) => None,
+                };
+            }
+            if stored {
+                hub.stored_elsewhere();
             }
         }
     });
 }
 
-fn hear(signal: Signal, upstream: &Upstream, hub: &StatusHub) {
+/// Applies `signal` to this replica's caches and gate; whether open streams must read the
+/// database.
+fn hear(signal: Signal, upstream: &Upstream) -> bool {
     match signal {
         Signal::Changes { waba_id } => {
             if let Some(waba) = waba_id {
                 upstream.forget(&waba);
             }
-            hub.stored_elsewhere();
+            true
         }
         Signal::Throttled {
             route,
@@ -67,17 +85,18 @@ fn hear(signal: Signal, upstream: &Upstream, hub: &StatusHub) {
                 name => match GraphRoute::parse(name) {
                     Some(r) => Some(r),
                     // A route a newer replica knows: nothing here makes that call.
-                    None => return,
+                    None => return false,
                 },
             };
             if left > 0 {
                 let wait = Duration::from_millis(u64::try_from(left).unwrap_or(0));
                 upstream.gate.close_for(route, &object, wait);
             }
+            false
         }
         Signal::Resumed => {
             upstream.forget_all();
-            hub.stored_elsewhere();
+            true
         }
     }
 }
