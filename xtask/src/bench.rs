@@ -8,6 +8,10 @@
 //!   core 1, so each server under test gets the same single core.
 //! - A load test of `waba-proxy` with its default settings over a mix of routes and callers:
 //!   zero unexpected errors, RSS idle, during the load (sampled each second), peak and after.
+//! - The same load on three replicas sharing one PostgreSQL (a server the bench starts and
+//!   stops, `xtask/src/postgres.rs`), one wrk per replica at once, beside the single SQLite
+//!   sidecar; and the time from a webhook's 200 on one replica to its change on the live
+//!   status stream of each replica (LISTEN/NOTIFY across replicas).
 //! - Time to status and the console's render time in headless Chromium (`bench-browser`).
 //! - The npm package's size.
 //!
@@ -25,6 +29,8 @@ const SYSTEM: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
 const SIGNUP: &str = "EAASimBusinessTokenFinish000000000000000000000001";
 const ADMIN: &str = "bench-admin-token-0001";
 const QUERY: &str = "fields=id,name,account_review_status";
+/// wrk's connections in every load run (spread over the replicas when there are several).
+const CONNECTIONS: u32 = 64;
 
 struct Killed(Vec<Child>);
 
@@ -117,15 +123,27 @@ fn wrk(
     script: Option<&std::path::Path>,
     seconds: u32,
 ) -> Result<Load, String> {
+    wrk_with(pins, url, header, script, seconds, (2, CONNECTIONS))
+}
+
+/// [`wrk`] with `threads` threads and `connections` connections.
+fn wrk_with(
+    pins: &Pins,
+    url: &str,
+    header: Option<&str>,
+    script: Option<&std::path::Path>,
+    seconds: u32,
+    (threads, connections): (u32, u32),
+) -> Result<Load, String> {
     let mut c = pins.load.command("wrk");
     if let Some(s) = script {
         c.arg("-s").arg(s);
     }
     c.args([
         "-t",
-        "2",
+        &threads.to_string(),
         "-c",
-        "64",
+        &connections.to_string(),
         "-d",
         &format!("{seconds}s"),
         "--latency",
@@ -355,6 +373,720 @@ fn load_test(
     ))
 }
 
+/// The replicas' app secret: graph-sim's demo app's (`tests/scenarios/demo.json`), which
+/// signs the bench's webhook deliveries.
+const APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
+/// The WABA the bench's webhooks are about (in the demo scenario).
+const REVIEWED_WABA: &str = "102289599326934";
+/// Replicas on the PostgreSQL database.
+const REPLICAS: usize = 3;
+/// Deliveries before the timed ones (connections and caches settle).
+const WARM_UP: usize = 2;
+/// How long a stream may take to show a delivery's change before the bench fails.
+const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+/// Replica `n`'s (from 0) share of wrk's [`CONNECTIONS`]: 22, 21, 21.
+fn replica_connections(n: usize) -> u32 {
+    CONNECTIONS / REPLICAS as u32 + u32::from(n < CONNECTIONS as usize % REPLICAS)
+}
+
+/// What the replicas on PostgreSQL measured.
+struct Replicated {
+    /// The server's version.
+    version: String,
+    /// Processes of the server pinned to the servers' core (0: not pinned).
+    pg_pinned: usize,
+    /// Each replica's share of the mixed load.
+    each: Vec<Load>,
+    /// The whole: requests/s, requests and errors summed; p50 and p99 the highest of the
+    /// replicas' (the combined percentile is at most that).
+    all: Load,
+    /// Each replica's peak RSS (VmHWM) after the load, in KiB.
+    peaks: Vec<u64>,
+    /// From a webhook's 200 on replica 1 to its change on a stream of replica 1, 2 and 3, in
+    /// ms (negative: the event was there before the 200).
+    from_200: [Vec<f64>; REPLICAS],
+    /// The same from the moment the delivery was sent.
+    from_sent: [Vec<f64>; REPLICAS],
+}
+
+/// PostgreSQL started for the bench, three waba-proxy replicas on it in front of graph-sim
+/// (`sim_port`): the webhook-to-stream latency across replicas (`deliveries` timed), then the
+/// mixed load (`script`) spread over the three for `seconds`. Everything it started is
+/// stopped before it returns, also on an error.
+fn replicated(
+    pins: &Pins,
+    bin: &std::path::Path,
+    sim_port: u16,
+    script: &std::path::Path,
+    seconds: u32,
+    deliveries: usize,
+) -> Result<Replicated, String> {
+    println!("bench: {REPLICAS} waba-proxy replicas on one PostgreSQL");
+    let pg = crate::postgres::Postgres::start()?;
+    let pg_pinned = pin_postgres(pins, &pg.dir.join("data"));
+    let ca = pg.ca_file.display().to_string();
+    // Declared after `pg`, so dropped (the replicas stopped) before the server on an error.
+    let mut replicas = Killed(Vec::new());
+    let mut ports = Vec::new();
+    for n in 1..=REPLICAS {
+        let port = crate::demo::free_port()?;
+        let mut c = pins.servers.command(bin.join("waba-proxy"));
+        c.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--graph-url",
+            &format!("http://127.0.0.1:{sim_port}"),
+            "--business-id",
+            "805021500648488",
+            "--database",
+            &pg.url,
+            "--database-ca-file",
+            &ca,
+        ])
+        .env("WABA_SYSTEM_USER_TOKEN", SYSTEM)
+        .env("WABA_ADMIN_TOKEN", ADMIN)
+        .env("WABA_APP_SECRET", APP_SECRET)
+        .env("WABA_LOG", "warn");
+        replicas
+            .0
+            .push(spawn(&mut c, port, &format!("waba-proxy (replica {n})"))?);
+        ports.push(port);
+    }
+    for (n, port) in ports.iter().enumerate() {
+        let mut conn = connect(*port)?;
+        let ready = exchange(&mut conn, *port, "GET", "/readyz", &[], b"")?;
+        if ready.status != 200 || !ready.body.contains("postgresql") {
+            return Err(format!(
+                "replica {} is not ready on PostgreSQL ({}): {}",
+                n + 1,
+                ready.status,
+                ready.body
+            ));
+        }
+    }
+    let (from_200, from_sent) = stream_latency(&ports, deliveries)?;
+
+    let runs: Vec<Result<Load, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ports
+            .iter()
+            .enumerate()
+            .map(|(n, port)| {
+                let url = format!("http://127.0.0.1:{port}");
+                s.spawn(move || {
+                    wrk_with(
+                        pins,
+                        &url,
+                        None,
+                        Some(script),
+                        seconds,
+                        (1, replica_connections(n)),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a wrk thread panicked".into()))
+            })
+            .collect()
+    });
+    let each = runs.into_iter().collect::<Result<Vec<Load>, String>>()?;
+    let highest = |f: fn(&Load) -> f64| each.iter().map(f).fold(f64::NAN, f64::max);
+    let all = Load {
+        rps: each.iter().map(|l| l.rps).sum(),
+        p50_ms: highest(|l| l.p50_ms),
+        p99_ms: highest(|l| l.p99_ms),
+        requests: each.iter().map(|l| l.requests).sum(),
+        errors: each.iter().map(|l| l.errors).sum(),
+    };
+    // taskset execs the proxy: each child's pid is the replica's.
+    let peaks = replicas
+        .0
+        .iter()
+        .map(|c| rss_kb(c.id(), "VmHWM:"))
+        .collect();
+    drop(replicas);
+    let version = pg.version.clone();
+    pg.stop()?;
+    Ok(Replicated {
+        version,
+        pg_pinned,
+        each,
+        all,
+        peaks,
+        from_200,
+        from_sent,
+    })
+}
+
+/// Pins the PostgreSQL server whose data directory is `data` (its postmaster, named by
+/// `postmaster.pid`, and the processes it has forked so far; the backends it forks for the
+/// replicas' connections later inherit the postmaster's core) to the servers' core. How many
+/// processes were pinned; 0 when pinning is off or the server's pid could not be read.
+fn pin_postgres(pins: &Pins, data: &std::path::Path) -> usize {
+    let Some(cores) = pins.servers.0 else {
+        return 0;
+    };
+    let Some(postmaster) = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+    else {
+        return 0;
+    };
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: the comm may hold spaces and parentheses.
+        let ppid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 1..];
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids.iter()
+        .filter(|pid| {
+            Command::new("taskset")
+                .args(["-a", "-p", "-c", cores, &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .count()
+}
+
+/// A keep-alive connection to a server on loopback `port`.
+fn connect(port: u16) -> Result<std::io::BufReader<std::net::TcpStream>, String> {
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("cannot connect to 127.0.0.1:{port}: {e}"))?;
+    socket
+        .set_nodelay(true)
+        .and_then(|()| socket.set_read_timeout(Some(EVENT_WAIT)))
+        .map_err(|e| e.to_string())?;
+    Ok(std::io::BufReader::new(socket))
+}
+
+/// An HTTP answer: status, body, and when its head had arrived.
+struct Answer {
+    status: u16,
+    body: String,
+    head_at: std::time::Instant,
+}
+
+/// Reads an HTTP/1.1 answer's status line and headers (lower-cased names).
+fn read_head(
+    conn: &mut std::io::BufReader<std::net::TcpStream>,
+) -> Result<(u16, Vec<(String, String)>), String> {
+    use std::io::BufRead as _;
+    let mut line = String::new();
+    let read = |conn: &mut std::io::BufReader<_>, line: &mut String| {
+        line.clear();
+        match conn.read_line(line) {
+            Ok(0) => Err("the server closed the connection".to_owned()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("reading an answer: {e}")),
+        }
+    };
+    read(conn, &mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))?;
+    let mut headers = Vec::new();
+    loop {
+        read(conn, &mut line)?;
+        if line.trim().is_empty() {
+            return Ok((status, headers));
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+}
+
+/// One request on `conn` (to `port`) and its answer, which must have a `Content-Length`.
+fn exchange(
+    conn: &mut std::io::BufReader<std::net::TcpStream>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Answer, String> {
+    use std::io::{Read as _, Write as _};
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    conn.get_mut()
+        .write_all(&bytes)
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    let (status, head) = read_head(conn).map_err(|e| format!("{method} {path}: {e}"))?;
+    let head_at = std::time::Instant::now();
+    let length = head
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .ok_or_else(|| format!("{method} {path}: an answer without Content-Length"))?;
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body)
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        head_at,
+    })
+}
+
+/// An admin's live status stream open on a replica: each event's data with the moment it
+/// arrived, read by a thread of its own.
+struct Events {
+    replica: usize,
+    events: std::sync::mpsc::Receiver<(std::time::Instant, String)>,
+    socket: std::net::TcpStream,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Events {
+    /// Asks replica `replica` (on `port`) for a ticket with the admin token and opens its
+    /// stream with it.
+    fn open(replica: usize, port: u16) -> Result<Events, String> {
+        let mut conn = connect(port)?;
+        let auth = format!("Bearer {ADMIN}");
+        let ticket = exchange(
+            &mut conn,
+            port,
+            "POST",
+            "/events/ticket",
+            &[("Authorization", &auth)],
+            b"",
+        )?;
+        let value = ticket
+            .body
+            .split_once("\"ticket\":\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(t, _)| t.to_owned());
+        let (200, Some(value)) = (ticket.status, value) else {
+            return Err(format!(
+                "POST /events/ticket on replica {replica} answered {}: {}",
+                ticket.status, ticket.body
+            ));
+        };
+        let mut stream = connect(port)?;
+        let request = format!(
+            "GET /events/stream?ticket={value} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        std::io::Write::write_all(stream.get_mut(), request.as_bytes())
+            .map_err(|e| format!("opening replica {replica}'s stream: {e}"))?;
+        let (status, head) =
+            read_head(&mut stream).map_err(|e| format!("replica {replica}'s stream: {e}"))?;
+        if status != 200 {
+            return Err(format!("replica {replica}'s stream answered {status}"));
+        }
+        let chunked = head
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+        let socket = stream.get_ref().try_clone().map_err(|e| e.to_string())?;
+        // Events come when they come: the channel's wait bounds it instead.
+        socket.set_read_timeout(None).map_err(|e| e.to_string())?;
+        let (tx, events) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || read_events(stream, chunked, &tx));
+        Ok(Events {
+            replica,
+            events,
+            socket,
+            reader: Some(reader),
+        })
+    }
+
+    /// The next event's arrival and data, within [`EVENT_WAIT`].
+    fn next(&self, what: &str) -> Result<(std::time::Instant, String), String> {
+        self.events.recv_timeout(EVENT_WAIT).map_err(|e| {
+            format!(
+                "{what}: replica {}'s stream showed nothing within {} s ({e})",
+                self.replica,
+                EVENT_WAIT.as_secs()
+            )
+        })
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Reads Server-Sent Events from `stream` (after the answer's head) until it ends, sending
+/// each event's `data` with the moment the bytes that completed it arrived.
+fn read_events(
+    mut stream: std::io::BufReader<std::net::TcpStream>,
+    chunked: bool,
+    tx: &std::sync::mpsc::Sender<(std::time::Instant, String)>,
+) {
+    use std::io::{BufRead as _, Read as _};
+    let mut text = String::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let piece = if chunked {
+            let mut size = String::new();
+            if !matches!(stream.read_line(&mut size), Ok(n) if n > 0) {
+                return;
+            }
+            let size = size.trim();
+            let size = size.split(';').next().unwrap_or(size);
+            let Ok(size) = usize::from_str_radix(size, 16) else {
+                return;
+            };
+            let mut data = vec![0; size + 2];
+            if size == 0 || stream.read_exact(&mut data).is_err() {
+                return;
+            }
+            data.truncate(size);
+            data
+        } else {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf[..n].to_vec(),
+            }
+        };
+        let at = std::time::Instant::now();
+        text.push_str(&String::from_utf8_lossy(&piece));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            // Comments (the keep-alive) carry no data.
+            if !data.is_empty() && tx.send((at, data.join("\n"))).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `later - earlier` in ms, negative when `later` came first.
+fn ms_between(earlier: std::time::Instant, later: std::time::Instant) -> f64 {
+    match later.checked_duration_since(earlier) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -(earlier.duration_since(later).as_secs_f64() * 1000.0),
+    }
+}
+
+/// Posts `deliveries` signed `account_review_update` webhooks (after [`WARM_UP`] untimed
+/// ones) to the first replica, one at a time, and times each change's arrival on an admin
+/// stream open on every replica (the first one included): from the 200 and from the send,
+/// per replica. Each stream must show each change exactly once, in order.
+#[allow(clippy::type_complexity)]
+fn stream_latency(
+    ports: &[u16],
+    deliveries: usize,
+) -> Result<([Vec<f64>; REPLICAS], [Vec<f64>; REPLICAS]), String> {
+    let streams = ports
+        .iter()
+        .enumerate()
+        .map(|(n, port)| Events::open(n + 1, *port))
+        .collect::<Result<Vec<_>, String>>()?;
+    let port = ports[0];
+    let mut conn = connect(port)?;
+    let mut from_200: [Vec<f64>; REPLICAS] = Default::default();
+    let mut from_sent: [Vec<f64>; REPLICAS] = Default::default();
+    for n in 0..WARM_UP + deliveries {
+        let decision = if n % 2 == 0 { "APPROVED" } else { "REJECTED" };
+        // A new `time` each: a redelivery (same body) would be stored once, and not announced.
+        let body = format!(
+            "{{\"object\":\"whatsapp_business_account\",\"entry\":[{{\"id\":\"{REVIEWED_WABA}\",\"time\":{},\
+             \"changes\":[{{\"field\":\"account_review_update\",\"value\":{{\"decision\":\"{decision}\"}}}}]}}]}}",
+            1_700_000_000 + n
+        );
+        let signature = format!(
+            "sha256={}",
+            hex(&hmac_sha256(APP_SECRET.as_bytes(), body.as_bytes()))
+        );
+        let what = format!("webhook delivery {} of {}", n + 1, WARM_UP + deliveries);
+        let sent = std::time::Instant::now();
+        let answer = exchange(
+            &mut conn,
+            port,
+            "POST",
+            "/webhooks/meta",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Hub-Signature-256", &signature),
+            ],
+            body.as_bytes(),
+        )
+        .map_err(|e| format!("{what}: {e}"))?;
+        if answer.status != 200 {
+            return Err(format!(
+                "{what}: replica 1 answered {}: {}",
+                answer.status, answer.body
+            ));
+        }
+        for (i, stream) in streams.iter().enumerate() {
+            let (at, data) = stream.next(&what)?;
+            let expected = [
+                "\"kind\":\"review\"".to_owned(),
+                format!("\"waba_id\":\"{REVIEWED_WABA}\""),
+                format!("\"value\":\"{decision}\""),
+            ];
+            if !expected.iter().all(|e| data.contains(e.as_str())) {
+                return Err(format!(
+                    "{what}: replica {}'s stream showed another event than the {decision} review: {data}",
+                    stream.replica
+                ));
+            }
+            if n >= WARM_UP {
+                from_200[i].push(ms_between(answer.head_at, at));
+                from_sent[i].push(ms_between(sent, at));
+            }
+        }
+    }
+    // Nothing more may come: each change once.
+    std::thread::sleep(Duration::from_millis(300));
+    for stream in &streams {
+        if let Ok((_, data)) = stream.events.try_recv() {
+            return Err(format!(
+                "replica {}'s stream showed more events than deliveries: {data}",
+                stream.replica
+            ));
+        }
+    }
+    Ok((from_200, from_sent))
+}
+
+/// The `p` quantile (0..=1, nearest rank) of `values`.
+fn quantile(values: &[f64], p: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// SHA-256 (FIPS 180-4): xtask signs webhooks as Meta does without a crypto dependency.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut message = data.to_vec();
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+/// HMAC-SHA256 (RFC 2104): what `X-Hub-Signature-256` carries, in hex after `sha256=`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&sha256(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+    let mut inner = pad(0x36);
+    inner.extend_from_slice(message);
+    let mut outer = pad(0x5c);
+    outer.extend_from_slice(&sha256(&inner));
+    sha256(&outer)
+}
+
+/// The "Several replicas on PostgreSQL" section.
+fn replicas_md(
+    r: &Replicated,
+    single: &Load,
+    pins: &Pins,
+    load_secs: u32,
+    deliveries: usize,
+) -> String {
+    let mut md = String::new();
+    let pinning = match (pins.servers.0, r.pg_pinned) {
+        (None, _) => "Nothing is pinned here (taskset or a second core is missing).".to_owned(),
+        (Some(core), 0) => format!(
+            "wrk on core 0; graph-sim and the {REPLICAS} replicas on core {core} (taskset), as the single sidecar was; \
+             PostgreSQL could not be pinned (its postmaster's pid was not found) and runs anywhere."
+        ),
+        (Some(core), n) => format!(
+            "wrk on core 0; graph-sim, the {REPLICAS} replicas and PostgreSQL on core {core} (taskset; PostgreSQL's {n} processes \
+             pinned with `taskset -a -p` once it started: the postmaster named by its `postmaster.pid` and its children, and the \
+             backends it forks later for the replicas' connections inherit the core)."
+        ),
+    };
+    let shares: Vec<String> = (0..REPLICAS)
+        .map(|n| replica_connections(n).to_string())
+        .collect();
+    let _ = writeln!(
+        md,
+        "## Several replicas on PostgreSQL\n\n\
+         {REPLICAS} `waba-proxy` replicas with their default settings and `--database postgres://...` in place of the SQLite file, on one \
+         {version} server that the bench starts and stops as the tests do (`xtask/src/postgres.rs`: TLS on and checked with \
+         `--database-ca-file`, `fsync` off; the default pool of 16 connections per replica), in front of the same graph-sim. \
+         The load is the load test's: the same 6 requests and {CONNECTIONS} connections for {load_secs} s, spread as one `wrk -t1` per replica \
+         run at the same time ({} connections): one wrk cannot spread its requests over several ports (its Lua script picks a request's \
+         path and headers, not its host). Requests/s, requests and errors are the three runs' sums; p50 and p99 are the highest of the three \
+         (the percentile of all requests together is at most that). {pinning} \
+         So the three replicas together get the one core the single sidecar had: the comparison shows what a shared database costs \
+         (and three wrk threads on core 0 instead of two), not what more machines would add.\n",
+        shares.join(" + "),
+        version = r.version,
+    );
+    let _ = writeln!(
+        md,
+        "| setup | requests/s | p50 | p99 | requests | unexpected errors |\n|---|---|---|---|---|---|"
+    );
+    let row = |md: &mut String, name: &str, l: &Load| {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {} |",
+            l.rps, l.p50_ms, l.p99_ms, l.requests, l.errors
+        );
+    };
+    row(
+        &mut md,
+        "one waba-proxy on SQLite (the load test above)",
+        single,
+    );
+    row(
+        &mut md,
+        &format!("{REPLICAS} replicas on PostgreSQL, together"),
+        &r.all,
+    );
+    for (n, l) in r.each.iter().enumerate() {
+        row(
+            &mut md,
+            &format!("replica {} ({} connections)", n + 1, shares[n]),
+            l,
+        );
+    }
+    let peaks: Vec<String> = r
+        .peaks
+        .iter()
+        .map(|kb| format!("{:.1}", mib(*kb)))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nPeak RSS (VmHWM) of each replica after the load: {} MiB.\n",
+        peaks.join(" / ")
+    );
+    let _ = writeln!(
+        md,
+        "Webhook to stream across replicas, before the load: {deliveries} signed `account_review_update` deliveries (after {WARM_UP} untimed ones), \
+         posted one at a time to replica 1 (`POST /webhooks/meta` with `X-Hub-Signature-256`), the next only once every stream showed the last; \
+         each timed from replica 1's 200 (its head read by the bench) to the change's event arriving on the admin's `/events/stream` open on \
+         each replica. Replica 1 stores the change and tells its own streams before it answers 200; the other replicas hear of it through \
+         PostgreSQL's `NOTIFY` (sent by the storing transaction) and read it from the database. Negative: the event was there before the 200. \
+         Every stream must show every change once, in order, within {} s, or the bench fails.\n\n\
+         | stream on | median | p99 | max | median from sending the webhook |\n|---|---|---|---|---|",
+        EVENT_WAIT.as_secs()
+    );
+    for n in 0..REPLICAS {
+        let name = if n == 0 {
+            "replica 1, which received the webhook".to_owned()
+        } else {
+            format!("replica {}, another replica", n + 1)
+        };
+        let v = &r.from_200[n];
+        let _ = writeln!(
+            md,
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            quantile(v, 0.5),
+            quantile(v, 0.99),
+            quantile(v, 1.0),
+            quantile(&r.from_sent[n], 0.5)
+        );
+    }
+    md.push('\n');
+    md
+}
+
 /// `cargo xtask bench [--quick]`.
 pub fn bench(args: &[String]) -> Res {
     let quick = args.iter().any(|a| a == "--quick");
@@ -486,6 +1218,8 @@ pub fn bench(args: &[String]) -> Res {
         &script,
         load_secs,
     )?;
+    let deliveries = if quick { 20 } else { 200 };
+    let replicas = replicated(&pins, &bin, sim_port, &script, load_secs, deliveries)?;
     drop(kids);
 
     println!("bench: time to status and console render time in headless Chromium");
@@ -523,6 +1257,10 @@ pub fn bench(args: &[String]) -> Res {
          | waba-proxy p99 vs nginx, sharing off | {:.2}x | at most 1x |\n\
          | load test ({load_secs} s, 64 connections, 6 routes): unexpected errors | {} of {} | 0 |\n\
          | proxy RSS idle / peak / after the load | {:.1} / {:.1} / {:.1} MiB | flat |\n\
+         | {REPLICAS} replicas on PostgreSQL, same load: requests/s vs one SQLite sidecar | {:.2}x ({:.0} vs {:.0}) | reported ({}) |\n\
+         | {REPLICAS} replicas on PostgreSQL: p99 vs one SQLite sidecar | {:.2}x ({:.2} vs {:.2} ms) | reported |\n\
+         | {REPLICAS} replicas on PostgreSQL, same load: unexpected errors | {} of {} | 0 |\n\
+         | webhook's 200 on one replica to its change on another replica's stream, median / p99 | {:.1} / {:.1} ms | reported |\n\
          | npm package, gzipped | {:.1} KB | 40 KB aim, 80 KB budget |\n",
         shared.rps / nginx.rps,
         shared.p99_ms / nginx.p99_ms,
@@ -533,6 +1271,21 @@ pub fn bench(args: &[String]) -> Res {
         mib(mem.idle),
         mib(mem.peak),
         mib(mem.after),
+        replicas.all.rps / mix.rps,
+        replicas.all.rps,
+        mix.rps,
+        if pins.load.0.is_some() {
+            "the servers share core 1"
+        } else {
+            "no pinning"
+        },
+        replicas.all.p99_ms / mix.p99_ms,
+        replicas.all.p99_ms,
+        mix.p99_ms,
+        replicas.all.errors,
+        replicas.all.requests,
+        quantile(&replicas.from_200[1], 0.5),
+        quantile(&replicas.from_200[1], 0.99),
         sizes.total_gz() as f64 / 1024.0,
     );
     let _ = writeln!(
@@ -603,6 +1356,7 @@ pub fn bench(args: &[String]) -> Res {
         "RSS every 5 s during the load (MiB): {}.\n",
         series.join(", ")
     );
+    md.push_str(&replicas_md(&replicas, &mix, &pins, load_secs, deliveries));
     md.push_str(&browser_md);
     let _ = writeln!(
         md,
@@ -629,6 +1383,7 @@ pub fn bench(args: &[String]) -> Res {
         plain.errors,
         shared.errors,
         mix.errors,
+        replicas.all.errors,
     ];
     if errors.iter().any(|e| *e > 0) {
         return Err(format!("the load runs saw unexpected errors: {errors:?}"));
@@ -641,4 +1396,46 @@ fn today() -> String {
     output("date", &["-u", "+%Y-%m-%d"])
         .map(|d| d.trim().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_and_hmac_match_the_published_vectors() {
+        assert_eq!(
+            hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&sha256(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        // RFC 4231, test cases 2 and 6 (a key longer than the block).
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank_and_connections_add_up() {
+        let v: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 100.0);
+        assert_eq!(quantile(&v, 0.99), 198.0);
+        assert_eq!(quantile(&v, 1.0), 200.0);
+        assert!(quantile(&[], 0.5).is_nan());
+        let total: u32 = (0..REPLICAS).map(replica_connections).sum();
+        assert_eq!(total, CONNECTIONS);
+    }
 }
