@@ -411,7 +411,7 @@ fn database(value: Option<String>, file: Option<PathBuf>) -> Result<Secret, Conf
     if raw.is_empty() || raw.len() > 4096 {
         return Err(bad(SETTING, "must be a file path or a postgres:// URL"));
     }
-    if crate::store::is_postgres_url(raw) && raw.parse::<tokio_postgres::Config>().is_err() {
+    if crate::store::is_postgres_url(raw) && crate::store::postgres_config(raw).is_none() {
         // The URL holds the password: the message does not repeat it.
         return Err(bad(
             SETTING,
@@ -426,7 +426,7 @@ fn database_password(database: &str) -> Option<String> {
     if !crate::store::is_postgres_url(database) {
         return None;
     }
-    let config: tokio_postgres::Config = database.parse().ok()?;
+    let config = crate::store::postgres_config(database)?;
     config
         .get_password()
         .map(|p| String::from_utf8_lossy(p).into_owned())
@@ -440,7 +440,7 @@ pub fn database_label(database: &Secret) -> String {
     if !crate::store::is_postgres_url(raw) {
         return raw.to_owned();
     }
-    let Ok(config) = raw.parse::<tokio_postgres::Config>() else {
+    let Some(config) = crate::store::postgres_config(raw) else {
         return "postgres://(unreadable URL)".into();
     };
     let host = config
@@ -837,6 +837,33 @@ mod tests {
         ];
         argv.extend_from_slice(extra);
         Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn a_database_url_is_a_secret_named_without_its_password() {
+        let url = "postgres://waba:s3cr3t-pw@db.internal:6432/records?sslmode=verify-full";
+        let c = Config::from_args(args(&["--database", url])).unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t-pw"));
+        assert!(c.secrets().iter().any(|s| s.expose() == "s3cr3t-pw"));
+        assert_eq!(
+            database_label(&c.database),
+            "postgres://waba@db.internal:6432/records"
+        );
+        let file = Config::from_args(args(&[])).unwrap();
+        assert_eq!(file.database.expose(), "waba-onboard.db");
+        assert_eq!(database_label(&file.database), "waba-onboard.db");
+        let bad = Config::from_args(args(&[
+            "--database",
+            "postgres://waba:s3cr3t-pw@db:5432/x?sslmode=sometimes",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("--database") && !bad.contains("s3cr3t-pw"),
+            "{bad}"
+        );
+        let zero = Config::from_args(args(&["--database-pool-size", "0"]));
+        assert!(zero.is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod postgres;
 pub mod sql;
 mod sqlite;
 
-pub use postgres::{Postgres, PostgresOptions, PostgresStore};
+pub use postgres::{Postgres, PostgresOptions, PostgresStore, postgres_config};
 pub use sqlite::{Sqlite, SqliteStore, schema_version};
 
 use futures_util::future::BoxFuture;

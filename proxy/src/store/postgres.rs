@@ -245,7 +245,7 @@ impl PostgresStore {
     /// migrates, and starts listening for the other replicas' signals.
     pub async fn connect(url: &str, options: &PostgresOptions) -> Result<Self, StoreError> {
         // The URL holds the password: no error names it.
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+        let mut config = postgres_config(url).ok_or_else(|| {
             StoreError::Config(
                 "--database is not a valid postgres:// URL \
                  (postgres://user:password@host:port/database)"
@@ -302,6 +302,16 @@ impl PostgresStore {
         }
         Ok(SqlStore::with_backend(backend))
     }
+}
+
+/// A `postgres://` URL read as tokio-postgres does, also taking libpq's `sslmode=verify-ca`
+/// and `verify-full` (as `require`: with TLS the proxy always verifies the server's
+/// certificate and name); `None` when it is not a valid URL.
+pub fn postgres_config(url: &str) -> Option<tokio_postgres::Config> {
+    let url = url
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require");
+    url.parse().ok()
 }
 
 /// The number of migrations this build knows.
