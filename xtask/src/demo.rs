@@ -18,6 +18,7 @@ impl Drop for Children {
     }
 }
 
+/// A loopback port free at the time of asking.
 pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -25,7 +26,8 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
-fn wait_listening(port: u16, child: &mut Child, name: &str) -> Res {
+/// Waits up to 30 s for `child` to listen on loopback `port`; an error if it exits first.
+pub fn wait_listening(port: u16, child: &mut Child, name: &str) -> Res {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -40,9 +42,9 @@ fn wait_listening(port: u16, child: &mut Child, name: &str) -> Res {
 }
 
 /// The demo's System User token: the one `tests/scenarios/demo.json` gives its partner.
-const DEMO_SYSTEM_USER_TOKEN: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
+pub const DEMO_SYSTEM_USER_TOKEN: &str = "EAASimSystemUserTokenDemo0000000000000000000000001";
 /// The partner business of the demo scenario.
-const DEMO_BUSINESS_ID: &str = "805021500648488";
+pub const DEMO_BUSINESS_ID: &str = "805021500648488";
 /// The admin token the demo proxy accepts (for the partner console).
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 /// The simulator's app (`tests/scenarios/demo.json`).
@@ -73,6 +75,27 @@ impl Ports {
     }
 }
 
+/// Starts the built graph-sim (`target/debug`) with the demo scenario on `ports.sim`, sending
+/// Meta's webhooks to a proxy on `ports.proxy`, and waits until it listens.
+pub fn start_sim(ports: Ports) -> Result<Child, String> {
+    let mut sim = Command::new(project_root().join("target/debug/graph-sim"))
+        .arg("--scenario")
+        .arg(project_root().join("tests/scenarios/demo.json"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", ports.sim))
+        // Meta's webhooks (a review decided a few seconds after the account is first shown).
+        .arg("--webhook-url")
+        .arg(format!("http://127.0.0.1:{}/webhooks/meta", ports.proxy))
+        .spawn()
+        .map_err(|e| format!("cannot start graph-sim: {e}"))?;
+    if let Err(e) = wait_listening(ports.sim, &mut sim, "graph-sim") {
+        let _ = sim.kill();
+        let _ = sim.wait();
+        return Err(e);
+    }
+    Ok(sim)
+}
+
 /// Builds and starts graph-sim and waba-proxy (with `proxy_args` added).
 pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
     run(cargo(&[
@@ -95,18 +118,7 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
     )?;
     let bin = project_root().join("target/debug");
     let mut children = Children(Vec::new());
-    let mut sim = Command::new(bin.join("graph-sim"))
-        .arg("--scenario")
-        .arg(project_root().join("tests/scenarios/demo.json"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{}", ports.sim))
-        // Meta's webhooks (a review decided a few seconds after the account is first shown).
-        .arg("--webhook-url")
-        .arg(format!("http://127.0.0.1:{}/webhooks/meta", ports.proxy))
-        .spawn()
-        .map_err(|e| format!("cannot start graph-sim: {e}"))?;
-    wait_listening(ports.sim, &mut sim, "graph-sim")?;
-    children.0.push(sim);
+    children.0.push(start_sim(ports)?);
     let mut proxy = Command::new(bin.join("waba-proxy"));
     proxy
         .arg("--listen")

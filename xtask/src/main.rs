@@ -4,10 +4,13 @@
 //!   serve the pages, print the URL; `--smoke` checks the page in headless Chromium and exits.
 //! - `cargo xtask test`: every check (fmt, clippy, native tests, wasm tests in headless
 //!   Chromium, end-to-end), installing what a fresh Debian machine lacks.
+//! - `cargo xtask image`: the container image of `waba-proxy` (podman, `FROM scratch`).
 
 mod bench;
 mod demo;
 mod fuzz;
+mod image;
+mod kubernetes;
 mod package;
 mod postgres;
 mod run;
@@ -30,6 +33,10 @@ tasks:
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
   fuzz [--seconds N] [target]  run the cargo-fuzz targets (nightly), N seconds each (default 60)
   bench [--quick]             load-test graph-sim, waba-proxy and nginx; write BENCHMARKS.md
+  image [--test]              build the container image of waba-proxy with podman
+                              (FROM scratch, static musl binary): localhost/waba-proxy;
+                              --test checks a fresh build as `test` does, keeping nothing
+  kubernetes                  check deploy/kubernetes/ with kubernetes-validate --strict
   postgres                    start a throwaway PostgreSQL server (TLS, password login),
                               print its URL and CA certificate, stop it on Enter or Ctrl-C
   setup                       only install the tools the tests need
@@ -45,6 +52,8 @@ fn main() -> ExitCode {
         Some("screenshots") => setup::all().and_then(|()| test::screenshots()),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("image") => image::command(&args[1..]),
+        Some("kubernetes") => kubernetes::validate(),
         Some("postgres") => postgres::command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

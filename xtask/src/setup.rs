@@ -1,8 +1,10 @@
 //! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
 //! the pinned toolchain of `rust-toolchain.toml` (with the wasm32 target), the pinned nightly
 //! of [`NIGHTLY`] (with `rust-src`), Debian's Chromium, ChromeDriver and binaryen (`wasm-opt`),
-//! `wasm-bindgen-cli` at exactly the pinned version, npm packages from lock files, and Debian's
-//! PostgreSQL server and `openssl` (the proxy's store tests).
+//! `wasm-bindgen-cli` at exactly the pinned version, npm packages from lock files, Debian's
+//! PostgreSQL server and `openssl` (the proxy's store tests), what the container image needs
+//! (the musl target, Debian's `podman`, `musl-tools` and `ca-certificates`), and a Python venv
+//! under `target/` with `kubernetes-validate` for the Kubernetes manifests.
 
 use crate::run::{Res, cargo, cmd, output, run};
 use std::path::{Path, PathBuf};
@@ -15,7 +17,9 @@ pub fn all() -> Res {
     browser()?;
     wasm_bindgen_cli()?;
     npm_packages()?;
-    postgres()
+    postgres()?;
+    container()?;
+    kubernetes_validate()
 }
 
 fn wasm_target() -> Res {
@@ -236,4 +240,109 @@ fn npm_packages() -> Res {
         run(c)?;
     }
     Ok(())
+}
+
+/// The target of the container image's static `waba-proxy` (named in `rust-toolchain.toml`).
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// What `cargo xtask image` needs: the musl target of `rust-toolchain.toml`, Debian's
+/// `podman` (builds the image), `musl-tools` (`musl-gcc`: the C code of aws-lc-sys, SQLite and
+/// mimalloc is compiled for the musl target too) and `ca-certificates` (the image's CA roots).
+pub fn container() -> Res {
+    let has_target = || {
+        output("rustup", &["target", "list", "--installed"])
+            .is_some_and(|o| o.lines().any(|l| l.trim() == MUSL_TARGET))
+    };
+    if !has_target() {
+        println!("setup: installing the toolchain of rust-toolchain.toml (with {MUSL_TARGET})");
+        run(cmd("rustup", &["toolchain", "install"]))?;
+        if !has_target() {
+            run(cmd("rustup", &["target", "add", MUSL_TARGET]))?;
+        }
+    }
+    let mut missing: Vec<&str> = [("podman", "podman"), ("musl-gcc", "musl-tools")]
+        .into_iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|(_, package)| package)
+        .collect();
+    if !Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        missing.push("ca-certificates");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "setup: installing Debian's {} with apt-get (the container image)",
+        missing.join(", ")
+    );
+    apt(&missing).map_err(|e| {
+        format!(
+            "{e}; or install them yourself: `sudo apt-get install {}`",
+            missing.join(" ")
+        )
+    })
+}
+
+/// Whether `program` is an executable file in a directory of `$PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program)).is_ok_and(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
+        })
+    })
+}
+
+/// The exact `kubernetes-validate` release the manifests are checked with (PyPI).
+pub const KUBERNETES_VALIDATE: &str = "1.37.0";
+
+/// The Python venv that holds the test tools from PyPI.
+pub fn venv_dir() -> PathBuf {
+    crate::project_root().join("target/venv")
+}
+
+/// The `kubernetes-validate` command of the venv.
+pub fn kubernetes_validate_bin() -> PathBuf {
+    venv_dir().join("bin/kubernetes-validate")
+}
+
+/// A venv in `target/venv` with `kubernetes-validate` at [`KUBERNETES_VALIDATE`] (Debian's
+/// `python3-venv` through apt-get when `python3 -m venv` cannot make one).
+pub fn kubernetes_validate() -> Res {
+    let installed = output(
+        &kubernetes_validate_bin().display().to_string(),
+        &["--version"],
+    );
+    if installed
+        .as_deref()
+        .is_some_and(|v| v.split_whitespace().any(|w| w == KUBERNETES_VALIDATE))
+    {
+        return Ok(());
+    }
+    let venv = venv_dir();
+    let python = venv.join("bin/python3");
+    if !python.exists() {
+        println!("setup: creating a Python venv in {}", venv.display());
+        let make = |python: &str| {
+            let mut c = cmd(python, &["-m", "venv"]);
+            c.arg(&venv);
+            run(c)
+        };
+        if make("python3").is_err() {
+            let _ = std::fs::remove_dir_all(&venv);
+            println!("setup: installing Debian's python3-venv with apt-get (for the venv)");
+            apt(&["python3", "python3-venv"]).map_err(|e| {
+                format!("{e}; or install it yourself: `sudo apt-get install python3-venv`")
+            })?;
+            make("/usr/bin/python3")?;
+        }
+    }
+    println!("setup: installing kubernetes-validate {KUBERNETES_VALIDATE} into the venv (PyPI)");
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "--quiet"])
+        .arg(format!("kubernetes-validate=={KUBERNETES_VALIDATE}"))
+        .current_dir(crate::project_root());
+    run(pip)
 }

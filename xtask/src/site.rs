@@ -24,17 +24,24 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Assembles the site for a simulator at `sim_url` and a proxy at `proxy_url`.
-pub fn prepare(sim_url: &str, proxy_url: &str) -> Result<PathBuf, String> {
-    let dir = site_dir();
-    let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&project_root().join("www"), &dir)?;
+/// Copies `www/` as it is into `dir`, and the built npm package's `web/` and script files
+/// under `dir/pkg/` (the layout the pages load them from).
+pub fn assemble(dir: &Path) -> Result<(), String> {
+    copy_dir(&project_root().join("www"), dir)?;
     let pkg = crate::package::package_dir();
     let pkg_out = dir.join("pkg");
     copy_dir(&pkg.join("web"), &pkg_out.join("web"))?;
     for file in crate::package::JS_FILES {
         std::fs::copy(pkg.join(file), pkg_out.join(file)).map_err(|e| format!("{file}: {e}"))?;
     }
+    Ok(())
+}
+
+/// Assembles the site for a simulator at `sim_url` and a proxy at `proxy_url`.
+pub fn prepare(sim_url: &str, proxy_url: &str) -> Result<PathBuf, String> {
+    let dir = site_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    assemble(&dir)?;
     let config = format!(
         "// Written by cargo xtask: the demo's signup page talks to the Graph simulator.\n\
          window.WABA_SIGNUP = {{\n  proxyUrl: \"{proxy_url}\",\n  appId: \"670843887433847\",\n  \

@@ -56,6 +56,14 @@ pub fn run_all(_args: &[String]) -> Res {
         .and_then(|tests| tests),
     );
     step("npm package and size budget", package_and_size(&mut totals));
+    step(
+        "container image (podman build, export, run the binary)",
+        counted(crate::image::test(), &mut totals),
+    );
+    step(
+        "Kubernetes manifests (kubernetes-validate --strict)",
+        counted(crate::kubernetes::validate(), &mut totals),
+    );
     step("wasm tests (headless Chromium)", wasm_tests(&mut totals));
     step(
         "end-to-end tests (headless Chromium)",
@@ -105,6 +113,15 @@ fn package_and_size(totals: &mut Totals) -> Res {
         Err(_) => totals.failed += 1,
     }
     checked
+}
+
+/// A step that is one test of its own: its outcome counts as passed or failed.
+fn counted(result: Res, totals: &mut Totals) -> Res {
+    match &result {
+        Ok(()) => totals.passed += 1,
+        Err(_) => totals.failed += 1,
+    }
+    result
 }
 
 /// The wasm tests in headless Chromium, with a live graph-sim and waba-proxy whose CORS
