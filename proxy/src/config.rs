@@ -411,52 +411,78 @@ fn database(value: Option<String>, file: Option<PathBuf>) -> Result<Secret, Conf
     if raw.is_empty() || raw.len() > 4096 {
         return Err(bad(SETTING, "must be a file path or a postgres:// URL"));
     }
-    if crate::store::is_postgres_url(raw) && crate::store::postgres_config(raw).is_none() {
-        // The URL holds the password: the message does not repeat it.
+    // The value may hold a password: no message repeats it.
+    if crate::store::is_postgres_url(raw) {
+        let parsed = crate::store::postgres_config(raw);
+        let host_ok = parsed.as_ref().is_some_and(|c| {
+            c.get_hosts().iter().all(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => !name.contains('@'),
+                tokio_postgres::config::Host::Unix(_) => true,
+            })
+        });
+        if parsed.is_none() {
+            return Err(bad(
+                SETTING,
+                "is not a valid postgres:// URL (postgres://user:password@host:5432/database)",
+            ));
+        }
+        if !host_ok {
+            return Err(bad(
+                SETTING,
+                "has an @ in its user or password: write it as %40",
+            ));
+        }
+    } else if raw.contains("://") || raw.contains('=') || raw.contains('@') {
+        // A typo'd URL or a libpq connection string would silently become a local file,
+        // each replica with its own records.
         return Err(bad(
             SETTING,
-            "is not a valid postgres:// URL (postgres://user:password@host:5432/database)",
+            "is neither a file path nor a postgres:// URL (postgres://user:password@host:5432/database)",
         ));
     }
     Ok(Secret::new(raw))
 }
 
-/// The password of a PostgreSQL URL, if it has one.
-fn database_password(database: &str) -> Option<String> {
+/// The password of a PostgreSQL URL, if it has one: as parsed, and as written (percent-encoded),
+/// so the scrubber knows both.
+fn database_password(database: &str) -> Vec<String> {
     if !crate::store::is_postgres_url(database) {
-        return None;
+        return Vec::new();
     }
-    let config = crate::store::postgres_config(database)?;
-    config
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .filter(|p| !p.is_empty())
+    let mut out = Vec::new();
+    if let Some(p) = crate::store::postgres_config(database)
+        .as_ref()
+        .and_then(tokio_postgres::Config::get_password)
+    {
+        out.push(String::from_utf8_lossy(p).into_owned());
+    }
+    if let Some((_, rest)) = database.split_once("://")
+        && let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, written)) = userinfo.split_once(':')
+    {
+        out.push(written.to_owned());
+    }
+    out.retain(|p| !p.is_empty());
+    out.dedup();
+    out
 }
 
-/// The database as logs and errors may name it: a SQLite path, or a URL without its
-/// password (`postgres://waba@db:5432/waba`).
+/// The database as logs and errors may name it: a SQLite path, or a URL with neither its
+/// password nor its query (`postgres://waba@db:5432/waba`).
 pub fn database_label(database: &Secret) -> String {
     let raw = database.expose();
     if !crate::store::is_postgres_url(raw) {
         return raw.to_owned();
     }
-    let Some(config) = crate::store::postgres_config(raw) else {
-        return "postgres://(unreadable URL)".into();
-    };
-    let host = config
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .unwrap_or_default();
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or_default(),
-        config.get_dbname().unwrap_or_default()
-    )
+    let (scheme, rest) = raw.split_once("://").unwrap_or(("postgres", raw));
+    let (userinfo, place) = rest.rsplit_once('@').unwrap_or(("", rest));
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let place = place.split_once('?').map_or(place, |(p, _)| p);
+    if user.is_empty() {
+        format!("{scheme}://{place}")
+    } else {
+        format!("{scheme}://{user}@{place}")
+    }
 }
 
 fn base_url(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
@@ -722,7 +748,11 @@ impl Config {
     /// Every secret value the proxy holds, for scrubbing.
     pub fn secrets(&self) -> Vec<Secret> {
         let mut out = vec![self.upstream.system_user_token.clone()];
-        out.extend(database_password(self.database.expose()).map(Secret::new));
+        out.extend(
+            database_password(self.database.expose())
+                .into_iter()
+                .map(Secret::new),
+        );
         out.extend(self.admin_token.clone());
         out.extend(self.app_secret.clone());
         out.extend(self.webhook_verify_token.clone());
@@ -849,6 +879,7 @@ mod tests {
             database_label(&c.database),
             "postgres://waba@db.internal:6432/records"
         );
+        assert!(!format!("{:?}", c.secrets()).contains("s3cr3t-pw"));
         let file = Config::from_args(args(&[])).unwrap();
         assert_eq!(file.database.expose(), "waba-onboard.db");
         assert_eq!(database_label(&file.database), "waba-onboard.db");
@@ -864,6 +895,32 @@ mod tests {
         );
         let zero = Config::from_args(args(&["--database-pool-size", "0"]));
         assert!(zero.is_err());
+        for wrong in [
+            "postgres://waba:Tr0ub@dor@db.internal:5432/waba",
+            "postgres:/waba:Tr0ub@db/waba",
+            "host=db user=waba password=Tr0ub dbname=waba",
+        ] {
+            let e = Config::from_args(args(&["--database", wrong]))
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains("Tr0ub") && !e.contains("dor"), "{e}");
+        }
+        let encoded = Config::from_args(args(&[
+            "--database",
+            "postgres://waba:Tr0ub%40dor@db.internal/waba",
+        ]))
+        .unwrap();
+        assert_eq!(
+            database_label(&encoded.database),
+            "postgres://waba@db.internal/waba"
+        );
+        let secrets: Vec<String> = encoded
+            .secrets()
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect();
+        assert!(secrets.contains(&"Tr0ub@dor".to_owned()), "{secrets:?}");
+        assert!(secrets.contains(&"Tr0ub%40dor".to_owned()), "{secrets:?}");
     }
 
     #[test]

@@ -108,6 +108,11 @@ impl AppState {
                 path: config::database_label(&config.database),
                 source,
             })?;
+        tracing::info!(
+            database = %config::database_label(&config.database),
+            kind = store.kind(),
+            "records kept in the database"
+        );
         let scrubber = Arc::new(Scrubber::new(config.secrets()));
         let upstream =
             Upstream::new(&config.upstream, scrubber.clone()).map_err(StartError::Client)?;
@@ -137,8 +142,14 @@ impl AppState {
                 path: config::database_label(&config.database),
                 source,
             })?;
-        let hub =
-            Arc::new(live::StatusHub::new(store.clone(), ticket_key).map_err(StartError::Client)?);
+        let hub = Arc::new(
+            live::StatusHub::new(
+                store.clone(),
+                ticket_key,
+                &config.upstream.system_user_token,
+            )
+            .map_err(StartError::Client)?,
+        );
         let code_flow = match (&config.app_id, &config.app_secret, &config.code_flow) {
             (Some(app_id), Some(app_secret), Some(flow)) => Some(onboarding::CodeFlow {
                 app_id: app_id.clone(),
@@ -150,6 +161,12 @@ impl AppState {
         };
         let directory = Arc::new(Directory::new(upstream.clone(), config.business_id.clone()));
         replicas::spawn(store.clone(), upstream.clone(), hub.clone());
+        let replica = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "proxy".into()),
+            std::process::id(),
+            sealing::random::<4>().map(hex::encode).unwrap_or_default()
+        );
         let pipeline = config.pipeline.clone().map(|p| {
             Arc::new(pipeline::Pipeline::new(
                 store.clone(),
@@ -191,16 +208,13 @@ impl AppState {
                 upstream.clone(),
                 config.business_id.clone(),
                 pipeline.clone(),
+                replica.clone(),
+                config.tracker_lease,
             )),
             pipeline,
             hub,
             allowance,
-            replica: format!(
-                "{}-{}-{}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "proxy".into()),
-                std::process::id(),
-                sealing::random::<4>().map(hex::encode).unwrap_or_default()
-            ),
+            replica,
             auth,
             tokens,
             upstream,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
+use waba_graph::Secret;
 
 /// How long a stream ticket may be used to connect.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -59,9 +60,16 @@ pub struct StatusHub {
 }
 
 impl StatusHub {
-    /// A hub over `store` whose tickets are signed with `key` (kept in the database, so a
-    /// ticket one replica issued opens a stream on any).
-    pub fn new(store: Arc<dyn Store>, key: [u8; 32]) -> Result<Self, AppError> {
+    /// A hub over `store` whose tickets are signed with a key derived from `shared` (random,
+    /// kept in the database, so a ticket one replica issued opens a stream on any) and
+    /// `secret` (the System User token every replica is given: a copy of the database alone
+    /// cannot sign tickets).
+    pub fn new(store: Arc<dyn Store>, shared: [u8; 32], secret: &Secret) -> Result<Self, AppError> {
+        let mut derive = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
+            .map_err(|_| AppError::Internal)?;
+        derive.update(b"waba-onboard stream tickets\0");
+        derive.update(&shared);
+        let key = derive.finalize().into_bytes();
         Ok(Self {
             store,
             changes: tokio::sync::broadcast::channel(4096).0,

@@ -70,12 +70,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         pipeline.spawn();
     }
     if let Some(every) = state.config.tracker_interval {
-        waba_proxy::tracker::spawn(
-            state.tracker.clone(),
-            every,
-            state.config.tracker_lease,
-            state.replica.clone(),
-        );
+        waba_proxy::tracker::spawn(state.tracker.clone(), every);
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -24,12 +24,11 @@ pub fn spawn(store: Arc<dyn Store>, upstream: Upstream, hub: Arc<StatusHub>) {
     let teller = store.clone();
     tokio::spawn(async move {
         while let Some((route, object, wait)) = closed.recv().await {
-            let until_ms =
-                crate::clock::now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(0));
+            let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
             let signal = Signal::Throttled {
                 route: route.map_or("*", GraphRoute::name).to_owned(),
                 object,
-                until_ms,
+                wait_ms,
             };
             if let Err(e) = teller.signal(signal).await {
                 tracing::warn!(error = %e, "could not tell the other replicas to pause calls");
@@ -77,9 +76,9 @@ fn hear(signal: Signal, upstream: &Upstream) -> bool {
         Signal::Throttled {
             route,
             object,
-            until_ms,
+            wait_ms,
         } => {
-            let left = until_ms.saturating_sub(crate::clock::now_ms());
+            let left = wait_ms;
             let route = match route.as_str() {
                 "*" => None,
                 name => match GraphRoute::parse(name) {

@@ -37,15 +37,21 @@ pub struct Tracker {
     running: tokio::sync::Mutex<()>,
     /// Plans the steps of newly shared WABAs, when the pipeline is on.
     pipeline: Option<Arc<crate::pipeline::Pipeline>>,
+    /// This process, as the holder of the tracker's lease.
+    holder: String,
+    /// How long a pass holds the lease before another process may take it over.
+    lease: Duration,
 }
 
 impl Tracker {
-    /// A tracker of `business`'s client list.
+    /// A tracker of `business`'s client list, run by `holder` under leases of `lease`.
     pub fn new(
         store: Arc<dyn Store>,
         upstream: Upstream,
         business: ObjectId,
         pipeline: Option<Arc<crate::pipeline::Pipeline>>,
+        holder: String,
+        lease: Duration,
     ) -> Self {
         Self {
             store,
@@ -53,28 +59,48 @@ impl Tracker {
             business,
             running: tokio::sync::Mutex::new(()),
             pipeline,
+            holder,
+            lease,
         }
     }
 
     /// One pass asked for by the admin: the whole list, then the diff stored in one
-    /// transaction.
+    /// transaction. Busy while a pass runs here or in another process on the database.
     pub async fn pass(&self) -> Result<ShareDiff, TrackerError> {
-        self.pass_as(None).await?.ok_or(TrackerError::Busy)
+        self.pass_every(0).await?.ok_or(TrackerError::Busy)
     }
 
-    /// One pass; with `holder`, only stored while it holds the tracker's lease (`None`: it
-    /// lost it to another process).
-    async fn pass_as(&self, holder: Option<String>) -> Result<Option<ShareDiff>, TrackerError> {
+    /// One pass, unless one started less than `every_secs` ago or another process holds the
+    /// lease (`None`, also when the lease was taken over before the pass was stored).
+    async fn pass_every(&self, every_secs: i64) -> Result<Option<ShareDiff>, TrackerError> {
         let _running = self.running.try_lock().map_err(|_| TrackerError::Busy)?;
+        let lease = i64::try_from(self.lease.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        if !self
+            .store
+            .claim_tracker_pass(self.holder.clone(), crate::clock::now(), every_secs, lease)
+            .await?
+        {
+            return Ok(None);
+        }
         let ids = list_ids(&self.upstream, &self.business, ListEdge::Client).await?;
         let set: BTreeSet<String> = ids.into_iter().map(|id| id.to_string()).collect();
         // Newly shared WABAs no record holds are planned in the same transaction.
         let discovery = self.pipeline.as_ref().map(|p| p.discovery());
         let Some(diff) = self
             .store
-            .apply_share_set(set, crate::clock::now(), discovery, holder)
+            .apply_share_set(
+                set,
+                crate::clock::now(),
+                discovery,
+                Some(self.holder.clone()),
+            )
             .await?
         else {
+            tracing::warn!(
+                "another process took the tracker's lease over before this pass was stored"
+            );
             return Ok(None);
         };
         if let Some(pipeline) = &self.pipeline {
@@ -89,46 +115,26 @@ impl Tracker {
     }
 }
 
-/// Runs a pass every `every` across every process on the database: each process looks a few
-/// times per interval, and the one that takes the tracker's lease (`lease`) runs the pass; if
-/// it dies, another runs one once the lease is over. `holder` names this process. Failures
-/// are logged and retried at the next interval.
-pub fn spawn(tracker: Arc<Tracker>, every: Duration, lease: Duration, holder: String) {
+/// Runs a pass every `every` across every process on the database: each process looks four
+/// times per interval, and the one that takes the tracker's lease runs the pass; if it dies,
+/// another runs one once the lease is over. Failures are logged and retried at the next
+/// interval.
+pub fn spawn(tracker: Arc<Tracker>, every: Duration) {
     tokio::spawn(async move {
         let look = (every / 4).max(Duration::from_secs(1)).min(every);
         let mut tick = tokio::time::interval(look);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every_secs = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
         loop {
             tick.tick().await;
-            let claimed = tracker
-                .store
-                .claim_tracker_pass(
-                    holder.clone(),
-                    crate::clock::now(),
-                    every.as_secs() as i64,
-                    lease.as_secs().max(1) as i64,
-                )
-                .await;
-            match claimed {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not take the tracker's lease");
-                    continue;
-                }
-            }
-            match tracker.pass_as(Some(holder.clone())).await {
-                Ok(None) => tracing::warn!(
-                    "the tracker's lease ended before the pass was stored; another process \
-                     ran one"
-                ),
+            match tracker.pass_every(every_secs).await {
+                Ok(None) | Err(TrackerError::Busy) => {}
                 Ok(Some(d)) if d.baseline => tracker_log_baseline(),
                 Ok(Some(d)) => tracing::info!(
                     shared = d.shared.len(),
                     unshared = d.unshared.len(),
                     "tracker pass done"
                 ),
-                Err(TrackerError::Busy) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "tracker pass failed; retrying at the next interval")
                 }

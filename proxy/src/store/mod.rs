@@ -586,14 +586,15 @@ pub enum Signal {
         waba_id: Option<String>,
     },
     /// Meta asked to stop a kind of call (`route` as named in metrics, `*` for the whole app)
-    /// on `object` until `until_ms` (unix milliseconds).
+    /// on `object` for `wait_ms` milliseconds from now (a wait, not a time: replicas' clocks
+    /// may differ; `NOTIFY` takes milliseconds).
     Throttled {
         /// The Graph route's name, or `*`.
         route: String,
         /// The object (a WABA id, a business id), empty for the app.
         object: String,
-        /// When calls may resume.
-        until_ms: i64,
+        /// How long calls pause.
+        wait_ms: i64,
     },
     /// The process's own connection to the signals was lost and is back: what was said
     /// meanwhile is unknown (read everything again, drop every cached answer).
@@ -608,8 +609,8 @@ impl Signal {
             Self::Throttled {
                 route,
                 object,
-                until_ms,
-            } => format!("t {until_ms} {route} {object}"),
+                wait_ms,
+            } => format!("t {wait_ms} {route} {object}"),
             Self::Resumed => "r".into(),
         }
     }
@@ -623,13 +624,13 @@ impl Signal {
             }),
             "t" => {
                 let mut parts = rest.splitn(3, ' ');
-                let until_ms = parts.next()?.parse().ok()?;
+                let wait_ms = parts.next()?.parse().ok()?;
                 let route = parts.next()?.to_owned();
                 let object = parts.next().unwrap_or_default().to_owned();
                 Some(Self::Throttled {
                     route,
                     object,
-                    until_ms,
+                    wait_ms,
                 })
             }
             "r" => Some(Self::Resumed),

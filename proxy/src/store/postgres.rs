@@ -27,6 +27,12 @@ const CHANNEL: &str = "waba_onboard";
 const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(7761626101)";
 /// The advisory lock held while migrating.
 const MIGRATE_LOCK: i64 = 7_761_626_102;
+/// The longest a statement, a wait for a lock or an idle transaction may take (the server
+/// ends it), and a query's answer may be awaited here.
+const QUERY_LIMIT: Duration = Duration::from_secs(10);
+/// Writers of one process that may wait for the write lock at once: writers go one at a time
+/// across replicas anyway, and the rest of the pool stays free for reads.
+const WRITERS: usize = 2;
 
 /// The migrations, in order; `schema_migrations` says how many have run. The same tables as
 /// SQLite's, in PostgreSQL's types (integers are `BIGINT`, bytes `BYTEA`).
@@ -182,6 +188,7 @@ pub type PostgresStore = SqlStore<Postgres>;
 /// A PostgreSQL database shared by replicas.
 pub struct Postgres {
     pool: Pool,
+    writers: Arc<tokio::sync::Semaphore>,
     signals: broadcast::Sender<Signal>,
     listening: Arc<AtomicBool>,
     listener: tokio::task::JoinHandle<()>,
@@ -258,6 +265,21 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("waba-proxy");
         }
+        // No session may hold the write lock, a row lock or a connection for long: a replica
+        // that stalls mid-transaction (a frozen node, a cut network) is cut off by the
+        // server, and a dead peer is noticed within seconds, not TCP's hours.
+        let limits = format!(
+            "-c idle_in_transaction_session_timeout={ms} -c lock_timeout={ms} \
+             -c statement_timeout={ms}",
+            ms = QUERY_LIMIT.as_millis()
+        );
+        let session = match config.get_options() {
+            Some(own) => format!("{limits} {own}"),
+            None => limits,
+        };
+        config.options(session);
+        config.keepalives_idle(Duration::from_secs(10));
+        config.tcp_user_timeout(QUERY_LIMIT);
         let tls = tls(options)?;
         let manager = Manager::from_config(
             config.clone(),
@@ -286,6 +308,7 @@ impl PostgresStore {
         ));
         let backend = Postgres {
             pool,
+            writers: Arc::new(tokio::sync::Semaphore::new(WRITERS)),
             signals,
             listening,
             listener,
@@ -425,23 +448,32 @@ async fn listen_once(
     }
     // A connection that silently died (no reset from the peer) is found by asking.
     let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
+    let ended = loop {
         tokio::select! {
-            _ = &mut messages => return Ok(()),
+            _ = &mut messages => break Ok(()),
             _ = tick.tick() => {
                 match tokio::time::timeout(timeout, client.simple_query("SELECT 1")).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(e.into()),
-                    Err(_) => return Err(StoreError::Connection("the server did not answer".into())),
+                    Ok(Err(e)) => break Err(e.into()),
+                    Err(_) => break Err(StoreError::Connection("the server did not answer".into())),
                 }
             }
         }
-    }
+    };
+    // The old connection stops here, whatever state it is in: the next one listens.
+    messages.abort();
+    ended
 }
 
-/// `?1` placeholders as PostgreSQL's `$1` (the store's SQL has no `?` in literals).
+/// `?1` placeholders as PostgreSQL's `$1` (a `?` not followed by a digit stays).
 fn dollars(sql: &str) -> String {
-    sql.replace('?', "$")
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        let placeholder = c == '?' && chars.peek().is_some_and(char::is_ascii_digit);
+        out.push(if placeholder { '$' } else { c });
+    }
+    out
 }
 
 impl ToSql for Val {
@@ -450,22 +482,23 @@ impl ToSql for Val {
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        // The statement says what it wants; the store's values fit it or are refused.
-        match self {
-            Val::Null => Ok(IsNull::Yes),
-            Val::Int(i) => match *ty {
-                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
-                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
-                Type::BOOL => (*i != 0).to_sql(ty, out),
-                Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
-                _ => i.to_sql(ty, out),
-            },
-            Val::Bool(b) => match *ty {
-                Type::BOOL => b.to_sql(ty, out),
-                _ => Val::Int(i64::from(*b)).to_sql(ty, out),
-            },
-            Val::Text(s) => s.as_str().to_sql(ty, out),
-            Val::Blob(b) => b.as_slice().to_sql(ty, out),
+        // The statement says what it wants; the store's values fit it or are refused, never
+        // sent as bytes of another type.
+        match (self, ty) {
+            (Val::Null, _) => Ok(IsNull::Yes),
+            (Val::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (Val::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Val::Int(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (Val::Int(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (Val::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
+            (Val::Bool(b), &(Type::INT8 | Type::INT4 | Type::INT2)) => {
+                Val::Int(i64::from(*b)).to_sql(ty, out)
+            }
+            (Val::Text(s), &(Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME)) => {
+                s.as_str().to_sql(ty, out)
+            }
+            (Val::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (v, ty) => Err(format!("a {v:?} does not fit a {ty} parameter").into()),
         }
     }
 
@@ -522,13 +555,31 @@ impl PgConn {
             .ok_or(StoreError::Connection("released".into()))
     }
 
+    /// Waits for `work` at most [`QUERY_LIMIT`] and a little more (the server's own limits
+    /// answer first); past it the connection is not trusted again.
+    fn wait<T, E: Into<StoreError>>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError> {
+        let limit = QUERY_LIMIT + Duration::from_secs(2);
+        match self
+            .handle
+            .block_on(async { tokio::time::timeout(limit, work).await })
+        {
+            Ok(done) => done.map_err(Into::into),
+            Err(_) => Err(StoreError::Connection(
+                "the database did not answer in time".into(),
+            )),
+        }
+    }
+
     fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
         let client = self.client()?;
-        Ok(self.handle.block_on(client.prepare_cached(&dollars(sql)))?)
+        self.wait(client.prepare_cached(&dollars(sql)))
     }
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.handle.block_on(self.client()?.batch_execute(sql))?)
+        self.wait(self.client()?.batch_execute(sql))
     }
 }
 
@@ -539,16 +590,12 @@ fn params(args: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
 impl Conn for PgConn {
     fn execute(&mut self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
         let stmt = self.statement(sql)?;
-        Ok(self
-            .handle
-            .block_on(self.client()?.execute(&stmt, &params(args)))?)
+        self.wait(self.client()?.execute(&stmt, &params(args)))
     }
 
     fn query(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
         let stmt = self.statement(sql)?;
-        let rows = self
-            .handle
-            .block_on(self.client()?.query(&stmt, &params(args)))?;
+        let rows = self.wait(self.client()?.query(&stmt, &params(args)))?;
         rows.iter().map(read_row).collect()
     }
 }
@@ -560,9 +607,20 @@ impl Backend for Postgres {
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<'_, T> {
         Box::pin(async move {
+            let permit = match mode {
+                Mode::Read => None,
+                Mode::Write => Some(
+                    self.writers
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| StoreError::Worker)?,
+                ),
+            };
             let client = self.pool.get().await.map_err(connection)?;
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let mut conn = PgConn {
                     client: Some(client),
                     handle,
@@ -573,8 +631,17 @@ impl Backend for Postgres {
                     Mode::Write => BEGIN_WRITE,
                 })?;
                 let out = f(&mut conn);
-                let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                conn.batch(end)?;
+                match &out {
+                    Ok(_) => conn.batch("COMMIT")?,
+                    // The failure is what the caller needs; a failed rollback only means the
+                    // connection is gone (then it is not given back).
+                    Err(_) => {
+                        if let Err(e) = conn.batch("ROLLBACK") {
+                            tracing::warn!(error = %e, "rollback failed; the connection is dropped");
+                            return out;
+                        }
+                    }
+                }
                 conn.ended = true;
                 out
             })
