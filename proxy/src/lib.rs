@@ -102,12 +102,14 @@ impl AppState {
     /// State for `config`: opens (and migrates) the database, and on a shared database
     /// starts hearing the other replicas.
     pub async fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        let label = config::database_label(&config.database);
+        let store_failed = |source| StartError::Store {
+            path: label.clone(),
+            source,
+        };
         let store = store::open(config.database.expose(), &config.postgres)
             .await
-            .map_err(|source| StartError::Store {
-                path: config::database_label(&config.database),
-                source,
-            })?;
+            .map_err(store_failed)?;
         tracing::info!(
             database = %config::database_label(&config.database),
             kind = store.kind(),
@@ -133,20 +135,19 @@ impl AppState {
         authenticators.push(Box::new(SessionCredential(store.clone())));
         authenticators.push(Box::new(SignupToken(tokens.clone())));
         let auth = Authenticators::new(authenticators);
+        let newest = store.newest_change().await.map_err(store_failed)?;
         // Stream tickets are signed with a key every replica on the database shares.
         let fresh = sealing::random::<32>().map_err(|_| StartError::Client(AppError::Internal))?;
         let ticket_key = store
             .shared_key("stream_ticket_key".into(), fresh)
             .await
-            .map_err(|source| StartError::Store {
-                path: config::database_label(&config.database),
-                source,
-            })?;
+            .map_err(store_failed)?;
         let hub = Arc::new(
             live::StatusHub::new(
                 store.clone(),
                 ticket_key,
                 &config.upstream.system_user_token,
+                newest,
             )
             .map_err(StartError::Client)?,
         );

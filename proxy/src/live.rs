@@ -42,19 +42,15 @@ impl Scope {
     }
 }
 
-/// What open streams hear.
-#[derive(Debug, Clone)]
-enum Feed {
-    /// A change this process stored.
-    Change(Arc<StoredChange>),
-    /// Changes were stored by another process on the database: read them from it.
-    Stored,
-}
-
 /// New changes for open streams, the ticket key, shutdown.
+///
+/// One reader per process takes the new changes from the database, in sequence order, when it
+/// is woken (a change stored here, or another replica's notice) and broadcasts them: streams
+/// never query the database for what is new, only to catch up (when they open, resume or lag).
 pub struct StatusHub {
     store: Arc<dyn Store>,
-    changes: tokio::sync::broadcast::Sender<Feed>,
+    changes: tokio::sync::broadcast::Sender<Arc<StoredChange>>,
+    wake: Arc<tokio::sync::Notify>,
     mac: Hmac<Sha256>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -64,15 +60,30 @@ impl StatusHub {
     /// kept in the database, so a ticket one replica issued opens a stream on any) and
     /// `secret` (the System User token every replica is given: a copy of the database alone
     /// cannot sign tickets).
-    pub fn new(store: Arc<dyn Store>, shared: [u8; 32], secret: &Secret) -> Result<Self, AppError> {
+    /// Its reader starts after `newest`, the newest change stored when it is made.
+    pub fn new(
+        store: Arc<dyn Store>,
+        shared: [u8; 32],
+        secret: &Secret,
+        newest: i64,
+    ) -> Result<Self, AppError> {
         let mut derive = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
             .map_err(|_| AppError::Internal)?;
         derive.update(b"waba-onboard stream tickets\0");
         derive.update(&shared);
         let key = derive.finalize().into_bytes();
+        let changes = tokio::sync::broadcast::channel(4096).0;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(read_new(
+            store.clone(),
+            changes.clone(),
+            wake.clone(),
+            newest,
+        ));
         Ok(Self {
             store,
-            changes: tokio::sync::broadcast::channel(4096).0,
+            changes,
+            wake,
             mac: <Hmac<Sha256> as KeyInit>::new_from_slice(&key).map_err(|_| AppError::Internal)?,
             shutdown: tokio::sync::watch::channel(false).0,
         })
@@ -84,17 +95,10 @@ impl StatusHub {
         self.shutdown.send_replace(true);
     }
 
-    /// Tells open streams about newly stored changes.
-    pub fn publish(&self, stored: &[StoredChange]) {
-        for c in stored {
-            let _ = self.changes.send(Feed::Change(Arc::new(c.clone())));
-        }
-    }
-
-    /// Tells open streams that another process stored changes (or may have): each reads
-    /// what it has not sent from the database.
-    pub fn stored_elsewhere(&self) {
-        let _ = self.changes.send(Feed::Stored);
+    /// Tells open streams that changes were stored (here, or by another process on the
+    /// database): the reader takes them from the database, in order.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// A ticket for `scope` expiring at `exp` (unix seconds).
@@ -150,9 +154,9 @@ impl StatusHub {
         })
     }
 
-    /// The changes after `after` that `scope` may see, then new ones as they are published:
-    /// every stored change exactly once, in sequence order, whatever order concurrent
-    /// deliveries announce them in. Ends on shutdown, or when the database fails.
+    /// The changes after `after` that `scope` may see, then new ones as the reader finds
+    /// them: every stored change exactly once, in sequence order. Ends on shutdown, or when
+    /// the database fails.
     pub fn follow(
         self: &Arc<Self>,
         scope: Scope,
@@ -175,20 +179,18 @@ impl StatusHub {
                         let _ = shutdown.wait_for(|closed| *closed).await;
                     } => return,
                     got = live.recv() => match got {
-                        Ok(Feed::Change(c)) if c.seq <= last => {}
-                        // The next one in sequence: send it as it is.
-                        Ok(Feed::Change(c)) if c.seq == last + 1 => {
+                        // Read before this stream's replay.
+                        Ok(c) if c.seq <= last => {}
+                        // The reader sends every change in sequence order (numbers may skip:
+                        // PostgreSQL spends one on a redelivery it does not store).
+                        Ok(c) => {
                             last = c.seq;
                             if scope.allows(&c) && tx.send(c).await.is_err() {
                                 return;
                             }
                         }
-                        // Changes stored at once can be announced out of order: a gap means
-                        // one before it is stored but not yet announced. Every change is
-                        // stored before it is announced, so the database has them all, in
-                        // sequence order. The same when this stream was too slow for the feed,
-                        // and when another replica stored changes.
-                        Ok(Feed::Change(_) | Feed::Stored) | Err(RecvError::Lagged(_)) => {
+                        // Too slow for the feed: catch up from the database.
+                        Err(RecvError::Lagged(_)) => {
                             match hub.replay(&scope, last, &tx).await {
                                 Some(l) => last = l,
                                 None => return,
@@ -227,6 +229,37 @@ impl StatusHub {
             }
             if !full {
                 return Some(last);
+            }
+        }
+    }
+}
+
+/// The reader: on each wake, every change after the last one it sent, in sequence order.
+/// Writers commit one at a time (SQLite's lock, PostgreSQL's advisory lock), so nothing can
+/// be committed later with a smaller number. A failed read is retried at the next wake.
+async fn read_new(
+    store: Arc<dyn Store>,
+    changes: tokio::sync::broadcast::Sender<Arc<StoredChange>>,
+    wake: Arc<tokio::sync::Notify>,
+    mut newest: i64,
+) {
+    loop {
+        wake.notified().await;
+        loop {
+            let batch = match store.changes(newest, REPLAY_BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "database failure while reading new changes");
+                    break;
+                }
+            };
+            let full = batch.len() == REPLAY_BATCH as usize;
+            for c in batch {
+                newest = c.seq;
+                let _ = changes.send(Arc::new(c));
+            }
+            if !full {
+                break;
             }
         }
     }

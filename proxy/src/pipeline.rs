@@ -173,7 +173,7 @@ impl Pipeline {
         if changes.is_empty() {
             return;
         }
-        self.hub.publish(changes);
+        self.hub.wake();
         self.wake.notify_one();
     }
 

@@ -57,7 +57,7 @@ pub fn spawn(store: Arc<dyn Store>, upstream: Upstream, hub: Arc<StatusHub>) {
                 };
             }
             if stored {
-                hub.stored_elsewhere();
+                hub.wake();
             }
         }
     });

@@ -103,7 +103,9 @@ impl Inbox {
                 self.upstream.forget(waba);
             }
         }
-        self.hub.publish(&stored);
+        if !stored.is_empty() {
+            self.hub.wake();
+        }
         let from_meta = stored
             .iter()
             .filter(|c| c.change.kind != ChangeKind::PipelineStep)

@@ -654,6 +654,8 @@ pub trait Store: Send + Sync {
         now: i64,
         discovery: Option<Discovery>,
     ) -> StoreFuture<'_, Vec<StoredChange>>;
+    /// The sequence number of the newest status change (0 when there is none).
+    fn newest_change(&self) -> StoreFuture<'_, i64>;
     /// Status changes after `after`, oldest first, at most `limit`.
     fn changes(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredChange>>;
     /// The latest `limit` changes Meta announced about these WABAs (not the pipeline's own),

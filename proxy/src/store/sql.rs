@@ -1192,6 +1192,13 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    fn newest_change(&self) -> StoreFuture<'_, i64> {
+        self.backend.run(Mode::Read, |c| {
+            c.query_one("SELECT COALESCE(MAX(seq), 0) FROM status_events", &[])?
+                .get(0)
+        })
+    }
+
     fn claim_code(&self, code_hash: [u8; 32], now: i64) -> StoreFuture<'_, bool> {
         self.backend.run(Mode::Write, move |c| {
             let n = c.execute(
@@ -1799,6 +1806,7 @@ mod tests {
         assert!(again.is_empty(), "a redelivery is stored once");
         let all = s.changes(0, 100).await.unwrap();
         assert_eq!(all, stored);
+        assert_eq!(s.newest_change().await.unwrap(), stored[1].seq);
         assert_eq!(s.changes(stored[0].seq, 100).await.unwrap(), stored[1..]);
         assert_eq!(
             s.changes_of(vec!["2".into()], 1).await.unwrap(),
