@@ -1061,8 +1061,9 @@ fn replicas_md(
         "Webhook to stream across replicas, before the load: {deliveries} signed `account_review_update` deliveries (after {WARM_UP} untimed ones), \
          posted one at a time to replica 1 (`POST /webhooks/meta` with `X-Hub-Signature-256`), the next only once every stream showed the last; \
          each timed from replica 1's 200 (its head read by the bench) to the change's event arriving on the admin's `/events/stream` open on \
-         each replica. Replica 1 stores the change and tells its own streams before it answers 200; the other replicas hear of it through \
-         PostgreSQL's `NOTIFY` (sent by the storing transaction) and read it from the database. Negative: the event was there before the 200. \
+         each replica. Replica 1 stores the change and wakes its reader of new changes before it answers 200; the other replicas' readers \
+         are woken by PostgreSQL's `NOTIFY` (sent by the storing transaction); each reads the change from the database and hands it to its \
+         streams. Negative: the event was there before the 200. \
          Every stream must show every change once, in order, within {} s, or the bench fails.\n\n\
          | stream on | median | p99 | max | median from sending the webhook |\n|---|---|---|---|---|",
         EVENT_WAIT.as_secs()
