@@ -73,3 +73,43 @@ impl GraphRoute {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GraphRoute;
+
+    /// How many routes there are: the last arm's number below, plus one.
+    const COUNT: usize = 13;
+
+    /// The match has no wildcard: a new route does not compile until it is numbered here
+    /// (and [`COUNT`] raised), and then the test fails until it is in [`GraphRoute::ALL`]
+    /// too (other replicas' throttle gates are read by name).
+    fn position(r: GraphRoute) -> usize {
+        match r {
+            GraphRoute::DebugToken => 0,
+            GraphRoute::Waba => 1,
+            GraphRoute::PhoneNumbers => 2,
+            GraphRoute::ClientWabas => 3,
+            GraphRoute::OwnedWabas => 4,
+            GraphRoute::OauthAccessToken => 5,
+            GraphRoute::Phone => 6,
+            GraphRoute::SubscribedApps => 7,
+            GraphRoute::AssignedUsers => 8,
+            GraphRoute::CreditSharing => 9,
+            GraphRoute::Register => 10,
+            GraphRoute::Deregister => 11,
+            GraphRoute::SmbAppData => 12,
+        }
+    }
+
+    #[test]
+    fn every_route_is_listed_once_and_reads_back_by_name() {
+        assert_eq!(GraphRoute::ALL.len(), COUNT);
+        assert_eq!(position(GraphRoute::SmbAppData), COUNT - 1);
+        for (i, r) in GraphRoute::ALL.into_iter().enumerate() {
+            assert_eq!(position(r), i, "{}", r.name());
+            assert_eq!(GraphRoute::parse(r.name()), Some(r));
+        }
+        assert_eq!(GraphRoute::parse("nothing"), None);
+    }
+}
