@@ -377,12 +377,8 @@ fn secret(
     value: Option<String>,
     file: Option<PathBuf>,
 ) -> Result<Option<Secret>, ConfigError> {
-    let raw = match (value, file) {
-        (Some(_), Some(_)) => return Err(bad(setting, "give the value or the file, not both")),
-        (Some(v), None) => v,
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map_err(|e| bad(setting, format!("cannot read {}: {e}", path.display())))?,
-        (None, None) => return Ok(None),
+    let Some(raw) = value_or_file(setting, value, file)? else {
+        return Ok(None);
     };
     let token = raw.trim();
     if token.is_empty() {
@@ -397,36 +393,44 @@ fn secret(
     Ok(Some(Secret::new(token)))
 }
 
+/// The value given directly or read from `file` (not both), if either is.
+fn value_or_file(
+    setting: &'static str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(bad(setting, "give the value or the file, not both")),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|e| bad(setting, format!("cannot read {}: {e}", path.display()))),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The `--database` value: a SQLite path (default `waba-onboard.db`) or a PostgreSQL URL.
 fn database(value: Option<String>, file: Option<PathBuf>) -> Result<Secret, ConfigError> {
     const SETTING: &str = "--database / WABA_DATABASE";
-    let raw = match (value, file) {
-        (Some(_), Some(_)) => return Err(bad(SETTING, "give the value or the file, not both")),
-        (Some(v), None) => v,
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map_err(|e| bad(SETTING, format!("cannot read {}: {e}", path.display())))?,
-        (None, None) => "waba-onboard.db".into(),
-    };
+    let raw = value_or_file(SETTING, value, file)?.unwrap_or_else(|| "waba-onboard.db".into());
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > 4096 {
         return Err(bad(SETTING, "must be a file path or a postgres:// URL"));
     }
     // The value may hold a password: no message repeats it.
     if crate::store::is_postgres_url(raw) {
-        let parsed = crate::store::postgres_config(raw);
-        let host_ok = parsed.as_ref().is_some_and(|c| {
-            c.get_hosts().iter().all(|h| match h {
-                tokio_postgres::config::Host::Tcp(name) => !name.contains('@'),
-                tokio_postgres::config::Host::Unix(_) => true,
-            })
-        });
-        if parsed.is_none() {
+        let Some(parsed) = crate::store::postgres_config(raw) else {
             return Err(bad(
                 SETTING,
                 "is not a valid postgres:// URL (postgres://user:password@host:5432/database)",
             ));
-        }
-        if !host_ok {
+        };
+        // An unencoded @ in the password moves the rest of it into the host.
+        let at_in_host = parsed
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(name) if name.contains('@')));
+        if at_in_host {
             return Err(bad(
                 SETTING,
                 "has an @ in its user or password: write it as %40",

@@ -77,9 +77,6 @@ pub struct AppState {
     pub hub: Arc<live::StatusHub>,
     /// The partner's post-signup steps, when on.
     pub pipeline: Option<Arc<pipeline::Pipeline>>,
-    /// This process among the replicas on one database (the tracker's lease holder):
-    /// `$HOSTNAME` (a pod's name), the process id and a random part.
-    pub replica: String,
 }
 
 /// Why the proxy cannot start.
@@ -111,7 +108,7 @@ impl AppState {
             .await
             .map_err(store_failed)?;
         tracing::info!(
-            database = %config::database_label(&config.database),
+            database = %label,
             kind = store.kind(),
             "records kept in the database"
         );
@@ -162,6 +159,8 @@ impl AppState {
         };
         let directory = Arc::new(Directory::new(upstream.clone(), config.business_id.clone()));
         replicas::spawn(store.clone(), upstream.clone(), hub.clone());
+        // This process among the replicas on one database (the tracker's lease holder):
+        // `$HOSTNAME` (a pod's name), the process id and a random part.
         let replica = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "proxy".into()),
@@ -209,13 +208,12 @@ impl AppState {
                 upstream.clone(),
                 config.business_id.clone(),
                 pipeline.clone(),
-                replica.clone(),
+                replica,
                 config.tracker_lease,
             )),
             pipeline,
             hub,
             allowance,
-            replica,
             auth,
             tokens,
             upstream,

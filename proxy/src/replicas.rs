@@ -1,6 +1,6 @@
 //! What replicas sharing one PostgreSQL database tell each other, through the store's
 //! signals (`LISTEN`/`NOTIFY`): a change stored by any replica reaches the open streams of
-//! every replica (each reads it from the database, in sequence order) and drops the cached
+//! every replica (its reader takes it from the database, in sequence order) and drops the cached
 //! answers about its WABA there; a throttle gate closed by Meta's answer on one replica
 //! closes on all. After a lost connection to the signals every stream re-reads the database
 //! and every cached answer is dropped, since what was said meanwhile is unknown.
@@ -37,26 +37,15 @@ pub fn spawn(store: Arc<dyn Store>, upstream: Upstream, hub: Arc<StatusHub>) {
     });
     tokio::spawn(async move {
         loop {
-            let first = match signals.recv().await {
+            let signal = match signals.recv().await {
                 Ok(signal) => signal,
                 // Too many at once: some were missed, so act as after a reconnection.
                 Err(RecvError::Lagged(_)) => Signal::Resumed,
                 Err(RecvError::Closed) => return,
             };
-            // A burst (a batch of webhook changes) wakes the streams once.
-            let mut stored = false;
-            let mut next = Some(first);
-            while let Some(signal) = next {
-                stored |= hear(signal, &upstream);
-                next = match signals.try_recv() {
-                    Ok(signal) => Some(signal),
-                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
-                        Some(Signal::Resumed)
-                    }
-                    Err(_) => None,
-                };
-            }
-            if stored {
+            // The hub's reader coalesces wakes: a burst of notices reads the database once
+            // or twice, not once per notice.
+            if hear(signal, &upstream) {
                 hub.wake();
             }
         }
@@ -78,7 +67,6 @@ fn hear(signal: Signal, upstream: &Upstream) -> bool {
             object,
             wait_ms,
         } => {
-            let left = wait_ms;
             let route = match route.as_str() {
                 "*" => None,
                 name => match GraphRoute::parse(name) {
@@ -87,8 +75,8 @@ fn hear(signal: Signal, upstream: &Upstream) -> bool {
                     None => return false,
                 },
             };
-            if left > 0 {
-                let wait = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+            if wait_ms > 0 {
+                let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
                 upstream.gate.close_for(route, &object, wait);
             }
             false

@@ -90,12 +90,7 @@ impl Tracker {
         let discovery = self.pipeline.as_ref().map(|p| p.discovery());
         let Some(diff) = self
             .store
-            .apply_share_set(
-                set,
-                crate::clock::now(),
-                discovery,
-                Some(self.holder.clone()),
-            )
+            .apply_share_set(set, crate::clock::now(), discovery, self.holder.clone())
             .await?
         else {
             tracing::warn!(

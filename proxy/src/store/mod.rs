@@ -737,14 +737,14 @@ pub trait Store: Send + Sync {
     /// Replaces the tracker's set with `current` and records the difference as events, in one
     /// transaction, with a `discovered` record for each newly shared WABA no record holds
     /// when `discovery` is given. The first call records the baseline without events.
-    /// With `holder`, only while it holds the tracker's lease ([`Store::claim_tracker_pass`]),
-    /// which the pass then gives back; `None` when it lost the lease (nothing is stored).
+    /// Only while `holder` holds the tracker's lease ([`Store::claim_tracker_pass`]), which
+    /// the pass then gives back; `None` when it lost the lease (nothing is stored).
     fn apply_share_set(
         &self,
         current: BTreeSet<String>,
         now: i64,
         discovery: Option<Discovery>,
-        holder: Option<String>,
+        holder: String,
     ) -> StoreFuture<'_, Option<ShareDiff>>;
     /// Takes the tracker's lease for `lease_secs` when no pass was stored in the last
     /// `every_secs` and no other holder's lease runs: one background pass per interval across

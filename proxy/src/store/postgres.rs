@@ -14,7 +14,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use rustls_pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -190,7 +189,8 @@ pub struct Postgres {
     pool: Pool,
     writers: Arc<tokio::sync::Semaphore>,
     signals: broadcast::Sender<Signal>,
-    listening: Arc<AtomicBool>,
+    /// Whether the listening connection is up (the store is unready while it is not).
+    listening: tokio::sync::watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -219,16 +219,14 @@ fn tls(options: &PostgresOptions) -> Result<MakeRustlsConnect, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
     match &options.ca_file {
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
+            let unusable = |e: &dyn std::fmt::Display| {
                 StoreError::Config(format!("--database-ca-file {}: {e}", path.display()))
-            })?;
+            };
+            let pem = std::fs::read(path).map_err(|e| unusable(&e))?;
             for cert in <rustls_pki_types::CertificateDer<'_> as PemObject>::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    StoreError::Config(format!("--database-ca-file {}: {e}", path.display()))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    StoreError::Config(format!("--database-ca-file {}: {e}", path.display()))
-                })?;
+                roots
+                    .add(cert.map_err(|e| unusable(&e))?)
+                    .map_err(|e| unusable(&e))?;
             }
         }
         None => {
@@ -298,7 +296,7 @@ impl PostgresStore {
             .map_err(connection)?;
         migrate(&pool).await?;
         let (signals, _) = broadcast::channel(4096);
-        let listening = Arc::new(AtomicBool::new(false));
+        let listening = tokio::sync::watch::Sender::new(false);
         let listener = tokio::spawn(listen(
             config,
             tls,
@@ -314,15 +312,13 @@ impl PostgresStore {
             listener,
         };
         // Ready once the signals are heard: a stream opened now must not miss a change.
-        let deadline = tokio::time::Instant::now() + options.connect_timeout;
-        while !backend.listening.load(Ordering::Acquire) {
-            if tokio::time::Instant::now() > deadline {
-                return Err(StoreError::Connection(
-                    "could not LISTEN for the other replicas' signals".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut up = backend.listening.subscribe();
+        tokio::time::timeout(options.connect_timeout, up.wait_for(|up| *up))
+            .await
+            .map_err(|_| {
+                StoreError::Connection("could not LISTEN for the other replicas' signals".into())
+            })?
+            .map_err(|_| StoreError::Worker)?;
         Ok(SqlStore::with_backend(backend))
     }
 }
@@ -399,7 +395,7 @@ async fn listen(
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     signals: broadcast::Sender<Signal>,
-    listening: Arc<AtomicBool>,
+    listening: tokio::sync::watch::Sender<bool>,
     timeout: Duration,
 ) {
     let mut lost_once = false;
@@ -408,7 +404,7 @@ async fn listen(
             Ok(()) => tracing::warn!("the database connection for signals closed; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "no database connection for signals; retrying"),
         }
-        listening.store(false, Ordering::Release);
+        listening.send_replace(false);
         lost_once = true;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -418,7 +414,7 @@ async fn listen_once(
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     signals: &broadcast::Sender<Signal>,
-    listening: &AtomicBool,
+    listening: &tokio::sync::watch::Sender<bool>,
     resumed: bool,
     timeout: Duration,
 ) -> Result<(), StoreError> {
@@ -441,7 +437,7 @@ async fn listen_once(
         }
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    listening.store(true, Ordering::Release);
+    listening.send_replace(true);
     if resumed {
         tracing::info!("listening for the other replicas' signals again");
         let _ = signals.send(Signal::Resumed);
@@ -666,7 +662,7 @@ impl Backend for Postgres {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            if !self.listening.load(Ordering::Acquire) {
+            if !*self.listening.borrow() {
                 return Err(StoreError::Connection(
                     "not listening for the other replicas' signals (reconnecting)".into(),
                 ));

@@ -1084,16 +1084,14 @@ fn apply_share_set(
     current: &BTreeSet<String>,
     now: i64,
     discovery: Option<&Discovery>,
-    holder: Option<&str>,
+    holder: &str,
 ) -> Result<Option<ShareDiff>, StoreError> {
-    if let Some(holder) = holder {
-        // Still the holder, even past the lease's end if nobody took it over (a long pass):
-        // a process that took it over wrote its own name.
-        match tracker_lease(c)? {
-            Some((h, _)) if h == holder => {}
-            // Another process took the pass over: this one's list may be older.
-            _ => return Ok(None),
-        }
+    // Still the holder, even past the lease's end if nobody took it over (a long pass): a
+    // process that took it over wrote its own name.
+    match tracker_lease(c)? {
+        Some((h, _)) if h == holder => {}
+        // Another process took the pass over: this one's list may be older.
+        _ => return Ok(None),
     }
     let baseline = tracker_value(c, "baseline")?.is_none();
     let stored: BTreeSet<String> = c
@@ -1126,9 +1124,7 @@ fn apply_share_set(
         &args![now.to_string()],
     )?;
     set_tracker_value(c, "last_pass", &now.to_string())?;
-    if holder.is_some() {
-        c.execute("DELETE FROM tracker_state WHERE key = 'lease'", &[])?;
-    }
+    c.execute("DELETE FROM tracker_state WHERE key = 'lease'", &[])?;
     Ok(Some(ShareDiff {
         shared: if baseline { Vec::new() } else { shared },
         unshared,
@@ -1387,10 +1383,10 @@ impl<B: Backend> Store for SqlStore<B> {
         current: BTreeSet<String>,
         now: i64,
         discovery: Option<Discovery>,
-        holder: Option<String>,
+        holder: String,
     ) -> StoreFuture<'_, Option<ShareDiff>> {
         self.backend.run(Mode::Write, move |c| {
-            apply_share_set(c, &current, now, discovery.as_ref(), holder.as_deref())
+            apply_share_set(c, &current, now, discovery.as_ref(), &holder)
         })
     }
 
@@ -1817,19 +1813,24 @@ mod tests {
 
     async fn tracker_lease(s: Arc<dyn Store>) {
         let set = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+        assert!(s.claim_tracker_pass("a".into(), 100, 60, 30).await.unwrap());
         let first = s
-            .apply_share_set(set(&["1", "2"]), 100, None, None)
+            .apply_share_set(set(&["1", "2"]), 100, None, "a".into())
             .await
             .unwrap()
             .unwrap();
         assert!(first.baseline && first.shared.is_empty());
+        assert!(
+            !s.claim_tracker_pass("a".into(), 150, 60, 30).await.unwrap(),
+            "one pass per interval"
+        );
         assert!(s.claim_tracker_pass("a".into(), 200, 60, 30).await.unwrap());
         assert!(
             !s.claim_tracker_pass("b".into(), 210, 60, 30).await.unwrap(),
             "a holds it"
         );
         let diff = s
-            .apply_share_set(set(&["2", "3"]), 215, None, Some("a".into()))
+            .apply_share_set(set(&["2", "3"]), 215, None, "a".into())
             .await
             .unwrap()
             .unwrap();
@@ -1846,7 +1847,7 @@ mod tests {
         assert!(!s.claim_tracker_pass("a".into(), 289, 0, 30).await.unwrap());
         assert!(s.claim_tracker_pass("a".into(), 291, 0, 30).await.unwrap());
         assert!(
-            s.apply_share_set(set(&["9"]), 292, None, Some("b".into()))
+            s.apply_share_set(set(&["9"]), 292, None, "b".into())
                 .await
                 .unwrap()
                 .is_none(),
@@ -1854,7 +1855,7 @@ mod tests {
         );
         // A pass longer than its lease still counts when nobody took the lease over.
         assert!(
-            s.apply_share_set(set(&["2", "3"]), 400, None, Some("a".into()))
+            s.apply_share_set(set(&["2", "3"]), 400, None, "a".into())
                 .await
                 .unwrap()
                 .is_some()
