@@ -85,14 +85,7 @@ fn megabytes(bytes: u64) -> String {
 
 /// The workspace's version (`[workspace.package] version`).
 fn workspace_version() -> Result<String, String> {
-    let manifest = std::fs::read_to_string(project_root().join("Cargo.toml"))
-        .map_err(|e| format!("cannot read Cargo.toml: {e}"))?;
-    manifest
-        .lines()
-        .find_map(|l| {
-            let rest = l.trim().strip_prefix("version = \"")?;
-            Some(rest.split('"').next()?.to_owned())
-        })
+    crate::setup::manifest_value("version = \"")
         .ok_or_else(|| "Cargo.toml has no `version = \"...\"`".into())
 }
 
@@ -741,7 +734,15 @@ fn health_check(root: &Path, config: &ImageConfig, env: &[(String, String)], up:
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{rfc3339, workspace_version};
+
+    #[test]
+    fn the_manifest_names_the_version_and_the_wasm_bindgen_pin() {
+        let version = workspace_version().unwrap_or_default();
+        assert!(version.split('.').count() == 3, "{version:?}");
+        let pin = crate::setup::pinned_wasm_bindgen().unwrap_or_default();
+        assert!(pin.starts_with("0.2."), "{pin:?}");
+    }
 
     #[test]
     fn rfc3339_from_epoch() {

@@ -12,7 +12,7 @@ use std::process::Command;
 
 /// Installs everything missing.
 pub fn all() -> Res {
-    wasm_target()?;
+    rust_target("wasm32-unknown-unknown")?;
     nightly()?;
     browser()?;
     wasm_bindgen_cli()?;
@@ -22,20 +22,20 @@ pub fn all() -> Res {
     kubernetes_validate()
 }
 
-fn wasm_target() -> Res {
+/// The toolchain of `rust-toolchain.toml` with `target` (which it names, so installing the
+/// toolchain usually brings it; else it is added).
+fn rust_target(target: &str) -> Res {
     let has = || {
         output("rustup", &["target", "list", "--installed"])
-            .is_some_and(|o| o.lines().any(|l| l.trim() == "wasm32-unknown-unknown"))
+            .is_some_and(|o| o.lines().any(|l| l.trim() == target))
     };
     if has() {
         return Ok(());
     }
-    println!(
-        "setup: installing the toolchain of rust-toolchain.toml (with wasm32-unknown-unknown)"
-    );
+    println!("setup: installing the toolchain of rust-toolchain.toml (with {target})");
     run(cmd("rustup", &["toolchain", "install"]))?;
     if !has() {
-        run(cmd("rustup", &["target", "add", "wasm32-unknown-unknown"]))?;
+        run(cmd("rustup", &["target", "add", target]))?;
     }
     Ok(())
 }
@@ -93,13 +93,24 @@ fn browser() -> Res {
     if have_browser && have_wasm_opt {
         return Ok(());
     }
+    install(
+        &["chromium", "chromium-driver", "binaryen"],
+        "the browser tests and wasm-opt",
+        " (or set CHROMIUM and CHROMEDRIVER)",
+    )
+}
+
+/// Installs Debian's `packages` with apt-get, saying `why`; on failure, says how to install
+/// them by hand (and `hint`).
+fn install(packages: &[&str], why: &str, hint: &str) -> Res {
     println!(
-        "setup: installing Debian's chromium, chromium-driver and binaryen (wasm-opt) with apt-get"
+        "setup: installing Debian's {} with apt-get ({why})",
+        packages.join(", ")
     );
-    apt(&["chromium", "chromium-driver", "binaryen"]).map_err(|e| {
+    apt(packages).map_err(|e| {
         format!(
-            "{e}; or install them yourself: `sudo apt-get install chromium chromium-driver binaryen` \
-             (or set CHROMIUM and CHROMEDRIVER)"
+            "{e}; or install them yourself: `sudo apt-get install {}`{hint}",
+            packages.join(" ")
         )
     })
 }
@@ -119,13 +130,11 @@ pub fn postgres() -> Res {
     if packages.is_empty() {
         return Ok(());
     }
-    println!(
-        "setup: installing Debian's {} with apt-get (a PostgreSQL server for the proxy's store tests)",
-        packages.join(" and ")
-    );
-    apt(&packages).map_err(|e| {
-        format!("{e}; or install them yourself: `sudo apt-get install postgresql openssl`")
-    })
+    install(
+        &packages,
+        "a PostgreSQL server for the proxy's store tests",
+        "",
+    )
 }
 
 /// Installs Debian `packages` with apt-get (as root; updates the package lists first).
@@ -151,15 +160,18 @@ pub fn apt(packages: &[&str]) -> Res {
 
 /// The exact `wasm-bindgen` version pinned in the workspace `Cargo.toml`.
 pub fn pinned_wasm_bindgen() -> Result<String, String> {
-    let manifest = std::fs::read_to_string(crate::project_root().join("Cargo.toml"))
-        .map_err(|e| format!("cannot read Cargo.toml: {e}"))?;
-    manifest
-        .lines()
-        .find_map(|l| {
-            let rest = l.trim().strip_prefix("wasm-bindgen = \"=")?;
-            Some(rest.split('"').next()?.to_owned())
-        })
+    manifest_value("wasm-bindgen = \"=")
         .ok_or_else(|| "Cargo.toml does not pin wasm-bindgen with `=X.Y.Z`".into())
+}
+
+/// The first quoted value in the workspace `Cargo.toml` on a line starting with `prefix`
+/// (which ends where the value begins), up to its closing quote.
+pub fn manifest_value(prefix: &str) -> Option<String> {
+    let manifest = std::fs::read_to_string(crate::project_root().join("Cargo.toml")).ok()?;
+    manifest.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix(prefix)?;
+        Some(rest.split('"').next()?.to_owned())
+    })
 }
 
 /// Where `cargo install` puts binaries.
@@ -249,17 +261,7 @@ pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// `podman` (builds the image), `musl-tools` (`musl-gcc`: the C code of aws-lc-sys, SQLite and
 /// mimalloc is compiled for the musl target too) and `ca-certificates` (the image's CA roots).
 pub fn container() -> Res {
-    let has_target = || {
-        output("rustup", &["target", "list", "--installed"])
-            .is_some_and(|o| o.lines().any(|l| l.trim() == MUSL_TARGET))
-    };
-    if !has_target() {
-        println!("setup: installing the toolchain of rust-toolchain.toml (with {MUSL_TARGET})");
-        run(cmd("rustup", &["toolchain", "install"]))?;
-        if !has_target() {
-            run(cmd("rustup", &["target", "add", MUSL_TARGET]))?;
-        }
-    }
+    rust_target(MUSL_TARGET)?;
     let mut missing: Vec<&str> = [("podman", "podman"), ("musl-gcc", "musl-tools")]
         .into_iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -271,16 +273,7 @@ pub fn container() -> Res {
     if missing.is_empty() {
         return Ok(());
     }
-    println!(
-        "setup: installing Debian's {} with apt-get (the container image)",
-        missing.join(", ")
-    );
-    apt(&missing).map_err(|e| {
-        format!(
-            "{e}; or install them yourself: `sudo apt-get install {}`",
-            missing.join(" ")
-        )
-    })
+    install(&missing, "the container image", "")
 }
 
 /// Whether `program` is an executable file in a directory of `$PATH`.
