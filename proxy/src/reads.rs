@@ -143,7 +143,7 @@ impl Reads {
             .inspect(input.expose(), Asker::Client(client))
             .await?;
         let text = serde_json::to_string(&inspection.debug).map_err(|_| AppError::Internal)?;
-        Ok(self.scrubber.scrub(&text, &[input.expose()]))
+        Ok(self.scrubber.scrub_owned(text, &[input.expose()]))
     }
 
     /// A WABA or list read by `principal`, whose `credential` is scrubbed from the answer;
@@ -176,7 +176,7 @@ impl Reads {
             Target::PhoneNumbers(_) => page_text::<PhoneNumber>(&body, base, &path, query)?,
             _ => page_text::<Waba>(&body, base, &path, query)?,
         };
-        Ok(self.scrubber.scrub(&text, &[credential]))
+        Ok(self.scrubber.scrub_owned(text, &[credential]))
     }
 
     /// A signup credential granted `waba`, or the admin and `waba` is the partner's.

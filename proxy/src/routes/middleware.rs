@@ -1,111 +1,299 @@
-//! The middleware every request goes through, in one place: request ids, tracing spans named
-//! by route (never by URL: query strings can hold tokens), metrics, catch-panic, a body
-//! limit, a deadline for the body to arrive, load shedding above the concurrency limit, and
-//! CORS for the configured origins.
+//! The middleware every request goes through, as one layer ([`Front`]) so a request pays for
+//! one service and one boxed future rather than a stack of them: a request id, a tracing span
+//! named by route (never by URL: query strings can hold tokens) and an access log line,
+//! metrics by route and status, catch-panic, a body limit (declared and read), a deadline for
+//! the body to arrive, one deadline for the whole API request, load shedding above the
+//! concurrency limit (all routes together), and CORS for the configured origins.
 
 use super::RouteLabel;
 use crate::config::Config;
 use crate::error::AppError;
 use axum::Router;
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
+use tokio::sync::Semaphore;
+use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::timeout::DeadlineBody;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 /// Largest request body accepted (the proxy only serves GET).
 pub const MAX_BODY: u64 = 16 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Request ids: a per-process prefix and a counter.
-#[derive(Clone)]
-struct Ids {
-    prefix: u64,
-    next: Arc<AtomicU64>,
+/// Routes answered within the request deadline ([`Config::upstream`]'s request timeout):
+/// everything that may call Graph or the store on a client's behalf. Not the event stream
+/// (it lasts), nor the operations routes and Meta's webhooks.
+fn has_deadline(route: &str) -> bool {
+    route.starts_with("/graph/")
+        || route.starts_with("/signup/")
+        || route.starts_with("/admin/")
+        || route == "/events/ticket"
 }
 
-impl MakeRequestId for Ids {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:08x}-{n:06x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+/// The proxy's one middleware layer, applied to every route and the fallback.
+#[derive(Clone)]
+pub struct Front {
+    shared: Arc<Shared>,
+}
+
+/// What every request's pass through [`Front`] shares.
+struct Shared {
+    /// Request ids: a per-process prefix and a counter.
+    id_prefix: u64,
+    next_id: AtomicU64,
+    /// Requests in flight, all routes together.
+    slots: Arc<Semaphore>,
+    /// The whole request's time (the body's arrival, and the answer on API routes).
+    request_timeout: Duration,
+    meters: Meters,
+}
+
+impl Front {
+    /// The layer for `config`.
+    pub fn new(config: &Config) -> Self {
+        let id_prefix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() ^ u64::from(std::process::id()) << 32)
+            .unwrap_or(0)
+            & 0xffff_ffff;
+        Self {
+            shared: Arc::new(Shared {
+                id_prefix,
+                next_id: AtomicU64::new(1),
+                slots: Arc::new(Semaphore::new(config.max_concurrency)),
+                request_timeout: config.upstream.request_timeout,
+                meters: Meters::default(),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for Front {
+    type Service = FrontService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FrontService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// [`Front`] around one route.
+#[derive(Clone)]
+pub struct FrontService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// The boxed future of [`FrontService`].
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for FrontService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Answer {
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let id = match req.headers().get(&REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = shared.next_request_id();
+                req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+                id
+            }
+        };
+        let route: Arc<str> = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| Arc::from("unmatched"), |m| Arc::from(m.as_str()));
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            route = &*route,
+            request_id = id.to_str().unwrap_or("-"),
+        );
+        let permit = match declared_too_large(&req) {
+            true => Err(AppError::PayloadTooLarge),
+            false => (shared.slots.clone().try_acquire_owned()).map_err(|_| AppError::Overloaded),
+        };
+        let work: Result<Answer, AppError> = permit.as_ref().map_err(Clone::clone).map(|_| {
+            let timeout = shared.request_timeout;
+            let req = req.map(|body| Body::new(DeadlineBody::new(timeout, body)));
+            // A handler that panics while its future is made is caught like one that panics
+            // while it runs.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+                Ok(future) if has_deadline(&route) => {
+                    Box::pin(within_deadline(timeout, future)) as Answer
+                }
+                Ok(future) => Box::pin(future),
+                Err(_) => Box::pin(std::future::ready(Ok(panicked()))),
+            }
+        });
+        Box::pin(
+            async move {
+                let mut res = match work {
+                    Ok(work) => CatchPanic(work).await.unwrap_or_else(|()| panicked()),
+                    Err(refusal) => refusal.into_response(),
+                };
+                drop(permit);
+                if !res.headers().contains_key(&REQUEST_ID) {
+                    res.headers_mut().insert(REQUEST_ID.clone(), id);
+                }
+                let label = res.extensions().get::<RouteLabel>().map(|r| r.0);
+                let elapsed = started.elapsed();
+                shared
+                    .meters
+                    .record(label.unwrap_or(&route), res.status().as_u16(), elapsed);
+                tracing::info!(
+                    status = res.status().as_u16(),
+                    latency_ms = elapsed.as_millis() as u64,
+                    "answered"
+                );
+                Ok(res)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+impl Shared {
+    /// `{prefix:08x}-{n:06x}`, without the formatting machinery.
+    fn next_request_id(&self) -> HeaderValue {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(24);
+        push_hex(&mut id, self.id_prefix, 8);
+        id.push('-');
+        push_hex(&mut id, n, 6);
+        HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-"))
+    }
+}
+
+/// `n` in lower-case hex, at least `width` digits.
+fn push_hex(out: &mut String, n: u64, width: usize) {
+    let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(width);
+    for i in (0..digits).rev() {
+        let d = ((n >> (i * 4)) & 0xf) as u8;
+        out.push(char::from(if d < 10 { b'0' + d } else { b'a' + d - 10 }));
+    }
+}
+
+/// Whether the declared body is above what the route takes (413 before anything reads it).
+fn declared_too_large(req: &Request) -> bool {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Meta batches webhook changes: that one route takes up to 1 MiB.
+    let limit = if req.uri().path() == "/webhooks/meta" {
+        crate::webhook::MAX_WEBHOOK_BODY as u64
+    } else {
+        MAX_BODY
+    };
+    declared.is_some_and(|n| n > limit)
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked() -> Response {
+    tracing::error!("a request handler panicked");
+    AppError::Internal.into_response()
+}
+
+/// Polls a future, turning a panic into `Err`.
+struct CatchPanic(Answer);
+
+impl Future for CatchPanic {
+    type Output = Result<Response, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(Ok(res))) => Poll::Ready(Ok(res)),
+            Ok(Poll::Ready(Err(never))) => match never {},
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// One deadline for the whole request, shared by every Graph call it makes (retries stop
+/// before it, each call is cut at it), and an answer by then: 504 otherwise.
+async fn within_deadline<F>(timeout: Duration, work: F) -> Result<Response, Infallible>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    let deadline = Instant::now() + timeout;
+    let work = crate::upstream::resilience::DEADLINE.scope(deadline, work);
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Ok(AppError::UpstreamTimeout.into_response()))
+}
+
+/// Request counters and latency histograms by route and status, their handles kept so a
+/// request does not look its labels up in the registry (routes and statuses are few).
+#[derive(Default)]
+struct Meters(RwLock<HashMap<String, RouteMeters>>);
+
+struct RouteMeters {
+    seconds: metrics::Histogram,
+    by_status: HashMap<u16, metrics::Counter>,
+}
+
+impl Meters {
+    fn record(&self, route: &str, status: u16, elapsed: Duration) {
+        {
+            let known = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(m) = known.get(route)
+                && let Some(counter) = m.by_status.get(&status)
+            {
+                counter.increment(1);
+                m.seconds.record(elapsed.as_secs_f64());
+                return;
+            }
+        }
+        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let m = known
+            .entry(route.to_owned())
+            .or_insert_with(|| RouteMeters {
+                seconds: metrics::histogram!("waba_request_seconds", "route" => route.to_owned()),
+                by_status: HashMap::new(),
+            });
+        m.by_status
+            .entry(status)
+            .or_insert_with(|| {
+                metrics::counter!("waba_requests_total", "route" => route.to_owned(), "status" => status.to_string())
+            })
+            .increment(1);
+        m.seconds.record(elapsed.as_secs_f64());
     }
 }
 
 /// Wraps `router` in the proxy's middleware.
 pub fn apply(router: Router, config: &Config) -> Router {
-    let prefix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() ^ u64::from(std::process::id()) << 32)
-        .unwrap_or(0)
-        & 0xffff_ffff;
-    let ids = Ids {
-        prefix,
-        next: Arc::new(AtomicU64::new(1)),
-    };
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request<Body>| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str)
-                .unwrap_or("unmatched");
-            let id = req
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), route, request_id = id)
-        })
-        .on_request(())
-        .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
-            tracing::info!(
-                status = res.status().as_u16(),
-                latency_ms = latency.as_millis() as u64,
-                "answered"
-            );
-        });
-    // Every body must arrive whole within the request's time, on every route.
-    let body_time = config.upstream.request_timeout;
-    let mut router = router
-        .layer(axum::middleware::map_request(
-            move |req: Request| async move {
-                req.map(|body| Body::new(DeadlineBody::new(body_time, body)))
-            },
-        ))
-        .layer(axum::middleware::from_fn(count))
-        .layer(axum::middleware::from_fn(limit_body))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    AppError::Overloaded
-                }))
-                .load_shed()
-                .concurrency_limit(config.max_concurrency),
-        )
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a request handler panicked");
-                AppError::Internal.into_response()
-            },
-        ))
-        .layer(trace)
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), ids));
+    let mut router = router.layer(Front::new(config));
     if !config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
             .cors_origins
@@ -122,58 +310,4 @@ pub fn apply(router: Router, config: &Config) -> Router {
         );
     }
     router
-}
-
-/// One deadline for the whole request, shared by every Graph call it makes (retries stop
-/// before it, each call is cut at it), and an answer by then: 504 otherwise. Not for streams.
-pub async fn deadline(
-    axum::extract::State(timeout): axum::extract::State<Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let deadline = Instant::now() + timeout;
-    let work = crate::upstream::resilience::DEADLINE.scope(deadline, next.run(req));
-    tokio::time::timeout(timeout, work)
-        .await
-        .unwrap_or_else(|_| AppError::UpstreamTimeout.into_response())
-}
-
-/// Counts requests by route and status.
-async fn count(req: Request, next: Next) -> Response {
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let started = Instant::now();
-    let res = next.run(req).await;
-    let route = res
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|r| r.0.to_owned())
-        .or(matched)
-        .unwrap_or_else(|| "unmatched".into());
-    metrics::counter!("waba_requests_total", "route" => route.clone(), "status" => res.status().as_u16().to_string())
-        .increment(1);
-    metrics::histogram!("waba_request_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    res
-}
-
-/// Refuses bodies above [`MAX_BODY`] with 413 before anything reads them.
-async fn limit_body(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // Meta batches webhook changes: that one route takes up to 1 MiB.
-    let limit = if req.uri().path() == "/webhooks/meta" {
-        crate::webhook::MAX_WEBHOOK_BODY as u64
-    } else {
-        MAX_BODY
-    };
-    if declared.is_some_and(|n| n > limit) {
-        return AppError::PayloadTooLarge.into_response();
-    }
-    next.run(req).await
 }

@@ -45,10 +45,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/tracker/events", get(admin::share_events))
         .route("/admin/tracker/pass", post(admin::tracker_pass))
         .route("/events/ticket", post(events::ticket))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.config.upstream.request_timeout,
-            middleware::deadline,
-        ))
         .route("/events/stream", get(events::stream))
         // The bytes actually read, chunked or not; `Content-Length` is refused earlier.
         .layer(DefaultBodyLimit::max(middleware::MAX_BODY as usize))

@@ -3,26 +3,70 @@
 //! `access_token=`/`input_token=`/`client_secret=` parameter, and anything shaped like a Meta
 //! access token (`EAA` followed by 20 or more letters and digits).
 
+use aho_corasick::AhoCorasick;
 use waba_graph::Secret;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
 
+/// Parameters whose values are secrets wherever they appear.
+const SECRET_PARAMS: [&str; 4] = ["access_token=", "input_token=", "client_secret=", "code="];
+/// How a Meta access token starts.
+const TOKEN_PREFIX: &str = "EAA";
+
 /// Scrubs known secrets and secret-shaped text.
 #[derive(Debug, Clone, Default)]
 pub struct Scrubber {
     secrets: Vec<Secret>,
+    /// Finds whether a text holds anything the scrubber would touch (a known secret, a secret
+    /// parameter, a token's prefix) in one pass; most answers hold none and are left as they
+    /// are without a copy. `None` for a default scrubber, which checks the slow way.
+    suspects: Option<AhoCorasick>,
 }
 
 impl Scrubber {
     /// A scrubber for these secrets (the System User token, the admin token, ...).
     pub fn new(secrets: Vec<Secret>) -> Self {
-        Self { secrets }
+        let patterns = secrets
+            .iter()
+            .map(Secret::expose)
+            .filter(|s| s.len() >= 4)
+            .chain(SECRET_PARAMS)
+            .chain([TOKEN_PREFIX]);
+        let suspects = AhoCorasick::new(patterns).ok();
+        Self { secrets, suspects }
     }
 
     /// `text` with every secret replaced, including the request's own `extra` secrets
     /// (the caller's token, an `input_token`).
     pub fn scrub(&self, text: &str, extra: &[&str]) -> String {
+        match self.is_clean(text, extra) {
+            true => text.to_owned(),
+            false => self.scrub_all(text, extra),
+        }
+    }
+
+    /// Like [`Scrubber::scrub`], keeping `text` itself when nothing in it needs scrubbing.
+    pub fn scrub_owned(&self, text: String, extra: &[&str]) -> String {
+        match self.is_clean(&text, extra) {
+            true => text,
+            false => self.scrub_all(&text, extra),
+        }
+    }
+
+    /// Whether `text` surely holds nothing to scrub.
+    fn is_clean(&self, text: &str, extra: &[&str]) -> bool {
+        let Some(suspects) = &self.suspects else {
+            return false;
+        };
+        !suspects.is_match(text)
+            && !extra
+                .iter()
+                .filter(|s| s.len() >= 4)
+                .any(|s| memchr::memmem::find(text.as_bytes(), s.as_bytes()).is_some())
+    }
+
+    fn scrub_all(&self, text: &str, extra: &[&str]) -> String {
         let mut out = text.to_owned();
         let known = self
             .secrets
@@ -34,7 +78,7 @@ impl Scrubber {
                 out = out.replace(secret, REDACTED);
             }
         }
-        for param in ["access_token=", "input_token=", "client_secret=", "code="] {
+        for param in SECRET_PARAMS {
             out = redact_param(&out, param);
         }
         redact_token_shapes(&out)
@@ -78,7 +122,7 @@ fn redact_token_shapes(text: &str) -> String {
     let mut last = 0;
     while i + 3 <= bytes.len() {
         let starts_word = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-        if starts_word && &bytes[i..i + 3] == b"EAA" {
+        if starts_word && &bytes[i..i + 3] == TOKEN_PREFIX.as_bytes() {
             let run = bytes[i..]
                 .iter()
                 .take_while(|b| b.is_ascii_alphanumeric())
@@ -126,6 +170,16 @@ mod tests {
             "zipcode=12345 EAAshort"
         );
         assert_eq!(s.scrub("no secrets", &[]), "no secrets");
+        assert_eq!(
+            s.scrub_owned("a sys-token-123 and tok9".into(), &["tok9"]),
+            "a [redacted] and [redacted]"
+        );
+        assert_eq!(s.scrub_owned("clean".into(), &["tok9"]), "clean");
+        // A default scrubber (no automaton) still scrubs.
+        assert_eq!(
+            Scrubber::default().scrub("x access_token=abc", &[]),
+            "x access_token=[redacted]"
+        );
         // Idempotent.
         let once = s.scrub("access_token=abc", &[]);
         assert_eq!(s.scrub(&once, &[]), once);

@@ -90,3 +90,33 @@ async fn graph_unreachable_is_502_and_never_hangs() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn max_concurrency_counts_requests_on_every_route_together() {
+    // `--max-concurrency 1`: while one read waits on Graph, a request to another route is
+    // shed with 503 at once; once the read is answered, the next request is served.
+    let s = stack(world("demo"), &["--max-concurrency", "1"]);
+    let url = s.url("/graph/102289599326934?fields=id");
+    assert_eq!(get(&url, Some(ADMIN)).await.status, StatusCode::OK);
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({
+            "route": "waba", "times": 1, "action": {"kind": "latency", "ms": 800}
+        }))
+        .unwrap(),
+    ]);
+    // Another read than the one just shared, so it reaches Graph.
+    let slow_url = s.url("/graph/102289599326934?fields=id,name");
+    let slow = tokio::spawn(async move { get(&slow_url, Some(ADMIN)).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shed = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(
+        shed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        shed.text
+    );
+    assert!(shed.headers.contains_key("x-request-id"));
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    let after = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text);
+}
