@@ -22,6 +22,7 @@ pub mod routes;
 pub mod sealing;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tracker;
 pub mod upstream;
 pub mod webhook;

@@ -25,7 +25,7 @@ use crate::store::{
     StepOutcome, StepState, Store, StoredChange, TokenKind,
 };
 use crate::upstream::{Bearer, GraphRoute, Upstream, Write};
-use reqwest::Method;
+use axum::http::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;

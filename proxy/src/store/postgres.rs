@@ -11,7 +11,6 @@
 use super::sql::{Backend, Conn, Mode, Row, SqlStore, Val};
 use super::{Signal, StoreError, StoreFuture};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use rustls_pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,33 +215,13 @@ fn connection(e: impl std::error::Error) -> StoreError {
 
 /// The TLS connector: the system's roots, or `ca_file`'s.
 fn tls(options: &PostgresOptions) -> Result<MakeRustlsConnect, StoreError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &options.ca_file {
-        Some(path) => {
-            let unusable = |e: &dyn std::fmt::Display| {
-                StoreError::Config(format!("--database-ca-file {}: {e}", path.display()))
-            };
-            let pem = std::fs::read(path).map_err(|e| unusable(&e))?;
-            for cert in <rustls_pki_types::CertificateDer<'_> as PemObject>::pem_slice_iter(&pem) {
-                roots
-                    .add(cert.map_err(|e| unusable(&e))?)
-                    .map_err(|e| unusable(&e))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                // A system certificate rustls cannot read is not one to trust.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    let roots = match &options.ca_file {
+        Some(path) => crate::tls::Roots::File(path),
+        None => crate::tls::Roots::System,
+    };
+    crate::tls::client_config(roots)
+        .map(MakeRustlsConnect::new)
+        .map_err(|e| StoreError::Config(format!("--database-ca-file {e}")))
 }
 
 impl PostgresStore {

@@ -13,9 +13,14 @@ pub mod scrub;
 pub use route::GraphRoute;
 
 use crate::error::AppError;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use axum::http::{Method, Request, StatusCode, Uri};
 use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use moka::future::Cache;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use resilience::{CredentialHealth, RetryBudget, ThrottleGate};
 use scrub::Scrubber;
 use std::sync::Arc;
@@ -46,10 +51,18 @@ pub const MAX_UPSTREAM_BODY: usize = 4 * 1024 * 1024;
 /// Most bytes of recent answers kept for identical reads.
 pub const MAX_CACHED_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Connections to Graph: HTTP/1.1 kept alive, TLS when the URL says `https`.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// `User-Agent` of every Graph call.
+const AGENT: &str = concat!("waba-proxy/", env!("CARGO_PKG_VERSION"));
+
 /// The Graph client.
 #[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    /// hyper's pooled client itself: Graph's URL is fixed and checked at start-up, so no
+    /// per-call URL parsing, redirects or proxies a general-purpose client would add.
+    client: Client<Connector, Full<Bytes>>,
     base: String,
     auth: HeaderValue,
     timeout: Duration,
@@ -72,7 +85,7 @@ pub struct Write<'a> {
     /// Its kind.
     pub route: GraphRoute,
     /// `POST` or `DELETE`.
-    pub method: reqwest::Method,
+    pub method: Method,
     /// The path after the version, built from validated ids.
     pub path: String,
     /// Query parameters (encoded here).
@@ -124,15 +137,33 @@ impl Upstream {
     /// A client as `config` says, authenticating as the System User.
     pub fn new(config: &Config, scrubber: Arc<Scrubber>) -> Result<Self, AppError> {
         let timeout = config.upstream_timeout;
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3).min(timeout))
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(3).min(timeout)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        // A plain-HTTP Graph (the simulator, a local stand-in) needs no roots.
+        let https = config.graph_url.starts_with("https://");
+        let roots = match https {
+            true => crate::tls::Roots::System,
+            false => crate::tls::Roots::Nothing,
+        };
+        let tls = crate::tls::client_config(roots).map_err(|e| {
+            tracing::error!(error = %e, "no TLS configuration for Graph");
+            AppError::Internal
+        })?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        let connector = match https {
+            true => builder.https_only(),
+            false => builder.https_or_http(),
+        }
+        .enable_http1()
+        .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("waba-proxy/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|_| AppError::Internal)?;
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", config.system_user_token.expose()))
                 .map_err(|_| AppError::Internal)?;
@@ -369,11 +400,9 @@ impl Upstream {
         extra_secrets: &[&str],
         system_user: bool,
     ) -> Result<Bytes, Failure> {
-        let mut req = self.client.get(url);
-        if system_user {
-            req = req.header(AUTHORIZATION, self.auth.clone());
-        }
-        self.send(req, extra_secrets).await
+        let bearer = system_user.then(|| self.auth.clone());
+        self.send(Method::GET, url, bearer, None, extra_secrets)
+            .await
     }
 
     /// `method {base}/{path}?{query}` with `body` as JSON, as `bearer`: one of the partner's
@@ -390,11 +419,14 @@ impl Upstream {
         let route = write.route;
         let (object, url) = self.prepare(route, &write.path, &write.query)?;
         let started = Instant::now();
-        let mut req = self.authorize(self.client.request(write.method.clone(), &url), bearer)?;
-        if let Some(body) = &write.body {
-            req = req.json(body);
-        }
-        let result = self.send(req, extra_secrets).await;
+        let body = match &write.body {
+            Some(body) => Some(serde_json::to_vec(body).map_err(|_| AppError::Internal)?),
+            None => None,
+        };
+        let auth = self.authorization(bearer)?;
+        let result = self
+            .send(write.method.clone(), &url, Some(auth), body, extra_secrets)
+            .await;
         metrics::histogram!("waba_upstream_seconds", "route" => route.name())
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("waba_graph_writes_total", "route" => route.name()).increment(1);
@@ -425,8 +457,10 @@ impl Upstream {
         extra_secrets: &[&str],
     ) -> Result<Bytes, AppError> {
         let (_, url) = self.prepare(route, path, query)?;
-        let req = self.authorize(self.client.get(&url), bearer)?;
-        self.send(req, extra_secrets).await.map_err(|f| f.error)
+        let auth = self.authorization(bearer)?;
+        self.send(Method::GET, &url, Some(auth), None, extra_secrets)
+            .await
+            .map_err(|f| f.error)
     }
 
     /// Seconds the throttle gate keeps calls of `route` about `path`'s object back, if it does.
@@ -437,32 +471,32 @@ impl Upstream {
         })
     }
 
-    /// `req` with `bearer`'s `Authorization` header (marked sensitive).
-    fn authorize(
-        &self,
-        req: reqwest::RequestBuilder,
-        bearer: Bearer<'_>,
-    ) -> Result<reqwest::RequestBuilder, AppError> {
+    /// `bearer`'s `Authorization` header (marked sensitive).
+    fn authorization(&self, bearer: Bearer<'_>) -> Result<HeaderValue, AppError> {
         Ok(match bearer {
-            Bearer::SystemUser => req.header(AUTHORIZATION, self.auth.clone()),
+            Bearer::SystemUser => self.auth.clone(),
             Bearer::Business(token) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                     .map_err(|_| AppError::Internal)?;
                 value.set_sensitive(true);
-                req.header(AUTHORIZATION, value)
+                value
             }
         })
     }
 
-    /// Sends `req` within the request's deadline and reads Graph's answer, bounded.
+    /// Sends `method url` (with `auth` and a JSON `body`) within the request's deadline and
+    /// reads Graph's answer, bounded.
     async fn send(
         &self,
-        req: reqwest::RequestBuilder,
+        method: Method,
+        url: &str,
+        auth: Option<HeaderValue>,
+        body: Option<Vec<u8>>,
         extra_secrets: &[&str],
     ) -> Result<Bytes, Failure> {
-        let transport = |e: reqwest::Error| Failure {
-            error: transport_error(e),
-            status: None,
+        let failure = |error: AppError, status: Option<StatusCode>| Failure {
+            error,
+            status: status.map(|s| s.as_u16()),
             regain_secs: None,
             app_blocked: false,
         };
@@ -471,60 +505,82 @@ impl Upstream {
         let left =
             resilience::deadline_or(self.request_timeout).saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Failure {
-                error: AppError::UpstreamTimeout,
-                status: None,
-                regain_secs: None,
-                app_blocked: false,
-            });
+            return Err(failure(AppError::UpstreamTimeout, None));
         }
-        let send = req.timeout(self.timeout.min(left)).send();
-        let mut res = send.await.map_err(transport)?;
-        let status = res.status();
-        let too_large = || Failure {
-            error: AppError::UpstreamGarbage("answer too large"),
-            status: Some(status.as_u16()),
-            regain_secs: None,
-            app_blocked: false,
-        };
-        if res
-            .content_length()
-            .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
-        {
-            return Err(too_large());
+        let uri = Uri::try_from(url).map_err(|_| failure(AppError::Internal, None))?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(USER_AGENT, HeaderValue::from_static(AGENT));
+        if let Some(auth) = auth {
+            req = req.header(AUTHORIZATION, auth);
         }
-        // Most answers come in one chunk: keep it as is; copy only when there are more.
-        let first = res.chunk().await.map_err(transport)?.unwrap_or_default();
-        let body = match res.chunk().await.map_err(transport)? {
-            None if first.len() <= MAX_UPSTREAM_BODY => first,
-            None => return Err(too_large()),
-            Some(second) => {
-                let mut body = BytesMut::with_capacity(first.len() + second.len());
-                body.extend_from_slice(&first);
-                body.extend_from_slice(&second);
-                while let Some(chunk) = res.chunk().await.map_err(transport)? {
-                    if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                if body.len() > MAX_UPSTREAM_BODY {
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let req = req
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
+            .map_err(|_| failure(AppError::Internal, None))?;
+        let call = async {
+            let res = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| failure(transport_error(&e), None))?;
+            let (parts, mut incoming) = res.into_parts();
+            let status = parts.status;
+            let too_large = || failure(AppError::UpstreamGarbage("answer too large"), Some(status));
+            let declared = parts
+                .headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > MAX_UPSTREAM_BODY as u64) {
+                return Err(too_large());
+            }
+            // Most answers come in one chunk: keep it as is; copy only when there are more.
+            let mut first: Option<Bytes> = None;
+            let mut more: Option<BytesMut> = None;
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| failure(transport_error(&e), Some(status)))?;
+                let Ok(chunk) = frame.into_data() else {
+                    continue;
+                };
+                let held =
+                    first.as_ref().map_or(0, Bytes::len) + more.as_ref().map_or(0, BytesMut::len);
+                if held + chunk.len() > MAX_UPSTREAM_BODY {
                     return Err(too_large());
                 }
-                body.freeze()
+                match (&mut first, &mut more) {
+                    (None, _) => first = Some(chunk),
+                    (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
+                    (Some(head), None) => {
+                        let mut buf = BytesMut::with_capacity(head.len() + chunk.len());
+                        buf.extend_from_slice(head);
+                        buf.extend_from_slice(&chunk);
+                        more = Some(buf);
+                    }
+                }
             }
+            let body = match more {
+                Some(buf) => buf.freeze(),
+                None => first.unwrap_or_default(),
+            };
+            Ok((status, parts.headers, body))
         };
+        let (status, headers, body) = tokio::time::timeout(self.timeout.min(left), call)
+            .await
+            .map_err(|_| failure(AppError::UpstreamTimeout, None))??;
         if status.is_success() {
             return Ok(body);
         }
-        let headers = res.headers();
-        let error = self.graph_failure(status, headers, &body, extra_secrets);
+        let error = self.graph_failure(status, &headers, &body, extra_secrets);
         let throttled = matches!(&error, AppError::Graph { error, .. } if error.class() == ErrorClass::Throttled);
-        let regain_secs = throttled.then(|| regain_secs(headers)).flatten();
+        let regain_secs = throttled.then(|| regain_secs(&headers)).flatten();
         Err(Failure {
             error,
             status: Some(status.as_u16()),
-            app_blocked: throttled && regain_secs.is_none() && app_at_limit(headers),
+            app_blocked: throttled && regain_secs.is_none() && app_at_limit(&headers),
             regain_secs,
         })
     }
@@ -532,7 +588,7 @@ impl Upstream {
     /// Turns Graph's error answer into the client's error.
     fn graph_failure(
         &self,
-        status: reqwest::StatusCode,
+        status: StatusCode,
         headers: &HeaderMap,
         body: &[u8],
         extra_secrets: &[&str],
@@ -584,12 +640,19 @@ impl Upstream {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> AppError {
-    if e.is_timeout() {
-        AppError::UpstreamTimeout
-    } else {
-        AppError::UpstreamUnavailable
+/// A call that did not get Graph's whole answer: a timeout (connecting, or reading) is 504,
+/// anything else (refused, reset, broken) 502.
+fn transport_error(e: &(dyn std::error::Error + 'static)) -> AppError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return AppError::UpstreamTimeout;
+        }
+        cause = c.source();
     }
+    AppError::UpstreamUnavailable
 }
 
 fn encode(query: &[(&str, String)]) -> String {
@@ -651,6 +714,39 @@ mod tests {
             HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("")),
         );
         h
+    }
+
+    fn config(graph_url: &str) -> Config {
+        Config {
+            graph_url: graph_url.into(),
+            graph_version: GraphVersion::parse("v26.0").expect("a version"),
+            system_user_token: Secret::new("EAAtest0000000000000000000000"),
+            upstream_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(1),
+            cache_ttl: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn https_and_plain_graph_urls_both_make_clients_whose_failures_are_honest() {
+        // Nothing listens on port 1: a refused connection is 502 for TLS and plain alike.
+        for url in ["https://127.0.0.1:1", "http://127.0.0.1:1"] {
+            let upstream = Upstream::new(&config(url), Arc::default()).expect("a client");
+            let err = upstream
+                .get(GraphRoute::Waba, "1", &[], &[])
+                .await
+                .expect_err("nothing listens");
+            assert!(matches!(err, AppError::UpstreamUnavailable), "{url}: {err:?}");
+        }
+        // A server that accepts and never answers: 504 once the call's time is up.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let url = format!("http://{}", silent.local_addr().expect("an address"));
+        let upstream = Upstream::new(&config(&url), Arc::default()).expect("a client");
+        let err = upstream
+            .get(GraphRoute::Waba, "1", &[], &[])
+            .await
+            .expect_err("no answer");
+        assert!(matches!(err, AppError::UpstreamTimeout), "{err:?}");
     }
 
     #[test]
