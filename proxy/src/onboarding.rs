@@ -66,6 +66,10 @@ pub struct Exchanged {
     pub session: MintedSession,
     /// The WABAs it may read, newest first.
     pub wabas: Vec<String>,
+    /// Each granted WABA read for its status while exchanging (the fields of
+    /// [`STATUS_FIELDS`], as `GET /graph/{id}` with them answers), in the order of `wabas`;
+    /// one whose read failed is left out, and the page reads it itself.
+    pub accounts: Vec<serde_json::Value>,
     /// The onboarding record.
     pub onboarding_id: i64,
 }
@@ -237,6 +241,16 @@ impl Signups {
         );
         let session = mint(now, flow.session_ttl)?;
         let wabas = record.granted.clone();
+        // What the page would read next with its session: it gets it now, scrubbed as a
+        // read's answer is.
+        let accounts = accounts
+            .iter()
+            .filter_map(|a| {
+                let text = serde_json::to_string(&a.waba).ok()?;
+                let text = self.upstream.scrub(&text, &[business_token.expose()]);
+                serde_json::from_str(&text).ok()
+            })
+            .collect();
         let inserted = self
             .store
             .insert_onboarding(record, Some(session.stored))
@@ -249,6 +263,7 @@ impl Signups {
         Ok(Exchanged {
             session,
             wabas,
+            accounts,
             onboarding_id,
         })
     }

@@ -1034,6 +1034,7 @@ pub fn bench(args: &[String]) -> Res {
     let (sim_port, plain_port, shared_port, load_port, nginx_port) =
         (port()?, port()?, port()?, port()?, port()?);
     let mut kids = Killed(Vec::new());
+    let (hello_port, cold_port) = (port()?, port()?);
     kids.0.push(spawn(
         pins.servers
             .command(bin.join("graph-sim"))
@@ -1044,6 +1045,8 @@ pub fn bench(args: &[String]) -> Res {
         sim_port,
         "graph-sim",
     )?);
+    // taskset execs the server: a child's pid is the server's.
+    let sim_pid = kids.0[0].id();
     let proxy = |p: u16, ttl: Option<&str>| {
         let mut c = pins.servers.command(bin.join("waba-proxy"));
         c.args([
@@ -1068,11 +1071,13 @@ pub fn bench(args: &[String]) -> Res {
         plain_port,
         "waba-proxy",
     )?);
+    let plain_pid = kids.0[kids.0.len() - 1].id();
     kids.0.push(spawn(
         &mut proxy(shared_port, Some("3000")),
         shared_port,
         "waba-proxy (sharing)",
     )?);
+    let shared_pid = kids.0[kids.0.len() - 1].id();
     let loaded = spawn(&mut proxy(load_port, None), load_port, "waba-proxy (load)")?;
     // taskset execs the proxy: the child's pid is the proxy's.
     let load_pid = loaded.id();
@@ -1096,36 +1101,93 @@ pub fn bench(args: &[String]) -> Res {
         nginx_port,
         "nginx",
     )?);
+    let nginx_pids = crate::cost::with_children(&[kids.0[kids.0.len() - 1].id()]);
     let path = format!("102289599326934?{QUERY}");
     let signup = format!("Authorization: Bearer {SIGNUP}");
-    let direct = wrk(
-        &pins,
+    // The hello-world floor answers with the body the proxy answers this read with.
+    let answer = exchange(
+        &mut connect(shared_port)?,
+        shared_port,
+        "GET",
+        &format!("/graph/{path}"),
+        &[("Authorization", &format!("Bearer {SIGNUP}"))],
+        b"",
+    )?;
+    if answer.status != 200 {
+        return Err(format!(
+            "the proxy answered {}: {}",
+            answer.status, answer.body
+        ));
+    }
+    kids.0.push(spawn(
+        pins.servers.command(bin.join("bench-hello")).args([
+            "--listen",
+            &format!("127.0.0.1:{hello_port}"),
+            "--body",
+            &answer.body,
+        ]),
+        hello_port,
+        "bench-hello",
+    )?);
+    let hello_pid = kids.0[kids.0.len() - 1].id();
+    // Each path's load, what a request cost the server under test and graph-sim.
+    let measured = |url: &str, header: Option<&str>, server: &[u32]| {
+        let (s0, g0) = (crate::cost::usage(server), crate::cost::usage(&[sim_pid]));
+        let load = wrk(&pins, url, header, None, secs)?;
+        let (s1, g1) = (crate::cost::usage(server), crate::cost::usage(&[sim_pid]));
+        Ok::<_, String>((
+            crate::cost::per_request(s0, s1, load.requests),
+            crate::cost::per_request(g0, g1, load.requests),
+            load,
+        ))
+    };
+    let (direct_cost, _, direct) = measured(
         &format!("http://127.0.0.1:{sim_port}/v26.0/{path}"),
         Some(&format!("Authorization: Bearer {SYSTEM}")),
-        None,
-        secs,
+        &[sim_pid],
     )?;
-    let nginx = wrk(
-        &pins,
+    let (nginx_cost, nginx_sim, nginx) = measured(
         &format!("http://127.0.0.1:{nginx_port}/graph/{path}"),
         None,
-        None,
-        secs,
+        &nginx_pids,
     )?;
-    let plain = wrk(
-        &pins,
+    let (plain_cost, plain_sim, plain) = measured(
         &format!("http://127.0.0.1:{plain_port}/graph/{path}"),
         Some(&signup),
-        None,
-        secs,
+        &[plain_pid],
     )?;
-    let shared = wrk(
-        &pins,
+    let (shared_cost, _, shared) = measured(
         &format!("http://127.0.0.1:{shared_port}/graph/{path}"),
         Some(&signup),
-        None,
-        secs,
+        &[shared_pid],
     )?;
+    let (hello_cost, _, hello) = measured(
+        &format!("http://127.0.0.1:{hello_port}/graph/{path}"),
+        None,
+        &[hello_pid],
+    )?;
+    let costs = [
+        ("graph-sim directly", direct_cost, None),
+        ("nginx", nginx_cost, Some(nginx_sim)),
+        (
+            "waba-proxy, every request forwarded",
+            plain_cost,
+            Some(plain_sim),
+        ),
+        ("waba-proxy, answers shared", shared_cost, None),
+        ("hello-world axum (`bench-hello`)", hello_cost, None),
+    ];
+    let starts = if quick { 3 } else { 15 };
+    let mut cold: Vec<f64> = Vec::new();
+    for n in 0..starts {
+        let db = project_root().join(format!("target/bench-cold-{n}.sqlite"));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        let mut c = proxy(cold_port, None);
+        c.arg("--database").arg(&db);
+        cold.push(crate::cost::cold_start(c, cold_port)?);
+    }
     let script = mix_script(&dir)?;
     let (mix, mem) = load_test(
         &pins,
@@ -1171,8 +1233,11 @@ pub fn bench(args: &[String]) -> Res {
          | waba-proxy p99 vs nginx, answer sharing on | {:.2}x | at most 1x |\n\
          | waba-proxy throughput vs nginx, every request forwarded (sharing off) | {:.2}x | at least 1x |\n\
          | waba-proxy p99 vs nginx, sharing off | {:.2}x | at most 1x |\n\
+         | waba-proxy's shared (cached) reads vs a hello-world axum: requests/s | {:.2}x | at least 0.8x |\n\
+         | waba-proxy's shared (cached) reads vs a hello-world axum: p99 | {:.2}x | at most 1.25x |\n\
+         | proxy start to `/readyz` 200, median / slowest of {} | {:.1} / {:.1} ms | under 100 ms |\n\
          | load test ({load_secs} s, 64 connections, 6 routes): unexpected errors | {} of {} | 0 |\n\
-         | proxy RSS idle / peak / after the load | {:.1} / {:.1} / {:.1} MiB | flat |\n\
+         | proxy RSS idle / peak / after the load | {:.1} / {:.1} / {:.1} MiB | idle under 20 MiB, flat |\n\
          | {REPLICAS} replicas on PostgreSQL, same load: requests/s vs one SQLite sidecar | {:.2}x ({:.0} vs {:.0}) | reported ({}) |\n\
          | {REPLICAS} replicas on PostgreSQL: p99 vs one SQLite sidecar | {:.2}x ({:.2} vs {:.2} ms) | reported |\n\
          | {REPLICAS} replicas on PostgreSQL, same load: unexpected errors | {} of {} | 0 |\n\
@@ -1182,6 +1247,11 @@ pub fn bench(args: &[String]) -> Res {
         shared.p99_ms / nginx.p99_ms,
         plain.rps / nginx.rps,
         plain.p99_ms / nginx.p99_ms,
+        shared.rps / hello.rps,
+        shared.p99_ms / hello.p99_ms,
+        cold.len(),
+        quantile(&cold, 0.5),
+        cold.iter().copied().fold(0.0, f64::max),
         mix.errors,
         mix.requests,
         mib(mem.idle),
@@ -1227,6 +1297,10 @@ pub fn bench(args: &[String]) -> Res {
             "waba-proxy, every request forwarded (`--cache-ttl-ms 0`)",
             &plain,
         ),
+        (
+            "hello-world axum (`bench-hello`: the same body, no work)",
+            &hello,
+        ),
     ] {
         let _ = writeln!(
             md,
@@ -1239,6 +1313,7 @@ pub fn bench(args: &[String]) -> Res {
             l.p99_ms / nginx.p99_ms
         );
     }
+    md.push_str(&costs_md(&costs, &cold));
     let lowest = mem.during.iter().copied().min().unwrap_or(0);
     let highest = mem.during.iter().copied().max().unwrap_or(0);
     let _ = writeln!(
@@ -1298,6 +1373,7 @@ pub fn bench(args: &[String]) -> Res {
         nginx.errors,
         plain.errors,
         shared.errors,
+        hello.errors,
         mix.errors,
         replicas.all.errors,
     ];
@@ -1306,6 +1382,44 @@ pub fn bench(args: &[String]) -> Res {
     }
     Ok(())
 }
+
+/// "Where the time goes": CPU per request of each server under test, and the cold starts.
+fn costs_md(
+    costs: &[(&str, crate::cost::Cost, Option<crate::cost::Cost>)],
+    cold: &[f64],
+) -> String {
+    let mut md = String::from(
+        "\n### Where the time goes\n\nCPU time each server under test spent per request during its run above (user space and kernel, from `/proc/<pid>/stat`; \
+         nginx is its master and workers), its context switches per request (all threads, voluntary and not, from `/proc/<pid>/task/*/status`), \
+         and, for the paths that forward, what graph-sim spent per request meanwhile. All servers share core 1, so graph-sim's wake-ups preempt the forwarding server.\n\n\
+         | server | user µs/request | kernel µs/request | total µs/request | context switches/request | graph-sim µs/request |\n|---|---|---|---|---|---|\n",
+    );
+    for (name, c, sim) in costs {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+            c.user_us,
+            c.sys_us,
+            c.total_us(),
+            c.switches,
+            sim.map_or_else(|| "-".to_owned(), |g| format!("{:.1}", g.total_us()))
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nCold start: {} starts of the proxy (the build measured above) with its default settings and a new SQLite file each, from `exec` to `/readyz` answering 200 \
+         (polled every 0.5 ms; ready means the database answers and Graph accepts the System User token): {} ms.\n\n{PROFILE}",
+        cold.len(),
+        cold.iter()
+            .map(|ms| format!("{ms:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    md
+}
+
+/// What `perf` showed of the forwarding path, and what was changed for it.
+const PROFILE: &str = include_str!("profile.md");
 
 /// Today's date (UTC), from the system clock.
 fn today() -> String {

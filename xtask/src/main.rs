@@ -7,6 +7,7 @@
 //! - `cargo xtask image`: the container image of `waba-proxy` (podman, `FROM scratch`).
 
 mod bench;
+mod cost;
 mod demo;
 mod fuzz;
 mod image;

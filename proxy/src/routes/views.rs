@@ -39,6 +39,9 @@ pub struct ExchangeAnswer {
     pub expires_at: i64,
     /// The WABAs it may read, newest first.
     pub wabas: Vec<String>,
+    /// The granted WABAs as `GET /graph/{id}?fields=` with the status fields answers them,
+    /// read during the exchange (one whose read failed is left out).
+    pub accounts: Vec<serde_json::Value>,
     /// The onboarding record.
     pub onboarding_id: i64,
 }
@@ -49,6 +52,7 @@ impl From<Exchanged> for ExchangeAnswer {
             expires_at: e.session.stored.expires_at,
             session: e.session.credential,
             wabas: e.wabas,
+            accounts: e.accounts,
             onboarding_id: e.onboarding_id,
         }
     }

@@ -736,7 +736,10 @@ mod tests {
                 .get(GraphRoute::Waba, "1", &[], &[])
                 .await
                 .expect_err("nothing listens");
-            assert!(matches!(err, AppError::UpstreamUnavailable), "{url}: {err:?}");
+            assert!(
+                matches!(err, AppError::UpstreamUnavailable),
+                "{url}: {err:?}"
+            );
         }
         // A server that accepts and never answers: 504 once the call's time is up.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");

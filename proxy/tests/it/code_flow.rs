@@ -67,6 +67,15 @@ async fn a_code_becomes_a_session_for_exactly_the_granted_wabas() {
     .await;
     assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
     assert_eq!(s.sim.calls("waba"), 2, "answered from the shared read");
+    // The exchange already answered that: the page needs no second round trip.
+    let accounts = body["accounts"].as_array().expect("accounts");
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(
+        accounts[0],
+        mine.json(),
+        "the exchange answers what the read does"
+    );
+    assert_eq!(accounts[1]["id"], "101569239400667");
     assert_eq!(
         s.sim.calls("debug_token"),
         1,
