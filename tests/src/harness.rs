@@ -244,6 +244,11 @@ impl Drop for SimServer {
 /// `config.js` that points the signup page at the simulator at `sim_url`. The package must
 /// have been built (`cargo xtask package`, which `cargo xtask test` runs first).
 pub fn site(sim_url: &str) -> std::io::Result<PathBuf> {
+    site_with(sim_url, "token")
+}
+
+/// Like [`site`], the page running the signup flow `response_type` (`token` or `code`).
+pub fn site_with(sim_url: &str, response_type: &str) -> std::io::Result<PathBuf> {
     let root = project_root();
     let pkg = root.join("target/npm/waba-onboard");
     if !pkg.join("web/waba_onboard_bg.wasm").exists() {
@@ -268,7 +273,7 @@ pub fn site(sim_url: &str) -> std::io::Result<PathBuf> {
         dir.join("config.js"),
         format!(
             "window.WABA_SIGNUP = {{ appId: \"670843887433847\", configId: \"sim-config-1\", businessId: \"805021500648488\", \
-             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"token\" }};\n"
+             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"{response_type}\" }};\n"
         ),
     )?;
     Ok(dir)

@@ -1,10 +1,11 @@
 //! `bench-browser`: the browser half of `cargo xtask bench`, in headless Chromium.
 //!
-//! - Time to status: the signup page with graph-sim adding a fixed latency to every Graph
-//!   call; from the embed's `waba-onboard:result` event (the signup result is complete) to
-//!   `waba-onboard:done` (every account's status is in the panel) and to the next painted
-//!   frame. Cold samples use a new `waba-proxy` each (nothing cached); warm samples repeat on
-//!   one proxy.
+//! - Time to status, for the token flow and the code flow: the signup page with graph-sim
+//!   adding a fixed latency to every Graph call; from the embed's `waba-onboard:result` event
+//!   (the signup result is complete) to `waba-onboard:done` (every account's status is in the
+//!   panel) and to the next painted frame. Cold samples use a new `waba-proxy` each (nothing
+//!   cached); warm samples repeat on one proxy. With the Graph calls each signup cost and the
+//!   page's requests to the proxy on the way.
 //! - Console render time with 1,000 and 10,000 accounts loaded: the whole view (filter,
 //!   counts per status, visible rows, layout) and one scroll step.
 //!
@@ -16,7 +17,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use waba_testkit::browser::Browser;
-use waba_testkit::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::harness::{
+    Running, SimServer, scenario, site, site_with, start_proxy, target_bin, temp_database,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 const ADMIN: &str = "bench-admin-token-0001";
@@ -40,24 +43,77 @@ async fn main() -> Result<()> {
     let browser = Browser::start(Some((1280, 900)))
         .await
         .context("headless Chromium")?;
-    let status = time_to_status(&browser, &args).await;
-    let console = match status {
-        Ok(_) => console(&browser, &args).await,
-        Err(_) => Ok(Vec::new()),
-    };
+    let mut status = Vec::new();
+    for flow in [Flow::Token, Flow::Code] {
+        match time_to_status(&browser, &args, flow).await {
+            Ok(s) => status.push(s),
+            Err(e) => {
+                browser.close().await;
+                return Err(e.context(format!("time to status, {} flow", flow.name())));
+            }
+        }
+    }
+    let console = console(&browser, &args).await;
     browser.close().await;
-    print!("{}", markdown(&args, &status?, &console?));
+    print!("{}", markdown(&args, &status, &console?));
     Ok(())
 }
 
-/// Time-to-status samples, in milliseconds.
+/// A signup flow the page runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The page gets a business token and reads through the proxy with it.
+    Token,
+    /// The page hands the code to the proxy (`POST /signup/exchange`).
+    Code,
+}
+
+impl Flow {
+    fn name(self) -> &'static str {
+        match self {
+            Flow::Token => "token",
+            Flow::Code => "code",
+        }
+    }
+
+    /// Graph round trips that must follow one another before the statuses can show.
+    fn round_trips(self) -> u64 {
+        match self {
+            Flow::Token => 2,
+            Flow::Code => 3,
+        }
+    }
+
+    fn floor_text(self) -> &'static str {
+        match self {
+            Flow::Token => "`debug_token`, then the WABAs in parallel",
+            Flow::Code => {
+                "`oauth/access_token`, `debug_token` of the business token, then the WABAs in parallel (the exchange answers them)"
+            }
+        }
+    }
+
+    /// Graph calls a cold signup granting 2 WABAs must cost before its statuses show.
+    fn expected_calls(self) -> &'static [(&'static str, u64)] {
+        match self {
+            Flow::Token => &[("debug_token", 1), ("waba", 2)],
+            Flow::Code => &[("oauth_access_token", 1), ("debug_token", 1), ("waba", 2)],
+        }
+    }
+}
+
+/// Time-to-status samples of one flow, in milliseconds.
 struct Status {
+    flow: Flow,
     cold_done: Vec<f64>,
     cold_painted: Vec<f64>,
     warm_done: Vec<f64>,
     warm_painted: Vec<f64>,
-    /// Graph calls of each cold signup (debug_token, WABA and phone reads).
-    calls: Vec<u64>,
+    /// Graph calls of each cold signup until its statuses showed, by route.
+    calls: Vec<BTreeMap<String, u64>>,
+    /// The page's requests to the proxy's `/graph/` and `/signup/exchange` routes on the way
+    /// to the statuses, per cold signup.
+    page_requests: Vec<u64>,
 }
 
 /// Console samples for one size, in milliseconds.
@@ -79,47 +135,82 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     s[i]
 }
 
-fn markdown(args: &Args, st: &Status, console: &[Console]) -> String {
+fn markdown(args: &Args, status: &[Status], console: &[Console]) -> String {
     use std::fmt::Write as _;
-    let floor = 2.0 * args.latency_ms as f64;
     let mut md = String::new();
     let _ = writeln!(
         md,
         "## Time to status
 
-The signup page in headless Chromium, the `finish` flow (2 WABAs), graph-sim adding {lat} ms to every Graph call. \
+The signup page in headless Chromium, the `finish` flow (2 WABAs), graph-sim adding {lat} ms to every Graph call, for each flow the page can run. \
          From the embed's `waba-onboard:result` (the signup result is complete) to `waba-onboard:done` (both accounts' statuses in the panel) and to the second animation frame after it (painted). \
-         The floor is 2 sequential Graph round trips, {floor:.0} ms: `debug_token`, then the WABAs in parallel. \
-         Cold: a new waba-proxy for each of {n} signups (nothing cached; Graph calls per signup: {calls}). Warm: {n} more signups on one proxy (`debug_token` and the WABAs answered from its caches).\n",
+         A flow's floor is the Graph round trips that must follow one another, {lat} ms each. \
+         Cold: a new waba-proxy for each of {n} signups (nothing cached). Warm: {n} more signups on one proxy (what it keeps answers from its caches).\n",
         lat = args.latency_ms,
         n = args.samples,
-        calls = st
-            .calls
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
     );
     let _ = writeln!(
         md,
-        "| | median | p90 | gap to the {floor:.0} ms floor (median) |\n|---|---|---|---|"
+        "| flow | floor | | median | p90 | gap to the floor (median) |\n|---|---|---|---|---|---|"
     );
-    for (name, v, gap) in [
-        ("cold, statuses in the DOM", &st.cold_done, true),
-        ("cold, painted", &st.cold_painted, true),
-        ("warm, statuses in the DOM", &st.warm_done, false),
-        ("warm, painted", &st.warm_painted, false),
-    ] {
-        let med = quantile(v, 0.5);
-        let gap = if gap {
-            format!("+{:.0} ms", med - floor)
-        } else {
-            "below the floor: no Graph call".into()
-        };
+    for st in status {
+        let floor = (st.flow.round_trips() * args.latency_ms) as f64;
+        for (name, v, cold) in [
+            ("cold, statuses in the DOM", &st.cold_done, true),
+            ("cold, painted", &st.cold_painted, true),
+            ("warm, statuses in the DOM", &st.warm_done, false),
+            ("warm, painted", &st.warm_painted, false),
+        ] {
+            let med = quantile(v, 0.5);
+            let gap = match cold {
+                true => format!("{:+.0} ms", med - floor),
+                false => "(answers cached)".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {floor:.0} ms | {name} | {med:.0} ms | {:.0} ms | {gap} |",
+                st.flow.name(),
+                quantile(v, 0.9)
+            );
+        }
+    }
+    md.push('\n');
+    for st in status {
         let _ = writeln!(
             md,
-            "| {name} | {med:.0} ms | {:.0} ms | {gap} |",
-            quantile(v, 0.9)
+            "- {} flow's floor: {} round trips, {}.",
+            st.flow.name(),
+            st.flow.round_trips(),
+            st.flow.floor_text()
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nGraph calls per cold onboarding until its statuses showed, and the page's requests to the proxy on the way (its `/graph/` reads and the code exchange):\n\n\
+         | flow | Graph calls (each signup the same) | page requests to the proxy |\n|---|---|---|"
+    );
+    for st in status {
+        let calls = st.calls.first().map_or_else(String::new, |c| {
+            c.iter()
+                .map(|(route, n)| format!("`{route}` {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let same = st.calls.windows(2).all(|w| w[0] == w[1]);
+        let _ = writeln!(
+            md,
+            "| {} | {calls}{} | {} |",
+            st.flow.name(),
+            if same {
+                ""
+            } else {
+                " (varied between signups)"
+            },
+            st.page_requests
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let _ = writeln!(
@@ -163,21 +254,52 @@ async fn wait_until(b: &Browser, script: &str) -> Result<()> {
 }
 
 fn proxy(sim: &SimServer, system: &str, www: &str) -> Result<Running> {
-    start_proxy(
-        &target_bin("waba-proxy"),
-        &sim.url,
-        &[
-            "--system-user-token",
-            system,
-            "--business-id",
-            "805021500648488",
-            "--admin-token",
-            ADMIN,
-            "--www",
-            www,
-        ],
-    )
-    .context("waba-proxy")
+    proxy_for(sim, system, www, Flow::Token)
+}
+
+/// A proxy for the page running `flow`: the code flow's needs the app, a token key and a
+/// database of its own.
+fn proxy_for(sim: &SimServer, system: &str, www: &str, flow: Flow) -> Result<Running> {
+    let db = temp_database().to_string_lossy().into_owned();
+    let mut args = vec![
+        "--system-user-token",
+        system,
+        "--business-id",
+        "805021500648488",
+        "--admin-token",
+        ADMIN,
+        "--www",
+        www,
+        "--database",
+        &db,
+    ];
+    if flow == Flow::Code {
+        args.extend_from_slice(&[
+            "--app-id",
+            "670843887433847",
+            "--app-secret",
+            "sim-app-secret-demo-5f1e0c9a",
+            "--token-key",
+            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+        ]);
+    }
+    start_proxy(&target_bin("waba-proxy"), &sim.url, &args).context("waba-proxy")
+}
+
+/// Requests the proxy at `url` answered on the routes the page uses on the way to the
+/// statuses (`/graph/` reads and the code exchange), from its `/metrics`.
+async fn page_requests(url: &str) -> Result<u64> {
+    let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("waba_requests_total{"))
+        .filter(|l| {
+            ["debug_token", "waba", "phone_numbers", "/signup/exchange"]
+                .iter()
+                .any(|r| l.contains(&format!("route=\"{r}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
 }
 
 /// One signup on the page at `url`: milliseconds from result to done and to paint, and the
@@ -229,35 +351,40 @@ async fn one_signup(
     Ok((f("done") - f("result"), f("painted") - f("result"), calls))
 }
 
-async fn time_to_status(b: &Browser, args: &Args) -> Result<Status> {
+async fn time_to_status(b: &Browser, args: &Args, flow: Flow) -> Result<Status> {
     let sim = SimServer::start(&scenario("demo"))?;
     sim.state
         .set_latency(Duration::from_millis(args.latency_ms));
-    let www = site(&sim.url)?;
+    let www = site_with(&sim.url, flow.name())?;
     let www = www.to_string_lossy().into_owned();
     let system = "EAASimSystemUserTokenDemo0000000000000000000000001";
     let mut st = Status {
+        flow,
         cold_done: Vec::new(),
         cold_painted: Vec::new(),
         warm_done: Vec::new(),
         warm_painted: Vec::new(),
         calls: Vec::new(),
+        page_requests: Vec::new(),
     };
     for _ in 0..args.samples {
-        let p = proxy(&sim, system, &www)?;
+        let p = proxy_for(&sim, system, &www, flow)?;
         let (done, painted, calls) = one_signup(b, &sim, &format!("{}/signup.html", p.url)).await?;
-        let graph: u64 = ["debug_token", "waba", "phone_numbers"]
-            .iter()
-            .map(|r| calls.get(*r).copied().unwrap_or(0))
-            .sum();
-        if graph != 3 {
-            bail!("a signup granting 2 WABAs cost {calls:?}, not 1 debug_token + 2 WABA reads");
+        for (route, n) in flow.expected_calls() {
+            if calls.get(*route).copied().unwrap_or(0) < *n {
+                bail!(
+                    "a {} signup granting 2 WABAs cost {calls:?}, expected {:?} at least",
+                    flow.name(),
+                    flow.expected_calls()
+                );
+            }
         }
         st.cold_done.push(done);
         st.cold_painted.push(painted);
-        st.calls.push(graph);
+        st.calls.push(calls);
+        st.page_requests.push(page_requests(&p.url).await?);
     }
-    let p = proxy(&sim, system, &www)?;
+    let p = proxy_for(&sim, system, &www, flow)?;
     let url = format!("{}/signup.html", p.url);
     one_signup(b, &sim, &url).await?;
     for _ in 0..args.samples {
