@@ -55,7 +55,16 @@ async fn main() -> Result<()> {
     }
     let console = console(&browser, &args).await;
     browser.close().await;
-    print!("{}", markdown(&args, &status, &console?));
+    let mut md = markdown(&args, &status, &console?);
+    let (pass_calls, pass_wabas) = tracker_pass().await.context("a tracker pass")?;
+    {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            md,
+            "\nOne tracker pass (`POST /admin/tracker/pass`, the first on a new proxy) over the `large` scenario's client WABAs ({pass_wabas} WABAs): {pass_calls} Graph calls.",
+        );
+    }
+    print!("{md}");
     Ok(())
 }
 
@@ -119,6 +128,8 @@ struct Status {
 /// Console samples for one size, in milliseconds.
 struct Console {
     accounts: usize,
+    /// Graph calls from opening the console to having `accounts` loaded.
+    graph_calls: u64,
     view: Vec<f64>,
     scroll: Vec<f64>,
     rows_in_dom: u64,
@@ -222,17 +233,18 @@ The signup page in headless Chromium, the `finish` flow (2 WABAs), graph-sim add
     );
     let _ = writeln!(
         md,
-        "| accounts loaded | whole view, median | whole view, max | scroll step, median | rows in the DOM |\n|---|---|---|---|---|"
+        "| accounts loaded | whole view, median | whole view, max | scroll step, median | rows in the DOM | Graph calls of the session so far |\n|---|---|---|---|---|---|"
     );
     for c in console {
         let _ = writeln!(
             md,
-            "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+            "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} |",
             c.accounts,
             quantile(&c.view, 0.5),
             quantile(&c.view, 1.0),
             quantile(&c.scroll, 0.5),
-            c.rows_in_dom
+            c.rows_in_dom,
+            c.graph_calls
         );
     }
     md
@@ -404,6 +416,8 @@ async fn console(b: &Browser, args: &Args) -> Result<Vec<Console>> {
         "EAASimSystemUserTokenLarge000000000000000000000001",
         &www,
     )?;
+    let total = || sim.state.calls().values().sum::<u64>();
+    let opened = total();
     b.goto(&format!("{}/console.html", p.url)).await?;
     b.wait_for("#admin-token", WAIT)
         .await?
@@ -438,6 +452,7 @@ async fn console(b: &Browser, args: &Args) -> Result<Vec<Console>> {
             }
         }
         let have = loaded(b).await?;
+        let graph_calls = total() - opened;
         // The whole view: what a search keystroke does (filter, counts, rows), with layout.
         let view = js(
             b,
@@ -482,12 +497,45 @@ async fn console(b: &Browser, args: &Args) -> Result<Vec<Console>> {
         };
         out.push(Console {
             accounts: have,
+            graph_calls,
             view: floats(view),
             scroll: floats(scroll),
             rows_in_dom: rows_in_dom.as_u64().unwrap_or(0),
         });
     }
     Ok(out)
+}
+
+/// One tracker pass over the partner's client WABAs (the `large` scenario), as the admin's
+/// `POST /admin/tracker/pass` runs it: the Graph calls it cost and the WABAs it saw.
+async fn tracker_pass() -> Result<(u64, u64)> {
+    let sim = SimServer::start(&scenario("large"))?;
+    let www = site(&sim.url)?;
+    let p = proxy(
+        &sim,
+        "EAASimSystemUserTokenLarge000000000000000000000001",
+        &www.to_string_lossy(),
+    )?;
+    let before = sim.state.calls().values().sum::<u64>();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/admin/tracker/pass", p.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    if !answer.status().is_success() {
+        bail!("the tracker pass answered {}", answer.status());
+    }
+    let calls = sim.state.calls().values().sum::<u64>() - before;
+    // How many client WABAs the scenario gives the partner.
+    let text = std::fs::read_to_string(scenario("large"))?;
+    let wabas = serde_json::from_str::<Value>(&text)?["generate"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["edge"] == "client")
+        .filter_map(|g| g["count"].as_u64())
+        .sum();
+    Ok((calls, wabas))
 }
 
 async fn loaded(b: &Browser) -> Result<usize> {
