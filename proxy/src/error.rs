@@ -62,6 +62,15 @@ pub enum AppError {
         /// Seconds until the gate opens.
         retry_after: u64,
     },
+    /// Background work waits: Meta says this object's hourly budget is nearly spent, and
+    /// what is left goes to people's requests first.
+    #[error(
+        "Meta's usage for this object is near its limit: background calls wait {retry_after} s"
+    )]
+    UsageHold {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// Too many requests in flight.
     #[error("the proxy is at capacity: retry shortly")]
     Overloaded,
@@ -127,7 +136,7 @@ impl AppError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MissingCredential | Self::InvalidCredential(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::SystemUserNotAssigned => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } | Self::UpstreamThrottled { .. } => {
+            Self::RateLimited { .. } | Self::UpstreamThrottled { .. } | Self::UsageHold { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -156,7 +165,7 @@ impl AppError {
             Self::InvalidCredential(_) => 190,
             Self::Forbidden(_) | Self::SystemUserNotAssigned => 200,
             Self::RateLimited { .. } => 4,
-            Self::UpstreamThrottled { .. } => 80008,
+            Self::UpstreamThrottled { .. } | Self::UsageHold { .. } => 80008,
             Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,
             Self::UpstreamGarbage(_) | Self::Internal | Self::Misconfigured(_) => 1,
             Self::CodeFlowOff => 3,
@@ -179,9 +188,9 @@ impl AppError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after } | Self::UpstreamThrottled { retry_after } => {
-                Some(*retry_after)
-            }
+            Self::RateLimited { retry_after }
+            | Self::UpstreamThrottled { retry_after }
+            | Self::UsageHold { retry_after } => Some(*retry_after),
             Self::Overloaded => Some(1),
             Self::Graph { retry_after, .. } => *retry_after,
             _ => None,

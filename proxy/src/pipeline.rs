@@ -285,7 +285,11 @@ impl Pipeline {
                 {
                     Ok(Some(step)) => {
                         let me = self.clone();
-                        running.spawn(async move { me.run(step).await });
+                        // No person waits on a step: its calls give way when Meta says an
+                        // account's budget runs low.
+                        running.spawn(crate::upstream::usage::BACKGROUND.scope((), async move {
+                            me.run(step).await;
+                        }));
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -912,7 +916,10 @@ impl Pipeline {
             }
         };
         // Gate refusals never reached Graph: nothing to audit.
-        let reached = !matches!(result, Err(AppError::UpstreamThrottled { .. }));
+        let reached = !matches!(
+            result,
+            Err(AppError::UpstreamThrottled { .. } | AppError::UsageHold { .. })
+        );
         let write = reached.then(|| GraphWrite {
             id: 0,
             at: call.now,
@@ -932,6 +939,14 @@ impl Pipeline {
     fn failure(&self, step: &Step, e: &AppError) -> StepOutcome {
         let now = crate::clock::now();
         let wait = |secs: u64| now + (secs as i64).max(plan::backoff_secs(step.attempts));
+        // Held back before reaching Meta (the account's budget is nearly spent): not a
+        // failure, the step waits for the hold.
+        if let AppError::UsageHold { retry_after } = e {
+            let mut out = pending(now + i64::try_from(*retry_after).unwrap_or(i64::MAX));
+            out.error_code = e.graph_error().code.into();
+            out.error = Some(e.graph_error().message);
+            return out;
+        }
         if e.is_throttling() || transient(e) {
             if step.failures + 1 >= MAX_TRANSIENT_ATTEMPTS {
                 return failed(

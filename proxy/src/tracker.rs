@@ -122,7 +122,10 @@ pub fn spawn(tracker: Arc<Tracker>, every: Duration) {
         let every_secs = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
         loop {
             tick.tick().await;
-            match tracker.pass_every(every_secs).await {
+            // Timed passes are background work: their calls give way when Meta says the
+            // business's budget runs low.
+            let pass = crate::upstream::usage::BACKGROUND.scope((), tracker.pass_every(every_secs));
+            match pass.await {
                 Ok(None) | Err(TrackerError::Busy) => {}
                 Ok(Some(d)) if d.baseline => tracker_log_baseline(),
                 Ok(Some(d)) => tracing::info!(

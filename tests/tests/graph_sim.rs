@@ -1811,3 +1811,51 @@ async fn the_large_scenario_subscribes_every_generated_waba() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn waba_endpoints_report_the_share_of_the_hourly_budget_used() {
+    // Meta's BUC limit for the WhatsApp Business Management API: 200 calls per hour per app
+    // per WABA (5000 with a registered number); every answer of a limited endpoint says the
+    // share used, keyed by the WABA. A WABA without a registered number: 1 call is 0%, 2
+    // calls 1%. The list edges are the business's and carry no WABA's usage.
+    let s = sim("demo", &[]);
+    let waba = "104996122399160";
+    let usage = |h: &reqwest::header::HeaderMap| -> BusinessUseCaseUsage {
+        h.get("x-business-use-case-usage")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default()
+    };
+    let mut shares = Vec::new();
+    for _ in 0..4 {
+        let (status, headers, _) = get(
+            &format!("{}/v26.0/{waba}?fields=id", s.url),
+            Some(DEMO_SYSTEM),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let u = usage(&headers);
+        let entry = &u[waba][0];
+        assert_eq!(
+            entry.use_case.as_deref(),
+            Some("whatsapp_business_management")
+        );
+        assert_eq!(regain_access_minutes(&u), 0);
+        shares.push(entry.call_count);
+    }
+    assert_eq!(
+        shares,
+        vec![0, 1, 1, 2],
+        "calls of the hour out of 200, in percent"
+    );
+    let (status, headers, _) = get(
+        &format!(
+            "{}/v26.0/{PARTNER}/client_whatsapp_business_accounts",
+            s.url
+        ),
+        Some(DEMO_SYSTEM),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(usage(&headers).is_empty());
+}

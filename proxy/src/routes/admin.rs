@@ -6,7 +6,8 @@
 use super::extract::JsonBody;
 use super::extract::{Admin, Params};
 use super::views::{
-    ChangeSummary, Events, PassView, PinView, RecordWithToken, Records, StepsView, Writes,
+    ChangeSummary, Events, PassView, PinView, RecordWithToken, Records, StepsView, UsageView,
+    Writes,
 };
 use crate::AppState;
 use crate::error::AppError;
@@ -234,4 +235,34 @@ pub async fn writes(
         next_after: list.last().map(|w| w.id).unwrap_or(after),
         data: list,
     }))
+}
+
+/// Query of `GET /admin/graph-usage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    /// One object (a WABA or business id) only.
+    pub object: Option<String>,
+}
+
+/// `GET /admin/graph-usage[?object=]`: what Meta last said of each object's hourly budget
+/// (`X-Business-Use-Case-Usage`), most used first, and how long background work about it
+/// waits.
+pub async fn graph_usage(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Params(q): Params<UsageParams>,
+) -> Result<Json<UsageView>, AppError> {
+    let usage = &state.reads.upstream.usage;
+    let objects = match &q.object {
+        Some(id) => {
+            let id = waba_graph::ObjectId::parse(id)?;
+            usage
+                .reading(id.as_str())
+                .map(|r| vec![(id.to_string(), r)])
+                .unwrap_or_default()
+        }
+        None => usage.all(),
+    };
+    Ok(Json(UsageView::new(usage, objects)))
 }

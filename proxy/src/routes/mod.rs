@@ -42,6 +42,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/steps/{id}/retry", post(admin::retry_step))
         .route("/admin/phones/{id}/pin", axum::routing::put(admin::set_pin))
         .route("/admin/writes", get(admin::writes))
+        .route("/admin/graph-usage", get(admin::graph_usage))
         .route("/admin/tracker/events", get(admin::share_events))
         .route("/admin/tracker/pass", post(admin::tracker_pass))
         .route("/events/ticket", post(events::ticket))

@@ -359,3 +359,50 @@ impl From<&StoredChange> for ChangeSummary {
         }
     }
 }
+
+/// Answer of `GET /admin/graph-usage`.
+#[derive(Debug, Serialize)]
+pub struct UsageView {
+    /// At or above this percentage, background work about an object waits.
+    pub hold_at_percent: u32,
+    /// Objects Meta reported on within the hour, most used first.
+    pub data: Vec<ObjectUsageView>,
+}
+
+/// One object's last usage reading.
+#[derive(Debug, Serialize)]
+pub struct ObjectUsageView {
+    /// The WABA or business id Meta keyed it by.
+    pub object: String,
+    /// The largest of its percentages.
+    pub percent: u32,
+    /// Seconds since Meta said it.
+    pub seen_secs_ago: u64,
+    /// Seconds background work about it still waits (0: none).
+    pub background_waits_secs: u64,
+    /// Meta's entries as sent (`type`, `call_count`, `total_cputime`, `total_time`,
+    /// `estimated_time_to_regain_access`).
+    pub entries: Vec<waba_graph::error::UsageEntry>,
+}
+
+impl UsageView {
+    /// The view of `objects` as `board` holds them.
+    pub fn new(
+        board: &crate::upstream::usage::UsageBoard,
+        objects: Vec<(String, std::sync::Arc<crate::upstream::usage::Reading>)>,
+    ) -> Self {
+        Self {
+            hold_at_percent: crate::upstream::usage::HOLD_AT,
+            data: objects
+                .into_iter()
+                .map(|(object, r)| ObjectUsageView {
+                    background_waits_secs: board.hold_for(&object).unwrap_or(0),
+                    percent: r.percent,
+                    seen_secs_ago: r.at.elapsed().as_secs(),
+                    entries: r.entries.clone(),
+                    object,
+                })
+                .collect(),
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod readiness;
 pub mod resilience;
 pub mod route;
 pub mod scrub;
+pub mod usage;
 
 pub use route::GraphRoute;
 
@@ -75,6 +76,8 @@ pub struct Upstream {
     pub health: Arc<CredentialHealth>,
     /// Whether Meta refused the app id or secret.
     pub app_health: Arc<CredentialHealth>,
+    /// What Meta says of each object's hourly budget.
+    pub usage: Arc<usage::UsageBoard>,
     /// Recent answers by upstream URL, shared by identical concurrent and repeated reads.
     answers: Option<Cache<String, Bytes>>,
 }
@@ -179,6 +182,7 @@ impl Upstream {
             budget: Arc::default(),
             health: Arc::new(CredentialHealth::system_user_token()),
             app_health: Arc::new(CredentialHealth::app_credentials()),
+            usage: Arc::default(),
             answers: (!config.cache_ttl.is_zero()).then(|| {
                 Cache::builder()
                     .time_to_live(config.cache_ttl)
@@ -342,13 +346,17 @@ impl Upstream {
     /// this kind about it through; 429 with the wait otherwise.
     fn check_gate<'p>(&self, route: GraphRoute, path: &'p str) -> Result<&'p str, AppError> {
         let object = path.split('/').next().unwrap_or(path);
-        match self.gate.blocked_for(route, object) {
-            Some(secs) => {
-                metrics::counter!("waba_gate_refusals_total", "route" => route.name()).increment(1);
-                Err(AppError::UpstreamThrottled { retry_after: secs })
-            }
-            None => Ok(object),
+        if let Some(secs) = self.gate.blocked_for(route, object) {
+            metrics::counter!("waba_gate_refusals_total", "route" => route.name()).increment(1);
+            return Err(AppError::UpstreamThrottled { retry_after: secs });
         }
+        if usage::in_background()
+            && let Some(secs) = self.usage.hold_for(object)
+        {
+            metrics::counter!("waba_usage_holds_total", "route" => route.name()).increment(1);
+            return Err(AppError::UsageHold { retry_after: secs });
+        }
+        Ok(object)
     }
 
     /// The object the call is about and its URL, once the throttle gate lets it through.
@@ -463,10 +471,13 @@ impl Upstream {
             .map_err(|f| f.error)
     }
 
-    /// Seconds the throttle gate keeps calls of `route` about `path`'s object back, if it does.
+    /// Seconds the throttle gate (or, for background work, Meta's usage) keeps calls of
+    /// `route` about `path`'s object back, if it does.
     pub fn gate_closed_for(&self, route: GraphRoute, path: &str) -> Option<u64> {
         self.check_gate(route, path).err().and_then(|e| match e {
-            AppError::UpstreamThrottled { retry_after } => Some(retry_after),
+            AppError::UpstreamThrottled { retry_after } | AppError::UsageHold { retry_after } => {
+                Some(retry_after)
+            }
             _ => None,
         })
     }
@@ -571,6 +582,7 @@ impl Upstream {
         let (status, headers, body) = tokio::time::timeout(self.timeout.min(left), call)
             .await
             .map_err(|_| failure(AppError::UpstreamTimeout, None))??;
+        self.usage.record(&headers);
         if status.is_success() {
             return Ok(body);
         }

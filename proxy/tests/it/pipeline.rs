@@ -852,3 +852,68 @@ async fn a_share_the_tracker_finds_is_onboarded_too() {
         "already CONNECTED"
     );
 }
+
+#[tokio::test]
+async fn background_steps_wait_while_meta_says_a_waba_s_budget_is_nearly_spent() {
+    // Meta reports each WABA's hourly budget in `X-Business-Use-Case-Usage`; here a budget of
+    // 10 calls an hour. The signup's own read of the WABA takes it to 90%: the page still
+    // gets its answers, but the pipeline's subscribe waits instead of spending the rest.
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), &[]);
+    s.sim.state.set_buc_limit(Some(10));
+    let waba = "109900000000001";
+    // Calls made elsewhere with the same app (another tool, another replica) spent 8.
+    for _ in 0..8 {
+        s.sim.state.buc_call(waba);
+    }
+    let id = finish(
+        &s,
+        MULTI,
+        json!({"waba_ids": ["109900000000001", "109900000000002"],
+               "phone_number_id": "110200000000010", "business_id": "2729063490586009"}),
+    )
+    .await;
+    // The other WABA's budget is untouched: its subscribe goes through.
+    let r = record_when(&s, id, |steps| {
+        step(steps, "subscribe", "109900000000002")["state"] == "done"
+    })
+    .await;
+    let held = step(r["steps"].as_array().unwrap(), "subscribe", waba);
+    assert_eq!(held["state"], "pending", "{held:#}");
+    assert_eq!(held["error_code"], 80008, "{held:#}");
+    assert!(!s.sim.state.is_subscribed(waba), "no call was spent on it");
+    // What Meta said is in the admin's view and in /metrics.
+    let usage = get(
+        &s.url(&format!("/admin/graph-usage?object={waba}")),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.text);
+    let u = usage.json();
+    assert!(u["data"][0]["percent"].as_u64().unwrap() >= 90, "{u:#}");
+    assert!(
+        u["data"][0]["background_waits_secs"].as_u64().unwrap() > 0,
+        "{u:#}"
+    );
+    assert_eq!(
+        u["data"][0]["entries"][0]["type"],
+        "whatsapp_business_management"
+    );
+    let all = get(&s.url("/admin/graph-usage"), Some(ADMIN)).await.json();
+    assert!(all["data"].as_array().unwrap().len() >= 2, "{all:#}");
+    let metrics = get(&s.url("/metrics"), None).await.text;
+    assert!(
+        metrics.contains(&format!("waba_graph_usage_percent{{object=\"{waba}\"}}")),
+        "{metrics}"
+    );
+    assert_eq!(
+        get(&s.url("/admin/graph-usage"), Some("not-the-admin"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&s.url("/admin/graph-usage"), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

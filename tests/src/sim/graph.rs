@@ -10,7 +10,7 @@ use super::scenario::{TokenSpec, WabaSpec};
 use super::state::{CodeCheck, SimState, now_unix};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -222,6 +222,22 @@ pub async fn handle(
         verb,
     };
     let id = segs.first().copied().unwrap_or_default();
+    // The WhatsApp Business Management endpoints Meta limits per WABA report the budget
+    // used on every answer.
+    let usage = matches!(
+        route,
+        Route::Waba | Route::PhoneNumbers | Route::SubscribedApps | Route::AssignedUsers
+    )
+    .then(|| sim.world.waba(id).map(|_| sim.buc_call(id)))
+    .flatten()
+    .and_then(|percent| {
+        let usage = serde_json::json!({ id: [{
+            "type": "whatsapp_business_management",
+            "call_count": percent, "total_cputime": percent.min(1), "total_time": percent.min(1),
+            "estimated_time_to_regain_access": 0,
+        }]});
+        HeaderValue::from_str(&usage.to_string()).ok()
+    });
     let result = match (route, verb) {
         (Route::DebugToken, "get") => ctx.debug_token(),
         (Route::OauthAccessToken, "get") => ctx.exchange_code(),
@@ -252,7 +268,7 @@ pub async fn handle(
             method.as_str().to_ascii_lowercase()
         ))),
     };
-    match result {
+    let mut res = match result {
         Ok(mut body) => {
             if let (Some(set), Some(obj)) = (set_fields, body.as_object_mut()) {
                 obj.extend(set.clone());
@@ -260,7 +276,11 @@ pub async fn handle(
             json_response(StatusCode::OK, &body)
         }
         Err(f) => f.into_response_with(sim.serial()),
+    };
+    if let Some(usage) = usage {
+        res.headers_mut().insert("x-business-use-case-usage", usage);
     }
+    res
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

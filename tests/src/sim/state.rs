@@ -55,6 +55,10 @@ struct Dynamic {
     allocations: BTreeMap<String, Allocation>,
     /// Phone numbers touched by writes (register, deregister, PIN, sync), by phone id.
     phones: HashMap<String, PhoneRuntime>,
+    /// Calls of the last hour counted against each WABA's Business Use Case budget.
+    buc_calls: HashMap<String, std::collections::VecDeque<std::time::Instant>>,
+    /// Calls per hour a WABA's budget holds, when a test sets it (Meta's otherwise).
+    buc_limit: Option<u64>,
 }
 
 /// The app's subscription to one WABA's webhooks.
@@ -170,6 +174,49 @@ impl SimState {
         let mut d = self.lock();
         *d.calls.entry(route).or_default() += 1;
         (d.faults.take(route), d.latency)
+    }
+
+    /// Counts a call about `waba_id` against its Business Use Case budget and returns the
+    /// share of it used in the last hour, in percent (at most 100). Meta's budget for the
+    /// WhatsApp Business Management API: 200 calls per hour per app per WABA, 5000 for a
+    /// WABA with a registered number
+    /// (<https://developers.facebook.com/docs/graph-api/overview/rate-limiting>, "WhatsApp
+    /// Business Management API"). Only reported: refusing is left to the fault queue.
+    pub fn buc_call(&self, waba_id: &str) -> u64 {
+        let active = self.world.waba(waba_id).is_some_and(|w| {
+            w.phone_numbers.iter().any(|p| {
+                let id = p.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+                let runtime = self.phone_runtime(id).and_then(|r| r.status);
+                runtime
+                    .as_deref()
+                    .or_else(|| p.get("status").and_then(|v| v.as_str()))
+                    == Some("CONNECTED")
+            })
+        });
+        let mut d = self.lock();
+        let limit = d
+            .buc_limit
+            .unwrap_or(if active { 5000 } else { 200 })
+            .max(1);
+        let now = std::time::Instant::now();
+        let hour = Duration::from_secs(3600);
+        let calls = d.buc_calls.entry(waba_id.to_owned()).or_default();
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= hour)
+        {
+            calls.pop_front();
+        }
+        // Past the budget the share stays 100: no need to remember more calls.
+        if (calls.len() as u64) < limit {
+            calls.push_back(now);
+        }
+        (calls.len() as u64 * 100 / limit).min(100)
+    }
+
+    /// Sets the calls per hour every WABA's budget holds (`None`: Meta's).
+    pub fn set_buc_limit(&self, per_hour: Option<u64>) {
+        self.lock().buc_limit = per_hour;
     }
 
     /// Calls per route since start or the last reset.
