@@ -37,7 +37,8 @@ fn try_main() -> anyhow::Result<()> {
     let matches = Args::command().after_help(HEALTHCHECK_HELP).get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let config = Config::from_args(args)?;
-    init_logs(config.json_logs);
+    // Held until the process ends: dropping it writes out the lines still queued.
+    let _logs = init_logs(config.json_logs);
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
@@ -47,17 +48,33 @@ fn try_main() -> anyhow::Result<()> {
     rt.block_on(serve(config))
 }
 
-fn init_logs(json: bool) {
+/// Log lines queued for the writer thread; past it a request waits for room (lines are
+/// never dropped).
+const QUEUED_LOG_LINES: usize = 8192;
+
+/// Logs to stderr from a thread of their own: a request formats its line and queues it; the
+/// thread writes whatever is queued in one `write` (buffered, flushed whenever the queue is
+/// empty), so a busy proxy makes one system call for many lines instead of one per line.
+fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WABA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LOG_LINES)
+        .lossy(false)
+        .thread_name("waba-proxy-logs")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().with_current_span(true).init();
     } else {
         builder.init();
     }
+    guard
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -447,7 +447,8 @@ fn replicated(
         .env("WABA_SYSTEM_USER_TOKEN", SYSTEM)
         .env("WABA_ADMIN_TOKEN", ADMIN)
         .env("WABA_APP_SECRET", APP_SECRET)
-        .env("WABA_LOG", "warn");
+        // The default level: every request's JSON log line (to /dev/null here).
+        .env("WABA_LOG", "info");
         replicas
             .0
             .push(spawn(&mut c, port, &format!("waba-proxy (replica {n})"))?);
@@ -1059,7 +1060,8 @@ pub fn bench(args: &[String]) -> Res {
         ])
         .env("WABA_SYSTEM_USER_TOKEN", SYSTEM)
         .env("WABA_ADMIN_TOKEN", ADMIN)
-        .env("WABA_LOG", "warn");
+        // The default level: every request's log line is made and written (to /dev/null).
+        .env("WABA_LOG", "info");
         if let Some(ttl) = ttl {
             // Above wrk's 64 connections, so load shedding never answers 503 here.
             c.args(["--cache-ttl-ms", ttl, "--max-concurrency", "4096"]);
@@ -1278,7 +1280,7 @@ pub fn bench(args: &[String]) -> Res {
         md,
         "## Proxy overhead\n\n`wrk -t2 -c64 -d{secs}s --latency` with keep-alive, `GET` of one WABA (`{QUERY}`) from graph-sim's demo scenario; {}. \
          nginx only adds the System User's `Authorization` header; waba-proxy also authenticates the caller (a signup token, checked with `debug_token` once and then cached), \
-         authorises the WABA against the token's grants, validates the path and fields, re-serialises the answer from the typed model and scrubs it of secrets. \
+         authorises the WABA against the token's grants, validates the path and fields, re-serialises the answer from the typed model, scrubs it of secrets and logs it (a JSON line per request at the default level, written to /dev/null). \
          With answer sharing on (`--cache-ttl-ms`, 3000 by default), identical reads within 3 s share one Graph call.\n",
         pins.describe()
     );
