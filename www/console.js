@@ -179,12 +179,54 @@ async function showDetail(id) {
   state.selected = id;
   for (const el of pool.values()) el.setAttribute("aria-selected", String(el.dataset.accountId === id));
   panel.loading("Loading the account…");
+  const line = $("detail-budget");
+  line.hidden = true;
+  line.textContent = "";
+  // Meta limits calls per WABA per hour (200, or 5000 with a registered number). When its
+  // last reading says the budget is nearly spent, the console shows what the list already
+  // has instead of spending more of it: the signup pages need what is left.
+  const before = await budget(id);
+  const row = state.rows.find((r) => r.id === id);
+  const fromList = Boolean(before && before.held && row);
   try {
-    const waba = await client.waba(id);
-    panel.render([accountStatus(waba)]);
+    panel.render([accountStatus(fromList ? row : await client.waba(id))]);
   } catch (e) {
     panel.showError(e);
   }
+  if (state.selected !== id) return;
+  showBudget(fromList ? before : await budget(id), fromList);
+}
+
+// What Meta last said of a WABA's hourly budget (`GET /admin/graph-usage`), or null.
+async function budget(id) {
+  try {
+    const answer = await admin(`/admin/graph-usage?object=${encodeURIComponent(id)}`);
+    const u = answer.data && answer.data[0];
+    if (!u) return null;
+    return { ...u, held: u.percent >= answer.hold_at_percent };
+  } catch {
+    return null;
+  }
+}
+
+function showBudget(u, fromList) {
+  const line = $("detail-budget");
+  line.hidden = false;
+  line.classList.toggle("detail-budget-high", Boolean(u && u.held));
+  if (!u) {
+    line.textContent = "Meta's hourly budget for this account: no reading in the last hour.";
+    return;
+  }
+  const kinds = u.entries.map((e) => e.type).filter(Boolean).join(", ");
+  line.textContent =
+    `Meta's hourly budget for this account: ${u.percent}% used` +
+    (kinds ? ` (${kinds})` : "") +
+    `, ${u.seen_secs_ago} s ago.` +
+    (fromList ? " Shown from the list without a new Graph call." : "") +
+    (u.held
+      ? " Background work about it waits" +
+        (u.background_waits_secs ? ` ${u.background_waits_secs} s.` : ".")
+      : "");
 }
 
 function signOut() {
@@ -891,7 +933,7 @@ function start(token) {
 
 async function main() {
   await init();
-  panel = new StatusPanel($("detail"));
+  panel = new StatusPanel($("detail-panel"));
   $("signin").addEventListener("submit", (e) => {
     e.preventDefault();
     const token = $("admin-token").value.trim();

@@ -739,3 +739,64 @@ async fn pipeline_steps_show_live_with_who_acts_a_pin_retry_and_an_offboarding()
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
+
+/// Clicks the row of `id` once the list shows it.
+async fn open_account(b: &Browser, id: &str) {
+    wait_until(
+        b,
+        &format!("return document.querySelector('[data-account-id=\"{id}\"]') !== null"),
+        WAIT,
+    )
+    .await;
+    js(
+        b,
+        &format!("document.querySelector('[data-account-id=\"{id}\"]').click(); return true"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_account_s_details_show_meta_s_budget_and_spare_it_when_nearly_spent() {
+    // Every Graph read of the WABA through the proxy (no answer sharing here).
+    let (sim, _site, proxy) = demo_stack(&["--cache-ttl-ms", "0"]);
+    // A budget of 2 calls an hour, so two reads spend it.
+    sim.state.set_buc_limit(Some(2));
+    let (a, other) = ("104996122399160", "102289599326934");
+    let b = signed_in(&proxy.url).await;
+    let calls = || sim.state.calls().get("waba").copied().unwrap_or(0);
+    let shows = |id: &str, text: &str| {
+        format!(
+            "return window.__console.selected === '{id}' && document.getElementById('detail-budget').textContent.includes('{text}')"
+        )
+    };
+    // First look: no reading yet, so the read is made (1 of 2: 50%).
+    open_account(&b, a).await;
+    wait_until(&b, &shows(a, "50% used"), WAIT).await;
+    // Second look: 50% is below the hold, so it reads again (2 of 2: 100%).
+    open_account(&b, other).await;
+    wait_until(&b, &shows(other, "used"), WAIT).await;
+    open_account(&b, a).await;
+    wait_until(&b, &shows(a, "100% used"), WAIT).await;
+    // Third look: the budget is spent; the console shows the list's data without a Graph
+    // call about it.
+    open_account(&b, other).await;
+    wait_until(&b, &shows(other, "used"), WAIT).await;
+    let before = calls();
+    open_account(&b, a).await;
+    wait_until(&b, &shows(a, "without a new Graph call"), WAIT).await;
+    assert_eq!(calls(), before, "no Graph call about the spent WABA");
+    let text = js(
+        &b,
+        "return document.getElementById('detail-budget').textContent",
+    )
+    .await;
+    assert!(
+        text.as_str()
+            .unwrap_or("")
+            .contains("whatsapp_business_management"),
+        "{text}"
+    );
+    let badge = b.wait_texts("#detail .waba-badge", WAIT).await.unwrap();
+    assert!(!badge.is_empty(), "the account is shown from the list");
+    b.close().await;
+}
