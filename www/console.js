@@ -203,7 +203,8 @@ async function budget(id) {
     const answer = await admin(`/admin/graph-usage?object=${encodeURIComponent(id)}`);
     const u = answer.data && answer.data[0];
     if (!u) return null;
-    return { ...u, held: u.percent >= answer.hold_at_percent };
+    // Spared while the proxy holds background work about it (its 60 s after a high reading).
+    return { ...u, held: u.background_waits_secs > 0 };
   } catch {
     return null;
   }

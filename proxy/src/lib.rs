@@ -231,6 +231,14 @@ impl AppState {
 }
 
 impl AppState {
+    /// `/metrics` in Prometheus text: the recorder's metrics, then what Meta last said of
+    /// each object's hourly budget.
+    pub fn metrics_text(&self) -> String {
+        let mut text = self.metrics.render();
+        text.push_str(&self.reads.upstream.usage.prometheus_text());
+        text
+    }
+
     /// Ready, or why not (safe to show: it names no secret): the database answers (and, when
     /// shared, this replica hears the others), then Graph accepts the proxy's credentials.
     pub async fn ready(&self) -> Result<(), String> {

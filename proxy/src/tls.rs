@@ -34,6 +34,14 @@ pub fn client_config(roots: Roots<'_>) -> Result<rustls::ClientConfig, String> {
                 // A system certificate rustls cannot read is not one to trust.
                 let _ = store.add(cert);
             }
+            // Every TLS connection would fail: say why at start-up instead.
+            if store.is_empty() {
+                return Err(
+                    "no trusted certificate in the system's store: install the CA \
+                    bundle (Debian's ca-certificates) or point SSL_CERT_FILE at one"
+                        .into(),
+                );
+            }
         }
         Roots::Nothing => {}
     }

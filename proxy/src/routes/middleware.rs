@@ -33,6 +33,27 @@ pub const MAX_BODY: u64 = 16 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Routes answered whatever the load: what tells an orchestrator or Prometheus about the
+/// proxy must not be shed when it is busiest (a liveness probe shed would restart it).
+fn never_shed(route: &str) -> bool {
+    matches!(route, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Longest request id taken from a client.
+const MAX_CLIENT_ID: usize = 64;
+
+/// A client's `X-Request-Id`, when it is 1 to [`MAX_CLIENT_ID`] characters of letters,
+/// digits and `.`, `_`, `:`, `-` (anything else gets the proxy's own id).
+fn client_request_id(value: &HeaderValue) -> Option<HeaderValue> {
+    let bytes = value.as_bytes();
+    let fine = !bytes.is_empty()
+        && bytes.len() <= MAX_CLIENT_ID
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    fine.then(|| value.clone())
+}
+
 /// Routes answered within the request deadline ([`Config::upstream`]'s request timeout):
 /// everything that may call Graph or the store on a client's behalf. Not the event stream
 /// (it lasts), nor the operations routes and Meta's webhooks.
@@ -64,6 +85,12 @@ struct Shared {
 impl Front {
     /// The layer for `config`.
     pub fn new(config: &Config) -> Self {
+        Self::with_limits(config.max_concurrency, config.upstream.request_timeout)
+    }
+
+    /// The layer shedding above `max_concurrency` requests in flight, with `request_timeout`
+    /// for a request's body and answer.
+    fn with_limits(max_concurrency: usize, request_timeout: Duration) -> Self {
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() ^ u64::from(std::process::id()) << 32)
@@ -73,8 +100,8 @@ impl Front {
             shared: Arc::new(Shared {
                 id_prefix,
                 next_id: AtomicU64::new(1),
-                slots: Arc::new(Semaphore::new(config.max_concurrency)),
-                request_timeout: config.upstream.request_timeout,
+                slots: Arc::new(Semaphore::new(max_concurrency)),
+                request_timeout,
                 meters: Meters::default(),
             }),
         }
@@ -118,8 +145,8 @@ where
     fn call(&mut self, mut req: Request) -> Answer {
         let started = Instant::now();
         let shared = self.shared.clone();
-        let id = match req.headers().get(&REQUEST_ID) {
-            Some(id) => id.clone(),
+        let id = match req.headers().get(&REQUEST_ID).and_then(client_request_id) {
+            Some(id) => id,
             None => {
                 let id = shared.next_request_id();
                 req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
@@ -136,9 +163,12 @@ where
             route = &*route,
             request_id = id.to_str().unwrap_or("-"),
         );
-        let permit = match declared_too_large(&req) {
-            true => Err(AppError::PayloadTooLarge),
-            false => (shared.slots.clone().try_acquire_owned()).map_err(|_| AppError::Overloaded),
+        let permit = match (declared_too_large(&req), never_shed(&route)) {
+            (true, _) => Err(AppError::PayloadTooLarge),
+            (false, true) => Ok(None),
+            (false, false) => (shared.slots.clone().try_acquire_owned())
+                .map(Some)
+                .map_err(|_| AppError::Overloaded),
         };
         let work: Result<Answer, AppError> = permit.as_ref().map_err(Clone::clone).map(|_| {
             let timeout = shared.request_timeout;
@@ -150,7 +180,7 @@ where
                     Box::pin(within_deadline(timeout, future)) as Answer
                 }
                 Ok(future) => Box::pin(future),
-                Err(_) => Box::pin(std::future::ready(Ok(panicked()))),
+                Err(_) => Box::pin(async { Ok(panicked()) }),
             }
         });
         Box::pin(
@@ -168,11 +198,12 @@ where
                 shared
                     .meters
                     .record(label.unwrap_or(&route), res.status().as_u16(), elapsed);
-                tracing::info!(
-                    status = res.status().as_u16(),
-                    latency_ms = elapsed.as_millis() as u64,
-                    "answered"
-                );
+                let (status, latency_ms) = (res.status().as_u16(), elapsed.as_millis() as u64);
+                if status >= 500 {
+                    tracing::error!(status, latency_ms, "answered");
+                } else {
+                    tracing::info!(status, latency_ms, "answered");
+                }
                 Ok(res)
             }
             .instrument(span),
@@ -310,4 +341,76 @@ pub fn apply(router: Router, config: &Config) -> Router {
         );
     }
     router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use tower::ServiceExt as _;
+
+    fn request(path: &str, id: Option<&str>) -> Request {
+        let mut req = Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .unwrap_or_default();
+        if let Some(id) = id.and_then(|i| HeaderValue::from_str(i).ok()) {
+            req.headers_mut().insert(REQUEST_ID.clone(), id);
+        }
+        req
+    }
+
+    fn front() -> Front {
+        Front::with_limits(4, Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_the_answer_is_made_or_awaited_is_a_500_with_a_request_id() {
+        let panics_in_call = tower::service_fn(
+            |_: Request| -> std::future::Ready<Result<Response, Infallible>> { panic!("in call") },
+        );
+        let panics_in_poll = tower::service_fn(|_: Request| async {
+            if std::hint::black_box(true) {
+                panic!("in poll");
+            }
+            Ok::<Response, Infallible>(Response::default())
+        });
+        for res in [
+            front()
+                .layer(panics_in_call)
+                .oneshot(request("/x", None))
+                .await,
+            front()
+                .layer(panics_in_poll)
+                .oneshot(request("/x", None))
+                .await,
+        ] {
+            let res = res.unwrap_or_else(|never| match never {});
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(res.headers().contains_key(&REQUEST_ID));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_s_request_id_is_kept_only_when_plain_and_short() {
+        let ok = tower::service_fn(|_: Request| async { Ok::<_, Infallible>(Response::default()) });
+        let long = "a".repeat(MAX_CLIENT_ID + 1);
+        for (sent, kept) in [
+            (Some("abc-123_x.y:z"), true),
+            (Some(long.as_str()), false),
+            (Some("has space"), false),
+            (Some("quote\""), false),
+            (None, false),
+        ] {
+            let res = front()
+                .layer(ok)
+                .oneshot(request("/x", sent))
+                .await
+                .unwrap_or_else(|never| match never {});
+            let got = res.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+            let got = got.unwrap_or_default().to_owned();
+            assert!(!got.is_empty());
+            assert_eq!(Some(got.as_str()) == sent, kept, "{sent:?} -> {got}");
+        }
+    }
 }

@@ -152,7 +152,7 @@ impl Upstream {
         };
         let tls = crate::tls::client_config(roots).map_err(|e| {
             tracing::error!(error = %e, "no TLS configuration for Graph");
-            AppError::Internal
+            AppError::Misconfigured("no trusted certificates to reach Graph over https")
         })?;
         let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let connector = match https {
@@ -232,6 +232,9 @@ impl Upstream {
         let Some(cache) = &self.answers else {
             return self.get(route, path, query, extra_secrets).await;
         };
+        // Background work held back must not start a fetch a person's identical read would
+        // then share (and be refused with).
+        self.usage_hold(route, path)?;
         let key = format!("{path}?{}", encode(query));
         if let Some(hit) = cache.get(&key).await {
             metrics::counter!("waba_cache_hits_total", "cache" => route.name()).increment(1);
@@ -350,13 +353,24 @@ impl Upstream {
             metrics::counter!("waba_gate_refusals_total", "route" => route.name()).increment(1);
             return Err(AppError::UpstreamThrottled { retry_after: secs });
         }
-        if usage::in_background()
-            && let Some(secs) = self.usage.hold_for(object)
-        {
-            metrics::counter!("waba_usage_holds_total", "route" => route.name()).increment(1);
-            return Err(AppError::UsageHold { retry_after: secs });
-        }
+        self.usage_hold(route, path)?;
         Ok(object)
+    }
+
+    /// For background work: refused while Meta says `path`'s object's budget is nearly
+    /// spent (see [`usage`]).
+    fn usage_hold(&self, route: GraphRoute, path: &str) -> Result<(), AppError> {
+        if !usage::in_background() {
+            return Ok(());
+        }
+        let object = path.split('/').next().unwrap_or(path);
+        match self.usage.hold_for(object) {
+            Some(secs) => {
+                metrics::counter!("waba_usage_holds_total", "route" => route.name()).increment(1);
+                Err(AppError::UsageHold { retry_after: secs })
+            }
+            None => Ok(()),
+        }
     }
 
     /// The object the call is about and its URL, once the throttle gate lets it through.

@@ -10,6 +10,9 @@
 //! steps) about an object whose last reading is at or above [`HOLD_AT`] percent waits
 //! [`HOLD`] from that reading, so a signup page's reads keep the budget that is left. One
 //! call per [`HOLD`] then refreshes the reading.
+//!
+//! Readings are shown in `/metrics` (made from the board when it is read, so a reading past
+//! Meta's hour disappears) and at `GET /admin/graph-usage`.
 
 use axum::http::HeaderMap;
 use std::collections::HashMap;
@@ -49,10 +52,21 @@ pub struct Reading {
     pub at: Instant,
 }
 
+/// Most objects `/metrics` and the admin's list show (the most used first).
+pub const MAX_SHOWN: usize = 10_000;
+/// How often a full board looks for readings past the hour.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// The last usage reading of every object Meta reported on within the hour.
 #[derive(Debug, Default)]
 pub struct UsageBoard {
-    readings: Mutex<HashMap<String, Arc<Reading>>>,
+    readings: Mutex<Readings>,
+}
+
+#[derive(Debug, Default)]
+struct Readings {
+    by_object: HashMap<String, Arc<Reading>>,
+    last_sweep: Option<Instant>,
 }
 
 impl UsageBoard {
@@ -79,15 +93,21 @@ impl UsageBoard {
                 .max()
                 .unwrap_or(0);
             let mut readings = self.lock();
-            if readings.len() >= MAX_OBJECTS && !readings.contains_key(&object) {
-                readings.retain(|_, r| r.at.elapsed() < KEPT);
-                if readings.len() >= MAX_OBJECTS {
+            if readings.by_object.len() >= MAX_OBJECTS && !readings.by_object.contains_key(&object)
+            {
+                // At most one sweep a minute, not one per answer once the board is full.
+                if readings
+                    .last_sweep
+                    .is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
+                {
+                    readings.last_sweep = Some(at);
+                    readings.by_object.retain(|_, r| r.at.elapsed() < KEPT);
+                }
+                if readings.by_object.len() >= MAX_OBJECTS {
                     continue;
                 }
             }
-            metrics::gauge!("waba_graph_usage_percent", "object" => object.clone())
-                .set(f64::from(percent));
-            readings.insert(
+            readings.by_object.insert(
                 object,
                 Arc::new(Reading {
                     percent,
@@ -98,28 +118,49 @@ impl UsageBoard {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Reading>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Readings> {
         self.readings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `object`'s last reading, if Meta reported one within the hour.
     pub fn reading(&self, object: &str) -> Option<Arc<Reading>> {
         self.lock()
+            .by_object
             .get(object)
             .filter(|r| r.at.elapsed() < KEPT)
             .cloned()
     }
 
-    /// Every reading of the hour, most used first.
+    /// The readings of the hour, most used first, at most [`MAX_SHOWN`].
     pub fn all(&self) -> Vec<(String, Arc<Reading>)> {
         let mut all: Vec<(String, Arc<Reading>)> = self
             .lock()
+            .by_object
             .iter()
             .filter(|(_, r)| r.at.elapsed() < KEPT)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         all.sort_by(|a, b| b.1.percent.cmp(&a.1.percent).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(MAX_SHOWN);
         all
+    }
+
+    /// The readings as Prometheus text, made when `/metrics` is read so that a reading past
+    /// the hour is gone rather than stale: `waba_graph_usage_percent{object}` for the
+    /// [`MAX_SHOWN`] most used objects.
+    pub fn prometheus_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from(
+            "# HELP waba_graph_usage_percent The share of an object's hourly Graph budget used, as Meta last said within the hour (X-Business-Use-Case-Usage).\n# TYPE waba_graph_usage_percent gauge\n",
+        );
+        for (object, r) in self.all() {
+            let _ = writeln!(
+                out,
+                "waba_graph_usage_percent{{object=\"{object}\"}} {}",
+                r.percent
+            );
+        }
+        out
     }
 
     /// Seconds background calls about `object` still wait, if they do.
@@ -167,5 +208,10 @@ mod tests {
         board.record(&headers("not json"));
         board.record(&headers(r#"{"a\"b":[{"call_count":100}]}"#));
         assert_eq!(board.all().len(), 1);
+        let text = board.prometheus_text();
+        assert!(
+            text.contains("waba_graph_usage_percent{object=\"102290129340398\"} 91"),
+            "{text}"
+        );
     }
 }

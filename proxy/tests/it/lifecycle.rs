@@ -106,8 +106,17 @@ async fn max_concurrency_counts_requests_on_every_route_together() {
     ]);
     // Another read than the one just shared, so it reaches Graph.
     let slow_url = s.url("/graph/102289599326934?fields=id,name");
+    let before = s.sim.calls("waba");
     let slow = tokio::spawn(async move { get(&slow_url, Some(ADMIN)).await.status });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The slow read is at Graph (and holds the only slot) once graph-sim has counted it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.sim.calls("waba") == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read never reached Graph"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let shed = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
     assert_eq!(
         shed.status,
@@ -116,6 +125,11 @@ async fn max_concurrency_counts_requests_on_every_route_together() {
         shed.text
     );
     assert!(shed.headers.contains_key("x-request-id"));
+    // What tells an orchestrator and Prometheus about the proxy is never shed.
+    for probe in ["/healthz", "/metrics"] {
+        let a = get(&s.url(probe), None).await;
+        assert_eq!(a.status, StatusCode::OK, "{probe} while full: {}", a.text);
+    }
     assert_eq!(slow.await.unwrap(), StatusCode::OK);
     let after = get(&s.url("/admin/onboardings"), Some(ADMIN)).await;
     assert_eq!(after.status, StatusCode::OK, "{}", after.text);
