@@ -5,9 +5,7 @@ use crate::js::Obj;
 use crate::read;
 use gloo_net::http::Request;
 use js_sys::Promise;
-use waba_graph::input::{
-    Cursor, Fields, Filtering, Limit, ListEdge, ListQuery, PageCursor, PhoneQuery, Sort,
-};
+use waba_graph::input::Fields;
 use waba_graph::{DebugToken, ObjectId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -15,83 +13,25 @@ use wasm_bindgen_futures::future_to_promise;
 /// Default client timeout.
 pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
 
-fn bad(e: impl std::fmt::Display) -> WabaError {
+pub(crate) fn bad(e: impl std::fmt::Display) -> WabaError {
     WabaError::new(code::INVALID_ARGUMENT, e.to_string())
-}
-
-/// A list query read from JS (`ListQuery` in TypeScript), validated with the model's types.
-fn list_query(v: JsValue) -> Result<(ObjectId, ListQuery), WabaError> {
-    let q = Obj::new(v).ok_or_else(|| bad("the list query must be an object"))?;
-    let business = q
-        .id("businessId")
-        .map_err(|e| bad(format!("businessId: {e}")))?
-        .ok_or_else(|| bad("businessId is required"))?;
-    let filtering =
-        Filtering::created(q.int("createdAfter"), q.int("createdBefore")).map_err(bad)?;
-    let sort = match q.str("sort").as_deref() {
-        None => None,
-        Some("asc") => Some(Sort::CreationTimeAscending),
-        Some("desc") => Some(Sort::CreationTimeDescending),
-        Some(other) => Some(Sort::parse(other).map_err(bad)?),
-    };
-    let cursor = match (q.str("after"), q.str("before")) {
-        (Some(_), Some(_)) => return Err(bad("give either after or before, not both")),
-        (Some(a), None) => Some(PageCursor::After(Cursor::parse(&a).map_err(bad)?)),
-        (None, Some(b)) => Some(PageCursor::Before(Cursor::parse(&b).map_err(bad)?)),
-        (None, None) => None,
-    };
-    let limit = match q.int("limit") {
-        Some(n) => Some(
-            u8::try_from(n)
-                .map_err(|_| bad("limit must be 1 to 100"))
-                .and_then(|n| Limit::new(n).map_err(bad))?,
-        ),
-        None => None,
-    };
-    Ok((
-        business,
-        ListQuery {
-            fields: q
-                .str("fields")
-                .as_deref()
-                .map(Fields::parse_waba)
-                .transpose()
-                .map_err(bad)?,
-            filtering,
-            sort,
-            limit,
-            cursor,
-        },
-    ))
-}
-
-/// A phone-number query read from JS (`PhoneQuery` in TypeScript), validated by the model's
-/// `PhoneQuery` as the proxy validates it.
-fn phone_query(v: JsValue) -> Result<PhoneQuery, WabaError> {
-    let Some(q) = Obj::new(v) else {
-        return Ok(PhoneQuery::default());
-    };
-    let limit = q.int("limit").map(|n| n.to_string());
-    let pairs = [
-        ("fields", q.str("fields")),
-        ("limit", limit),
-        ("after", q.str("after")),
-        ("before", q.str("before")),
-    ];
-    PhoneQuery::from_pairs(pairs.iter().filter_map(|(k, v)| Some((*k, v.as_deref()?)))).map_err(bad)
 }
 
 /// The settings every call needs; cloned into each call's future.
 #[derive(Clone)]
 pub(crate) struct ProxyConn {
-    base: String,
+    pub(crate) base: String,
     timeout_ms: u32,
-    credential: Option<String>,
+    pub(crate) credential: Option<String>,
 }
 
 impl ProxyConn {
     /// `GET {proxy}/graph/{path}?{query}`: the JSON answer, or the error it stands for.
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<JsValue, WabaError> {
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<JsValue, WabaError> {
         let mut url = format!("{}/graph/{path}", self.base);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -111,7 +51,7 @@ impl ProxyConn {
     }
 
     /// `GET url` with the credential and the timeout.
-    async fn fetch(&self, url: &str) -> Result<JsValue, WabaError> {
+    pub(crate) async fn fetch(&self, url: &str) -> Result<JsValue, WabaError> {
         self.send(Request::get(url), None).await
     }
 
@@ -197,7 +137,7 @@ impl ProxyConn {
     }
 
     /// `debug_token` for `token`, as the proxy sent it.
-    async fn debug_token_js(&self, token: &str) -> Result<JsValue, WabaError> {
+    pub(crate) async fn debug_token_js(&self, token: &str) -> Result<JsValue, WabaError> {
         self.get("debug_token", &[("input_token", token.to_owned())])
             .await
     }
@@ -205,21 +145,6 @@ impl ProxyConn {
     /// `debug_token` for `token`, read into the model.
     pub(crate) async fn inspect(&self, token: &str) -> Result<DebugToken, WabaError> {
         read::debug_token(self.debug_token_js(token).await?)
-    }
-}
-
-/// The proxy's answer as JS gets it. The proxy already re-serialises Graph's answers from the
-/// same typed model (known fields only, ids as strings), so the shape is checked, not rebuilt.
-fn page(value: JsValue) -> Result<JsValue, WabaError> {
-    let data =
-        js_sys::Reflect::get(&value, &JsValue::from_str("data")).unwrap_or(JsValue::UNDEFINED);
-    if js_sys::Array::is_array(&data) {
-        Ok(value)
-    } else {
-        Err(WabaError::new(
-            code::BAD_RESPONSE,
-            "the answer is not a page (no data array)",
-        ))
     }
 }
 
@@ -236,7 +161,7 @@ pub(crate) fn promise(fut: JsFuture) -> Promise {
 /// `Error` whose `code` says what happened.
 #[wasm_bindgen]
 pub struct WabaClient {
-    conn: ProxyConn,
+    pub(crate) conn: ProxyConn,
 }
 
 #[wasm_bindgen]
@@ -264,95 +189,9 @@ impl WabaClient {
             },
         })
     }
-
-    /// Sets (or clears) the bearer credential: a signup token or the admin token.
-    #[wasm_bindgen(js_name = setCredential)]
-    pub fn set_credential(&mut self, credential: Option<String>) {
-        self.conn.credential = credential;
-    }
-
-    /// `GET /graph/debug_token?input_token=...`.
-    #[wasm_bindgen(js_name = debugToken, unchecked_return_type = "Promise<DebugToken>")]
-    pub fn debug_token(&self, input_token: String) -> Promise {
-        let conn = self.conn.clone();
-        promise(Box::pin(
-            async move { conn.debug_token_js(&input_token).await },
-        ))
-    }
-
-    /// `GET /graph/{id}?fields=...` (default: the status fields, phones expanded).
-    #[wasm_bindgen(unchecked_return_type = "Promise<Waba>")]
-    pub fn waba(&self, id: String, fields: Option<String>) -> Promise {
-        let conn = self.conn.clone();
-        promise(Box::pin(async move {
-            conn.waba_js(&id, fields.as_deref()).await
-        }))
-    }
-
-    /// `GET /graph/{id}/phone_numbers` with `{fields?, limit?, after?, before?}`.
-    #[wasm_bindgen(js_name = phoneNumbers, unchecked_return_type = "Promise<Page<PhoneNumber>>")]
-    pub fn phone_numbers(
-        &self,
-        id: String,
-        #[wasm_bindgen(unchecked_param_type = "PhoneQuery | undefined")] query: JsValue,
-    ) -> Promise {
-        let conn = self.conn.clone();
-        promise(Box::pin(async move {
-            let id = ObjectId::parse(&id).map_err(bad)?;
-            let pairs = phone_query(query)?.to_pairs();
-            page(conn.get(&format!("{id}/phone_numbers"), &pairs).await?)
-        }))
-    }
-
-    /// Follows a `paging.next` or `paging.previous` link of an earlier answer. Only links to
-    /// this client's proxy are followed (the proxy writes them so), never another host.
-    #[wasm_bindgen(js_name = followPage, unchecked_return_type = "Promise<Page<any>>")]
-    pub fn follow_page(&self, url: String) -> Promise {
-        let conn = self.conn.clone();
-        promise(Box::pin(async move {
-            let ours = url.strip_prefix(&conn.base).is_some_and(|rest| {
-                rest.starts_with("/graph/") && !rest.contains(['#', '\\']) && !rest.contains("..")
-            });
-            if !ours {
-                return Err(bad(
-                    "followPage only follows links to this proxy's /graph/ routes",
-                ));
-            }
-            page(conn.fetch(&url).await?)
-        }))
-    }
-
-    /// `GET /graph/{businessId}/client_whatsapp_business_accounts` (admin credential).
-    #[wasm_bindgen(js_name = clientWabas, unchecked_return_type = "Promise<Page<Waba>>")]
-    pub fn client_wabas(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "ListQuery")] query: JsValue,
-    ) -> Promise {
-        self.list(ListEdge::Client, query)
-    }
-
-    /// `GET /graph/{businessId}/owned_whatsapp_business_accounts` (admin credential).
-    #[wasm_bindgen(js_name = ownedWabas, unchecked_return_type = "Promise<Page<Waba>>")]
-    pub fn owned_wabas(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "ListQuery")] query: JsValue,
-    ) -> Promise {
-        self.list(ListEdge::Owned, query)
-    }
 }
 
 impl WabaClient {
-    fn list(&self, edge: ListEdge, query: JsValue) -> Promise {
-        let conn = self.conn.clone();
-        promise(Box::pin(async move {
-            let (business, q) = list_query(query)?;
-            page(
-                conn.get(&format!("{business}/{}", edge.as_str()), &q.to_pairs())
-                    .await?,
-            )
-        }))
-    }
-
     /// This client's connection with another credential (for one signup's token).
     pub(crate) fn with_credential(&self, credential: String) -> ProxyConn {
         self.conn.with(credential)

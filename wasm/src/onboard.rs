@@ -18,7 +18,7 @@ pub const PARALLEL_FETCHES: usize = 4;
 
 /// An `AccountStatus` for JS: the WABA and phone objects exactly as the proxy sent them, and
 /// what was computed from them.
-fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
+pub(crate) fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
     let get = |v: &JsValue, k: &str| {
         js_sys::Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
     };
@@ -165,19 +165,6 @@ pub fn apply_change(
         }
     }
     Ok(changed)
-}
-
-/// `accountStatus(waba)`: the `AccountStatus` of one WABA read on its own (the console's
-/// detail view): phones, readiness, health problems, no signup context.
-#[wasm_bindgen(js_name = accountStatus, unchecked_return_type = "AccountStatus")]
-pub fn account_status(
-    #[wasm_bindgen(unchecked_param_type = "Waba")] waba: JsValue,
-) -> Result<JsValue, JsValue> {
-    let parsed = read::waba(waba.clone(), code::INVALID_ARGUMENT)?;
-    Ok(account_js(
-        waba,
-        AccountStatus::new(parsed, false, None, true),
-    ))
 }
 
 fn warning(code: &str, message: &str) -> JsValue {

@@ -48,7 +48,7 @@ fn typed_message(o: &Obj) -> Result<Option<SessionMessage>, WabaError> {
 
 /// Writes what a session message says: `event`, the ids a finish reports, the step or the
 /// reported error of an early exit, and `sessionMessage`, the message as received.
-fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
+pub(crate) fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
     let event = &message.event;
     let mut out = out
         .set("event", event.name())
@@ -204,35 +204,6 @@ pub fn session_message(
         return Ok(None);
     };
     Ok(typed_message(&o)?.map(|message| Received { message, raw }))
-}
-
-/// `parseLoginResponse(response)`: the `FB.login` response as a `SignupResult` without a
-/// session event.
-#[wasm_bindgen(js_name = parseLoginResponse, unchecked_return_type = "LoginResult")]
-pub fn parse_login_response(response: JsValue) -> Result<JsValue, JsValue> {
-    let result = SignupResult {
-        login: login_outcome(response)?,
-        session: None,
-        unknown_events: Vec::new(),
-    };
-    Ok(signup_js(&result, None))
-}
-
-/// `parseSessionMessage(origin, data, extraOrigins?)`: the Embedded Signup event in a
-/// `message` event, or `null` when it is not one from a trusted origin.
-#[wasm_bindgen(js_name = parseSessionMessage, unchecked_return_type = "SessionEvent | null")]
-pub fn parse_session_message(
-    origin: &str,
-    data: JsValue,
-    extra_origins: Option<Vec<String>>,
-) -> Result<JsValue, JsValue> {
-    let Some(r) = session_message(origin, data, &extra_origins.unwrap_or_default())? else {
-        return Ok(JsValue::NULL);
-    };
-    Ok(session_fields(Out::new(), &r.message, &r.raw)
-        .opt("version", r.message.version.as_deref())
-        .set("unknownEvents", string_array(&[]))
-        .done())
 }
 
 struct ListenerState {

@@ -28,22 +28,27 @@ pub fn run_all(_args: &[String]) -> Res {
             "warnings",
         ])),
     );
-    step(
-        "clippy (wasm32)",
-        run(cargo(&[
-            "clippy",
-            "-p",
-            "waba-onboard",
-            "-p",
-            "waba-graph",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])),
-    );
+    // The signup page's module (no features) and the console's (`console`), each as built.
+    for features in ["", "console"] {
+        step(
+            "clippy (wasm32)",
+            run(cargo(&[
+                "clippy",
+                "-p",
+                "waba-onboard",
+                "-p",
+                "waba-graph",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--all-targets",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ])),
+        );
+    }
     // The proxy's PostgreSQL store tests and multi-replica tests run against a real server,
     // started for this step and stopped after it; the step fails if it cannot start.
     step(
@@ -104,7 +109,8 @@ pub fn run_all(_args: &[String]) -> Res {
     }
 }
 
-/// Builds the npm package and checks its size against the budget (counted as one test).
+/// Builds the npm package and checks what the signup page and the console download against
+/// their budgets (counted as one test).
 fn package_and_size(totals: &mut Totals) -> Res {
     let sizes = crate::package::build()?;
     let checked = crate::package::check_size(&sizes);
@@ -137,6 +143,8 @@ fn wasm_tests(totals: &mut Totals) -> Res {
         "waba-onboard",
         "--target",
         "wasm32-unknown-unknown",
+        "--features",
+        "console",
     ]);
     wasm.env(
         "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
