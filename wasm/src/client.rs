@@ -1,14 +1,13 @@
 //! [`WabaClient`]: typed calls to the waba-proxy with a timeout, in the shape of Graph.
 
+use crate::browser::request;
 use crate::error::{WabaError, code};
 use crate::js::Obj;
 use crate::read;
-use gloo_net::http::Request;
 use js_sys::Promise;
-use waba_graph::input::Fields;
-use waba_graph::{DebugToken, ObjectId};
+use waba_graph::ObjectId;
+pub use waba_graph::status::STATUS_FIELDS;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 /// Default client timeout.
 pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
@@ -26,20 +25,16 @@ pub(crate) struct ProxyConn {
 }
 
 impl ProxyConn {
-    /// `GET {proxy}/graph/{path}?{query}`: the JSON answer, or the error it stands for.
-    pub(crate) async fn get(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<JsValue, WabaError> {
-        let mut url = format!("{}/graph/{path}", self.base);
+    /// `{proxy}/graph/{path}?{query}`.
+    pub(crate) fn url(&self, path: &str, query: &[(&str, String)]) -> String {
+        let mut url = [&self.base, "/graph/", path].concat();
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(k);
             url.push('=');
             url.push_str(&String::from(js_sys::encode_uri_component(v)));
         }
-        self.fetch(&url).await
+        url
     }
 
     /// This connection with another credential.
@@ -50,50 +45,29 @@ impl ProxyConn {
         }
     }
 
-    /// `GET url` with the credential and the timeout.
-    pub(crate) async fn fetch(&self, url: &str) -> Result<JsValue, WabaError> {
-        self.send(Request::get(url), None).await
+    /// Starts a request to `url` (a `POST` of `body` when given); [`ProxyConn::answer`] reads
+    /// its answer.
+    pub(crate) fn start(&self, url: &str, body: Option<JsValue>) -> Promise {
+        request(url, self.credential.clone(), self.timeout_ms, body)
     }
 
-    /// `POST {proxy}{path}` with `body` as JSON (the code exchange).
-    pub(crate) async fn post(&self, path: &str, body: &JsValue) -> Result<JsValue, WabaError> {
-        let text = js_sys::JSON::stringify(body)
-            .map(String::from)
-            .map_err(|_| bad("the body cannot be sent as JSON"))?;
-        let req = Request::post(&format!("{}{path}", self.base))
-            .header("Content-Type", "application/json");
-        self.send(req, Some(text)).await
-    }
-
-    /// Sends `req` (with `body`) with the credential and the timeout; the JSON answer, or the
-    /// error it stands for.
-    async fn send(
-        &self,
-        req: gloo_net::http::RequestBuilder,
-        body: Option<String>,
-    ) -> Result<JsValue, WabaError> {
-        let signal = web_sys::AbortSignal::timeout_with_u32(self.timeout_ms);
-        let mut req = req.abort_signal(Some(&signal));
-        if let Some(token) = &self.credential {
-            req = req.header("Authorization", &format!("Bearer {token}"));
-        }
-        let sent = match body {
-            Some(text) => req.body(text).map_err(|e| self.transport(e))?.send().await,
-            None => req.send().await,
+    /// The JSON answer a started request resolved with, or the error it stands for.
+    pub(crate) fn answer(&self, answer: JsValue) -> Result<JsValue, WabaError> {
+        let answer = Obj::new(answer).ok_or_else(|| self.transport(false))?;
+        let Some(status) = answer.int("status") else {
+            return Err(self.transport(answer.bool("timedOut") == Some(true)));
         };
-        let res = sent.map_err(|e| self.transport(e))?;
-        let status = res.status();
-        let retry_after = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.trim().parse().ok());
-        let text = res.text().await.map_err(|e| self.transport(e))?;
-        let body = js_sys::JSON::parse(&text).map_err(|_| {
-            WabaError::new(
-                code::BAD_RESPONSE,
-                format!("the proxy answered HTTP {status} without JSON"),
-            )
-        })?;
+        let status = status as u16;
+        let retry_after = answer
+            .str("retryAfter")
+            .and_then(|v| v.trim_ascii().parse().ok());
+        let body = answer.get("body");
+        if body.is_undefined() {
+            let mut message = "the proxy answered HTTP ".to_owned();
+            message.push_str(&number(status.into()));
+            message.push_str(" without JSON");
+            return Err(WabaError::new(code::BAD_RESPONSE, message));
+        }
         if !(200..300).contains(&status) {
             return Err(WabaError::from_answer(
                 status,
@@ -104,57 +78,57 @@ impl ProxyConn {
         Ok(body)
     }
 
-    fn transport(&self, e: gloo_net::Error) -> WabaError {
-        let timed_out = match &e {
-            gloo_net::Error::JsError(js) => js.name == "TimeoutError" || js.name == "AbortError",
-            _ => false,
-        };
-        if timed_out {
-            WabaError::new(
-                code::TIMEOUT,
-                format!("the proxy did not answer within {} ms", self.timeout_ms),
-            )
+    fn transport(&self, timed_out: bool) -> WabaError {
+        let message = if timed_out {
+            [
+                "the proxy did not answer within ",
+                &number(self.timeout_ms.into()),
+                " ms",
+            ]
+            .concat()
         } else {
-            WabaError::new(
-                code::NETWORK,
-                format!("the proxy at {} could not be reached", self.base),
-            )
-        }
+            ["the proxy at ", &self.base, " could not be reached"].concat()
+        };
+        WabaError::new(
+            if timed_out {
+                code::TIMEOUT
+            } else {
+                code::NETWORK
+            },
+            message,
+        )
     }
 
-    /// One WABA with `fields` (default: the status fields, phones expanded), as the proxy
-    /// sent it.
-    pub(crate) async fn waba_js(
-        &self,
-        id: &str,
-        fields: Option<&str>,
-    ) -> Result<JsValue, WabaError> {
+    /// Starts the read of one WABA with `fields` (a validated field list, [`STATUS_FIELDS`]
+    /// for statuses).
+    pub(crate) fn start_waba(&self, id: &str, fields: &str) -> Result<Promise, WabaError> {
         let id = ObjectId::parse(id).map_err(bad)?;
-        let fields =
-            Fields::parse_waba(fields.unwrap_or(waba_graph::status::STATUS_FIELDS)).map_err(bad)?;
-        self.get(id.as_str(), &[("fields", fields.to_string())])
-            .await
+        Ok(self.start(
+            &self.url(id.as_str(), &[("fields", fields.to_owned())]),
+            None,
+        ))
     }
 
-    /// `debug_token` for `token`, as the proxy sent it.
-    pub(crate) async fn debug_token_js(&self, token: &str) -> Result<JsValue, WabaError> {
-        self.get("debug_token", &[("input_token", token.to_owned())])
-            .await
-    }
-
-    /// `debug_token` for `token`, read into the model.
-    pub(crate) async fn inspect(&self, token: &str) -> Result<DebugToken, WabaError> {
-        read::debug_token(self.debug_token_js(token).await?)
+    /// Starts `debug_token` for `token`.
+    pub(crate) fn start_debug_token(&self, token: &str) -> Promise {
+        self.start(
+            &self.url("debug_token", &[("input_token", token.to_owned())]),
+            None,
+        )
     }
 }
 
-/// A future as a Promise. One boxed type for every method keeps the wasm small: each
-/// distinct future type would otherwise get its own copy of the promise machinery.
-pub(crate) type JsFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, WabaError>>>>;
-
-pub(crate) fn promise(fut: JsFuture) -> Promise {
-    future_to_promise(async move { fut.await.map_err(JsValue::from) })
+/// A decimal number as text (no formatting machinery).
+pub(crate) fn number(mut n: u64) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(b'0' + (n % 10) as u8);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.iter().rev().map(|&d| char::from(d)).collect()
 }
 
 /// Typed calls to the waba-proxy. Every method returns a Promise; failures reject with an

@@ -4,7 +4,7 @@
 //! the signup parsers on their own, `accountStatus`, `grantedWabaIds` and `isTrustedOrigin`.
 //! The signup page's module carries none of it.
 
-use crate::client::{WabaClient, bad, promise};
+use crate::client::{ProxyConn, STATUS_FIELDS, WabaClient, bad};
 use crate::error::{WabaError, code};
 use crate::js::{Obj, Out};
 use crate::signup::{login_outcome, session_fields, session_message, signup_js};
@@ -17,6 +17,28 @@ use waba_graph::signup::SignupResult;
 use waba_graph::status::AccountStatus;
 use waba_graph::{DebugToken, ObjectId, WabaScope};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+/// A call's future. One boxed type for every method keeps the wasm small: each distinct
+/// future type would otherwise get its own copy of the promise machinery.
+type Call = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, WabaError>>>>;
+
+/// A call as a Promise.
+fn promise(fut: Call) -> Promise {
+    future_to_promise(async move { fut.await.map_err(JsValue::from) })
+}
+
+impl ProxyConn {
+    /// The answer of a started request, once it came.
+    async fn call(&self, started: Promise) -> Result<JsValue, WabaError> {
+        self.answer(JsFuture::from(started).await.unwrap_or_default())
+    }
+
+    /// `GET {proxy}/graph/{path}?{query}`: the JSON answer, or the error it stands for.
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<JsValue, WabaError> {
+        self.call(self.start(&self.url(path, query), None)).await
+    }
+}
 
 /// A list query read from JS (`ListQuery` in TypeScript), validated with the model's types.
 fn list_query(v: JsValue) -> Result<(ObjectId, ListQuery), WabaError> {
@@ -107,9 +129,9 @@ impl WabaClient {
     #[wasm_bindgen(js_name = debugToken, unchecked_return_type = "Promise<DebugToken>")]
     pub fn debug_token(&self, input_token: String) -> Promise {
         let conn = self.conn.clone();
-        promise(Box::pin(
-            async move { conn.debug_token_js(&input_token).await },
-        ))
+        promise(Box::pin(async move {
+            conn.call(conn.start_debug_token(&input_token)).await
+        }))
     }
 
     /// `GET /graph/{id}?fields=...` (default: the status fields, phones expanded).
@@ -117,7 +139,11 @@ impl WabaClient {
     pub fn waba(&self, id: String, fields: Option<String>) -> Promise {
         let conn = self.conn.clone();
         promise(Box::pin(async move {
-            conn.waba_js(&id, fields.as_deref()).await
+            let fields = match fields {
+                Some(f) => Fields::parse_waba(&f).map_err(bad)?.to_string(),
+                None => STATUS_FIELDS.to_owned(),
+            };
+            conn.call(conn.start_waba(&id, &fields)?).await
         }))
     }
 
@@ -150,7 +176,7 @@ impl WabaClient {
                     "followPage only follows links to this proxy's /graph/ routes",
                 ));
             }
-            page(conn.fetch(&url).await?)
+            page(conn.call(conn.start(&url, None)).await?)
         }))
     }
 

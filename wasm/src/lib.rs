@@ -12,6 +12,20 @@
 //! (no JSON text in Rust, no serde code in the wasm), so ids stay strings and never pass
 //! through a JS number. Errors reject as JS `Error` objects with a stable `code`.
 
+/// The signup page's module allocates little and briefly: a small free-list allocator serves
+/// it in a fraction of the bytes of the standard one (dlmalloc), which the console keeps for
+/// its 10,000 accounts.
+#[cfg(all(target_arch = "wasm32", not(feature = "console")))]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
+/// Whether this is the console's module. The signup page's reads only what it shows and
+/// decides with (`is_valid` and the scopes of a `debug_token` answer, a WABA's status fields
+/// but not its creation time); the console's reads every field.
+pub(crate) const CONSOLE: bool = cfg!(feature = "console");
+
+mod browser;
 pub mod client;
 #[cfg(feature = "console")]
 pub mod console;

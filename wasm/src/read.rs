@@ -22,8 +22,8 @@ fn object(v: JsValue, c: &'static str, what: &str) -> Result<Obj, WabaError> {
 
 fn required_id(o: &Obj, key: &str, c: &'static str, what: &str) -> Result<ObjectId, WabaError> {
     o.id(key)
-        .map_err(|e| WabaError::new(c, format!("{what}: {key}: {e}")))?
-        .ok_or_else(|| WabaError::new(c, format!("{what}: {key} is missing")))
+        .map_err(|e| WabaError::new(c, [what, ": ", key, ": ", &e.to_string()].concat()))?
+        .ok_or_else(|| WabaError::new(c, [what, ": ", key, " is missing"].concat()))
 }
 
 /// An `FB.login` callback response.
@@ -58,15 +58,22 @@ pub fn login_response(v: JsValue) -> Result<RawLoginResponse, WabaError> {
 /// A session message's decoded `data` object.
 pub fn session_message(o: &Obj) -> Result<RawSessionMessage, WabaError> {
     let id = |d: &Obj, k: &str| {
-        d.raw_id(k)
-            .map_err(|e| WabaError::new(code::INVALID_SIGNUP_RESULT, format!("{k}: {e}")))
+        d.raw_id(k).map_err(|e| {
+            WabaError::new(
+                code::INVALID_SIGNUP_RESULT,
+                [k, ": ", &e.to_string()].concat(),
+            )
+        })
     };
     let data = match o.obj("data") {
         Some(d) => Some(RawSessionData {
             phone_number_id: id(&d, "phone_number_id")?,
             waba_id: id(&d, "waba_id")?,
             waba_ids: d.raw_ids("waba_ids").map_err(|e| {
-                WabaError::new(code::INVALID_SIGNUP_RESULT, format!("waba_ids: {e}"))
+                WabaError::new(
+                    code::INVALID_SIGNUP_RESULT,
+                    ["waba_ids: ", &e.to_string()].concat(),
+                )
             })?,
             business_id: id(&d, "business_id")?,
             current_step: d.str("current_step"),
@@ -113,7 +120,7 @@ pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
         for t in g.list("target_ids") {
             target_ids.push(
                 crate::js::raw_id(&t)
-                    .map_err(|e| WabaError::new(c, format!("target_ids: {e}")))?
+                    .map_err(|e| WabaError::new(c, ["target_ids: ", &e.to_string()].concat()))?
                     .ok_or_else(|| bad(c, "target_ids holds null"))?,
             );
         }
@@ -122,19 +129,27 @@ pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
             target_ids,
         });
     }
+    let full = crate::CONSOLE;
     Ok(DebugToken {
         data: TokenInfo {
             is_valid: d.bool("is_valid").unwrap_or(false),
-            app_id: d.raw_id("app_id").ok().flatten(),
-            application: d.str("application"),
-            token_type: d.str("type"),
-            expires_at: d.int("expires_at").unwrap_or(0),
-            data_access_expires_at: d.int("data_access_expires_at").unwrap_or(0),
-            issued_at: d.int("issued_at"),
-            scopes: d.strings("scopes"),
             granular_scopes: granular,
-            user_id: d.raw_id("user_id").ok().flatten(),
-            error: d.obj("error").map(|e| TokenError {
+            app_id: full.then(|| d.raw_id("app_id").ok().flatten()).flatten(),
+            application: full.then(|| d.str("application")).flatten(),
+            token_type: full.then(|| d.str("type")).flatten(),
+            expires_at: full.then(|| d.int("expires_at")).flatten().unwrap_or(0),
+            data_access_expires_at: full
+                .then(|| d.int("data_access_expires_at"))
+                .flatten()
+                .unwrap_or(0),
+            issued_at: full.then(|| d.int("issued_at")).flatten(),
+            scopes: if full {
+                d.strings("scopes")
+            } else {
+                Vec::new()
+            },
+            user_id: full.then(|| d.raw_id("user_id").ok().flatten()).flatten(),
+            error: full.then(|| d.obj("error")).flatten().map(|e| TokenError {
                 code: e.int("code").unwrap_or(0),
                 message: e.str("message").unwrap_or_default(),
                 subcode: e.int("subcode"),
@@ -209,9 +224,9 @@ pub fn waba(v: JsValue, c: &'static str) -> Result<Waba, WabaError> {
             .str("account_review_status")
             .map(|s| ReviewStatus::parse(&s)),
         business_verification_status: w.str("business_verification_status"),
-        ownership_type: w.str("ownership_type"),
+        ownership_type: crate::CONSOLE.then(|| w.str("ownership_type")).flatten(),
         health_status: w.obj("health_status").map(|h| health(&h)),
-        creation_time: w.time("creation_time"),
+        creation_time: crate::CONSOLE.then(|| w.time("creation_time")).flatten(),
         phone_numbers,
     })
 }
@@ -298,7 +313,7 @@ pub fn array(v: JsValue, what: &str) -> Result<Vec<JsValue>, WabaError> {
     } else {
         Err(WabaError::new(
             code::INVALID_ARGUMENT,
-            format!("{what} must be an array"),
+            [what, " must be an array"].concat(),
         ))
     }
 }

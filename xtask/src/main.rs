@@ -27,8 +27,10 @@ usage: cargo xtask <task> [options]
 tasks:
   demo [--smoke] [--port N]   run the demo on the Graph simulator (no Meta account needed);
                               --smoke drives it once in headless Chromium and exits
-  test                        fmt, clippy, native tests, wasm tests in headless Chromium,
-                              end-to-end tests; installs missing tools first
+  test [STEP...]              fmt, clippy, native tests, wasm tests in headless Chromium,
+                              end-to-end tests; installs missing tools first. With STEPs
+                              (fmt clippy native package image kubernetes wasm e2e fuzz
+                              smoke bench), only those
   package [--names]           build the npm package into target/npm/waba-onboard; --names also
                               builds its wasm with function names kept, for twiggy
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
