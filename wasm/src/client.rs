@@ -5,15 +5,16 @@ use crate::error::{WabaError, code};
 use crate::js::Obj;
 use crate::read;
 use js_sys::Promise;
-use waba_graph::ObjectId;
 pub use waba_graph::status::STATUS_FIELDS;
+use waba_graph::{ObjectId, decimal};
 use wasm_bindgen::prelude::*;
 
 /// Default client timeout.
 pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
 
-pub(crate) fn bad(e: impl std::fmt::Display) -> WabaError {
-    WabaError::new(code::INVALID_ARGUMENT, e.to_string())
+/// An `invalid_argument` error.
+pub(crate) fn invalid(message: &str) -> WabaError {
+    WabaError::new(code::INVALID_ARGUMENT, message)
 }
 
 /// The settings every call needs; cloned into each call's future.
@@ -64,7 +65,7 @@ impl ProxyConn {
         let body = answer.get("body");
         if body.is_undefined() {
             let mut message = "the proxy answered HTTP ".to_owned();
-            message.push_str(&number(status.into()));
+            message.push_str(&decimal(status.into()));
             message.push_str(" without JSON");
             return Err(WabaError::new(code::BAD_RESPONSE, message));
         }
@@ -82,7 +83,7 @@ impl ProxyConn {
         let message = if timed_out {
             [
                 "the proxy did not answer within ",
-                &number(self.timeout_ms.into()),
+                &decimal(self.timeout_ms.into()),
                 " ms",
             ]
             .concat()
@@ -102,7 +103,7 @@ impl ProxyConn {
     /// Starts the read of one WABA with `fields` (a validated field list, [`STATUS_FIELDS`]
     /// for statuses).
     pub(crate) fn start_waba(&self, id: &str, fields: &str) -> Result<Promise, WabaError> {
-        let id = ObjectId::parse(id).map_err(bad)?;
+        let id = ObjectId::parse(id).map_err(|e| invalid(e.message()))?;
         Ok(self.start(
             &self.url(id.as_str(), &[("fields", fields.to_owned())]),
             None,
@@ -116,19 +117,6 @@ impl ProxyConn {
             None,
         )
     }
-}
-
-/// A decimal number as text (no formatting machinery).
-pub(crate) fn number(mut n: u64) -> String {
-    let mut digits = Vec::new();
-    loop {
-        digits.push(b'0' + (n % 10) as u8);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.iter().rev().map(|&d| char::from(d)).collect()
 }
 
 /// Typed calls to the waba-proxy. Every method returns a Promise; failures reject with an
@@ -145,12 +133,12 @@ impl WabaClient {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<WabaClient, JsValue> {
-        let o = Obj::new(options).ok_or_else(|| bad("WabaClient needs {proxyUrl}"))?;
+        let o = Obj::new(options).ok_or_else(|| invalid("WabaClient needs {proxyUrl}"))?;
         let base = o
             .str("proxyUrl")
             .map(|u| u.trim_end_matches('/').to_owned())
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-            .ok_or_else(|| bad("proxyUrl must be an http(s) URL"))?;
+            .ok_or_else(|| invalid("proxyUrl must be an http(s) URL"))?;
         let timeout_ms = o
             .int("timeoutMs")
             .map(|t| t.clamp(1, 600_000) as u32)

@@ -4,7 +4,7 @@
 //! the signup parsers on their own, `accountStatus`, `grantedWabaIds` and `isTrustedOrigin`.
 //! The signup page's module carries none of it.
 
-use crate::client::{ProxyConn, STATUS_FIELDS, WabaClient, bad};
+use crate::client::{ProxyConn, STATUS_FIELDS, WabaClient};
 use crate::error::{WabaError, code};
 use crate::js::{Obj, Out};
 use crate::signup::{login_outcome, session_fields, session_message, signup_js};
@@ -18,6 +18,10 @@ use waba_graph::status::AccountStatus;
 use waba_graph::{DebugToken, ObjectId, WabaScope};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+fn bad(e: impl std::fmt::Display) -> WabaError {
+    WabaError::new(code::INVALID_ARGUMENT, e.to_string())
+}
 
 /// A call's future. One boxed type for every method keeps the wasm small: each distinct
 /// future type would otherwise get its own copy of the promise machinery.

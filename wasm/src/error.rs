@@ -85,14 +85,14 @@ impl WabaError {
         let message = match (&envelope, code) {
             (_, code::THROTTLED) => [
                 "Meta is rate limiting these calls; retry in ",
-                &crate::client::number(retry_after.unwrap_or(60).into()),
+                &waba_graph::decimal(retry_after.unwrap_or(60).into()),
                 " s",
             ]
             .concat(),
             (Some(e), _) if !e.message.is_empty() => e.message.clone(),
             _ => [
                 "the proxy answered HTTP ",
-                &crate::client::number(status.into()),
+                &waba_graph::decimal(status.into()),
             ]
             .concat(),
         };

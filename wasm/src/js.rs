@@ -125,7 +125,7 @@ pub fn list(v: &JsValue) -> Vec<JsValue> {
 
 fn integer_text(n: f64) -> Option<String> {
     (n.fract() == 0.0 && n.abs() <= MAX_SAFE).then(|| {
-        let digits = crate::client::number(n.abs() as u64);
+        let digits = waba_graph::decimal(n.abs() as u64);
         if n < 0.0 {
             ["-", &digits].concat()
         } else {

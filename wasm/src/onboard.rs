@@ -265,7 +265,7 @@ impl Onboarding {
             }
             info.data
                 .granted_wabas(WabaScope::Management)
-                .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?
+                .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.message()))?
                 .iter()
                 .map(|id| id.as_str().to_owned())
                 .collect()

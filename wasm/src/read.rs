@@ -22,7 +22,7 @@ fn object(v: JsValue, c: &'static str, what: &str) -> Result<Obj, WabaError> {
 
 fn required_id(o: &Obj, key: &str, c: &'static str, what: &str) -> Result<ObjectId, WabaError> {
     o.id(key)
-        .map_err(|e| WabaError::new(c, [what, ": ", key, ": ", &e.to_string()].concat()))?
+        .map_err(|e| WabaError::new(c, [what, ": ", key, ": ", e.message()].concat()))?
         .ok_or_else(|| WabaError::new(c, [what, ": ", key, " is missing"].concat()))
 }
 
@@ -59,10 +59,7 @@ pub fn login_response(v: JsValue) -> Result<RawLoginResponse, WabaError> {
 pub fn session_message(o: &Obj) -> Result<RawSessionMessage, WabaError> {
     let id = |d: &Obj, k: &str| {
         d.raw_id(k).map_err(|e| {
-            WabaError::new(
-                code::INVALID_SIGNUP_RESULT,
-                [k, ": ", &e.to_string()].concat(),
-            )
+            WabaError::new(code::INVALID_SIGNUP_RESULT, [k, ": ", e.message()].concat())
         })
     };
     let data = match o.obj("data") {
@@ -72,7 +69,7 @@ pub fn session_message(o: &Obj) -> Result<RawSessionMessage, WabaError> {
             waba_ids: d.raw_ids("waba_ids").map_err(|e| {
                 WabaError::new(
                     code::INVALID_SIGNUP_RESULT,
-                    ["waba_ids: ", &e.to_string()].concat(),
+                    ["waba_ids: ", e.message()].concat(),
                 )
             })?,
             business_id: id(&d, "business_id")?,
@@ -120,7 +117,7 @@ pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
         for t in g.list("target_ids") {
             target_ids.push(
                 crate::js::raw_id(&t)
-                    .map_err(|e| WabaError::new(c, ["target_ids: ", &e.to_string()].concat()))?
+                    .map_err(|e| WabaError::new(c, ["target_ids: ", e.message()].concat()))?
                     .ok_or_else(|| bad(c, "target_ids holds null"))?,
             );
         }

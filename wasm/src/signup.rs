@@ -41,7 +41,7 @@ fn typed_message(o: &Obj) -> Result<Option<SessionMessage>, WabaError> {
     if o.str("type").as_deref() != Some(SESSION_MESSAGE_TYPE) {
         return Ok(None);
     }
-    SessionMessage::from_raw(read::session_message(o)?).map_err(|e| invalid(e.to_string()))
+    SessionMessage::from_raw(read::session_message(o)?).map_err(|e| invalid(e.message()))
 }
 
 /// Writes what a session message says: `event`, the ids a finish reports, the step or the
@@ -173,7 +173,7 @@ impl SignupInput {
 /// Reads an `FB.login` callback response. Anything not connected is a cancellation;
 /// malformed input is an `invalid_signup_result` error.
 pub fn login_outcome(response: JsValue) -> Result<LoginOutcome, WabaError> {
-    LoginOutcome::from_raw(read::login_response(response)?).map_err(|e| invalid(e.to_string()))
+    LoginOutcome::from_raw(read::login_response(response)?).map_err(|e| invalid(e.message()))
 }
 
 /// Reads a `message` event's `origin` and `data`: `Ok(None)` when it is not an Embedded

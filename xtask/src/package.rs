@@ -1,6 +1,6 @@
 //! `cargo xtask package`: the npm package `waba-onboard` in `target/npm/waba-onboard/`:
-//! two wasm modules built with the `wasm-release` profile and `wasm-opt -Oz` (Debian's
-//! binaryen): the signup page's entry point (`wasm-bindgen` output for the `web` and `bundler`
+//! two wasm modules built with the `wasm-release` profile and `wasm-opt -Oz` (binaryen from
+//! `wasm/tools`' lock file): the signup page's entry point (`wasm-bindgen` output for the `web` and `bundler`
 //! targets) and the console's (`console/`, built with the `console` feature); the script
 //! embed, the live status stream module, the default stylesheet, `package.json`, and a size
 //! check of what the signup page and the console download against their budgets.
@@ -282,26 +282,35 @@ fn build_wasm(feature: Option<&str>, names: bool) -> Result<PathBuf, String> {
         .env("RUSTFLAGS", WASM_RUSTFLAGS);
     run(build)?;
     let out = wasm_target_dir().join("wasm32-unknown-unknown/wasm-release");
-    let built = out.join("waba_onboard.wasm");
-    // wasm-opt 108 (Debian's) works on rustc's output; on wasm-bindgen's output it breaks the
-    // externref table. So: optimise first, then let wasm-bindgen finish the module.
     let wasm = out.join(format!(
         "waba_onboard.{}{}.wasm",
         feature.unwrap_or("signup"),
         if names { ".names" } else { "" }
     ));
-    let mut opt = cmd("wasm-opt", &["-Oz", "--converge", "--strip-producers"]);
-    opt.arg(if names {
-        "--debuginfo"
-    } else {
-        "--strip-debug"
-    });
-    opt.args(WASM_OPT_FEATURES).arg(&built).arg("-o").arg(&wasm);
-    run(opt)?;
+    wasm_opt(&out.join("waba_onboard.wasm"), &wasm, names)?;
     Ok(wasm)
 }
 
-/// `wasm-bindgen --target target` of `wasm` into `out`.
+/// `wasm-opt -Oz --converge` of binaryen (the npm release pinned in `wasm/tools`' lock file)
+/// from `input` to `output`; with `names`, function names stay.
+fn wasm_opt(input: &Path, output: &Path, names: bool) -> Res {
+    let mut opt = cmd("node", &[]);
+    opt.arg(project_root().join("wasm/tools/node_modules/binaryen/bin/wasm-opt"))
+        .args(["-Oz", "--converge", "--strip-producers"])
+        .arg(if names {
+            "--debuginfo"
+        } else {
+            "--strip-debug"
+        })
+        .args(WASM_OPT_FEATURES)
+        .arg(input)
+        .arg("-o")
+        .arg(output);
+    run(opt)
+}
+
+/// `wasm-bindgen --target target` of `wasm` into `out`, then `wasm-opt` once more on the
+/// module it wrote (its glue code, added to the optimised module, shrinks too).
 fn bindgen(wasm: &Path, target: &str, out: &Path, names: bool) -> Res {
     let mut c = cmd(
         &setup::wasm_bindgen_tool("wasm-bindgen"),
@@ -311,7 +320,9 @@ fn bindgen(wasm: &Path, target: &str, out: &Path, names: bool) -> Res {
         c.arg("--keep-debug");
     }
     c.args(["--out-dir"]).arg(out).arg(wasm);
-    run(c)
+    run(c)?;
+    let module = out.join("waba_onboard_bg.wasm");
+    wasm_opt(&module, &module, names)
 }
 
 /// Where `cargo xtask package --names` puts the builds that keep their function names.
@@ -391,10 +402,10 @@ pub fn build() -> Result<Sizes, String> {
     ] {
         println!("{what} downloads (budget {} KB gzipped):", budget / 1024);
         for f in &download.0 {
-            println!("  {:<40} {:>7} B  {:>6} B gz", f.path, f.raw, f.gz);
+            println!("  {:<60} {:>7} B  {:>6} B gz", f.path, f.raw, f.gz);
         }
         println!(
-            "  {:<40} {:>7} B  {:>6} B gz ({:.1} KB)",
+            "  {:<60} {:>7} B  {:>6} B gz ({:.1} KB)",
             "total",
             download.total_raw(),
             download.total_gz(),
