@@ -585,23 +585,21 @@ impl AccountStatus {
                     }
                 })
             });
-        let health_problems = waba
-            .health_status
-            .iter()
-            .flat_map(|h| h.entities.iter())
-            .flat_map(|e| {
-                // BLOCKED entities carry `errors`, LIMITED ones `additional_info` (or errors):
-                // <https://developers.facebook.com/documentation/business-messaging/whatsapp/support/health-status>.
-                let errors = e.errors.iter().filter_map(|e| {
-                    let what = e.error_description.as_deref()?;
-                    Some(match &e.possible_solution {
+        // BLOCKED entities carry `errors`, LIMITED ones `additional_info` (or errors):
+        // <https://developers.facebook.com/documentation/business-messaging/whatsapp/support/health-status>.
+        // Plain loops: the browser module pays for every iterator adapter.
+        let mut health_problems = Vec::new();
+        for entity in waba.health_status.iter().flat_map(|h| &h.entities) {
+            for error in &entity.errors {
+                if let Some(what) = error.error_description.as_deref() {
+                    health_problems.push(match &error.possible_solution {
                         Some(fix) => [what, " ", fix].concat(),
                         None => what.to_owned(),
-                    })
-                });
-                errors.chain(e.additional_info.iter().cloned())
-            })
-            .collect();
+                    });
+                }
+            }
+            health_problems.extend(entity.additional_info.iter().cloned());
+        }
         let verification = waba
             .business_verification_status
             .as_deref()

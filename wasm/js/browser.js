@@ -269,7 +269,7 @@ export async function request(url, credential, timeoutMs, body) {
  * then every granted WABA, `parallel` at a time (a request runs from the moment it starts),
  * read in order. Rust reads each answer and throws the error it stands for.
  */
-export async function onboard(o, parallel) {
+export async function runOnboard(o, parallel) {
   try {
     const n = o.granted(await o.begin());
     const calls = [];

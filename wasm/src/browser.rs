@@ -46,7 +46,7 @@ extern "C" {
     ) -> Promise;
 
     /// Runs an `onboard` call: its requests, `parallel` WABAs at a time, in order.
-    #[wasm_bindgen(js_name = onboard)]
+    #[wasm_bindgen(js_name = runOnboard)]
     pub fn run_onboard(onboarding: crate::onboard::Onboarding, parallel: usize) -> Promise;
 
     /// The signup listener's `message` events and grace timer.

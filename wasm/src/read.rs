@@ -171,29 +171,27 @@ pub fn phone(v: JsValue, c: &'static str) -> Result<PhoneNumber, WabaError> {
 }
 
 fn health(h: &Obj) -> HealthStatus {
+    let mut entities = Vec::new();
+    for e in objects(h, "entities") {
+        let mut errors = Vec::new();
+        for x in objects(&e, "errors") {
+            errors.push(HealthError {
+                error_code: x.int("error_code"),
+                error_description: x.str("error_description"),
+                possible_solution: x.str("possible_solution"),
+            });
+        }
+        entities.push(HealthEntity {
+            entity_type: e.str("entity_type"),
+            id: e.text("id"),
+            can_send_message: e.str("can_send_message"),
+            additional_info: e.strings("additional_info"),
+            errors,
+        });
+    }
     HealthStatus {
         can_send_message: h.str("can_send_message"),
-        entities: h
-            .list("entities")
-            .into_iter()
-            .filter_map(Obj::new)
-            .map(|e| HealthEntity {
-                entity_type: e.str("entity_type"),
-                id: e.text("id"),
-                can_send_message: e.str("can_send_message"),
-                additional_info: e.strings("additional_info"),
-                errors: e
-                    .list("errors")
-                    .into_iter()
-                    .filter_map(Obj::new)
-                    .map(|x| HealthError {
-                        error_code: x.int("error_code"),
-                        error_description: x.str("error_description"),
-                        possible_solution: x.str("possible_solution"),
-                    })
-                    .collect(),
-            })
-            .collect(),
+        entities,
     }
 }
 
@@ -201,14 +199,13 @@ fn health(h: &Obj) -> HealthStatus {
 pub fn waba(v: JsValue, c: &'static str) -> Result<Waba, WabaError> {
     let w = object(v, c, "WABA is not an object")?;
     let phone_numbers = match w.obj("phone_numbers") {
-        Some(page) => Some(Page {
-            data: page
-                .list("data")
-                .into_iter()
-                .map(|p| phone(p, c))
-                .collect::<Result<_, _>>()?,
-            paging: None,
-        }),
+        Some(page) => {
+            let mut data = Vec::new();
+            for p in page.list("data") {
+                data.push(phone(p, c)?);
+            }
+            Some(Page { data, paging: None })
+        }
         None => None,
     };
     Ok(Waba {
@@ -265,21 +262,20 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
             message: i.str("message").unwrap_or_default(),
         }),
         health_problems: a.strings("healthProblems"),
-        alerts: a
-            .list("alerts")
-            .into_iter()
-            .filter_map(Obj::new)
-            .map(|x| alert(&x))
-            .collect(),
+        alerts: objects(&a, "alerts").iter().map(alert).collect(),
         verification: a.obj("verification").map(|x| alert(&x)),
-        progress: a
-            .list("progress")
-            .into_iter()
-            .filter_map(Obj::new)
-            .map(|x| progress(&x))
-            .collect(),
+        progress: objects(&a, "progress").iter().map(progress).collect(),
         waba,
     })
+}
+
+/// The objects of an array field (other items skipped).
+fn objects(o: &Obj, key: &str) -> Vec<Obj> {
+    let mut out = Vec::new();
+    for item in o.list(key) {
+        out.extend(Obj::new(item));
+    }
+    out
 }
 
 /// A step's progress, from an account's `progress` or a `pipeline_step` change's `step`

@@ -1,8 +1,8 @@
 //! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
 //! the pinned toolchain of `rust-toolchain.toml` (with the wasm32 target), the pinned nightly
-//! of [`NIGHTLY`] (with `rust-src`), Debian's Chromium and ChromeDriver, `wasm-bindgen-cli` at
-//! exactly the pinned version, npm packages from lock files (binaryen's `wasm-opt` and terser
-//! for the npm package among them, reinstalled when a lock file changes), Debian's
+//! of [`NIGHTLY`] (with `rust-src`), Debian's Chromium, ChromeDriver and binaryen (`wasm-opt`),
+//! `wasm-bindgen-cli` at exactly the pinned version, npm packages from lock files (again when
+//! a lock file changed since they were installed), Debian's
 //! PostgreSQL server and `openssl` (the proxy's store tests), what the container image needs
 //! (the musl target, Debian's `podman`, `musl-tools` and `ca-certificates`), and a Python venv
 //! under `target/` with `kubernetes-validate` for the Kubernetes manifests.
@@ -89,12 +89,14 @@ pub fn chromedriver() -> String {
 }
 
 fn browser() -> Res {
-    if Path::new(&chromium()).exists() && Path::new(&chromedriver()).exists() {
+    let have_browser = Path::new(&chromium()).exists() && Path::new(&chromedriver()).exists();
+    let have_wasm_opt = output("wasm-opt", &["--version"]).is_some();
+    if have_browser && have_wasm_opt {
         return Ok(());
     }
     install(
-        &["chromium", "chromium-driver"],
-        "the browser tests",
+        &["chromium", "chromium-driver", "binaryen"],
+        "the browser tests and wasm-opt",
         " (or set CHROMIUM and CHROMEDRIVER)",
     )
 }

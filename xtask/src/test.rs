@@ -210,7 +210,8 @@ fn wasm_tests(totals: &mut Totals) -> Res {
     run_counting(wasm, totals)
 }
 
-/// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim.
+/// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim (the
+/// signup page, the console on its own entry point, a Vite app built from the tarball).
 fn e2e_tests(totals: &mut Totals) -> Res {
     run(cargo(&[
         "build",
@@ -229,6 +230,8 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "e2e",
         "--test",
         "e2e_signup",
+        "--test",
+        "e2e_console",
         "--test",
         "e2e_vite",
         "--",
