@@ -332,6 +332,9 @@ fn bindgen(wasm: &Path, target: &str, out: &Path, names: bool) -> Res {
     );
     if names {
         c.arg("--keep-debug");
+    } else {
+        // wasm-bindgen names the functions it adds; nobody reads those names in a page.
+        c.args(["--remove-name-section", "--remove-producers-section"]);
     }
     c.args(["--out-dir"]).arg(out).arg(wasm);
     run(c)
