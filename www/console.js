@@ -2,7 +2,7 @@
 // per review status and a detail view. The list renders only the rows in view, so it stays
 // smooth with 10,000 accounts; more pages load as you scroll, through the proxy's own
 // `paging.next` links.
-import init, { WabaClient, StatusPanel, accountStatus } from "./pkg/web/waba_onboard.js";
+import init, { WabaClient, StatusPanel, accountStatus } from "./pkg/console/waba_onboard.js";
 import { followStatus } from "./pkg/waba-onboard-stream.js";
 
 const TOKEN_KEY = "waba-admin-token";

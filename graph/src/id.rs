@@ -15,23 +15,41 @@ pub const MAX_ID_LEN: usize = 24;
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// Why a string is not a Graph object id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdError {
     /// The id is empty.
-    #[error("id is empty")]
     Empty,
     /// The id is longer than [`MAX_ID_LEN`].
-    #[error("id is longer than {MAX_ID_LEN} digits")]
     TooLong,
     /// The id holds something other than ASCII digits.
-    #[error("id must contain only digits 0-9")]
     NotDigits,
     /// The id came as a floating-point number that cannot be exact.
-    #[error(
-        "id given as a number above 2^53 or with a fraction cannot be exact: send it as a string"
-    )]
     Inexact,
 }
+
+impl IdError {
+    /// What is wrong, in words (what `Display` writes; the browser module reads it without
+    /// the formatting machinery).
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::Empty => "id is empty",
+            Self::TooLong => "id is longer than 24 digits",
+            Self::NotDigits => "id must contain only digits 0-9",
+            Self::Inexact => {
+                "id given as a number above 2^53 or with a fraction cannot be exact: send it as a \
+                 string"
+            }
+        }
+    }
+}
+
+impl fmt::Display for IdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for IdError {}
 
 /// A validated Graph object id (WABA, business, phone number, user, app): ASCII digits only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

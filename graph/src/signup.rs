@@ -14,16 +14,14 @@ pub const SESSION_MESSAGE_TYPE: &str = "WA_EMBEDDED_SIGNUP";
 pub const MAX_CREDENTIAL_LEN: usize = crate::input::MAX_TOKEN_LEN;
 
 /// Why a signup message or login response could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignupError {
     /// A finish event with neither `waba_id` nor `waba_ids`.
-    #[error("{event} event without waba_id or waba_ids")]
     MissingWabaId {
         /// The event name.
         event: String,
     },
     /// An id in the message is malformed.
-    #[error("invalid {field}: {source}")]
     BadId {
         /// The field holding the id.
         field: &'static str,
@@ -31,22 +29,61 @@ pub enum SignupError {
         source: IdError,
     },
     /// The message has no `event`.
-    #[error("session message without event")]
     MissingEvent,
     /// A login response that says `connected` without a usable token or code.
-    #[error("login response is connected but carries no valid accessToken or code")]
     BadCredential,
     /// More WABAs than a multi-WABA finish plausibly shares.
-    #[error("waba_ids holds more than {MAX_WABA_IDS} ids")]
     TooManyWabas,
     /// A text field longer than anything Meta sends, refused rather than stored.
-    #[error("{field} is longer than {max} bytes")]
     TooLong {
         /// The field.
         field: &'static str,
         /// Its limit.
         max: usize,
     },
+}
+
+impl SignupError {
+    /// What is wrong, in words (what `Display` writes; the browser module reads it without
+    /// the formatting machinery).
+    pub fn message(&self) -> String {
+        match self {
+            Self::MissingWabaId { event } => [event, " event without waba_id or waba_ids"].concat(),
+            Self::BadId { field, source } => ["invalid ", field, ": ", source.message()].concat(),
+            Self::MissingEvent => "session message without event".to_owned(),
+            Self::BadCredential => {
+                "login response is connected but carries no valid accessToken or code".to_owned()
+            }
+            Self::TooManyWabas => [
+                "waba_ids holds more than ",
+                &crate::decimal(MAX_WABA_IDS as u64),
+                " ids",
+            ]
+            .concat(),
+            Self::TooLong { field, max } => [
+                field,
+                " is longer than ",
+                &crate::decimal(*max as u64),
+                " bytes",
+            ]
+            .concat(),
+        }
+    }
+}
+
+impl std::fmt::Display for SignupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for SignupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::BadId { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// The longest event, step or version name accepted in a session message (Meta's are short

@@ -101,7 +101,12 @@ pub fn verification_note(status: &str) -> Option<Alert> {
         kind: status.to_owned(),
         actor,
         message: if message.is_empty() {
-            format!("Business verification: {status} (a state this version does not know).")
+            [
+                "Business verification: ",
+                status,
+                " (a state this version does not know).",
+            ]
+            .concat()
         } else {
             message.to_owned()
         },
@@ -170,8 +175,8 @@ fn alert_of(kind: &str, value: Option<&str>) -> Effect {
         kind: kind.to_owned(),
         actor,
         message: match value {
-            Some(detail) => format!("{text} ({detail})."),
-            None => format!("{text}."),
+            Some(detail) => [text, " (", detail, ")."].concat(),
+            None => [text, "."].concat(),
         },
     })
 }
@@ -269,18 +274,17 @@ impl Incomplete {
                 reason: "reported_error".into(),
                 actor: Actor::Business,
                 step: None,
-                message: format!(
-                    "The business reported an error in Embedded Signup{}{}. Reach out to help it \
-                     finish.",
-                    error_message
-                        .as_deref()
-                        .map(|m| format!(": “{m}”"))
-                        .unwrap_or_default(),
-                    error_code
-                        .as_deref()
-                        .map(|i| format!(" (error {i})"))
-                        .unwrap_or_default(),
-                ),
+                message: {
+                    let mut m = String::from("The business reported an error in Embedded Signup");
+                    if let Some(text) = error_message {
+                        m.extend([": “", text, "”"]);
+                    }
+                    if let Some(code) = error_code {
+                        m.extend([" (error ", code, ")"]);
+                    }
+                    m.push_str(". Reach out to help it finish.");
+                    m
+                },
             }),
             Abandoned::Unspecified => None,
         }
@@ -319,7 +323,14 @@ pub fn step_guidance(step: &str) -> String {
         }
         _ => "Ask the business to finish Embedded Signup",
     };
-    format!("The business left Embedded Signup at {step}: {what}.")
+    [
+        "The business left Embedded Signup at ",
+        step,
+        ": ",
+        what,
+        ".",
+    ]
+    .concat()
 }
 
 /// Whether the number's ownership is not (or no longer) verified: the business has to enter
@@ -422,7 +433,7 @@ fn phone_state(p: &PhoneNumber) -> (bool, Actor, &'static str, Option<String>) {
         ready,
         actor,
         action,
-        Some(format!("{number} is {shown}: {text}")),
+        Some([number, " is ", shown, ": ", text].concat()),
     )
 }
 
@@ -541,10 +552,12 @@ impl AccountStatus {
                         reason: "certificate_not_ready".into(),
                         actor: Actor::Business,
                         step: None,
-                        message: format!(
-                            "{problem}. Its certificate is not ready until then: reach out to \
-                             the business."
-                        ),
+                        message: [
+                            problem,
+                            ". Its certificate is not ready until then: reach out to the \
+                             business.",
+                        ]
+                        .concat(),
                     })
             })
             .or_else(|| {
@@ -556,7 +569,7 @@ impl AccountStatus {
                         reason: "register_phone".into(),
                         actor: Actor::Partner,
                         step: None,
-                        message: format!("{problem}."),
+                        message: [problem, "."].concat(),
                     })
             })
             .or_else(|| {
@@ -572,23 +585,21 @@ impl AccountStatus {
                     }
                 })
             });
-        let health_problems = waba
-            .health_status
-            .iter()
-            .flat_map(|h| h.entities.iter())
-            .flat_map(|e| {
-                // BLOCKED entities carry `errors`, LIMITED ones `additional_info` (or errors):
-                // <https://developers.facebook.com/documentation/business-messaging/whatsapp/support/health-status>.
-                let errors = e.errors.iter().filter_map(|e| {
-                    let what = e.error_description.as_deref()?;
-                    Some(match &e.possible_solution {
-                        Some(fix) => format!("{what} {fix}"),
+        // BLOCKED entities carry `errors`, LIMITED ones `additional_info` (or errors):
+        // <https://developers.facebook.com/documentation/business-messaging/whatsapp/support/health-status>.
+        // Plain loops: the browser module pays for every iterator adapter.
+        let mut health_problems = Vec::new();
+        for entity in waba.health_status.iter().flat_map(|h| &h.entities) {
+            for error in &entity.errors {
+                if let Some(what) = error.error_description.as_deref() {
+                    health_problems.push(match &error.possible_solution {
+                        Some(fix) => [what, " ", fix].concat(),
                         None => what.to_owned(),
-                    })
-                });
-                errors.chain(e.additional_info.iter().cloned())
-            })
-            .collect();
+                    });
+                }
+            }
+            health_problems.extend(entity.additional_info.iter().cloned());
+        }
         let verification = waba
             .business_verification_status
             .as_deref()

@@ -157,8 +157,21 @@ pub fn timezone_name(id: &str) -> Option<&'static str> {
     if id.is_empty() || id.len() > 3 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let i: usize = id.parse().ok()?;
-    TIMEZONES.lines().nth(i).filter(|name| !name.is_empty())
+    let i = id.bytes().fold(0, |n, d| n * 10 + usize::from(d - b'0'));
+    // The `i`th line, found byte by byte (the browser module carries no line iterator for it).
+    let (mut line, mut start) = (0, 0);
+    for (at, byte) in TIMEZONES.bytes().chain([b'\n']).enumerate() {
+        if byte != b'\n' {
+            continue;
+        }
+        if line == i {
+            let name = &TIMEZONES[start..at];
+            return (!name.is_empty()).then_some(name);
+        }
+        line += 1;
+        start = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]

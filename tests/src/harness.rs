@@ -261,7 +261,9 @@ pub fn site_with(sim_url: &str, response_type: &str) -> std::io::Result<PathBuf>
     let dir = std::env::temp_dir().join(format!("waba-site-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root.join("www"), &dir)?;
-    copy_dir(&pkg.join("web"), &dir.join("pkg/web"))?;
+    for build in ["web", "console"] {
+        copy_dir(&pkg.join(build), &dir.join("pkg").join(build))?;
+    }
     for file in [
         "waba-onboard-embed.js",
         "waba-onboard-stream.js",

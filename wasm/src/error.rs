@@ -83,12 +83,18 @@ impl WabaError {
             _ => code::BAD_RESPONSE,
         };
         let message = match (&envelope, code) {
-            (_, code::THROTTLED) => format!(
-                "Meta is rate limiting these calls; retry in {} s",
-                retry_after.unwrap_or(60)
-            ),
+            (_, code::THROTTLED) => [
+                "Meta is rate limiting these calls; retry in ",
+                &waba_graph::decimal(retry_after.unwrap_or(60).into()),
+                " s",
+            ]
+            .concat(),
             (Some(e), _) if !e.message.is_empty() => e.message.clone(),
-            _ => format!("the proxy answered HTTP {status}"),
+            _ => [
+                "the proxy answered HTTP ",
+                &waba_graph::decimal(status.into()),
+            ]
+            .concat(),
         };
         Self {
             code,

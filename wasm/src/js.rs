@@ -124,7 +124,14 @@ pub fn list(v: &JsValue) -> Vec<JsValue> {
 }
 
 fn integer_text(n: f64) -> Option<String> {
-    (n.fract() == 0.0 && n.abs() <= MAX_SAFE).then(|| (n as i64).to_string())
+    (n.fract() == 0.0 && n.abs() <= MAX_SAFE).then(|| {
+        let digits = waba_graph::decimal(n.abs() as u64);
+        if n < 0.0 {
+            ["-", &digits].concat()
+        } else {
+            digits
+        }
+    })
 }
 
 /// An id as text: a string as is; an integer number up to 2^53 in decimal; otherwise an

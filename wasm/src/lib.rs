@@ -5,12 +5,30 @@
 //! - [`client`]: `WabaClient`, typed calls to the waba-proxy with a timeout.
 //! - [`onboard`](mod@onboard): from a signup result to every granted account's status.
 //! - [`render`]: `StatusPanel` / `renderAccounts`, the status panel in the page.
+//! - [`console`] (feature `console`, the console's entry point): the console's Graph reads and
+//!   the parsers on their own; the signup page's module leaves them out.
 //!
 //! Values cross the JS boundary as plain objects read and written by [`js`] and [`read`]
 //! (no JSON text in Rust, no serde code in the wasm), so ids stay strings and never pass
 //! through a JS number. Errors reject as JS `Error` objects with a stable `code`.
 
+/// The signup page's module allocates little and briefly: a small free-list allocator serves
+/// it in a fraction of the bytes of the standard one (dlmalloc), which the console keeps for
+/// its 10,000 accounts.
+#[cfg(all(target_arch = "wasm32", not(feature = "console")))]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
+/// Whether this is the console's module. The signup page's reads only what it shows and
+/// decides with (`is_valid` and the scopes of a `debug_token` answer, a WABA's status fields
+/// but not its creation time); the console's reads every field.
+pub(crate) const CONSOLE: bool = cfg!(feature = "console");
+
+mod browser;
 pub mod client;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod error;
 pub mod js;
 pub mod onboard;
@@ -18,33 +36,3 @@ pub mod read;
 pub mod render;
 pub mod signup;
 mod typescript;
-
-use waba_graph::{DebugToken, WabaScope};
-use wasm_bindgen::prelude::*;
-
-/// The WABA ids a `debug_token` answer grants under `whatsapp_business_management`, newest
-/// first, as strings. Unknown scopes are ignored.
-#[wasm_bindgen(js_name = grantedWabaIds)]
-pub fn granted_waba_ids(
-    #[wasm_bindgen(unchecked_param_type = "DebugToken")] debug_token: JsValue,
-) -> Result<Vec<String>, JsValue> {
-    let parsed: DebugToken = read::debug_token(debug_token)?;
-    let ids = parsed
-        .data
-        .granted_wabas(WabaScope::Management)
-        .map_err(|e| {
-            error::WabaError::new(
-                error::code::INVALID_ARGUMENT,
-                format!("invalid debug_token answer: {e}"),
-            )
-        })?;
-    Ok(ids.into_iter().map(|id| id.as_str().to_owned()).collect())
-}
-
-/// Whether a `message` event origin is Meta's (`https:` on `facebook.com` or a subdomain), or
-/// one of `extra`, the origins the embedder allowed explicitly.
-#[wasm_bindgen(js_name = isTrustedOrigin)]
-pub fn is_trusted_origin(origin: &str, extra: Vec<String>) -> bool {
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    waba_graph::signup::is_trusted_origin(origin, &extra)
-}

@@ -1,12 +1,12 @@
 //! `onboard(client, result)`: from a signup result to the status of every granted account,
 //! in `1 + k` proxy calls for `k` WABAs (phones by field expansion), `k` fetched in parallel.
 
-use crate::client::{ProxyConn, WabaClient, promise};
+use crate::browser::run_onboard;
+use crate::client::{ProxyConn, STATUS_FIELDS, WabaClient};
 use crate::error::{WabaError, code};
 use crate::js::{Obj, Out, string_array};
 use crate::read;
 use crate::signup::SignupInput;
-use futures_util::StreamExt;
 use js_sys::{Array, Promise};
 use waba_graph::WabaScope;
 use waba_graph::signup::{Credential, SessionEvent};
@@ -18,7 +18,7 @@ pub const PARALLEL_FETCHES: usize = 4;
 
 /// An `AccountStatus` for JS: the WABA and phone objects exactly as the proxy sent them, and
 /// what was computed from them.
-fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
+pub(crate) fn account_js(raw: JsValue, status: AccountStatus) -> JsValue {
     let get = |v: &JsValue, k: &str| {
         js_sys::Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
     };
@@ -167,19 +167,6 @@ pub fn apply_change(
     Ok(changed)
 }
 
-/// `accountStatus(waba)`: the `AccountStatus` of one WABA read on its own (the console's
-/// detail view): phones, readiness, health problems, no signup context.
-#[wasm_bindgen(js_name = accountStatus, unchecked_return_type = "AccountStatus")]
-pub fn account_status(
-    #[wasm_bindgen(unchecked_param_type = "Waba")] waba: JsValue,
-) -> Result<JsValue, JsValue> {
-    let parsed = read::waba(waba.clone(), code::INVALID_ARGUMENT)?;
-    Ok(account_js(
-        waba,
-        AccountStatus::new(parsed, false, None, true),
-    ))
-}
-
 fn warning(code: &str, message: &str) -> JsValue {
     Out::new().set("code", code).set("message", message).done()
 }
@@ -190,95 +177,150 @@ pub fn onboard(
     client: &WabaClient,
     #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
 ) -> Promise {
-    let parsed = SignupInput::from_js(result);
-    let conn = parsed.as_ref().ok().and_then(|r| {
-        r.credential.as_ref().map(|c| {
-            let (Credential::Token(s) | Credential::Code(s)) = c;
-            client.with_credential(s.expose().to_owned())
-        })
-    });
-    promise(Box::pin(async move { run(conn, parsed?).await }))
+    let result = match SignupInput::from_js(result) {
+        Ok(r) => r,
+        Err(e) => return Promise::reject(&e.into()),
+    };
+    let Some(credential) = &result.credential else {
+        return Promise::reject(
+            &WabaError::new(
+                code::SIGNUP_CANCELLED,
+                "the business did not log in, so nothing was shared",
+            )
+            .into(),
+        );
+    };
+    let (Credential::Token(s) | Credential::Code(s)) = credential;
+    let conn = client.with_credential(s.expose().to_owned());
+    run_onboard(
+        Onboarding {
+            conn,
+            result,
+            granted: Vec::new(),
+            session: None,
+            warnings: Array::new(),
+            accounts: Array::new(),
+        },
+        PARALLEL_FETCHES,
+    )
 }
 
-async fn run(conn: Option<ProxyConn>, result: SignupInput) -> Result<JsValue, WabaError> {
-    let (Some(conn), Some(credential)) = (conn, &result.credential) else {
-        return Err(WabaError::new(
-            code::SIGNUP_CANCELLED,
-            "the business did not log in, so nothing was shared",
-        ));
-    };
-    let (conn, granted, session): (ProxyConn, Vec<String>, Option<String>) = match credential {
-        Credential::Code(code) => {
-            // The proxy exchanges the code and keeps the business token; the page gets a
-            // session credential for exactly the granted WABAs. It records the signup from
-            // Meta's session message, sent as it came.
-            let body = Out::new()
-                .set("code", code.expose())
-                .opt("event", result.session.as_ref().map(|s| s.raw.clone()))
-                .done();
-            let answer = Obj::new(conn.post("/signup/exchange", &body).await?);
+/// One `onboard` call's state. `js/browser.js` drives it (the requests and their order); the
+/// steps that read answers and decide are here. Not part of the package's API.
+#[wasm_bindgen(skip_typescript)]
+pub struct Onboarding {
+    conn: ProxyConn,
+    result: SignupInput,
+    granted: Vec<String>,
+    session: Option<String>,
+    warnings: Array,
+    accounts: Array,
+}
+
+#[wasm_bindgen]
+impl Onboarding {
+    /// Starts the first request: the code exchange (code flow) or `debug_token` (token flow).
+    pub fn begin(&self) -> Promise {
+        match &self.result.credential {
+            Some(Credential::Code(code)) => {
+                // The proxy exchanges the code and keeps the business token; the page gets a
+                // session credential for exactly the granted WABAs. It records the signup
+                // from Meta's session message, sent as it came.
+                let body = Out::new()
+                    .set("code", code.expose())
+                    .opt("event", self.result.session.as_ref().map(|s| s.raw.clone()))
+                    .done();
+                let url = [self.conn.base.as_str(), "/signup/exchange"].concat();
+                self.conn.start(&url, Some(body))
+            }
+            Some(Credential::Token(token)) => self.conn.start_debug_token(token.expose()),
+            None => Promise::resolve(&JsValue::UNDEFINED),
+        }
+    }
+
+    /// Reads the first answer: the granted WABAs (and, in the code flow, the session
+    /// credential the next reads use), with a warning for each WABA the session message names
+    /// that is not granted. Returns how many WABAs to read.
+    pub fn granted(&mut self, answer: JsValue) -> Result<usize, JsValue> {
+        let answer = self.conn.answer(answer)?;
+        self.granted = if let Some(Credential::Code(_)) = &self.result.credential {
+            let answer = Obj::new(answer);
             let session = answer
                 .as_ref()
                 .and_then(|a| a.str("session"))
                 .ok_or_else(|| {
                     WabaError::new(code::BAD_RESPONSE, "the exchange gave no session")
                 })?;
-            let granted = answer.map(|a| a.strings("wabas")).unwrap_or_default();
-            (conn.with(session.clone()), granted, Some(session))
-        }
-        Credential::Token(token) => {
-            let info = conn.inspect(token.expose()).await?;
+            self.conn = self.conn.with(session.clone());
+            self.session = Some(session);
+            answer.map(|a| a.strings("wabas")).unwrap_or_default()
+        } else {
+            let info = read::debug_token(answer)?;
             if !info.data.is_valid {
                 return Err(WabaError::new(
                     code::UNAUTHORIZED,
                     "Meta says the signup token is invalid or expired: ask the business to sign up again",
-                ));
+                )
+                .into());
             }
-            let granted = info
-                .data
+            info.data
                 .granted_wabas(WabaScope::Management)
-                .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.to_string()))?
+                .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.message()))?
                 .iter()
-                .map(ToString::to_string)
-                .collect();
-            (conn, granted, None)
-        }
-    };
-    let warnings = Array::new();
-    if granted.is_empty() {
-        warnings.push(&warning(
-            "no_wabas",
-            "The token grants no WhatsApp Business account.",
-        ));
-    }
-    let event = result.event();
-    let reported = event.and_then(SessionEvent::finished);
-    for id in reported.iter().flat_map(|f| f.waba_ids.iter()) {
-        if !granted.iter().any(|g| g.as_str() == id.as_str()) {
-            warnings.push(&warning(
-                "waba_mismatch",
-                &format!("The signup reported WABA {id}, but the token does not grant it."),
+                .map(|id| id.as_str().to_owned())
+                .collect()
+        };
+        if self.granted.is_empty() {
+            self.warnings.push(&warning(
+                "no_wabas",
+                "The token grants no WhatsApp Business account.",
             ));
         }
+        let reported = self.result.event().and_then(SessionEvent::finished);
+        for id in reported.iter().flat_map(|f| f.waba_ids.iter()) {
+            if !self.granted.iter().any(|g| g.as_str() == id.as_str()) {
+                self.warnings.push(&warning(
+                    "waba_mismatch",
+                    &[
+                        "The signup reported WABA ",
+                        id.as_str(),
+                        ", but the token does not grant it.",
+                    ]
+                    .concat(),
+                ));
+            }
+        }
+        Ok(self.granted.len())
     }
-    let abandoned = event.and_then(SessionEvent::abandoned);
-    let expect_phone = event.is_none_or(SessionEvent::expects_phone);
-    let conn = &conn;
-    let wabas: Vec<Result<JsValue, WabaError>> = futures_util::stream::iter(granted.iter())
-        .map(|id| async move { conn.waba_js(id.as_str(), None).await })
-        .buffered(PARALLEL_FETCHES)
-        .collect()
-        .await;
-    let accounts = Array::new();
-    for (i, raw) in wabas.into_iter().enumerate() {
-        let raw = raw?;
+
+    /// Starts the read of the `i`th granted WABA with its phones (one call each).
+    pub fn start(&self, i: usize) -> Result<Promise, JsValue> {
+        let id = self.granted.get(i).map_or("", String::as_str);
+        Ok(self.conn.start_waba(id, STATUS_FIELDS)?)
+    }
+
+    /// Reads the `i`th WABA's answer into its `AccountStatus` (the first granted is the
+    /// newest).
+    pub fn account(&mut self, i: usize, answer: JsValue) -> Result<(), JsValue> {
+        let raw = self.conn.answer(answer)?;
         let waba = read::waba(raw.clone(), code::BAD_RESPONSE)?;
-        let status = AccountStatus::new(waba, i == 0, abandoned, expect_phone);
-        accounts.push(&account_js(raw, status));
+        let event = self.result.event();
+        let status = AccountStatus::new(
+            waba,
+            i == 0,
+            event.and_then(SessionEvent::abandoned),
+            event.is_none_or(SessionEvent::expects_phone),
+        );
+        self.accounts.push(&account_js(raw, status));
+        Ok(())
     }
-    Ok(Out::new()
-        .set("accounts", accounts)
-        .set("warnings", warnings)
-        .opt("session", session.as_deref())
-        .done())
+
+    /// `{accounts, warnings, session?}`.
+    pub fn done(&self) -> JsValue {
+        Out::new()
+            .set("accounts", self.accounts.clone())
+            .set("warnings", self.warnings.clone())
+            .opt("session", self.session.as_deref())
+            .done()
+    }
 }

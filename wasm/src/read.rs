@@ -22,8 +22,8 @@ fn object(v: JsValue, c: &'static str, what: &str) -> Result<Obj, WabaError> {
 
 fn required_id(o: &Obj, key: &str, c: &'static str, what: &str) -> Result<ObjectId, WabaError> {
     o.id(key)
-        .map_err(|e| WabaError::new(c, format!("{what}: {key}: {e}")))?
-        .ok_or_else(|| WabaError::new(c, format!("{what}: {key} is missing")))
+        .map_err(|e| WabaError::new(c, [what, ": ", key, ": ", e.message()].concat()))?
+        .ok_or_else(|| WabaError::new(c, [what, ": ", key, " is missing"].concat()))
 }
 
 /// An `FB.login` callback response.
@@ -58,15 +58,19 @@ pub fn login_response(v: JsValue) -> Result<RawLoginResponse, WabaError> {
 /// A session message's decoded `data` object.
 pub fn session_message(o: &Obj) -> Result<RawSessionMessage, WabaError> {
     let id = |d: &Obj, k: &str| {
-        d.raw_id(k)
-            .map_err(|e| WabaError::new(code::INVALID_SIGNUP_RESULT, format!("{k}: {e}")))
+        d.raw_id(k).map_err(|e| {
+            WabaError::new(code::INVALID_SIGNUP_RESULT, [k, ": ", e.message()].concat())
+        })
     };
     let data = match o.obj("data") {
         Some(d) => Some(RawSessionData {
             phone_number_id: id(&d, "phone_number_id")?,
             waba_id: id(&d, "waba_id")?,
             waba_ids: d.raw_ids("waba_ids").map_err(|e| {
-                WabaError::new(code::INVALID_SIGNUP_RESULT, format!("waba_ids: {e}"))
+                WabaError::new(
+                    code::INVALID_SIGNUP_RESULT,
+                    ["waba_ids: ", e.message()].concat(),
+                )
             })?,
             business_id: id(&d, "business_id")?,
             current_step: d.str("current_step"),
@@ -113,7 +117,7 @@ pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
         for t in g.list("target_ids") {
             target_ids.push(
                 crate::js::raw_id(&t)
-                    .map_err(|e| WabaError::new(c, format!("target_ids: {e}")))?
+                    .map_err(|e| WabaError::new(c, ["target_ids: ", e.message()].concat()))?
                     .ok_or_else(|| bad(c, "target_ids holds null"))?,
             );
         }
@@ -122,19 +126,27 @@ pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
             target_ids,
         });
     }
+    let full = crate::CONSOLE;
     Ok(DebugToken {
         data: TokenInfo {
             is_valid: d.bool("is_valid").unwrap_or(false),
-            app_id: d.raw_id("app_id").ok().flatten(),
-            application: d.str("application"),
-            token_type: d.str("type"),
-            expires_at: d.int("expires_at").unwrap_or(0),
-            data_access_expires_at: d.int("data_access_expires_at").unwrap_or(0),
-            issued_at: d.int("issued_at"),
-            scopes: d.strings("scopes"),
             granular_scopes: granular,
-            user_id: d.raw_id("user_id").ok().flatten(),
-            error: d.obj("error").map(|e| TokenError {
+            app_id: full.then(|| d.raw_id("app_id").ok().flatten()).flatten(),
+            application: full.then(|| d.str("application")).flatten(),
+            token_type: full.then(|| d.str("type")).flatten(),
+            expires_at: full.then(|| d.int("expires_at")).flatten().unwrap_or(0),
+            data_access_expires_at: full
+                .then(|| d.int("data_access_expires_at"))
+                .flatten()
+                .unwrap_or(0),
+            issued_at: full.then(|| d.int("issued_at")).flatten(),
+            scopes: if full {
+                d.strings("scopes")
+            } else {
+                Vec::new()
+            },
+            user_id: full.then(|| d.raw_id("user_id").ok().flatten()).flatten(),
+            error: full.then(|| d.obj("error")).flatten().map(|e| TokenError {
                 code: e.int("code").unwrap_or(0),
                 message: e.str("message").unwrap_or_default(),
                 subcode: e.int("subcode"),
@@ -159,29 +171,27 @@ pub fn phone(v: JsValue, c: &'static str) -> Result<PhoneNumber, WabaError> {
 }
 
 fn health(h: &Obj) -> HealthStatus {
+    let mut entities = Vec::new();
+    for e in objects(h, "entities") {
+        let mut errors = Vec::new();
+        for x in objects(&e, "errors") {
+            errors.push(HealthError {
+                error_code: x.int("error_code"),
+                error_description: x.str("error_description"),
+                possible_solution: x.str("possible_solution"),
+            });
+        }
+        entities.push(HealthEntity {
+            entity_type: e.str("entity_type"),
+            id: e.text("id"),
+            can_send_message: e.str("can_send_message"),
+            additional_info: e.strings("additional_info"),
+            errors,
+        });
+    }
     HealthStatus {
         can_send_message: h.str("can_send_message"),
-        entities: h
-            .list("entities")
-            .into_iter()
-            .filter_map(Obj::new)
-            .map(|e| HealthEntity {
-                entity_type: e.str("entity_type"),
-                id: e.text("id"),
-                can_send_message: e.str("can_send_message"),
-                additional_info: e.strings("additional_info"),
-                errors: e
-                    .list("errors")
-                    .into_iter()
-                    .filter_map(Obj::new)
-                    .map(|x| HealthError {
-                        error_code: x.int("error_code"),
-                        error_description: x.str("error_description"),
-                        possible_solution: x.str("possible_solution"),
-                    })
-                    .collect(),
-            })
-            .collect(),
+        entities,
     }
 }
 
@@ -189,14 +199,13 @@ fn health(h: &Obj) -> HealthStatus {
 pub fn waba(v: JsValue, c: &'static str) -> Result<Waba, WabaError> {
     let w = object(v, c, "WABA is not an object")?;
     let phone_numbers = match w.obj("phone_numbers") {
-        Some(page) => Some(Page {
-            data: page
-                .list("data")
-                .into_iter()
-                .map(|p| phone(p, c))
-                .collect::<Result<_, _>>()?,
-            paging: None,
-        }),
+        Some(page) => {
+            let mut data = Vec::new();
+            for p in page.list("data") {
+                data.push(phone(p, c)?);
+            }
+            Some(Page { data, paging: None })
+        }
         None => None,
     };
     Ok(Waba {
@@ -209,9 +218,9 @@ pub fn waba(v: JsValue, c: &'static str) -> Result<Waba, WabaError> {
             .str("account_review_status")
             .map(|s| ReviewStatus::parse(&s)),
         business_verification_status: w.str("business_verification_status"),
-        ownership_type: w.str("ownership_type"),
+        ownership_type: crate::CONSOLE.then(|| w.str("ownership_type")).flatten(),
         health_status: w.obj("health_status").map(|h| health(&h)),
-        creation_time: w.time("creation_time"),
+        creation_time: crate::CONSOLE.then(|| w.time("creation_time")).flatten(),
         phone_numbers,
     })
 }
@@ -253,21 +262,20 @@ pub fn account_status(v: JsValue) -> Result<AccountStatus, WabaError> {
             message: i.str("message").unwrap_or_default(),
         }),
         health_problems: a.strings("healthProblems"),
-        alerts: a
-            .list("alerts")
-            .into_iter()
-            .filter_map(Obj::new)
-            .map(|x| alert(&x))
-            .collect(),
+        alerts: objects(&a, "alerts").iter().map(alert).collect(),
         verification: a.obj("verification").map(|x| alert(&x)),
-        progress: a
-            .list("progress")
-            .into_iter()
-            .filter_map(Obj::new)
-            .map(|x| progress(&x))
-            .collect(),
+        progress: objects(&a, "progress").iter().map(progress).collect(),
         waba,
     })
+}
+
+/// The objects of an array field (other items skipped).
+fn objects(o: &Obj, key: &str) -> Vec<Obj> {
+    let mut out = Vec::new();
+    for item in o.list(key) {
+        out.extend(Obj::new(item));
+    }
+    out
 }
 
 /// A step's progress, from an account's `progress` or a `pipeline_step` change's `step`
@@ -298,7 +306,7 @@ pub fn array(v: JsValue, what: &str) -> Result<Vec<JsValue>, WabaError> {
     } else {
         Err(WabaError::new(
             code::INVALID_ARGUMENT,
-            format!("{what} must be an array"),
+            [what, " must be an array"].concat(),
         ))
     }
 }

@@ -5,18 +5,16 @@
 //! object, and every field JS sees besides it is derived here, once, from the typed
 //! `waba_graph::signup` model.
 
+use crate::browser::Listener;
 use crate::error::{WabaError, code};
 use crate::js::{Obj, Out, string_array};
 use crate::read;
-use js_sys::{Function, Promise};
-use std::cell::RefCell;
-use std::rc::Rc;
+use js_sys::Promise;
 use waba_graph::signup::{
     Abandoned, Credential, LoginOutcome, SESSION_MESSAGE_TYPE, SessionEvent, SessionMessage,
     SignupResult, SignupTracker, is_trusted_origin,
 };
 use waba_graph::{ObjectId, Secret};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 /// Milliseconds to wait for the session message after the login callback, by default.
@@ -43,18 +41,18 @@ fn typed_message(o: &Obj) -> Result<Option<SessionMessage>, WabaError> {
     if o.str("type").as_deref() != Some(SESSION_MESSAGE_TYPE) {
         return Ok(None);
     }
-    SessionMessage::from_raw(read::session_message(o)?).map_err(|e| invalid(e.to_string()))
+    SessionMessage::from_raw(read::session_message(o)?).map_err(|e| invalid(e.message()))
 }
 
 /// Writes what a session message says: `event`, the ids a finish reports, the step or the
 /// reported error of an early exit, and `sessionMessage`, the message as received.
-fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
+pub(crate) fn session_fields(out: Out, message: &SessionMessage, raw: &JsValue) -> Out {
     let event = &message.event;
     let mut out = out
         .set("event", event.name())
         .set("sessionMessage", raw.clone());
     if let Some(f) = event.finished() {
-        let ids: Vec<String> = f.waba_ids.iter().map(ToString::to_string).collect();
+        let ids: Vec<String> = f.waba_ids.iter().map(|id| id.as_str().to_owned()).collect();
         out = out
             .set("wabaId", f.waba_id.as_str())
             .set("wabaIds", string_array(&ids))
@@ -175,7 +173,7 @@ impl SignupInput {
 /// Reads an `FB.login` callback response. Anything not connected is a cancellation;
 /// malformed input is an `invalid_signup_result` error.
 pub fn login_outcome(response: JsValue) -> Result<LoginOutcome, WabaError> {
-    LoginOutcome::from_raw(read::login_response(response)?).map_err(|e| invalid(e.to_string()))
+    LoginOutcome::from_raw(read::login_response(response)?).map_err(|e| invalid(e.message()))
 }
 
 /// Reads a `message` event's `origin` and `data`: `Ok(None)` when it is not an Embedded
@@ -206,72 +204,69 @@ pub fn session_message(
     Ok(typed_message(&o)?.map(|message| Received { message, raw }))
 }
 
-/// `parseLoginResponse(response)`: the `FB.login` response as a `SignupResult` without a
-/// session event.
-#[wasm_bindgen(js_name = parseLoginResponse, unchecked_return_type = "LoginResult")]
-pub fn parse_login_response(response: JsValue) -> Result<JsValue, JsValue> {
-    let result = SignupResult {
-        login: login_outcome(response)?,
-        session: None,
-        unknown_events: Vec::new(),
-    };
-    Ok(signup_js(&result, None))
-}
-
-/// `parseSessionMessage(origin, data, extraOrigins?)`: the Embedded Signup event in a
-/// `message` event, or `null` when it is not one from a trusted origin.
-#[wasm_bindgen(js_name = parseSessionMessage, unchecked_return_type = "SessionEvent | null")]
-pub fn parse_session_message(
-    origin: &str,
-    data: JsValue,
-    extra_origins: Option<Vec<String>>,
-) -> Result<JsValue, JsValue> {
-    let Some(r) = session_message(origin, data, &extra_origins.unwrap_or_default())? else {
-        return Ok(JsValue::NULL);
-    };
-    Ok(session_fields(Out::new(), &r.message, &r.raw)
-        .opt("version", r.message.version.as_deref())
-        .set("unknownEvents", string_array(&[]))
-        .done())
-}
-
-struct ListenerState {
+/// What a `SignupListener` knows: the tracker of the model, the session message it took as
+/// received, and the origins trusted besides Meta's. Its methods are what `js/browser.js`'s
+/// listener calls; not part of the package's API.
+#[wasm_bindgen(skip_typescript)]
+pub struct Tracker {
     tracker: SignupTracker,
     /// The session message the tracker took, as received.
     raw_session: Option<JsValue>,
     extra_origins: Vec<String>,
-    grace_ms: i32,
-    result: Option<JsValue>,
-    resolve: Option<Function>,
-    timer: Option<Closure<dyn FnMut()>>,
 }
 
-impl ListenerState {
-    fn on_session(&mut self, received: Received) {
+impl Tracker {
+    fn result(&self, result: Option<SignupResult>) -> JsValue {
+        match result {
+            Some(r) => signup_js(&r, self.raw_session.as_ref()),
+            None => JsValue::UNDEFINED,
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Tracker {
+    /// A `message` event's `origin` and `data`: the `SignupResult` when it completes the
+    /// signup, else `undefined`. Untrusted or unrelated messages are ignored; malformed Meta
+    /// messages too, as the login response still decides the outcome.
+    pub fn message(&mut self, origin: &str, data: JsValue) -> JsValue {
+        let Ok(Some(received)) = session_message(origin, data, &self.extra_origins) else {
+            return JsValue::UNDEFINED;
+        };
         let result = self.tracker.on_session(received.message);
         if self.raw_session.is_none() && self.tracker.session().is_some() {
             self.raw_session = Some(received.raw);
         }
-        if let Some(result) = result {
-            self.deliver(result);
-        }
+        self.result(result)
     }
 
-    fn deliver(&mut self, result: SignupResult) {
-        let value = signup_js(&result, self.raw_session.as_ref());
-        if let Some(resolve) = self.resolve.take() {
-            let _ = resolve.call1(&JsValue::NULL, &value);
-        }
-        self.result = Some(value);
+    /// The `FB.login` callback's response: the `SignupResult` when it completes the signup,
+    /// else `undefined`.
+    pub fn login(&mut self, response: JsValue) -> Result<JsValue, JsValue> {
+        let outcome = login_outcome(response)?;
+        let result = self.tracker.on_login(outcome);
+        Ok(self.result(result))
+    }
+
+    /// Whether only the session message is missing (wait a little, then `stopWaiting`).
+    pub fn waiting(&self) -> bool {
+        self.tracker.waiting_for_session()
+    }
+
+    /// Gives up on the session message: the `SignupResult` with what arrived, or `undefined`.
+    #[wasm_bindgen(js_name = stopWaiting)]
+    pub fn stop_waiting(&mut self) -> JsValue {
+        let result = self.tracker.stop_waiting();
+        self.result(result)
     }
 }
+
 /// Listens for the signup's session messages on `window` and takes the `FB.login` response;
 /// `result()` resolves once both are in (in either order), or after a short grace period
 /// when the login came without a session message.
 #[wasm_bindgen]
 pub struct SignupListener {
-    state: Rc<RefCell<ListenerState>>,
-    on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    listener: Listener,
 }
 
 #[wasm_bindgen]
@@ -292,83 +287,30 @@ impl SignupListener {
             .and_then(|o| o.int("graceMs"))
             .map(|g| g.clamp(0, 60_000) as i32)
             .unwrap_or(DEFAULT_GRACE_MS);
-        let state = Rc::new(RefCell::new(ListenerState {
+        let tracker = Tracker {
             tracker: SignupTracker::new(),
             raw_session: None,
             extra_origins,
-            grace_ms,
-            result: None,
-            resolve: None,
-            timer: None,
-        }));
-        let weak = Rc::downgrade(&state);
-        let on_message =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-                let Some(state) = weak.upgrade() else { return };
-                let mut st = state.borrow_mut();
-                // Untrusted or unrelated messages are ignored; malformed Meta messages too, as
-                // the login response still decides the outcome.
-                if let Ok(Some(received)) =
-                    session_message(&ev.origin(), ev.data(), &st.extra_origins)
-                {
-                    st.on_session(received);
-                }
-            });
-        window()?
-            .add_event_listener_with_callback("message", on_message.as_ref().unchecked_ref())?;
-        Ok(SignupListener { state, on_message })
+        };
+        Ok(SignupListener {
+            listener: Listener::new(tracker, grace_ms),
+        })
     }
 
     /// Feeds the `FB.login` callback's response.
     pub fn login(&self, response: JsValue) -> Result<(), JsValue> {
-        let outcome = login_outcome(response)?;
-        let mut st = self.state.borrow_mut();
-        if let Some(result) = st.tracker.on_login(outcome) {
-            st.deliver(result);
-            return Ok(());
-        }
-        if st.tracker.waiting_for_session() {
-            let weak = Rc::downgrade(&self.state);
-            let timer = Closure::<dyn FnMut()>::new(move || {
-                let Some(state) = weak.upgrade() else { return };
-                let mut st = state.borrow_mut();
-                if let Some(result) = st.tracker.stop_waiting() {
-                    st.deliver(result);
-                }
-            });
-            window()?.set_timeout_with_callback_and_timeout_and_arguments_0(
-                timer.as_ref().unchecked_ref(),
-                st.grace_ms,
-            )?;
-            st.timer = Some(timer);
-        }
-        Ok(())
+        self.listener.login(&response)
     }
 
     /// Resolves with the `SignupResult` once the signup is over.
     #[wasm_bindgen(unchecked_return_type = "Promise<SignupResult>")]
     pub fn result(&self) -> Promise {
-        let state = self.state.clone();
-        Promise::new(&mut |resolve, _reject| {
-            let mut st = state.borrow_mut();
-            match &st.result {
-                Some(value) => {
-                    let _ = resolve.call1(&JsValue::NULL, value);
-                }
-                None => st.resolve = Some(resolve),
-            }
-        })
+        self.listener.wait()
     }
 
     /// Stops listening for messages.
     pub fn dispose(&self) -> Result<(), JsValue> {
-        window()?.remove_event_listener_with_callback(
-            "message",
-            self.on_message.as_ref().unchecked_ref(),
-        )
+        self.listener.dispose();
+        Ok(())
     }
-}
-
-fn window() -> Result<web_sys::Window, JsValue> {
-    web_sys::window().ok_or_else(|| WabaError::new(code::INVALID_ARGUMENT, "no window").into())
 }

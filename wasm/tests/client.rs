@@ -369,8 +369,8 @@ async fn the_session_event_says_whether_a_phone_is_expected() {
     assert_eq!(Array::from(&get(&r, "warnings")).length(), 0);
 }
 
-/// Starts recording the bodies this page POSTs to `/signup/exchange` (gloo-net calls
-/// `window.fetch` with a `Request`), passing every call through unchanged.
+/// Starts recording the bodies this page POSTs to `/signup/exchange` (`window.fetch` with a
+/// URL and options, or with a `Request`), passing every call through unchanged.
 fn record_exchange_bodies() {
     js_sys::Function::new_no_args(
         r#"
@@ -380,6 +380,8 @@ fn record_exchange_bodies() {
         window.fetch = function (input, init) {
             if (input instanceof Request && input.method === "POST" && input.url.endsWith("/signup/exchange")) {
                 window.__exchangeBodies.push(input.clone().text());
+            } else if (typeof input === "string" && init && init.method === "POST" && input.endsWith("/signup/exchange")) {
+                window.__exchangeBodies.push(Promise.resolve(String(init.body)));
             }
             return fetch.call(this, input, init);
         };

@@ -5,7 +5,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::Reflect;
-use waba_onboard::signup::{SignupListener, parse_login_response, parse_session_message};
+use waba_onboard::console::{parse_login_response, parse_session_message};
+use waba_onboard::signup::SignupListener;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;

@@ -455,6 +455,8 @@ fn check_filesystem(root: &Path) -> Res {
         "pkg/waba-onboard.css",
         "pkg/web/waba_onboard.js",
         "pkg/web/waba_onboard_bg.wasm",
+        "pkg/console/waba_onboard.js",
+        "pkg/console/waba_onboard_bg.wasm",
     ] {
         let path = root.join(SITE).join(file);
         let (owner, _) = owner_and_mode(&path)?;

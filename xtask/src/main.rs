@@ -28,9 +28,12 @@ usage: cargo xtask <task> [options]
 tasks:
   demo [--smoke] [--port N]   run the demo on the Graph simulator (no Meta account needed);
                               --smoke drives it once in headless Chromium and exits
-  test                        fmt, clippy, native tests, wasm tests in headless Chromium,
-                              end-to-end tests; installs missing tools first
-  package                     build the npm package into target/npm/waba-onboard
+  test [STEP...]              fmt, clippy, native tests, wasm tests in headless Chromium,
+                              end-to-end tests; installs missing tools first. With STEPs
+                              (fmt clippy native package image kubernetes wasm e2e fuzz
+                              smoke bench), only those
+  package [--names]           build the npm package into target/npm/waba-onboard; --names also
+                              builds its wasm with function names kept, for twiggy
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests
   fuzz [--seconds N] [target]  run the cargo-fuzz targets (nightly), N seconds each (default 60)
   bench [--quick]             load-test graph-sim, waba-proxy and nginx; write BENCHMARKS.md
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run_demo(&args[1..]),
         Some("test") => test::run_all(&args[1..]),
         Some("setup") => setup::all(),
-        Some("package") => setup::all().and_then(|()| package::build().map(|_| ())),
+        Some("package") => setup::all().and_then(|()| package::command(&args[1..])),
         Some("screenshots") => setup::all().and_then(|()| test::screenshots()),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),

@@ -1,7 +1,8 @@
 //! Installs what the tests need and a fresh Debian machine lacks, saying what it does:
 //! the pinned toolchain of `rust-toolchain.toml` (with the wasm32 target), the pinned nightly
 //! of [`NIGHTLY`] (with `rust-src`), Debian's Chromium, ChromeDriver and binaryen (`wasm-opt`),
-//! `wasm-bindgen-cli` at exactly the pinned version, npm packages from lock files, Debian's
+//! `wasm-bindgen-cli` at exactly the pinned version, npm packages from lock files (again when
+//! a lock file changed since they were installed), Debian's
 //! PostgreSQL server and `openssl` (the proxy's store tests), what the container image needs
 //! (the musl target, Debian's `podman`, `musl-tools` and `ca-certificates`), and a Python venv
 //! under `target/` with `kubernetes-validate` for the Kubernetes manifests.
@@ -238,9 +239,22 @@ pub fn npm_projects() -> Vec<PathBuf> {
     found
 }
 
+/// Whether `dir`'s packages were installed from its lock file as it is now (npm writes
+/// `node_modules/.package-lock.json` when it installs; a lock file changed since is newer).
+fn npm_installed(dir: &Path) -> bool {
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(dir.join("node_modules/.package-lock.json")),
+        modified(dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(lock)) => installed >= lock,
+        _ => false,
+    }
+}
+
 fn npm_packages() -> Res {
     for dir in npm_projects() {
-        if dir.join("node_modules/.package-lock.json").exists() {
+        if npm_installed(&dir) {
             continue;
         }
         println!(

@@ -24,13 +24,16 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Copies `www/` as it is into `dir`, and the built npm package's `web/` and script files
-/// under `dir/pkg/` (the layout the pages load them from).
+/// Copies `www/` as it is into `dir`, and the built npm package's `web/` (the signup page's
+/// entry point), `console/` (the console's) and script files under `dir/pkg/` (the layout the
+/// pages load them from).
 pub fn assemble(dir: &Path) -> Result<(), String> {
     copy_dir(&project_root().join("www"), dir)?;
     let pkg = crate::package::package_dir();
     let pkg_out = dir.join("pkg");
-    copy_dir(&pkg.join("web"), &pkg_out.join("web"))?;
+    for build in ["web", "console"] {
+        copy_dir(&pkg.join(build), &pkg_out.join(build))?;
+    }
     for file in crate::package::JS_FILES {
         std::fs::copy(pkg.join(file), pkg_out.join(file)).map_err(|e| format!("{file}: {e}"))?;
     }

@@ -3,8 +3,31 @@
 use crate::run::{Res, Totals, cargo, run, run_counting};
 use crate::setup;
 
-/// Runs every step, even after one fails, then reports all failures and the test totals.
-pub fn run_all(_args: &[String]) -> Res {
+/// The steps by the names `cargo xtask test STEP...` takes, in the order they run.
+pub const STEPS: [&str; 11] = [
+    "fmt",
+    "clippy",
+    "native",
+    "package",
+    "image",
+    "kubernetes",
+    "wasm",
+    "e2e",
+    "fuzz",
+    "smoke",
+    "bench",
+];
+
+/// Runs every step (or only the steps named in `args`, see [`STEPS`]), even after one fails,
+/// then reports all failures and the test totals.
+pub fn run_all(args: &[String]) -> Res {
+    if let Some(unknown) = args.iter().find(|a| !STEPS.contains(&a.as_str())) {
+        return Err(format!(
+            "unknown step `{unknown}`; the steps are {}",
+            STEPS.join(", ")
+        ));
+    }
+    let wanted = |key: &str| args.is_empty() || args.iter().any(|a| a == key);
     setup::all()?;
     let mut totals = Totals::default();
     let mut failures: Vec<String> = Vec::new();
@@ -15,77 +38,104 @@ pub fn run_all(_args: &[String]) -> Res {
         }
     };
 
-    step("fmt", run(cargo(&["fmt", "--all", "--", "--check"])));
-    step(
-        "clippy",
-        run(cargo(&[
+    if wanted("fmt") {
+        step("fmt", run(cargo(&["fmt", "--all", "--", "--check"])));
+    }
+    if wanted("clippy") {
+        step(
             "clippy",
-            "--workspace",
-            "--all-targets",
-            "--all-features",
-            "--",
-            "-D",
-            "warnings",
-        ])),
-    );
-    step(
-        "clippy (wasm32)",
-        run(cargo(&[
-            "clippy",
-            "-p",
-            "waba-onboard",
-            "-p",
-            "waba-graph",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])),
-    );
+            run(cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ])),
+        );
+        // The signup page's module (no features) and the console's (`console`), each as built.
+        for features in ["", "console"] {
+            step(
+                "clippy (wasm32)",
+                run(cargo(&[
+                    "clippy",
+                    "-p",
+                    "waba-onboard",
+                    "-p",
+                    "waba-graph",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                    "--all-targets",
+                    "--features",
+                    features,
+                    "--",
+                    "-D",
+                    "warnings",
+                ])),
+            );
+        }
+    }
     // The proxy's PostgreSQL store tests and multi-replica tests run against a real server,
     // started for this step and stopped after it; the step fails if it cannot start.
-    step(
-        "native tests",
-        crate::postgres::with_postgres(|pg| {
-            let mut native = cargo(&["test", "--workspace"]);
-            pg.set_env(&mut native);
-            run_counting(native, &mut totals)
-        })
-        .and_then(|tests| tests),
-    );
-    step("npm package and size budget", package_and_size(&mut totals));
-    step(
-        "container image (podman build, export, run the binary)",
-        counted(crate::image::test(), &mut totals),
-    );
-    step(
-        "Kubernetes manifests (kubernetes-validate --strict)",
-        counted(crate::kubernetes::validate(), &mut totals),
-    );
-    step("wasm tests (headless Chromium)", wasm_tests(&mut totals));
-    step(
-        "end-to-end tests (headless Chromium)",
-        e2e_tests(&mut totals),
-    );
-    step(
-        "fuzz (10 s per target)",
-        crate::fuzz::run_targets(10, crate::fuzz::TARGETS, &mut totals),
-    );
-    step("demo smoke (headless Chromium)", crate::demo::smoke());
-    step(
-        "bench, quick mode (proves `cargo xtask bench` works; its numbers fail nothing)",
-        crate::bench::bench(&["--quick".to_owned()]),
-    );
-    step("the bench left no nginx process behind", {
-        let left = crate::bench::leftover_nginx();
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("still running: {}", left.join(", ")))
-        }
-    });
+    if wanted("native") {
+        step(
+            "native tests",
+            crate::postgres::with_postgres(|pg| {
+                let mut native = cargo(&["test", "--workspace"]);
+                pg.set_env(&mut native);
+                run_counting(native, &mut totals)
+            })
+            .and_then(|tests| tests),
+        );
+    }
+    if wanted("package") {
+        step("npm package and size budget", package_and_size(&mut totals));
+    }
+    if wanted("image") {
+        step(
+            "container image (podman build, export, run the binary)",
+            counted(crate::image::test(), &mut totals),
+        );
+    }
+    if wanted("kubernetes") {
+        step(
+            "Kubernetes manifests (kubernetes-validate --strict)",
+            counted(crate::kubernetes::validate(), &mut totals),
+        );
+    }
+    if wanted("wasm") {
+        step("wasm tests (headless Chromium)", wasm_tests(&mut totals));
+    }
+    if wanted("e2e") {
+        step(
+            "end-to-end tests (headless Chromium)",
+            e2e_tests(&mut totals),
+        );
+    }
+    if wanted("fuzz") {
+        step(
+            "fuzz (10 s per target)",
+            crate::fuzz::run_targets(10, crate::fuzz::TARGETS, &mut totals),
+        );
+    }
+    if wanted("smoke") {
+        step("demo smoke (headless Chromium)", crate::demo::smoke());
+    }
+    if wanted("bench") {
+        step(
+            "bench, quick mode (proves `cargo xtask bench` works; its numbers fail nothing)",
+            crate::bench::bench(&["--quick".to_owned()]),
+        );
+        step("the bench left no nginx process behind", {
+            let left = crate::bench::leftover_nginx();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still running: {}", left.join(", ")))
+            }
+        });
+    }
 
     println!();
     if failures.is_empty() {
@@ -104,7 +154,8 @@ pub fn run_all(_args: &[String]) -> Res {
     }
 }
 
-/// Builds the npm package and checks its size against the budget (counted as one test).
+/// Builds the npm package and checks what the signup page and the console download against
+/// their budgets (counted as one test).
 fn package_and_size(totals: &mut Totals) -> Res {
     let sizes = crate::package::build()?;
     let checked = crate::package::check_size(&sizes);
@@ -137,6 +188,8 @@ fn wasm_tests(totals: &mut Totals) -> Res {
         "waba-onboard",
         "--target",
         "wasm32-unknown-unknown",
+        "--features",
+        "console",
     ]);
     wasm.env(
         "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
@@ -157,7 +210,8 @@ fn wasm_tests(totals: &mut Totals) -> Res {
     run_counting(wasm, totals)
 }
 
-/// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim.
+/// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim (the
+/// signup page, the console on its own entry point, a Vite app built from the tarball).
 fn e2e_tests(totals: &mut Totals) -> Res {
     run(cargo(&[
         "build",
@@ -176,6 +230,8 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "e2e",
         "--test",
         "e2e_signup",
+        "--test",
+        "e2e_console",
         "--test",
         "e2e_vite",
         "--",
