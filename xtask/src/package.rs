@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 /// snippets, the wasm, the live status module and the stylesheet) should not exceed, gzipped
 /// (bytes): reported, not yet met.
 pub const SIGNUP_AIM: u64 = 40 * 1024;
-/// What the signup page downloads may not exceed (bytes, gzipped): the size it has, a little
-/// above, so that no change brings bytes back unnoticed. Lower it as the page shrinks.
-pub const SIGNUP_BUDGET: u64 = 48 * 1024;
+/// What the signup page downloads may not exceed (bytes, gzipped): about 12% above the size
+/// it has (46.1 KB), room for a toolchain's or a machine's difference but not for a change
+/// that brings bytes back unnoticed. Lower it as the page shrinks.
+pub const SIGNUP_BUDGET: u64 = 52 * 1024;
 /// What any page downloads from the package may not exceed (bytes, gzipped); the console's
 /// entry point is the largest.
 pub const SIZE_BUDGET: u64 = 80 * 1024;
