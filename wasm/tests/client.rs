@@ -370,14 +370,18 @@ async fn the_session_event_says_whether_a_phone_is_expected() {
 }
 
 /// Starts recording the bodies this page POSTs to `/signup/exchange` (`window.fetch` with a
-/// URL and options, or with a `Request`), passing every call through unchanged.
+/// URL and options, or with a `Request`) and counting its `/graph/` reads
+/// (`window.__graphFetches`), passing every call through unchanged.
 fn record_exchange_bodies() {
     js_sys::Function::new_no_args(
         r#"
         if (window.__exchangeBodies) return;
         window.__exchangeBodies = [];
         const fetch = window.fetch;
+        window.__graphFetches = 0;
         window.fetch = function (input, init) {
+            const url = input instanceof Request ? input.url : String(input);
+            if (url.includes("/graph/")) window.__graphFetches += 1;
             if (input instanceof Request && input.method === "POST" && input.url.endsWith("/signup/exchange")) {
                 window.__exchangeBodies.push(input.clone().text());
             } else if (typeof input === "string" && init && init.method === "POST" && input.endsWith("/signup/exchange")) {
@@ -441,9 +445,16 @@ async fn the_code_flow_exchanges_once_and_reads_with_the_session() {
         r#"{{"outcome":"finished","credential":{{"kind":"code","value":"{code}"}},"event":"FINISH","wabaId":"102289599326934","phoneNumberId":"110200000000001","unknownEvents":[],"sessionMessage":{message}}}"#
     ));
     record_exchange_bodies();
+    let window = web_sys::window().unwrap();
+    Reflect::set(&window, &"__graphFetches".into(), &0.into()).unwrap();
     let done = JsFuture::from(onboard(&client(None, 10_000), result.clone()))
         .await
         .unwrap();
+    // The exchange's answer carried both accounts' statuses: no read of its own.
+    assert_eq!(
+        Reflect::get(&window, &"__graphFetches".into()).unwrap(),
+        JsValue::from(0)
+    );
     // The exchange carries the code and Meta's message exactly as received, nothing else.
     assert_eq!(
         exchange_bodies(&code).await,
