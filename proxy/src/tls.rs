@@ -16,8 +16,9 @@ pub enum Roots<'a> {
     Nothing,
 }
 
-/// A client configuration trusting `roots`. The error names the file, never anything secret.
-pub fn client_config(roots: Roots<'_>) -> Result<rustls::ClientConfig, String> {
+/// The certificates `roots` names. The error names the file, never anything secret. The
+/// system's store may be empty: whoever needs TLS decides whether that may start.
+pub fn trusted(roots: Roots<'_>) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
     match roots {
         Roots::File(path) => {
@@ -34,17 +35,14 @@ pub fn client_config(roots: Roots<'_>) -> Result<rustls::ClientConfig, String> {
                 // A system certificate rustls cannot read is not one to trust.
                 let _ = store.add(cert);
             }
-            // Every TLS connection would fail: say why at start-up instead.
-            if store.is_empty() {
-                return Err(
-                    "no trusted certificate in the system's store: install the CA \
-                    bundle (Debian's ca-certificates) or point SSL_CERT_FILE at one"
-                        .into(),
-                );
-            }
         }
         Roots::Nothing => {}
     }
+    Ok(store)
+}
+
+/// A client configuration trusting `store`.
+pub fn client_config(store: RootCertStore) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -219,7 +219,8 @@ fn tls(options: &PostgresOptions) -> Result<MakeRustlsConnect, StoreError> {
         Some(path) => crate::tls::Roots::File(path),
         None => crate::tls::Roots::System,
     };
-    crate::tls::client_config(roots)
+    crate::tls::trusted(roots)
+        .and_then(crate::tls::client_config)
         .map(MakeRustlsConnect::new)
         .map_err(|e| StoreError::Config(format!("--database-ca-file {e}")))
 }
