@@ -942,10 +942,7 @@ impl Pipeline {
         // Held back before reaching Meta (the account's budget is nearly spent): not a
         // failure, the step waits for the hold.
         if let AppError::UsageHold { retry_after } = e {
-            let mut out = pending(now + i64::try_from(*retry_after).unwrap_or(i64::MAX));
-            out.error_code = e.graph_error().code.into();
-            out.error = Some(e.graph_error().message);
-            return out;
+            return waiting(now + i64::try_from(*retry_after).unwrap_or(i64::MAX), e);
         }
         if e.is_throttling() || transient(e) {
             if step.failures + 1 >= MAX_TRANSIENT_ATTEMPTS {
@@ -967,10 +964,8 @@ impl Pipeline {
                 _ if !self.upstream.take_retry() => 60,
                 _ => 0,
             };
-            let mut out = pending(wait(retry_after));
+            let mut out = waiting(wait(retry_after), e);
             out.transient = true;
-            out.error_code = e.graph_error().code.into();
-            out.error = Some(e.graph_error().message);
             return out;
         }
         let g = e.graph_error();
@@ -1076,6 +1071,15 @@ fn done(message: &str) -> StepOutcome {
         token: TokenKind::SystemUser,
         transient: false,
     }
+}
+
+/// Pending until `next_at`, saying what `e` held it back with.
+fn waiting(next_at: i64, e: &AppError) -> StepOutcome {
+    let g = e.graph_error();
+    let mut out = pending(next_at);
+    out.error_code = g.code.into();
+    out.error = Some(g.message);
+    out
 }
 
 fn pending(next_at: i64) -> StepOutcome {

@@ -79,12 +79,15 @@ pub fn usage(pids: &[u32]) -> Usage {
     total
 }
 
-/// Clock ticks per second of `/proc/*/stat`'s times.
+/// Clock ticks per second of `/proc/*/stat`'s times (asked of `getconf` once).
 fn ticks_per_second() -> f64 {
-    crate::run::output("getconf", &["CLK_TCK"])
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        crate::run::output("getconf", &["CLK_TCK"])
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
 }
 
 /// The cost per request between two usages over `requests` requests.

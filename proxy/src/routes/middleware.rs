@@ -39,6 +39,11 @@ fn never_shed(route: &str) -> bool {
     matches!(route, "/healthz" | "/readyz" | "/metrics")
 }
 
+/// The route a request matched, as metrics and the log name it.
+fn route_name(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or("unmatched", MatchedPath::as_str)
+}
+
 /// Longest request id taken from a client.
 const MAX_CLIENT_ID: usize = 64;
 
@@ -153,17 +158,16 @@ where
                 id
             }
         };
-        let route: Arc<str> = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| Arc::from("unmatched"), |m| Arc::from(m.as_str()));
+        // The router's own shared text of the route (no copy per request).
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let route = route_name(matched.as_ref());
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
-            route = &*route,
+            route,
             request_id = id.to_str().unwrap_or("-"),
         );
-        let permit = match (declared_too_large(&req), never_shed(&route)) {
+        let permit = match (declared_too_large(&req), never_shed(route)) {
             (true, _) => Err(AppError::PayloadTooLarge),
             (false, true) => Ok(None),
             (false, false) => (shared.slots.clone().try_acquire_owned())
@@ -176,7 +180,7 @@ where
             // A handler that panics while its future is made is caught like one that panics
             // while it runs.
             match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-                Ok(future) if has_deadline(&route) => {
+                Ok(future) if has_deadline(route) => {
                     Box::pin(within_deadline(timeout, future)) as Answer
                 }
                 Ok(future) => Box::pin(future),
@@ -194,10 +198,11 @@ where
                     res.headers_mut().insert(REQUEST_ID.clone(), id);
                 }
                 let label = res.extensions().get::<RouteLabel>().map(|r| r.0);
+                let route = route_name(matched.as_ref());
                 let elapsed = started.elapsed();
                 shared
                     .meters
-                    .record(label.unwrap_or(&route), res.status().as_u16(), elapsed);
+                    .record(label.unwrap_or(route), res.status().as_u16(), elapsed);
                 let (status, latency_ms) = (res.status().as_u16(), elapsed.as_millis() as u64);
                 if status >= 500 {
                     tracing::error!(status, latency_ms, "answered");

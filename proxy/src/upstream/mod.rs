@@ -16,8 +16,8 @@ pub use route::GraphRoute;
 use crate::error::AppError;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use axum::http::{Method, Request, StatusCode, Uri};
-use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -150,10 +150,20 @@ impl Upstream {
             true => crate::tls::Roots::System,
             false => crate::tls::Roots::Nothing,
         };
-        let tls = crate::tls::client_config(roots).map_err(|e| {
-            tracing::error!(error = %e, "no TLS configuration for Graph");
-            AppError::Misconfigured("no trusted certificates to reach Graph over https")
-        })?;
+        let tls = crate::tls::trusted(roots)
+            .and_then(|store| match https && store.is_empty() {
+                // Every call would fail: say why at start-up instead.
+                true => Err(
+                    "no trusted certificate in the system's store: install the CA \
+                    bundle (Debian's ca-certificates) or point SSL_CERT_FILE at one"
+                        .to_owned(),
+                ),
+                false => crate::tls::client_config(store),
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "no TLS configuration for Graph");
+                AppError::Misconfigured("no trusted certificates to reach Graph over https")
+            })?;
         let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let connector = match https {
             true => builder.https_only(),
@@ -552,7 +562,7 @@ impl Upstream {
                 .request(req)
                 .await
                 .map_err(|e| failure(transport_error(&e), None))?;
-            let (parts, mut incoming) = res.into_parts();
+            let (parts, incoming) = res.into_parts();
             let status = parts.status;
             let too_large = || failure(AppError::UpstreamGarbage("answer too large"), Some(status));
             let declared = parts
@@ -563,34 +573,15 @@ impl Upstream {
             if declared.is_some_and(|n| n > MAX_UPSTREAM_BODY as u64) {
                 return Err(too_large());
             }
-            // Most answers come in one chunk: keep it as is; copy only when there are more.
-            let mut first: Option<Bytes> = None;
-            let mut more: Option<BytesMut> = None;
-            while let Some(frame) = incoming.frame().await {
-                let frame = frame.map_err(|e| failure(transport_error(&e), Some(status)))?;
-                let Ok(chunk) = frame.into_data() else {
-                    continue;
-                };
-                let held =
-                    first.as_ref().map_or(0, Bytes::len) + more.as_ref().map_or(0, BytesMut::len);
-                if held + chunk.len() > MAX_UPSTREAM_BODY {
-                    return Err(too_large());
-                }
-                match (&mut first, &mut more) {
-                    (None, _) => first = Some(chunk),
-                    (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
-                    (Some(head), None) => {
-                        let mut buf = BytesMut::with_capacity(head.len() + chunk.len());
-                        buf.extend_from_slice(head);
-                        buf.extend_from_slice(&chunk);
-                        more = Some(buf);
-                    }
-                }
-            }
-            let body = match more {
-                Some(buf) => buf.freeze(),
-                None => first.unwrap_or_default(),
-            };
+            // Bounded as it arrives; an answer in one chunk is kept as is, without a copy.
+            let body = Limited::new(incoming, MAX_UPSTREAM_BODY)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
+                    Some(_) => too_large(),
+                    None => failure(transport_error(e.as_ref()), Some(status)),
+                })?
+                .to_bytes();
             Ok((status, parts.headers, body))
         };
         let (status, headers, body) = tokio::time::timeout(self.timeout.min(left), call)

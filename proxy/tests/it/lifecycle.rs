@@ -5,17 +5,23 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
+/// graph-sim answers the next WABA read `ms` milliseconds late.
+#[allow(clippy::unwrap_used)] // Test code: a fault that does not parse is a failed test.
+fn slow_next_waba_read(s: &Stack, ms: u64) {
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({
+            "route": "waba", "times": 1, "action": {"kind": "latency", "ms": ms}
+        }))
+        .unwrap(),
+    ]);
+}
+
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     let s = stack(world("demo"), &[]);
     let url = s.url("/graph/102289599326934?fields=id");
     assert_eq!(get(&url, Some(ADMIN)).await.status, StatusCode::OK);
-    s.sim.state.add_faults(vec![
-        serde_json::from_value(json!({
-            "route": "waba", "times": 1, "action": {"kind": "latency", "ms": 700}
-        }))
-        .unwrap(),
-    ]);
+    slow_next_waba_read(&s, 700);
     let slow = tokio::spawn(async move { get(&url, Some(ADMIN)).await.status });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let killed = std::process::Command::new("kill")
@@ -98,12 +104,7 @@ async fn max_concurrency_counts_requests_on_every_route_together() {
     let s = stack(world("demo"), &["--max-concurrency", "1"]);
     let url = s.url("/graph/102289599326934?fields=id");
     assert_eq!(get(&url, Some(ADMIN)).await.status, StatusCode::OK);
-    s.sim.state.add_faults(vec![
-        serde_json::from_value(json!({
-            "route": "waba", "times": 1, "action": {"kind": "latency", "ms": 800}
-        }))
-        .unwrap(),
-    ]);
+    slow_next_waba_read(&s, 800);
     // Another read than the one just shared, so it reaches Graph.
     let slow_url = s.url("/graph/102289599326934?fields=id,name");
     let before = s.sim.calls("waba");

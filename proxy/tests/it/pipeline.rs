@@ -61,6 +61,17 @@ async fn sign_up(s: &Stack, token: &str, event: Value) -> i64 {
     a.json()["onboarding_id"].as_i64().unwrap()
 }
 
+/// The multi-WABA signup finished: two WABAs, a number on the first.
+async fn finish_multi(s: &Stack) -> i64 {
+    finish(
+        s,
+        MULTI,
+        json!({"waba_ids": ["109900000000001", "109900000000002"],
+               "phone_number_id": "110200000000010", "business_id": "2729063490586009"}),
+    )
+    .await
+}
+
 async fn record(s: &Stack, id: i64) -> Value {
     let a = get(&s.url(&format!("/admin/onboardings/{id}")), Some(ADMIN)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
@@ -115,13 +126,7 @@ async fn writes(s: &Stack) -> Vec<Value> {
 async fn a_finished_signup_is_subscribed_and_registered_until_ready_to_message() {
     let db = temp_database();
     let s = pipeline_stack(&db.display().to_string(), &[]);
-    let id = finish(
-        &s,
-        MULTI,
-        json!({"waba_ids": ["109900000000001", "109900000000002"],
-               "phone_number_id": "110200000000010", "business_id": "2729063490586009"}),
-    )
-    .await;
+    let id = finish_multi(&s).await;
     let r = record_when(&s, id, settled).await;
     let steps = r["steps"].as_array().unwrap();
     for waba in ["109900000000001", "109900000000002"] {
@@ -866,13 +871,7 @@ async fn background_steps_wait_while_meta_says_a_waba_s_budget_is_nearly_spent()
     for _ in 0..8 {
         s.sim.state.buc_call(waba);
     }
-    let id = finish(
-        &s,
-        MULTI,
-        json!({"waba_ids": ["109900000000001", "109900000000002"],
-               "phone_number_id": "110200000000010", "business_id": "2729063490586009"}),
-    )
-    .await;
+    let id = finish_multi(&s).await;
     // The other WABA's budget is untouched: its subscribe goes through.
     let r = record_when(&s, id, |steps| {
         step(steps, "subscribe", "109900000000002")["state"] == "done"

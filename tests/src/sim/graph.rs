@@ -224,13 +224,13 @@ pub async fn handle(
     let id = segs.first().copied().unwrap_or_default();
     // The WhatsApp Business Management endpoints Meta limits per WABA report the budget
     // used on every answer.
-    let usage = matches!(
+    let limited = matches!(
         route,
         Route::Waba | Route::PhoneNumbers | Route::SubscribedApps | Route::AssignedUsers
-    )
-    .then(|| sim.world.waba(id).map(|_| sim.buc_call(id)))
-    .flatten()
-    .and_then(|percent| {
+    );
+    let usage = (limited && sim.world.waba(id).is_some())
+        .then(|| sim.buc_call(id))
+        .and_then(|percent| {
         let usage = serde_json::json!({ id: [{
             "type": "whatsapp_business_management",
             "call_count": percent, "total_cputime": percent.min(1), "total_time": percent.min(1),
