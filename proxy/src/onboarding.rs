@@ -12,6 +12,7 @@ use crate::auth::session::{MintedSession, mint};
 use crate::auth::signup_token::{Asker, TokenInspector};
 use crate::auth::{Authenticators, Principal, digest};
 use crate::error::AppError;
+use crate::reads::PARALLEL_READS;
 use crate::sealing::TokenKey;
 use crate::store::{Flow, FollowUp, FollowUpReason, Onboarding, OnboardingRecord, Outcome, Store};
 use crate::upstream::{GraphRoute, Upstream};
@@ -24,9 +25,6 @@ use waba_graph::input::SignupCode;
 use waba_graph::signup::{Abandoned, RawSessionMessage, SessionMessage};
 use waba_graph::status::{AccountStatus, Incomplete, STATUS_FIELDS};
 use waba_graph::{ObjectId, Secret, Waba};
-
-/// WABAs read at once when checking an onboarding's follow-ups.
-pub const PARALLEL_READS: usize = 4;
 
 /// Body of `POST /signup/exchange`. `Debug` never shows the code.
 #[derive(Deserialize)]

@@ -9,10 +9,28 @@ use crate::error::AppError;
 use crate::upstream::directory::Directory;
 use crate::upstream::scrub::Scrubber;
 use crate::upstream::{GraphRoute, Upstream, paging};
+use futures_util::StreamExt as _;
+use serde_json::value::RawValue;
 use std::net::IpAddr;
 use std::sync::Arc;
 use waba_graph::input::{AccessToken, Fields, InputError, ListEdge, ListQuery, PhoneQuery};
+use waba_graph::status::STATUS_FIELDS;
 use waba_graph::{ObjectId, Page, PhoneNumber, Waba};
+
+/// WABAs read from Graph at once for one caller (its granted accounts, an onboarding's
+/// follow-ups).
+pub const PARALLEL_READS: usize = 4;
+
+/// What a signup credential was granted, with each granted WABA as its read answers it.
+#[derive(Debug)]
+pub struct GrantedAccounts {
+    /// The granted WABAs, newest first.
+    pub wabas: Vec<String>,
+    /// The granted WABAs in the order of `wabas`, each exactly what `GET /graph/{id}` with
+    /// [`STATUS_FIELDS`] answers; one whose read failed is left out (the page reads it
+    /// itself and shows that read's error).
+    pub accounts: Vec<Box<RawValue>>,
+}
 
 /// What a `/graph/...` path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +195,48 @@ impl Reads {
             _ => page_text::<Waba>(&body, base, &path, query)?,
         };
         Ok(self.scrubber.scrub_owned(text, &[credential]))
+    }
+
+    /// Every WABA a signup credential was granted, read with the status fields in one
+    /// answer (at most [`PARALLEL_READS`] Graph reads at once, each shared with the same
+    /// read by anyone else): the signup page's statuses in one round trip. The admin has no
+    /// grant (403): it reads each WABA at `/graph/{id}`.
+    pub async fn granted(
+        &self,
+        principal: &Principal,
+        credential: &str,
+    ) -> Result<GrantedAccounts, AppError> {
+        let Principal::Signup(grant) = principal else {
+            return Err(AppError::Forbidden(
+                "the admin token has no grant: read each WABA at /graph/{id}",
+            ));
+        };
+        let fields = Fields::parse_waba(STATUS_FIELDS)?.to_string();
+        let accounts = futures_util::stream::iter(grant.wabas.clone())
+            .map(|id: ObjectId| {
+                let read = Read::Account(
+                    Target::Waba(id.clone()),
+                    id.clone(),
+                    vec![("fields", fields.clone())],
+                );
+                async move {
+                    match self.answer(&read, principal, credential, None).await {
+                        Ok(text) => RawValue::from_string(text).ok(),
+                        Err(e) => {
+                            tracing::info!(error = %e, waba = %id, "a granted WABA's read failed: left to the page");
+                            None
+                        }
+                    }
+                }
+            })
+            .buffered(PARALLEL_READS)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        Ok(GrantedAccounts {
+            wabas: grant.wabas.iter().map(ToString::to_string).collect(),
+            accounts,
+        })
     }
 
     /// A signup credential granted `waba`, or the admin and `waba` is the partner's.

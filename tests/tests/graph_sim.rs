@@ -1859,3 +1859,37 @@ async fn waba_endpoints_report_the_share_of_the_hourly_budget_used() {
     assert_eq!(status, StatusCode::OK);
     assert!(usage(&headers).is_empty());
 }
+
+#[tokio::test]
+async fn a_browsers_icon_request_is_no_graph_call_and_latency_is_added_in_full() {
+    let s = sim("demo", &[]);
+    let res = client()
+        .get(format!("{}/favicon.ico", s.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        calls(&s).await["total"],
+        0,
+        "the dialog's icon is not a Graph call"
+    );
+    let set = client()
+        .put(format!("{}/_sim/latency", s.url))
+        .json(&json!({"ms": 40}))
+        .send()
+        .await
+        .expect("control call");
+    assert!(set.status().is_success());
+    let url = format!(
+        "{}/v26.0/{PARTNER}/client_whatsapp_business_accounts",
+        s.url
+    );
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, _, _) = get(&url, Some(DEMO_SYSTEM)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(started.elapsed() >= Duration::from_millis(40));
+    }
+    assert_eq!(calls(&s).await["total"], 3);
+}

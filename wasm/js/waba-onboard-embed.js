@@ -136,25 +136,27 @@ async function main() {
     });
   }
 
+  // Shows every account's status; resolves with what the live stream needs, or null when
+  // the panel shows an error instead.
   async function loadAccounts(result) {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         panel.loading("Loading the shared accounts…");
-        const { accounts, warnings, session } = await onboard(client, result);
-        panel.render(accounts, warnings);
+        const loaded = await onboard(client, result);
+        panel.render(loaded.accounts, loaded.warnings);
         if (result.outcome === "abandoned") panel.showSignup(result);
-        if (accounts.length && ds.live !== "off") follow(session || result.credential.value, accounts, warnings);
-        return;
+        return loaded;
       } catch (e) {
         if (e && e.code === "throttled") {
           await waitForRetry(e.retryAfter || 60);
           continue;
         }
         panel.showError(e);
-        return;
+        return null;
       }
     }
     panel.showError(new Error("Meta kept limiting requests; try again later."));
+    return null;
   }
 
   // The proxy records every attempt (who finished, who left and where) from Meta's session
@@ -166,8 +168,9 @@ async function main() {
     const headers = { "Content-Type": "application/json" };
     if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
     const body = { event: result.sessionMessage, flow: responseType };
-    fetch(ds.proxyUrl.replace(/\/$/, "") + "/signup/events", { method: "POST", headers, body: JSON.stringify(body) })
-      .catch(() => {});
+    // keepalive: the report goes out even when the page moves on at once.
+    const request = { method: "POST", headers, body: JSON.stringify(body), keepalive: true };
+    fetch(ds.proxyUrl.replace(/\/$/, "") + "/signup/events", request).catch(() => {});
   }
 
   button.addEventListener("click", async () => {
@@ -187,9 +190,13 @@ async function main() {
       const result = await listener.result();
       target.dispatchEvent(new CustomEvent("waba-onboard:result", { detail: result, bubbles: true }));
       panel.showSignup(result);
-      if (result.credential) await loadAccounts(result);
-      report(result);
+      const loaded = result.credential ? await loadAccounts(result) : null;
+      // Done as soon as the statuses are shown; the report and the live stream follow.
       target.dispatchEvent(new CustomEvent("waba-onboard:done", { detail: result, bubbles: true }));
+      report(result);
+      if (loaded && loaded.accounts.length && ds.live !== "off") {
+        follow(loaded.session || result.credential.value, loaded.accounts, loaded.warnings);
+      }
     } catch (e) {
       panel.showError(e);
     } finally {

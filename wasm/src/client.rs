@@ -110,7 +110,9 @@ impl ProxyConn {
         ))
     }
 
-    /// Starts `debug_token` for `token`.
+    /// Starts `debug_token` for `token` (the console's; the signup page asks for its grant
+    /// at `/signup/accounts`).
+    #[cfg(feature = "console")]
     pub(crate) fn start_debug_token(&self, token: &str) -> Promise {
         self.start(
             &self.url("debug_token", &[("input_token", token.to_owned())]),

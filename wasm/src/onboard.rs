@@ -1,5 +1,7 @@
-//! `onboard(client, result)`: from a signup result to the status of every granted account,
-//! in `1 + k` proxy calls for `k` WABAs (phones by field expansion), `k` fetched in parallel.
+//! `onboard(client, result)`: from a signup result to the status of every granted account in
+//! one proxy call (the code exchange, or `GET /signup/accounts` with a business token), which
+//! names the granted WABAs and reads them (phones by field expansion); a WABA that call could
+//! not read is read on its own, a few in parallel, so its own error shows.
 
 use crate::browser::run_onboard;
 use crate::client::{ProxyConn, STATUS_FIELDS, WabaClient};
@@ -8,7 +10,6 @@ use crate::js::{Obj, Out, string_array};
 use crate::read;
 use crate::signup::SignupInput;
 use js_sys::{Array, Promise};
-use waba_graph::WabaScope;
 use waba_graph::signup::{Credential, SessionEvent};
 use waba_graph::status::{AccountStatus, Alert, PhoneStatus, Progress};
 use wasm_bindgen::prelude::*;
@@ -213,7 +214,7 @@ pub struct Onboarding {
     conn: ProxyConn,
     result: SignupInput,
     granted: Vec<String>,
-    /// The code exchange's own reads of the granted WABAs (by id): no second round trip.
+    /// The first call's own reads of the granted WABAs (by id): no second round trip.
     read: Vec<JsValue>,
     session: Option<String>,
     warnings: Array,
@@ -222,7 +223,8 @@ pub struct Onboarding {
 
 #[wasm_bindgen]
 impl Onboarding {
-    /// Starts the first request: the code exchange (code flow) or `debug_token` (token flow).
+    /// Starts the first request: the code exchange (code flow) or `GET /signup/accounts`
+    /// (token flow); either answers the granted WABAs and reads them.
     pub fn begin(&self) -> Promise {
         match &self.result.credential {
             Some(Credential::Code(code)) => {
@@ -236,18 +238,22 @@ impl Onboarding {
                 let url = [self.conn.base.as_str(), "/signup/exchange"].concat();
                 self.conn.start(&url, Some(body))
             }
-            Some(Credential::Token(token)) => self.conn.start_debug_token(token.expose()),
+            // The proxy asks `debug_token` what the business token grants and reads those
+            // WABAs; an invalid or expired token is refused (401).
+            Some(Credential::Token(_)) => {
+                let url = [self.conn.base.as_str(), "/signup/accounts"].concat();
+                self.conn.start(&url, None)
+            }
             None => Promise::resolve(&JsValue::UNDEFINED),
         }
     }
 
-    /// Reads the first answer: the granted WABAs (and, in the code flow, the session
-    /// credential the next reads use), with a warning for each WABA the session message names
-    /// that is not granted. Returns how many WABAs to read.
+    /// Reads the first answer: the granted WABAs, the proxy's reads of them (and, in the code
+    /// flow, the session credential the next reads use), with a warning for each WABA the
+    /// session message names that is not granted. Returns how many WABAs to read.
     pub fn granted(&mut self, answer: JsValue) -> Result<usize, JsValue> {
-        let answer = self.conn.answer(answer)?;
-        self.granted = if let Some(Credential::Code(_)) = &self.result.credential {
-            let answer = Obj::new(answer);
+        let answer = Obj::new(self.conn.answer(answer)?);
+        if let Some(Credential::Code(_)) = &self.result.credential {
             let session = answer
                 .as_ref()
                 .and_then(|a| a.str("session"))
@@ -256,27 +262,12 @@ impl Onboarding {
                 })?;
             self.conn = self.conn.with(session.clone());
             self.session = Some(session);
-            self.read = answer
-                .as_ref()
-                .map(|a| a.list("accounts"))
-                .unwrap_or_default();
-            answer.map(|a| a.strings("wabas")).unwrap_or_default()
-        } else {
-            let info = read::debug_token(answer)?;
-            if !info.data.is_valid {
-                return Err(WabaError::new(
-                    code::UNAUTHORIZED,
-                    "Meta says the signup token is invalid or expired: ask the business to sign up again",
-                )
-                .into());
-            }
-            info.data
-                .granted_wabas(WabaScope::Management)
-                .map_err(|e| WabaError::new(code::BAD_RESPONSE, e.message()))?
-                .iter()
-                .map(|id| id.as_str().to_owned())
-                .collect()
-        };
+        }
+        self.read = answer
+            .as_ref()
+            .map(|a| a.list("accounts"))
+            .unwrap_or_default();
+        self.granted = answer.map(|a| a.strings("wabas")).unwrap_or_default();
         if self.granted.is_empty() {
             self.warnings.push(&warning(
                 "no_wabas",

@@ -4,12 +4,12 @@ use crate::error::{WabaError, code};
 use crate::js::{Obj, list};
 use waba_graph::signup::{RawAuthResponse, RawLoginResponse, RawSessionData, RawSessionMessage};
 use waba_graph::status::{AccountStatus, Actor, Alert, Incomplete, PhoneStatus, Progress};
+#[cfg(feature = "console")]
 use waba_graph::token::{GranularScope, TokenError};
 use waba_graph::waba::{HealthEntity, HealthError};
-use waba_graph::{
-    DebugToken, GraphError, HealthStatus, ObjectId, Page, PhoneNumber, ReviewStatus, TokenInfo,
-    Waba,
-};
+#[cfg(feature = "console")]
+use waba_graph::{DebugToken, TokenInfo};
+use waba_graph::{GraphError, HealthStatus, ObjectId, Page, PhoneNumber, ReviewStatus, Waba};
 use wasm_bindgen::JsValue;
 
 fn bad(code: &'static str, what: &str) -> WabaError {
@@ -104,7 +104,8 @@ pub fn error_envelope(v: JsValue) -> Option<GraphError> {
     })
 }
 
-/// A `debug_token` answer.
+/// A `debug_token` answer (the console's: the signup page asks the proxy for its grant).
+#[cfg(feature = "console")]
 pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
     let c = code::BAD_RESPONSE;
     let d = object(v, c, "debug_token answer is not an object")?
@@ -126,27 +127,19 @@ pub fn debug_token(v: JsValue) -> Result<DebugToken, WabaError> {
             target_ids,
         });
     }
-    let full = crate::CONSOLE;
     Ok(DebugToken {
         data: TokenInfo {
             is_valid: d.bool("is_valid").unwrap_or(false),
             granular_scopes: granular,
-            app_id: full.then(|| d.raw_id("app_id").ok().flatten()).flatten(),
-            application: full.then(|| d.str("application")).flatten(),
-            token_type: full.then(|| d.str("type")).flatten(),
-            expires_at: full.then(|| d.int("expires_at")).flatten().unwrap_or(0),
-            data_access_expires_at: full
-                .then(|| d.int("data_access_expires_at"))
-                .flatten()
-                .unwrap_or(0),
-            issued_at: full.then(|| d.int("issued_at")).flatten(),
-            scopes: if full {
-                d.strings("scopes")
-            } else {
-                Vec::new()
-            },
-            user_id: full.then(|| d.raw_id("user_id").ok().flatten()).flatten(),
-            error: full.then(|| d.obj("error")).flatten().map(|e| TokenError {
+            app_id: d.raw_id("app_id").ok().flatten(),
+            application: d.str("application"),
+            token_type: d.str("type"),
+            expires_at: d.int("expires_at").unwrap_or(0),
+            data_access_expires_at: d.int("data_access_expires_at").unwrap_or(0),
+            issued_at: d.int("issued_at"),
+            scopes: d.strings("scopes"),
+            user_id: d.raw_id("user_id").ok().flatten(),
+            error: d.obj("error").map(|e| TokenError {
                 code: e.int("code").unwrap_or(0),
                 message: e.str("message").unwrap_or_default(),
                 subcode: e.int("subcode"),

@@ -96,11 +96,19 @@ fn session(event: &str, waba_id: &str) -> String {
 
 #[wasm_bindgen_test]
 async fn onboard_lists_every_granted_account_newest_first() {
+    record_exchange_bodies();
+    let window = web_sys::window().unwrap();
+    Reflect::set(&window, &"__graphFetches".into(), &0.into()).unwrap();
     let r = ok(onboard(
         &client(None, 10_000),
         token_result(FINISH, &session("FINISH", "102289599326934")),
     ))
     .await;
+    // `GET /signup/accounts` answered the grant and both statuses: no read of its own.
+    assert_eq!(
+        Reflect::get(&window, &"__graphFetches".into()).unwrap(),
+        JsValue::from(0)
+    );
     let accounts = Array::from(&get(&r, "accounts"));
     assert_eq!(accounts.length(), 2);
     assert_eq!(

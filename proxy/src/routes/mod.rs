@@ -35,6 +35,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/graph/{*path}", any(graph::graph))
         .route("/signup/exchange", post(signup::exchange))
         .route("/signup/events", post(signup::report))
+        .route("/signup/accounts", get(signup::accounts))
         .route("/admin/onboardings", get(admin::onboardings))
         .route("/admin/onboardings/{id}", get(admin::onboarding))
         .route("/admin/follow-ups", get(admin::follow_ups))

@@ -1,7 +1,7 @@
-//! `/signup/...`: the code exchange and the signup page's reports.
+//! `/signup/...`: the code exchange, the granted accounts and the signup page's reports.
 
-use super::extract::{ClientIp, JsonBody, MaybeBearer};
-use super::views::{EventAnswer, ExchangeAnswer};
+use super::extract::{Caller, ClientIp, JsonBody, MaybeBearer};
+use super::views::{AccountsAnswer, EventAnswer, ExchangeAnswer};
 use crate::AppState;
 use crate::error::AppError;
 use crate::onboarding::{ExchangeRequest, ReportRequest};
@@ -32,4 +32,18 @@ pub async fn report(
         .report(client, request, credential.as_deref())
         .await?;
     Ok(Json(reported.into()))
+}
+
+/// `GET /signup/accounts`: the WABAs the caller's signup credential (a business token or a
+/// code-flow session) was granted, each read with the status fields: the signup page's
+/// statuses in one round trip.
+pub async fn accounts(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<AccountsAnswer>, AppError> {
+    let granted = state
+        .reads
+        .granted(&caller.principal, &caller.credential)
+        .await?;
+    Ok(Json(granted.into()))
 }

@@ -2,6 +2,7 @@
 //! directly: a view holds exactly what a client may see (never a sealed token).
 
 use crate::onboarding::{Exchanged, Reported};
+use crate::reads::GrantedAccounts;
 use crate::store::{FollowUp, Onboarding, ShareDiff, ShareEvent, StoredChange};
 use serde::Serialize;
 
@@ -54,6 +55,25 @@ impl From<Exchanged> for ExchangeAnswer {
             wabas: e.wabas,
             accounts: e.accounts,
             onboarding_id: e.onboarding_id,
+        }
+    }
+}
+
+/// Answer of `GET /signup/accounts`.
+#[derive(Debug, Serialize)]
+pub struct AccountsAnswer {
+    /// The WABAs the credential may read, newest first.
+    pub wabas: Vec<String>,
+    /// The granted WABAs as `GET /graph/{id}?fields=` with the status fields answers them
+    /// (one whose read failed is left out).
+    pub accounts: Vec<Box<serde_json::value::RawValue>>,
+}
+
+impl From<GrantedAccounts> for AccountsAnswer {
+    fn from(g: GrantedAccounts) -> Self {
+        Self {
+            wabas: g.wabas,
+            accounts: g.accounts,
         }
     }
 }

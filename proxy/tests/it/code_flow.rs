@@ -81,6 +81,12 @@ async fn a_code_becomes_a_session_for_exactly_the_granted_wabas() {
         1,
         "a session needs no debug_token"
     );
+    // A page that comes back with its session gets the same statuses in one call.
+    let again = get(&s.url("/signup/accounts"), Some(&session)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["wabas"], body["wabas"]);
+    assert_eq!(&again.json()["accounts"], &body["accounts"]);
+    assert_eq!(s.sim.calls("waba"), 2, "answered from the shared reads");
 
     // Another onboarding's session cannot read the first one's WABAs, nor the reverse.
     let other_code = s.sim.state.mint_code(BIG_ID);

@@ -217,3 +217,74 @@ async fn every_405_names_the_allowed_methods() {
         );
     }
 }
+
+/// `GET /signup/accounts`: the signup page's statuses in one round trip, for a business token
+/// (the token flow) and for a code-flow session alike.
+#[tokio::test]
+async fn signup_accounts_answers_every_granted_waba_as_its_read_does() {
+    let s = stack(world("demo"), &[]);
+    let a = get(&s.url("/signup/accounts"), Some(FINISH)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(
+        !a.text.contains(FINISH),
+        "the business token is never echoed"
+    );
+    let body = a.json();
+    assert_eq!(body["wabas"], json!(["102289599326934", "101569239400667"]));
+    let accounts = body["accounts"].as_array().expect("accounts");
+    assert_eq!(accounts.len(), 2);
+    // One debug_token (which WABAs) and one read of each, no more.
+    assert_eq!((s.sim.calls("debug_token"), s.sim.calls("waba")), (1, 2));
+    let fields = encode(waba_graph::status::STATUS_FIELDS);
+    for (i, id) in ["102289599326934", "101569239400667"].iter().enumerate() {
+        let read = get(
+            &s.url(&format!("/graph/{id}?fields={fields}")),
+            Some(FINISH),
+        )
+        .await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+        assert_eq!(accounts[i], read.json(), "the same answer as the read");
+    }
+    assert_eq!(s.sim.calls("waba"), 2, "the reads were shared");
+}
+
+#[tokio::test]
+async fn signup_accounts_refuses_what_has_no_grant() {
+    let s = stack(world("demo"), &[]);
+    let url = s.url("/signup/accounts");
+    assert_eq!(get(&url, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&url, Some(EXPIRED)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let admin = get(&url, Some(ADMIN)).await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN, "{}", admin.text);
+    assert_eq!(admin.error().code, 200, "Graph's permission code");
+    assert_eq!(
+        s.sim.calls("waba"),
+        0,
+        "nothing was read for a refused caller"
+    );
+    let post = send(client().post(&url).bearer_auth(FINISH)).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// A granted WABA whose read fails is left out (the page reads it itself and shows that
+/// read's error); the others are answered.
+#[tokio::test]
+async fn signup_accounts_leaves_out_a_read_that_failed() {
+    let s = stack(world("demo"), &[]);
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(
+            json!({"route": "waba", "times": 1, "action": {"kind": "malformed"}}),
+        )
+        .unwrap(),
+    ]);
+    let a = get(&s.url("/signup/accounts"), Some(FINISH)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let body = a.json();
+    assert_eq!(body["wabas"].as_array().map(Vec::len), Some(2));
+    let accounts = body["accounts"].as_array().expect("accounts");
+    assert_eq!(accounts.len(), 1, "{}", a.text);
+    assert!(["102289599326934", "101569239400667"].contains(&accounts[0]["id"].as_str().unwrap()));
+}

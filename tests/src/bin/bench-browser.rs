@@ -3,7 +3,7 @@
 //! - Time to status, for the token flow and the code flow: the signup page with graph-sim
 //!   adding a fixed latency to every Graph call; from the embed's `waba-onboard:result` event
 //!   (the signup result is complete) to `waba-onboard:done` (every account's status is in the
-//!   panel) and to the next painted frame. Cold samples use a new `waba-proxy` each (nothing
+//!   panel) and to the first task after the next rendered frame. Cold samples use a new `waba-proxy` each (nothing
 //!   cached); warm samples repeat on one proxy. With the Graph calls each signup cost and the
 //!   page's requests to the proxy on the way.
 //! - Console render time with 1,000 and 10,000 accounts loaded: the whole view (filter,
@@ -154,9 +154,9 @@ fn markdown(args: &Args, status: &[Status], console: &[Console]) -> String {
         "## Time to status
 
 The signup page in headless Chromium, the `finish` flow (2 WABAs), graph-sim adding {lat} ms to every Graph call, for each flow the page can run. \
-         From the embed's `waba-onboard:result` (the signup result is complete) to `waba-onboard:done` (both accounts' statuses in the panel) and to the second animation frame after it (painted). \
+         From the embed's `waba-onboard:result` (the signup result is complete) to `waba-onboard:done` (both accounts' statuses in the panel) and to the first task after the next frame was rendered (painted: a message posted from that frame's animation-frame callback runs once the frame with the statuses is produced). \
          A flow's floor is the Graph round trips that must follow one another, {lat} ms each. \
-         Cold: a new waba-proxy for each of {n} signups (nothing cached). Warm: {n} more signups on one proxy (what it keeps answers from its caches).\n",
+         Cold: a new waba-proxy for each of {n} signups, ready (`/readyz` answered 200, as an orchestrator waits before it sends a replica traffic) and with nothing cached. Warm: {n} more signups on one proxy (what it keeps answers from its caches).\n",
         lat = args.latency_ms,
         n = args.samples,
     );
@@ -298,6 +298,22 @@ fn proxy_for(sim: &SimServer, system: &str, www: &str, flow: Flow) -> Result<Run
     start_proxy(&target_bin("waba-proxy"), &sim.url, &args).context("waba-proxy")
 }
 
+/// Waits until the proxy at `url` answers `/readyz` with 200, as an orchestrator waits before
+/// it sends a new replica traffic (its check of the System User token with Graph is made).
+async fn ready(url: &str) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let res = reqwest::get(format!("{url}/readyz")).await?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        if started.elapsed() > WAIT {
+            bail!("the proxy at {url} was not ready within {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Requests the proxy at `url` answered on the routes the page uses on the way to the
 /// statuses (`/graph/` reads and the code exchange), from its `/metrics`.
 async fn page_requests(url: &str) -> Result<u64> {
@@ -306,9 +322,15 @@ async fn page_requests(url: &str) -> Result<u64> {
         .lines()
         .filter(|l| l.starts_with("waba_requests_total{"))
         .filter(|l| {
-            ["debug_token", "waba", "phone_numbers", "/signup/exchange"]
-                .iter()
-                .any(|r| l.contains(&format!("route=\"{r}\"")))
+            [
+                "debug_token",
+                "waba",
+                "phone_numbers",
+                "/signup/exchange",
+                "/signup/accounts",
+            ]
+            .iter()
+            .any(|r| l.contains(&format!("route=\"{r}\"")))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)
@@ -329,7 +351,7 @@ async fn one_signup(
          document.addEventListener('waba-onboard:done', () => {
            __bench.done = performance.now();
            __bench.accounts = document.querySelectorAll('[data-account-id]').length;
-           requestAnimationFrame(() => requestAnimationFrame(() => { __bench.painted = performance.now(); }));
+           requestAnimationFrame(() => { const c = new MessageChannel(); c.port1.onmessage = () => { __bench.painted = performance.now(); }; c.port2.postMessage(0); });
          });
          return true;",
     )
@@ -381,6 +403,7 @@ async fn time_to_status(b: &Browser, args: &Args, flow: Flow) -> Result<Status> 
     };
     for _ in 0..args.samples {
         let p = proxy_for(&sim, system, &www, flow)?;
+        ready(&p.url).await?;
         let (done, painted, calls) = one_signup(b, &sim, &format!("{}/signup.html", p.url)).await?;
         for (route, n) in flow.expected_calls() {
             if calls.get(*route).copied().unwrap_or(0) < *n {

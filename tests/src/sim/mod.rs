@@ -48,6 +48,11 @@ pub fn app(state: Arc<SimState>) -> Router {
         .route("/_sim/dialog", get(meta_js::dialog))
         .route("/_sim/forge", get(meta_js::forge))
         .route("/_sim/flow", put(meta_js::set_flow))
+        // A browser showing the dialog asks for the site's icon: not a Graph call.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NOT_FOUND }),
+        )
         .fallback(graph::handle)
         .with_state(state)
         // Browser tests drive the control endpoints from another origin.
