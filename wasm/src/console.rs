@@ -156,8 +156,9 @@ impl WabaClient {
     pub fn phone_numbers(
         &self,
         id: String,
-        #[wasm_bindgen(unchecked_param_type = "PhoneQuery | undefined")] query: JsValue,
+        query: Option<crate::typescript::PhoneQueryArg>,
     ) -> Promise {
+        let query = query.map_or(JsValue::UNDEFINED, JsValue::from);
         let conn = self.conn.clone();
         promise(Box::pin(async move {
             let id = ObjectId::parse(&id).map_err(bad)?;

@@ -7,6 +7,7 @@
 use crate::browser::Panel;
 use crate::read;
 use crate::signup::SignupInput;
+use crate::typescript::WarningsArg;
 use js_sys::Array;
 use waba_graph::signup::{Abandoned, SessionEvent};
 use waba_graph::status::{AccountStatus, step_guidance};
@@ -112,8 +113,9 @@ impl StatusPanel {
     pub fn render(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "AccountStatus[]")] accounts: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Warning[] | undefined")] warnings: JsValue,
+        warnings: Option<WarningsArg>,
     ) -> Res<()> {
+        let warnings = warnings.map_or(JsValue::UNDEFINED, JsValue::from);
         let items = Array::new();
         let views = Array::new();
         for account in read::array(accounts, "accounts")? {
@@ -130,7 +132,7 @@ impl StatusPanel {
 pub fn render_accounts(
     container: Element,
     #[wasm_bindgen(unchecked_param_type = "AccountStatus[]")] accounts: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "Warning[] | undefined")] warnings: JsValue,
+    warnings: Option<WarningsArg>,
 ) -> Res<StatusPanel> {
     let mut panel = StatusPanel::new(container)?;
     panel.render(accounts, warnings)?;

@@ -274,10 +274,9 @@ impl SignupListener {
     /// Starts listening. `options`: `{extraOrigins?: string[], graceMs?: number}`.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "SignupListenerOptions | undefined")]
-        options: JsValue,
+        options: Option<crate::typescript::ListenerOptionsArg>,
     ) -> Result<SignupListener, JsValue> {
-        let o = Obj::new(options);
+        let o = options.and_then(|o| Obj::new(o.into()));
         let extra_origins = o
             .as_ref()
             .map(|o| o.strings("extraOrigins"))

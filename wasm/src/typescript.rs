@@ -259,3 +259,16 @@ export interface WabaOnboardError extends Error {
   graphCode?: number;
 }
 "#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `SignupListenerOptions` object, for an optional parameter typed as one.
+    #[wasm_bindgen(typescript_type = "SignupListenerOptions")]
+    pub type ListenerOptionsArg;
+    /// A `Warning[]`, for an optional parameter typed as one.
+    #[wasm_bindgen(typescript_type = "Warning[]")]
+    pub type WarningsArg;
+    /// A `PhoneQuery` object, for an optional parameter typed as one.
+    #[wasm_bindgen(typescript_type = "PhoneQuery")]
+    pub type PhoneQueryArg;
+}

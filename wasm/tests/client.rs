@@ -12,7 +12,7 @@
 use js_sys::{Array, Reflect};
 use waba_onboard::client::WabaClient;
 use waba_onboard::onboard::onboard;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
@@ -225,13 +225,20 @@ async fn lists_and_phones_with_the_admin_token() {
     ))))
     .await;
     assert_eq!(Array::from(&get(&owned, "data")).length(), 2);
-    let phones = ok(c.phone_numbers("102289599326934".into(), js(r#"{"limit":1}"#))).await;
+    let phones = ok(c.phone_numbers(
+        "102289599326934".into(),
+        Some(js(r#"{"limit":1}"#).unchecked_into()),
+    ))
+    .await;
     assert_eq!(Array::from(&get(&phones, "data")).length(), 1);
     let phones = ok(c.phone_numbers(
         "102289599326934".into(),
-        js(r#"{"fields":"id,status","limit":2}"#),
+        Some(js(r#"{"fields":"id,status","limit":2}"#).unchecked_into()),
     ))
     .await;
+    // The query is optional: Graph's default page.
+    let all = ok(c.phone_numbers("102289599326934".into(), None)).await;
+    assert_eq!(Array::from(&get(&all, "data")).length(), 2);
     assert_eq!(Array::from(&get(&phones, "data")).length(), 2);
     assert_eq!(s(&phones, "data.0.status").as_deref(), Some("CONNECTED"));
     // The phone query is the model's PhoneQuery: refused before any request.
@@ -242,7 +249,8 @@ async fn lists_and_phones_with_the_admin_token() {
         r#"{"fields":"account_review_status"}"#,
         r#"{"after":"a b"}"#,
     ] {
-        let e = err(c.phone_numbers("102289599326934".into(), js(bad))).await;
+        let e =
+            err(c.phone_numbers("102289599326934".into(), Some(js(bad).unchecked_into()))).await;
         assert_eq!(s(&e, "code").as_deref(), Some("invalid_argument"), "{bad}");
     }
     // A range is two conditions on the client list too.

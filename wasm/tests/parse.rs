@@ -241,7 +241,7 @@ async fn result(listener: &SignupListener) -> JsValue {
 
 #[wasm_bindgen_test]
 async fn message_then_login() {
-    let l = SignupListener::new(JsValue::UNDEFINED).unwrap();
+    let l = SignupListener::new(None).unwrap();
     post_message(
         "https://evilfacebook.com",
         r#"{"type":"WA_EMBEDDED_SIGNUP","event":"FINISH","data":{"waba_id":"666"}}"#,
@@ -268,7 +268,7 @@ async fn message_then_login() {
 
 #[wasm_bindgen_test]
 async fn login_then_message_and_cancel() {
-    let l = SignupListener::new(JsValue::UNDEFINED).unwrap();
+    let l = SignupListener::new(None).unwrap();
     l.login(js(r#"{"status":"unknown","authResponse":null}"#))
         .unwrap();
     post_message(
@@ -299,7 +299,7 @@ async fn login_then_message_and_cancel() {
 
 #[wasm_bindgen_test]
 async fn a_login_without_session_message_resolves_after_the_grace_period() {
-    let l = SignupListener::new(js(r#"{"graceMs":50}"#)).unwrap();
+    let l = SignupListener::new(Some(js(r#"{"graceMs":50}"#).unchecked_into())).unwrap();
     l.login(token_login()).unwrap();
     let r = result(&l).await;
     assert_eq!(text(&r, "outcome").as_deref(), Some("finished"));
@@ -307,7 +307,7 @@ async fn a_login_without_session_message_resolves_after_the_grace_period() {
     assert!(field(&r, "sessionMessage").is_undefined());
     l.dispose().unwrap();
     // A disposed listener no longer hears messages.
-    let l2 = SignupListener::new(js(r#"{"graceMs":50}"#)).unwrap();
+    let l2 = SignupListener::new(Some(js(r#"{"graceMs":50}"#).unchecked_into())).unwrap();
     l2.dispose().unwrap();
     post_message(META, FINISH);
     l2.login(token_login()).unwrap();

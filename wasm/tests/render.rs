@@ -31,7 +31,7 @@ const XSS: &str = r#"[{"waba":{"id":"108800000000002","name":"<img src=x onerror
 #[wasm_bindgen_test]
 async fn names_are_text_and_no_script_runs() {
     let c = container();
-    render_accounts(c.clone(), accounts(XSS), JsValue::UNDEFINED).unwrap();
+    render_accounts(c.clone(), accounts(XSS), None).unwrap();
     let name = c.query_selector(".waba-account__name").unwrap().unwrap();
     assert_eq!(
         name.text_content().unwrap(),
@@ -72,7 +72,7 @@ fn unknown_status_is_shown_raw_and_updates_happen_in_place() {
     let mut panel = StatusPanel::new(c.clone()).unwrap();
     panel.loading(None).unwrap();
     assert!(c.query_selector(".waba-state--loading").unwrap().is_some());
-    panel.render(accounts(TWO), JsValue::UNDEFINED).unwrap();
+    panel.render(accounts(TWO), None).unwrap();
     let badge = c
         .query_selector("[data-account-id='1'] .waba-badge")
         .unwrap()
@@ -105,9 +105,7 @@ fn unknown_status_is_shown_raw_and_updates_happen_in_place() {
 
     let before = c.query_selector("[data-account-id='2']").unwrap().unwrap();
     let approved = TWO.replace(r#""review":"PENDING""#, r#""review":"APPROVED""#);
-    panel
-        .render(accounts(&approved), JsValue::UNDEFINED)
-        .unwrap();
+    panel.render(accounts(&approved), None).unwrap();
     let after = c.query_selector("[data-account-id='2']").unwrap().unwrap();
     assert!(
         before.is_same_node(Some(&after)),
@@ -138,7 +136,7 @@ fn unknown_status_is_shown_raw_and_updates_happen_in_place() {
     );
 
     // Rows that disappear are removed; an empty list says so.
-    panel.render(accounts("[]"), JsValue::UNDEFINED).unwrap();
+    panel.render(accounts("[]"), None).unwrap();
     assert_eq!(
         c.query_selector_all("[data-account-id]").unwrap().length(),
         0
@@ -146,7 +144,7 @@ fn unknown_status_is_shown_raw_and_updates_happen_in_place() {
     assert!(c.query_selector(".waba-state--empty").unwrap().is_some());
     assert!(
         panel
-            .render(accounts(r#"[{"waba":{"id":"x1"}}]"#), JsValue::UNDEFINED)
+            .render(accounts(r#"[{"waba":{"id":"x1"}}]"#), None)
             .is_err(),
         "bad ids are refused"
     );
@@ -199,7 +197,7 @@ fn time_zones_alerts_and_verification_are_shown() {
   "alerts":[{"kind":"disabled_update","actor":"business","message":"Meta disabled this account (DISABLE)."}],
   "verification":{"kind":"not_verified","actor":"business","message":"The business is not verified."}},
  {"waba":{"id":"2","name":"Far","timezone_id":"590"},"review":"UNKNOWN","reviewKnown":false,"newest":false,"phones":[],"healthProblems":[]}]"#;
-    render_accounts(c.clone(), accounts(json), JsValue::UNDEFINED).unwrap();
+    render_accounts(c.clone(), accounts(json), None).unwrap();
     let text = c.text_content().unwrap_or_default();
     assert!(text.contains("Europe/Berlin (47)"), "{text}");
     assert!(text.contains("590") && !text.contains("(590)"), "{text}");
@@ -255,7 +253,7 @@ fn the_partner_s_steps_update_the_panel_until_the_number_is_ready() {
         .unwrap()
     );
     let mut panel = StatusPanel::new(c.clone()).unwrap();
-    panel.render(list.clone(), JsValue::UNDEFINED).unwrap();
+    panel.render(list.clone(), None).unwrap();
     let steps = c.query_selector_all(".waba-step").unwrap();
     assert_eq!(steps.length(), 2);
     assert!(
@@ -273,7 +271,7 @@ fn the_partner_s_steps_update_the_panel_until_the_number_is_ready() {
         )
         .unwrap()
     );
-    panel.render(list, JsValue::UNDEFINED).unwrap();
+    panel.render(list, None).unwrap();
     let text = c.text_content().unwrap_or_default();
     assert!(text.contains("ready to message"), "{text}");
     let phone = c.query_selector(".waba-phone").unwrap().unwrap();

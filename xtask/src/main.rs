@@ -18,6 +18,7 @@ mod run;
 mod setup;
 mod site;
 mod test;
+mod typescript;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

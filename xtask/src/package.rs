@@ -25,13 +25,21 @@ pub const SIZE_BUDGET: u64 = 80 * 1024;
 
 /// The package's own files from `wasm/js/`, next to the wasm-bindgen builds: the script
 /// embed, the live status stream module (ES module with its types, no side effects) and the
-/// default stylesheet.
-pub const JS_FILES: [&str; 4] = [
+/// default stylesheet, each with its types.
+pub const JS_FILES: [&str; 6] = [
     "waba-onboard-embed.js",
+    "waba-onboard-embed.d.ts",
     "waba-onboard-stream.js",
     "waba-onboard-stream.d.ts",
     "waba-onboard.css",
+    "waba-onboard.css.d.ts",
 ];
+
+/// What the definitions wasm-bindgen writes need of TypeScript's libraries: every class
+/// declares `[Symbol.dispose]()`, which only `esnext.disposable` knows. Said in the file
+/// itself, a strict project with `lib: ["ES2022", "DOM"]` compiles them without
+/// `skipLibCheck`.
+const DTS_LIBS: &str = "/// <reference lib=\"esnext.disposable\" />\n";
 
 /// The wasm-bindgen builds of the package, each a folder of it: the signup page's entry point
 /// (`web`, and `bundler` for bundlers that import wasm as ES modules), built without cargo
@@ -206,12 +214,18 @@ fn package_json(version: &str) -> String {
       "import": "./console/waba_onboard.js",
       "default": "./console/waba_onboard.js"
     }},
-    "./embed": "./waba-onboard-embed.js",
+    "./embed": {{
+      "types": "./waba-onboard-embed.d.ts",
+      "default": "./waba-onboard-embed.js"
+    }},
     "./stream": {{
       "types": "./waba-onboard-stream.d.ts",
       "default": "./waba-onboard-stream.js"
     }},
-    "./waba-onboard.css": "./waba-onboard.css",
+    "./waba-onboard.css": {{
+      "types": "./waba-onboard.css.d.ts",
+      "default": "./waba-onboard.css"
+    }},
     "./waba_onboard_bg.wasm": "./web/waba_onboard_bg.wasm",
     "./package.json": "./package.json"
   }},
@@ -220,9 +234,11 @@ fn package_json(version: &str) -> String {
     "bundler/",
     "console/",
     "waba-onboard-embed.js",
+    "waba-onboard-embed.d.ts",
     "waba-onboard-stream.js",
     "waba-onboard-stream.d.ts",
     "waba-onboard.css",
+    "waba-onboard.css.d.ts",
     "README.md"
   ],
   "sideEffects": [
@@ -239,7 +255,7 @@ fn package_json(version: &str) -> String {
 const PACKAGE_README: &str = "# waba-onboard\n\n\
 Embedded Signup for WhatsApp Solution Partners, as WebAssembly: parse the `FB.login` response \
 and the `WA_EMBEDDED_SIGNUP` messages, ask a `waba-proxy` (which alone holds the System User \
-token) for `debug_token` and the shared WABAs, and render every account's status.\n\n\
+token) for the shared WABAs and their statuses, and render every account's status.\n\n\
 ```ts\nimport init, { SignupListener, WabaClient, onboard, renderAccounts } from \"waba-onboard\";\n\
 import \"waba-onboard/waba-onboard.css\";\n\nawait init();\n```\n\n\
 Or one tag: `<script type=\"module\" src=\".../waba-onboard-embed.js\" data-proxy-url=... \
@@ -250,7 +266,11 @@ A partner console or another Graph client imports `waba-onboard/console`: the sa
 the proxy's list, phone and paging reads on `WabaClient`, the parsers on their own and \
 `accountStatus` (a larger module the signup page does not load).\n\n\
 Every rejection is an `Error` with a stable `code` (`network`, `timeout`, `unauthorized`, \
-`forbidden`, `throttled` with `retryAfter`, `graph` with `graphCode`, ...).\n";
+`forbidden`, `throttled` with `retryAfter`, `graph` with `graphCode`, ...).\n\n\
+TypeScript: the definitions compile under `--strict` with or without `skipLibCheck` (5.9 and \
+7.0). `FB` (Meta's SDK) is typed by `@types/facebook-js-sdk`. With esbuild or Rollup, copy \
+`web/waba_onboard_bg.wasm` to your output and call `init({ module_or_path: url })`; Vite and \
+webpack 5 need nothing.\n";
 
 /// Where the package's wasm is built: apart from the stable toolchain's `target/`, so the two
 /// toolchains never rebuild each other's artifacts.
@@ -381,6 +401,9 @@ pub fn build() -> Result<Sizes, String> {
             _ => build_wasm(feature, false)?,
         };
         bindgen(&wasm, target, &dir.join(folder), false)?;
+        let dts = dir.join(folder).join("waba_onboard.d.ts");
+        let text = std::fs::read_to_string(&dts).map_err(|e| format!("{}: {e}", dts.display()))?;
+        write(&dts, &[DTS_LIBS, &text].concat())?;
         last = Some((feature, wasm));
     }
     // wasm-bindgen's glue, its snippets, the script embed and the live status module are

@@ -91,6 +91,10 @@ pub fn run_all(args: &[String]) -> Res {
     }
     if wanted("package") {
         step("npm package and size budget", package_and_size(&mut totals));
+        step(
+            "the README's TypeScript against the tarball (tsc --strict, 5.9 and 7.0)",
+            crate::typescript::check(&mut totals),
+        );
     }
     if wanted("image") {
         step(
