@@ -135,6 +135,31 @@ pub fn start_proxy(bin: &Path, graph_url: &str, args: &[&str]) -> std::io::Resul
     Running::start(cmd, "waba-proxy listening on ", Duration::from_secs(20))
 }
 
+/// The demo scenario's credentials a `waba-proxy` needs in front of graph-sim, and with
+/// `code_flow` [`DEMO_CODE_FLOW_ARGS`] too.
+pub fn demo_proxy_args(code_flow: bool) -> Vec<&'static str> {
+    let mut args = vec![
+        "--system-user-token",
+        "EAASimSystemUserTokenDemo0000000000000000000000001",
+        "--business-id",
+        "805021500648488",
+    ];
+    if code_flow {
+        args.extend_from_slice(&DEMO_CODE_FLOW_ARGS);
+    }
+    args
+}
+
+/// The demo app's id and secret and a token key: a proxy with them exchanges signup codes.
+pub const DEMO_CODE_FLOW_ARGS: [&str; 6] = [
+    "--app-id",
+    "670843887433847",
+    "--app-secret",
+    "sim-app-secret-demo-5f1e0c9a",
+    "--token-key",
+    "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+];
+
 /// A path for a new database file in the temp folder (removed first if it exists).
 pub fn temp_database() -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -266,6 +291,7 @@ pub fn site_with(sim_url: &str, response_type: &str) -> std::io::Result<PathBuf>
     }
     for file in [
         "waba-onboard-embed.js",
+        "waba-onboard-signup.js",
         "waba-onboard-stream.js",
         "waba-onboard.css",
     ] {

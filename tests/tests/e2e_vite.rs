@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 use waba_testkit::browser::Browser;
-use waba_testkit::harness::{SimServer, project_root, scenario, start_proxy, target_bin};
+use waba_testkit::harness::{
+    SimServer, demo_proxy_args, project_root, scenario, start_proxy, target_bin,
+};
 
 #[tokio::test]
 async fn the_vite_build_onboards_a_token_and_renders_its_accounts() {
@@ -19,19 +21,9 @@ async fn the_vite_build_onboards_a_token_and_renders_its_accounts() {
     );
     let sim = SimServer::start(&scenario("demo")).unwrap();
     let www = dist.to_string_lossy().into_owned();
-    let proxy = start_proxy(
-        &target_bin("waba-proxy"),
-        &sim.url,
-        &[
-            "--system-user-token",
-            "EAASimSystemUserTokenDemo0000000000000000000000001",
-            "--business-id",
-            "805021500648488",
-            "--www",
-            &www,
-        ],
-    )
-    .unwrap();
+    let mut args = demo_proxy_args(false);
+    args.extend_from_slice(&["--www", &www]);
+    let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args).unwrap();
     let browser = Browser::start(None).await.unwrap();
     browser
         .goto(&format!(

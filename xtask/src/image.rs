@@ -452,6 +452,7 @@ fn check_filesystem(root: &Path) -> Res {
         "config.js",
         "site.css",
         "pkg/waba-onboard-embed.js",
+        "pkg/waba-onboard-signup.js",
         "pkg/waba-onboard.css",
         "pkg/web/waba_onboard.js",
         "pkg/web/waba_onboard_bg.wasm",

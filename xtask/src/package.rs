@@ -24,11 +24,15 @@ pub const SIGNUP_BUDGET: u64 = 52 * 1024;
 pub const SIZE_BUDGET: u64 = 80 * 1024;
 
 /// The package's own files from `wasm/js/`, next to the wasm-bindgen builds: the script
-/// embed, the live status stream module (ES module with its types, no side effects) and the
-/// default stylesheet, each with its types.
-pub const JS_FILES: [&str; 6] = [
+/// embed and the signup flow it shares with the React binding, the React binding, the live
+/// status stream module (ES module with its types, no side effects) and the default
+/// stylesheet, each with its types.
+pub const JS_FILES: [&str; 9] = [
     "waba-onboard-embed.js",
     "waba-onboard-embed.d.ts",
+    "waba-onboard-signup.js",
+    "waba-onboard-react.js",
+    "waba-onboard-react.d.ts",
     "waba-onboard-stream.js",
     "waba-onboard-stream.d.ts",
     "waba-onboard.css",
@@ -167,7 +171,7 @@ fn download(build: &str, extra: &[&str]) -> Result<Download, String> {
 /// Measures what the signup page and the console download from the built package.
 pub fn sizes() -> Result<Sizes, String> {
     Ok(Sizes {
-        signup: download("web", &["waba-onboard-embed.js"])?,
+        signup: download("web", &["waba-onboard-embed.js", "waba-onboard-signup.js"])?,
         console: download("console", &[])?,
     })
 }
@@ -218,6 +222,10 @@ fn package_json(version: &str) -> String {
       "types": "./waba-onboard-embed.d.ts",
       "default": "./waba-onboard-embed.js"
     }},
+    "./react": {{
+      "types": "./waba-onboard-react.d.ts",
+      "default": "./waba-onboard-react.js"
+    }},
     "./stream": {{
       "types": "./waba-onboard-stream.d.ts",
       "default": "./waba-onboard-stream.js"
@@ -235,12 +243,21 @@ fn package_json(version: &str) -> String {
     "console/",
     "waba-onboard-embed.js",
     "waba-onboard-embed.d.ts",
+    "waba-onboard-signup.js",
+    "waba-onboard-react.js",
+    "waba-onboard-react.d.ts",
     "waba-onboard-stream.js",
     "waba-onboard-stream.d.ts",
     "waba-onboard.css",
     "waba-onboard.css.d.ts",
     "README.md"
   ],
+  "peerDependencies": {{
+    "react": ">=18"
+  }},
+  "peerDependenciesMeta": {{
+    "react": {{ "optional": true }}
+  }},
   "sideEffects": [
     "./waba-onboard-embed.js",
     "./bundler/waba_onboard.js",
@@ -260,6 +277,8 @@ token) for the shared WABAs and their statuses, and render every account's statu
 import \"waba-onboard/waba-onboard.css\";\n\nawait init();\n```\n\n\
 Or one tag: `<script type=\"module\" src=\".../waba-onboard-embed.js\" data-proxy-url=... \
 data-app-id=... data-config-id=... data-target=\"#el\"></script>`.\n\n\
+React: `import { EmbeddedSignup, useEmbeddedSignup } from \"waba-onboard/react\"` (React 18 \
+or 19 as an optional peer; safe to render on a server).\n\n\
 Live status changes (review decisions and the like, streamed by the proxy): \
 `import { followStatus } from \"waba-onboard/stream\"`.\n\n\
 A partner console or another Graph client imports `waba-onboard/console`: the same API plus \
@@ -418,6 +437,8 @@ pub fn build() -> Result<Sizes, String> {
         dir.join("bundler/waba_onboard_bg.js"),
         dir.join("console/waba_onboard.js"),
         dir.join("waba-onboard-embed.js"),
+        dir.join("waba-onboard-signup.js"),
+        dir.join("waba-onboard-react.js"),
         dir.join("waba-onboard-stream.js"),
     ];
     for (folder, _, _) in BUILDS {

@@ -225,7 +225,12 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "waba-testkit",
         "--bins",
     ]))?;
-    build_vite_fixture()?;
+    build_fixture("vite-app")?;
+    build_fixture("react-app")?;
+    // The React binding on a server: imported and rendered by react-dom/server in Node.
+    let mut ssr = crate::run::cmd("npm", &["run", "ssr"]);
+    ssr.current_dir(crate::project_root().join("tests/fixtures/react-app"));
+    let ssr = counted(run(ssr), totals);
     let mut e2e = cargo(&[
         "test",
         "-p",
@@ -238,19 +243,22 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "e2e_console",
         "--test",
         "e2e_vite",
+        "--test",
+        "e2e_react",
         "--",
         "--test-threads",
         "2",
     ]);
     e2e.env("CHROMEDRIVER", setup::chromedriver())
         .env("CHROMIUM", setup::chromium());
-    run_counting(e2e, totals)
+    let browsers = run_counting(e2e, totals);
+    ssr.and(browsers)
 }
 
-/// The Vite fixture: its locked packages (`npm ci` by setup), the freshly packed tarball
-/// installed the way a frontend team would, and a production build.
-fn build_vite_fixture() -> Res {
-    let dir = crate::project_root().join("tests/fixtures/vite-app");
+/// A fixture app under `tests/fixtures/`: its locked packages (`npm ci` by setup), the freshly
+/// packed tarball installed the way a frontend team would, and a production build.
+fn build_fixture(name: &str) -> Res {
+    let dir = crate::project_root().join("tests/fixtures").join(name);
     let tarball = crate::package::tarball()?;
     let mut install = crate::run::cmd("npm", &["install", "--no-save", "--no-audit", "--no-fund"]);
     install.arg(&tarball).current_dir(&dir);

@@ -1,5 +1,6 @@
 //! The package's TypeScript definitions, checked as a frontend team meets them: every
-//! ```` ```ts ```` example of the README, verbatim, type-checked with `tsc --strict` against
+//! ```` ```ts ```` and ```` ```tsx ```` example of the README (the React ones with
+//! `@types/react`), verbatim, type-checked with `tsc --strict` against
 //! the packed tarball (`tests/fixtures/ts-strict`, its TypeScript versions locked there), with
 //! and without `skipLibCheck`, in TypeScript 5.9 and 7.0.
 
@@ -16,14 +17,22 @@ const COMPILERS: [(&str, &str); 2] = [
 /// The fixture's configurations: strict with the library checked, and with `skipLibCheck`.
 const CONFIGS: [&str; 2] = ["tsconfig.json", "tsconfig.skiplib.json"];
 
-/// The README's TypeScript examples, in order.
-pub fn readme_examples(readme: &str) -> Vec<String> {
+/// The README's TypeScript examples in order, each with its file extension (`ts` or `tsx`).
+pub fn readme_examples(readme: &str) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let mut rest = readme;
-    while let Some(start) = rest.find("\n```ts\n") {
-        let body = &rest[start + "\n```ts\n".len()..];
+    while let Some(start) = rest.find("\n```ts") {
+        let after = &rest[start + "\n```ts".len()..];
+        let (ext, body) = if let Some(b) = after.strip_prefix("x\n") {
+            ("tsx", b)
+        } else if let Some(b) = after.strip_prefix('\n') {
+            ("ts", b)
+        } else {
+            rest = after;
+            continue;
+        };
         let Some(end) = body.find("\n```") else { break };
-        out.push(format!("{}\n", &body[..end]));
+        out.push((ext, format!("{}\n", &body[..end])));
         rest = &body[end + "\n```".len()..];
     }
     out
@@ -64,11 +73,11 @@ pub fn check(totals: &mut Totals) -> Res {
     }
 }
 
-fn write_examples(src: &Path, examples: &[String]) -> Res {
+fn write_examples(src: &Path, examples: &[(&str, String)]) -> Res {
     let _ = std::fs::remove_dir_all(src);
     std::fs::create_dir_all(src).map_err(|e| format!("{}: {e}", src.display()))?;
-    for (i, text) in examples.iter().enumerate() {
-        let path = src.join(format!("readme-{}.ts", i + 1));
+    for (i, (ext, text)) in examples.iter().enumerate() {
+        let path = src.join(format!("readme-{}.{ext}", i + 1));
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
@@ -80,10 +89,14 @@ mod tests {
 
     #[test]
     fn finds_each_ts_block_and_nothing_else() {
-        let md = "intro\n```ts\nconst a = 1;\n```\n\n```js\nno\n```\n```ts\nlet b: string;\nb = \"\";\n```\n";
+        let md = "intro\n```ts\nconst a = 1;\n```\n\n```js\nno\n```\n```tsx\nlet b = <p />;\n```\n```ts\nlet c: string;\nc = \"\";\n```\n";
         assert_eq!(
             readme_examples(md),
-            ["const a = 1;\n", "let b: string;\nb = \"\";\n"]
+            [
+                ("ts", "const a = 1;\n".to_owned()),
+                ("tsx", "let b = <p />;\n".to_owned()),
+                ("ts", "let c: string;\nc = \"\";\n".to_owned())
+            ]
         );
         assert!(readme_examples("```ts\nunterminated").is_empty());
     }

@@ -18,10 +18,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use waba_testkit::browser::Browser;
 use waba_testkit::harness::{
-    Running, SimServer, scenario, site, site_with, start_proxy, target_bin, temp_database,
+    DEMO_CODE_FLOW_ARGS, Running, SimServer, scenario, site, site_with, start_proxy, target_bin,
+    temp_database,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// What the page, the proxy and graph-sim were seen spending above a flow's floor.
+const STATUS_PROFILE: &str = include_str!("status-profile.md");
 const ADMIN: &str = "bench-admin-token-0001";
 
 #[derive(clap::Parser)]
@@ -197,7 +201,7 @@ The signup page in headless Chromium, the `finish` flow (2 WABAs), graph-sim add
     }
     let _ = writeln!(
         md,
-        "\nGraph calls per cold onboarding until its statuses showed, and the page's requests to the proxy on the way (its `/graph/` reads and the code exchange):\n\n\
+        "{STATUS_PROFILE}\nGraph calls per cold onboarding until its statuses showed, and the page's requests to the proxy on the way (its `/graph/` reads, `/signup/accounts` and the code exchange):\n\n\
          | flow | Graph calls (each signup the same) | page requests to the proxy |\n|---|---|---|"
     );
     for st in status {
@@ -286,14 +290,7 @@ fn proxy_for(sim: &SimServer, system: &str, www: &str, flow: Flow) -> Result<Run
         &db,
     ];
     if flow == Flow::Code {
-        args.extend_from_slice(&[
-            "--app-id",
-            "670843887433847",
-            "--app-secret",
-            "sim-app-secret-demo-5f1e0c9a",
-            "--token-key",
-            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
-        ]);
+        args.extend_from_slice(&DEMO_CODE_FLOW_ARGS);
     }
     start_proxy(&target_bin("waba-proxy"), &sim.url, &args).context("waba-proxy")
 }

@@ -1,0 +1,129 @@
+// waba-onboard for React (`waba-onboard/react`, React 18 or 19 as an optional peer):
+//
+//   <EmbeddedSignup proxyUrl="/waba" appId="APP_ID" configId="CONFIG_ID"
+//     onDone={(result, loaded) => ...} />
+//   const signup = useEmbeddedSignup({ proxyUrl, appId, configId }); // your own UI
+//
+// Safe to import and render on a server: nothing touches `window`, loads the wasm or Meta's SDK
+// until the component is mounted (in an effect). The flow itself is `waba-onboard-signup.js`,
+// the script embed's.
+import { createElement, useCallback, useEffect, useRef, useState } from "react";
+
+/** The settings that make a new signup controller when they change. */
+const SETTINGS = [
+  "proxyUrl",
+  "appId",
+  "configId",
+  "responseType",
+  "esVersion",
+  "featureType",
+  "sdkUrl",
+  "graphVersion",
+  "extraOrigins",
+  "timeoutMs",
+  "live",
+];
+
+/**
+ * The whole Embedded Signup as React state: `status` ("loading", "ready", "signing_up",
+ * "loading_accounts", "done", "error"), `result`, `accounts`, `warnings`, `error`, `retryIn`
+ * (seconds until the next try while Meta limits requests), `start()`, `retryNow()`, and
+ * `panelRef`: put it on a `<div>` and the status panel is drawn there.
+ */
+export function useEmbeddedSignup(options) {
+  const [state, setState] = useState({
+    status: "loading",
+    result: null,
+    accounts: [],
+    warnings: [],
+    error: null,
+    retryIn: 0,
+  });
+  const panelRef = useRef(null);
+  const signupRef = useRef(null);
+  const latest = useRef(options);
+  latest.current = options;
+  const key = JSON.stringify(SETTINGS.map((k) => options[k]));
+
+  useEffect(() => {
+    let mounted = true;
+    const set = (patch) => mounted && setState((s) => ({ ...s, ...patch }));
+    const call = (name, ...args) => {
+      const f = latest.current[name];
+      if (f) f(...args);
+    };
+    const hooks = {
+      panelBox: panelRef.current,
+      onResult(result) {
+        set({ status: result.credential ? "loading_accounts" : "done", result });
+        call("onResult", result);
+      },
+      onDone(result, loaded) {
+        set({ status: "done", accounts: loaded ? loaded.accounts : [], warnings: loaded ? loaded.warnings : [] });
+        call("onDone", result, loaded);
+      },
+      onCancel: (result) => call("onCancel", result),
+      onError(error) {
+        set({ status: "error", error });
+        call("onError", error);
+      },
+      onStatus(change, accounts) {
+        set({ accounts: [...accounts] });
+        call("onStatusChange", change, accounts);
+      },
+      onRetryWait: (seconds) => set({ retryIn: seconds }),
+    };
+    import("./waba-onboard-signup.js")
+      .then(({ Signup }) => Signup.create(latest.current, hooks))
+      .then(
+        (signup) => {
+          if (!mounted) return signup.stop();
+          signupRef.current = signup;
+          set({ status: "ready" });
+        },
+        (error) => hooks.onError(error),
+      );
+    return () => {
+      mounted = false;
+      if (signupRef.current) signupRef.current.stop();
+      signupRef.current = null;
+    };
+  }, [key]);
+
+  const start = useCallback(async () => {
+    const signup = signupRef.current;
+    if (!signup) return;
+    setState((s) => ({ ...s, status: "signing_up", result: null, error: null }));
+    await signup.start();
+  }, []);
+  const retryNow = useCallback(() => {
+    if (signupRef.current) signupRef.current.retryNow();
+  }, []);
+  return { ...state, start, retryNow, panelRef };
+}
+
+/**
+ * The signup button, a "Retry now" button while Meta limits requests, and the status panel.
+ * Props: the `useEmbeddedSignup` options and callbacks (`onResult`, `onDone`, `onCancel`,
+ * `onError`, `onStatusChange`), `buttonText`, `className`.
+ */
+export function EmbeddedSignup(props) {
+  const { buttonText, className, ...options } = props;
+  const s = useEmbeddedSignup(options);
+  const busy = s.status === "loading" || s.status === "signing_up" || s.status === "loading_accounts";
+  return createElement(
+    "div",
+    { className: className ? `waba-embedded-signup ${className}` : "waba-embedded-signup" },
+    createElement(
+      "button",
+      { type: "button", className: "waba-signup-button", disabled: busy, onClick: s.start },
+      buttonText || "Connect WhatsApp Business",
+    ),
+    createElement(
+      "button",
+      { type: "button", className: "waba-retry-button", hidden: s.retryIn === 0, onClick: s.retryNow },
+      "Retry now",
+    ),
+    createElement("div", { ref: s.panelRef }),
+  );
+}

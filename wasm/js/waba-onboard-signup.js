@@ -1,0 +1,218 @@
+// waba-onboard signup: one Embedded Signup from the button to every account's status, shared
+// by the script embed and the React binding (each draws its own button and notices).
+//
+//   const signup = await Signup.create(options, hooks);
+//   button.onclick = () => signup.start();
+//
+// options: proxyUrl, appId, configId (required); responseType ("code" by default, Meta's
+// documented flow; or "token"); esVersion ("v4" by default, chosen by the login configuration;
+// "v3"; or "v2", deprecated by Meta on 2026-10-15); featureType (e.g.
+// "whatsapp_business_app_onboarding" for coexistence); sdkUrl, graphVersion, extraOrigins
+// (message origins to trust besides https://*.facebook.com, for tests and demos only),
+// timeoutMs, live (false: no live status stream).
+// hooks (all optional): panelBox (an element the status panel is drawn in), onResult(result), onDone(result,
+// loaded), onCancel(result), onError(error), onStatus(change, accounts, changed),
+// onRetryWait(seconds) (Meta is limiting requests: the next try in `seconds`, 0 once it starts;
+// `retryNow()` starts it sooner).
+import init, { SignupListener, StatusPanel, WabaClient, applyChange, onboard } from "./web/waba_onboard.js";
+import { followStatus } from "./waba-onboard-stream.js";
+
+const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
+
+// `extras` of FB.login per Embedded Signup version
+// (developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/versions):
+// v4 is chosen by the login configuration itself; v3 by `version`; v2 needs
+// `sessionInfoVersion` to post the session message at all.
+const ES_EXTRAS = {
+  v4: () => ({ setup: {} }),
+  v3: () => ({ setup: {}, version: "v3" }),
+  v2: () => ({ setup: {}, sessionInfoVersion: "3" }),
+};
+
+/** Checks `options` and fills in the defaults; throws an Error naming what is wrong. */
+export function signupOptions(options) {
+  const given = Object.fromEntries(Object.entries(options || {}).filter(([, v]) => v !== undefined));
+  const o = { responseType: "code", esVersion: "v4", graphVersion: "v26.0", live: true, extraOrigins: [], ...given };
+  for (const key of ["proxyUrl", "appId", "configId"]) {
+    if (!o[key]) throw new Error(`waba-onboard: ${key} is required`);
+  }
+  if (o.responseType !== "code" && o.responseType !== "token") {
+    throw new Error('waba-onboard: the response type must be "code" or "token"');
+  }
+  const make = ES_EXTRAS[o.esVersion];
+  if (!make) throw new Error(`waba-onboard: the Embedded Signup version must be one of ${Object.keys(ES_EXTRAS).join(", ")}`);
+  o.extras = make();
+  if (o.featureType) o.extras.featureType = o.featureType;
+  return o;
+}
+
+let sdkLoading = null;
+
+/** Meta's SDK, loaded once per page (or the one already there). */
+function loadSdk(src, appId, version) {
+  if (window.FB) return Promise.resolve(window.FB);
+  if (sdkLoading) return sdkLoading;
+  sdkLoading = new Promise((resolve, reject) => {
+    window.fbAsyncInit = () => {
+      window.FB.init({ appId, autoLogAppEvents: true, xfbml: false, version });
+      resolve(window.FB);
+    };
+    const tag = document.createElement("script");
+    tag.src = src;
+    tag.async = true;
+    tag.crossOrigin = "anonymous";
+    tag.onerror = () => {
+      sdkLoading = null;
+      reject(new Error("Meta's JavaScript SDK could not be loaded"));
+    };
+    document.head.appendChild(tag);
+  });
+  return sdkLoading;
+}
+
+export class Signup {
+  /** Loads the wasm module, draws the panel (with `hooks.panelBox`) and starts loading Meta's SDK. */
+  static async create(options, hooks = {}) {
+    const o = signupOptions(options);
+    await init();
+    return new Signup(o, hooks);
+  }
+
+  constructor(o, hooks) {
+    this.o = o;
+    this.hooks = { ...hooks, panel: hooks.panelBox ? new StatusPanel(hooks.panelBox) : null };
+    this.client = new WabaClient({ proxyUrl: o.proxyUrl, timeoutMs: Number(o.timeoutMs) || undefined });
+    this.sdk = loadSdk(o.sdkUrl || META_SDK, o.appId, o.graphVersion);
+    this.sdk.catch((e) => this.failed(e));
+    this.following = null;
+    this.retryNow = () => {};
+  }
+
+  failed(e) {
+    if (this.hooks.panel) this.hooks.panel.showError(e);
+    if (this.hooks.onError) this.hooks.onError(e);
+  }
+
+  /**
+   * One signup: Meta's dialog, the result, every account's status. Resolves with
+   * `{result, loaded}` (`loaded` is `onboard`'s answer, or null without accounts).
+   */
+  async start() {
+    const { o, hooks } = this;
+    const panel = hooks.panel;
+    const listener = new SignupListener({ extraOrigins: o.extraOrigins });
+    try {
+      const FB = await this.sdk;
+      if (panel) panel.loading("Waiting for Embedded Signup…");
+      FB.login((response) => listener.login(response), {
+        config_id: o.configId,
+        response_type: o.responseType,
+        override_default_response_type: true,
+        extras: o.extras,
+      });
+      const result = await listener.result();
+      if (hooks.onResult) hooks.onResult(result);
+      if (panel) panel.showSignup(result);
+      const loaded = result.credential ? await this.load(result) : null;
+      // Done as soon as the statuses are shown; the report and the live stream follow.
+      if (hooks.onDone) hooks.onDone(result, loaded);
+      // Closed without logging in, or left at a step (a CANCEL that reports no error).
+      const cancelled = result.outcome === "cancelled" || (result.event === "CANCEL" && !result.errorMessage);
+      if (hooks.onCancel && cancelled) hooks.onCancel(result);
+      this.report(result);
+      if (loaded && loaded.accounts.length && o.live !== false && o.live !== "off") {
+        this.follow(loaded.session || result.credential.value, loaded);
+      }
+      return { result, loaded };
+    } catch (e) {
+      this.failed(e);
+      return { result: null, loaded: null };
+    } finally {
+      listener.dispose();
+    }
+  }
+
+  // Every account's status; null when it could not be shown (the error went to the hooks).
+  async load(result) {
+    const panel = this.hooks.panel;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        if (panel) panel.loading("Loading the shared accounts…");
+        const loaded = await onboard(this.client, result);
+        if (panel) {
+          panel.render(loaded.accounts, loaded.warnings);
+          if (result.outcome === "abandoned") panel.showSignup(result);
+        }
+        return loaded;
+      } catch (e) {
+        if (e && e.code === "throttled") {
+          await this.waitForRetry(e.retryAfter || 60);
+          continue;
+        }
+        this.failed(e);
+        return null;
+      }
+    }
+    this.failed(new Error("Meta kept limiting requests; try again later."));
+    return null;
+  }
+
+  // Meta's rate limits: a countdown to the next try, shown in the panel and told to
+  // `onRetryWait`; `retryNow()` ends it sooner.
+  waitForRetry(seconds) {
+    const { panel, onRetryWait } = this.hooks;
+    return new Promise((resolve) => {
+      let left = Math.max(1, Math.min(seconds, 3600));
+      const tick = () => {
+        if (panel) panel.notice("Meta is limiting requests right now", `Retrying automatically in ${left} s.`);
+        if (onRetryWait) onRetryWait(left);
+      };
+      const timer = setInterval(() => {
+        left -= 1;
+        if (left <= 0) this.retryNow();
+        else tick();
+      }, 1000);
+      this.retryNow = () => {
+        clearInterval(timer);
+        this.retryNow = () => {};
+        if (onRetryWait) onRetryWait(0);
+        resolve();
+      };
+      tick();
+    });
+  }
+
+  // The proxy records every attempt (who finished, who left and where) from Meta's session
+  // message, sent as it came. The code flow's exchange records itself; everything else is
+  // reported here, after the panel is shown. Without a session message there is nothing to
+  // record. keepalive: the report goes out even when the page moves on at once.
+  report(result) {
+    if (!result.sessionMessage || (result.credential && result.credential.kind === "code")) return;
+    const headers = { "Content-Type": "application/json" };
+    if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
+    const body = { event: result.sessionMessage, flow: this.o.responseType };
+    const request = { method: "POST", headers, body: JSON.stringify(body), keepalive: true };
+    fetch(this.o.proxyUrl.replace(/\/$/, "") + "/signup/events", request).catch(() => {});
+  }
+
+  // Live status: Meta's decisions arrive by webhook at the proxy, which streams them; review
+  // decisions, bans, restrictions and removals update the accounts (and the panel) in place.
+  follow(credential, { accounts, warnings }) {
+    this.stop();
+    this.following = followStatus({
+      proxyUrl: this.o.proxyUrl,
+      credential,
+      onChange: (change) => {
+        const changed = applyChange(accounts, change);
+        if (changed && this.hooks.panel) this.hooks.panel.render(accounts, warnings);
+        if (this.hooks.onStatus) this.hooks.onStatus(change, accounts, changed);
+      },
+    });
+  }
+
+  /** Stops following the live status. */
+  stop() {
+    if (this.following) this.following.stop();
+    this.following = null;
+  }
+}
