@@ -58,6 +58,23 @@ fn free_port() -> std::io::Result<u16> {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session (1280x900 unless `size` says).
     pub async fn start(size: Option<(u32, u32)>) -> Result<Self, BrowserError> {
+        Self::start_with(size, &[]).await
+    }
+
+    /// Like [`Browser::start`], with a person's preference of a dark colour scheme (what
+    /// `prefers-color-scheme` answers).
+    pub async fn start_dark(size: Option<(u32, u32)>) -> Result<Self, BrowserError> {
+        Self::start_with(
+            size,
+            &[
+                "--force-dark-mode",
+                "--blink-settings=preferredColorScheme=0",
+            ],
+        )
+        .await
+    }
+
+    async fn start_with(size: Option<(u32, u32)>, extra: &[&str]) -> Result<Self, BrowserError> {
         let path = chromedriver_path();
         let spawn_err = |source| BrowserError::Spawn {
             path: path.clone(),
@@ -73,18 +90,26 @@ impl Browser {
         let profile =
             std::env::temp_dir().join(format!("waba-chromium-{}-{port}", std::process::id()));
         let (w, h) = size.unwrap_or((1280, 900));
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| (*a).to_owned())
+        .collect();
+        args.push(format!("--window-size={w},{h}"));
+        args.push(format!("--user-data-dir={}", profile.display()));
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium_path(),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-quic",
-                    format!("--window-size={w},{h}"),
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
+            "goog:chromeOptions": { "binary": chromium_path(), "args": args },
         });
         let caps = match caps {
             serde_json::Value::Object(m) => m,
@@ -164,6 +189,28 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The WCAG 2.1 A and AA violations axe-core finds in the page as it is now, one line each
+    /// (rule, impact, what it says and the first elements concerned); empty when it passes.
+    /// axe-core comes from `tests/a11y` (its lock file; setup installs it).
+    pub async fn axe(&self) -> Result<Vec<String>, BrowserError> {
+        let path =
+            crate::harness::project_root().join("tests/a11y/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .map_err(|e| BrowserError::Session(format!("{}: {e}", path.display())))?;
+        self.client.execute(&source, vec![]).await?;
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                   .then(r => done(r.violations.map(v => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)),
+                         e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await?;
+        Ok(serde_json::from_value(found).unwrap_or_default())
     }
 
     /// The visible text of the whole page.

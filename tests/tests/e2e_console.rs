@@ -800,3 +800,99 @@ async fn an_account_s_details_show_meta_s_budget_and_spare_it_when_nearly_spent(
     assert!(!badge.is_empty(), "the account is shown from the list");
     b.close().await;
 }
+
+/// axe-core finds no WCAG 2.1 A or AA violation in the console: signing in, the account list,
+/// and an account's details.
+#[tokio::test]
+async fn the_console_passes_axe() {
+    let (_sim, _site, proxy) = demo_stack(&[]);
+    let b = Browser::start(Some((1280, 900))).await.unwrap();
+    b.goto(&format!("{}/console.html", proxy.url))
+        .await
+        .unwrap();
+    b.wait_for("#admin-token", WAIT).await.unwrap();
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "signing in: {found:#?}");
+    b.close().await;
+    let b = signed_in(&proxy.url).await;
+    wait_until(
+        &b,
+        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0",
+        WAIT,
+    )
+    .await;
+    assert!(loaded(&b).await > 0);
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "the account list: {found:#?}");
+    open_account(&b, "102289599326934").await;
+    b.wait_texts("#detail .waba-badge", WAIT).await.unwrap();
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "an account's details: {found:#?}");
+    b.close().await;
+}
+
+/// The console by keyboard alone: the token typed and Enter, Tab to the account list, the
+/// arrow keys move through the accounts and show each one's details.
+#[tokio::test]
+async fn the_console_works_by_keyboard_alone() {
+    let (_sim, _site, proxy) = demo_stack(&[]);
+    let b = Browser::start(Some((1280, 900))).await.unwrap();
+    b.goto(&format!("{}/console.html", proxy.url))
+        .await
+        .unwrap();
+    b.wait_for("#admin-token", WAIT)
+        .await
+        .unwrap()
+        .send_keys(&format!("{ADMIN}\u{E007}"))
+        .await
+        .unwrap();
+    wait_until(
+        &b,
+        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0",
+        WAIT,
+    )
+    .await;
+    let key = |k: &'static str| {
+        let b = &b;
+        async move {
+            b.client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(k)
+                .await
+                .unwrap();
+        }
+    };
+    let mut tabs = 0;
+    while js(
+        &b,
+        "return document.activeElement && document.activeElement.id",
+    )
+    .await
+        != json!("list")
+    {
+        tabs += 1;
+        assert!(tabs <= 30, "Tab never reached the account list");
+        key("\u{E004}").await;
+    }
+    key("\u{E015}").await;
+    wait_until(&b, "return Boolean(window.__console.selected)", WAIT).await;
+    let first = js(&b, "return window.__console.selected").await;
+    key("\u{E015}").await;
+    wait_until(
+        &b,
+        &format!("return window.__console.selected && window.__console.selected !== {first}"),
+        WAIT,
+    )
+    .await;
+    key("\u{E013}").await;
+    wait_until(
+        &b,
+        &format!("return window.__console.selected === {first}"),
+        WAIT,
+    )
+    .await;
+    b.wait_texts("#detail .waba-badge", WAIT).await.unwrap();
+    b.close().await;
+}

@@ -90,6 +90,8 @@ async fn embedded_signup_in_react_onboards_and_calls_back() {
     assert_eq!(names, ["Lucky Shrub", "Lucky Shrub Garden Centre"]);
     let badges = app.browser.wait_texts(".waba-badge", WAIT).await.unwrap();
     assert_eq!(badges, ["APPROVED", "PENDING"]);
+    let found = app.browser.axe().await.unwrap();
+    assert!(found.is_empty(), "WCAG 2.1 AA: {found:#?}");
     // Meta's code flow, by default: one exchange, the business token stays in the proxy.
     let (response_type, _) = app.sim.state.last_login().unwrap_or_default();
     assert_eq!(response_type, "code");

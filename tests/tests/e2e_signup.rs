@@ -670,3 +670,175 @@ async fn the_page_reconnects_after_the_proxy_restarts_and_misses_nothing() {
     wait_badge(&s, "102289599326934", "DEFERRED", Duration::from_secs(2)).await;
     s.close().await;
 }
+
+/// axe-core finds no WCAG 2.1 A or AA violation on the signup page before a signup, while the
+/// accounts load, with every account shown, and with an error.
+#[tokio::test]
+async fn the_signup_page_passes_axe_in_every_state() {
+    let s = Stack::start().await;
+    let check = |when: &'static str| {
+        let b = &s.browser;
+        async move {
+            let found = b.axe().await.unwrap();
+            assert!(found.is_empty(), "{when}: {found:#?}");
+        }
+    };
+    s.browser
+        .goto(&format!("{}/signup.html", s.proxy.url))
+        .await
+        .unwrap();
+    s.browser
+        .wait_for(".waba-signup-button", WAIT)
+        .await
+        .unwrap();
+    check("before a signup").await;
+    // Each Graph call takes a while: the panel shows that the accounts are loading.
+    s.sim.state.set_latency(Duration::from_millis(1500));
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.click_signup().await;
+    s.texts(".waba-state--loading").await;
+    check("while the accounts load").await;
+    s.account_ids().await;
+    s.sim.state.set_latency(Duration::ZERO);
+    check("with every account shown").await;
+    s.sign_up("expired").await;
+    s.texts(".waba-state--error").await;
+    check("with an error").await;
+    s.close().await;
+}
+
+/// The whole signup by keyboard alone (Tab to the button, Enter), with what the live region
+/// announces on the way: the accounts shown, then a review decision Meta announces.
+#[tokio::test]
+async fn a_keyboard_alone_completes_the_signup_and_the_live_region_says_what_changed() {
+    let s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.browser
+        .goto(&format!("{}/signup.html", s.proxy.url))
+        .await
+        .unwrap();
+    s.browser
+        .wait_for(".waba-signup-button", WAIT)
+        .await
+        .unwrap();
+    let focused = "return document.activeElement && document.activeElement.classList.contains('waba-signup-button')";
+    let mut tabs = 0;
+    while s.js(focused).await != json!(true) {
+        tabs += 1;
+        assert!(tabs <= 20, "Tab never reached the signup button");
+        s.browser
+            .client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E004}")
+            .await
+            .unwrap();
+    }
+    s.browser
+        .client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    let live = "return document.querySelector('.waba-live').textContent";
+    assert_eq!(s.js(live).await, json!("2 accounts shown."));
+    sim_webhook(
+        &s,
+        json!({"kind": "review", "waba_id": "101569239400667", "decision": "REJECTED"}),
+    )
+    .await;
+    wait_badge(&s, "101569239400667", "REJECTED", WAIT).await;
+    let said = s.js(live).await;
+    assert!(
+        said.as_str()
+            .is_some_and(|t| t.contains("review status changed from PENDING to REJECTED")),
+        "{said}"
+    );
+    assert_eq!(
+        s.js("return document.querySelector('.waba-live').getAttribute('aria-live')")
+            .await,
+        json!("polite")
+    );
+    s.close().await;
+}
+
+/// The stylesheet's colours are custom properties a partner sets on the container, and a
+/// person who prefers a dark scheme gets the dark theme, which passes axe-core's contrast
+/// checks too.
+#[tokio::test]
+async fn a_brand_colour_and_the_dark_theme_come_from_custom_properties() {
+    let mut s = Stack::start_flow(true).await;
+    s.browser
+        .goto(&format!("{}/signup.html", s.proxy.url))
+        .await
+        .unwrap();
+    s.browser
+        .wait_for(".waba-signup-button", WAIT)
+        .await
+        .unwrap();
+    let button_bg =
+        "return getComputedStyle(document.querySelector('.waba-signup-button')).backgroundColor";
+    assert_eq!(s.js(button_bg).await, json!("rgb(20, 100, 210)"));
+    s.js("document.querySelector('.waba-signup-button').parentElement.style.setProperty('--waba-button-bg', '#123456'); return true")
+        .await;
+    assert_eq!(s.js(button_bg).await, json!("rgb(18, 52, 86)"));
+    let light = s.browser.axe().await.unwrap();
+    assert!(light.is_empty(), "{light:#?}");
+
+    let old = std::mem::replace(&mut s.browser, Browser::start_dark(None).await.unwrap());
+    old.close().await;
+    assert_eq!(
+        s.js("return matchMedia('(prefers-color-scheme: dark)').matches")
+            .await,
+        json!(true)
+    );
+    s.sign_up("finish").await;
+    s.account_ids().await;
+    assert_eq!(
+        s.js("return getComputedStyle(document.querySelector('.waba-account')).backgroundColor")
+            .await,
+        json!("rgb(36, 37, 38)")
+    );
+    let dark = s.browser.axe().await.unwrap();
+    assert!(dark.is_empty(), "the dark theme: {dark:#?}");
+    s.close().await;
+}
+
+/// On a right-to-left page the panel is laid out mirrored: a number's readiness sits at the
+/// row's start (the left), the notice's bar on the right, the number itself left to right.
+#[tokio::test]
+async fn a_right_to_left_page_mirrors_the_panel() {
+    let s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.browser
+        .goto(&format!("{}/signup.html", s.proxy.url))
+        .await
+        .unwrap();
+    s.js("document.documentElement.dir = 'rtl'; return true")
+        .await;
+    s.click_signup().await;
+    s.account_ids().await;
+    let geometry = s
+        .js("const row = document.querySelector('.waba-phone');
+             const box = (sel) => row.querySelector(sel).getBoundingClientRect();
+             return { ready: box('.waba-phone__ready').left, number: box('.waba-phone__number').left,
+                      direction: getComputedStyle(row.querySelector('.waba-phone__number')).direction };")
+        .await;
+    assert!(
+        geometry["ready"].as_f64() < geometry["number"].as_f64(),
+        "{geometry}"
+    );
+    assert_eq!(
+        geometry["direction"],
+        json!("ltr"),
+        "a phone number reads left to right"
+    );
+    s.close().await;
+}
