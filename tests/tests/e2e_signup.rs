@@ -89,6 +89,18 @@ impl Stack {
         self.click_signup().await;
     }
 
+    /// Opens the signup page and waits for its button.
+    async fn open_page(&self) {
+        self.browser
+            .goto(&format!("{}/signup.html", self.proxy.url))
+            .await
+            .unwrap();
+        self.browser
+            .wait_for(".waba-signup-button", WAIT)
+            .await
+            .unwrap();
+    }
+
     async fn click_signup(&self) {
         let button = self
             .browser
@@ -385,14 +397,7 @@ async fn expired_token_and_proxy_down_give_clear_messages() {
 
     // The page is loaded; then the proxy goes away.
     s.sim.state.set_auto_flow(Some("finish".into()));
-    s.browser
-        .goto(&format!("{}/signup.html", s.proxy.url))
-        .await
-        .unwrap();
-    s.browser
-        .wait_for(".waba-signup-button", WAIT)
-        .await
-        .unwrap();
+    s.open_page().await;
     s.proxy.stop();
     s.click_signup().await;
     let state = s.texts(".waba-state--error").await.join(" ");
@@ -683,14 +688,7 @@ async fn the_signup_page_passes_axe_in_every_state() {
             assert!(found.is_empty(), "{when}: {found:#?}");
         }
     };
-    s.browser
-        .goto(&format!("{}/signup.html", s.proxy.url))
-        .await
-        .unwrap();
-    s.browser
-        .wait_for(".waba-signup-button", WAIT)
-        .await
-        .unwrap();
+    s.open_page().await;
     check("before a signup").await;
     // Each Graph call takes a while: the panel shows that the accounts are loading.
     s.sim.state.set_latency(Duration::from_millis(1500));
@@ -713,14 +711,7 @@ async fn the_signup_page_passes_axe_in_every_state() {
 async fn a_keyboard_alone_completes_the_signup_and_the_live_region_says_what_changed() {
     let s = Stack::start_flow(true).await;
     s.sim.state.set_auto_flow(Some("finish".into()));
-    s.browser
-        .goto(&format!("{}/signup.html", s.proxy.url))
-        .await
-        .unwrap();
-    s.browser
-        .wait_for(".waba-signup-button", WAIT)
-        .await
-        .unwrap();
+    s.open_page().await;
     let focused = "return document.activeElement && document.activeElement.classList.contains('waba-signup-button')";
     let mut tabs = 0;
     while s.js(focused).await != json!(true) {
@@ -775,14 +766,7 @@ async fn a_keyboard_alone_completes_the_signup_and_the_live_region_says_what_cha
 #[tokio::test]
 async fn a_brand_colour_and_the_dark_theme_come_from_custom_properties() {
     let mut s = Stack::start_flow(true).await;
-    s.browser
-        .goto(&format!("{}/signup.html", s.proxy.url))
-        .await
-        .unwrap();
-    s.browser
-        .wait_for(".waba-signup-button", WAIT)
-        .await
-        .unwrap();
+    s.open_page().await;
     let button_bg =
         "return getComputedStyle(document.querySelector('.waba-signup-button')).backgroundColor";
     assert_eq!(s.js(button_bg).await, json!("rgb(20, 100, 210)"));
