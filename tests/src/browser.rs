@@ -232,7 +232,20 @@ impl Browser {
     fn cleanup(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // Chromium outlives a killed chromedriver (a test that panicked never ended its
+        // session): its processes are the ones started with this session's profile.
+        let _ = Command::new("pkill")
+            .args(["-f", "--"])
+            .arg(self.profile_flag())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+
+    /// The flag that names this session's profile on every one of its Chromium processes.
+    pub fn profile_flag(&self) -> String {
+        format!("--user-data-dir={}", self.profile.display())
     }
 }
 

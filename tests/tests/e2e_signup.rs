@@ -826,3 +826,28 @@ async fn a_right_to_left_page_mirrors_the_panel() {
     );
     s.close().await;
 }
+
+/// A browser dropped without `close` (a test that panicked) leaves no Chromium process.
+#[tokio::test]
+async fn a_dropped_browser_leaves_no_chromium_behind() {
+    let b = Browser::start(None).await.unwrap();
+    b.goto("about:blank").await.unwrap();
+    let flag = b.profile_flag();
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "--"])
+            .arg(&flag)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(running(), "Chromium runs with {flag}");
+    drop(b);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Chromium outlived its session"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -179,6 +179,13 @@ pub fn run_demo(args: &[String]) -> Res {
         sim: port + 10,
     };
     let mut children = start(ports, &[])?;
+    // The React binding's page: the fixture app built from the package's tarball, served at
+    // /react/ (it takes the Meta app and the simulator's SDK from the URL's fragment).
+    crate::test::build_fixture("react-app")?;
+    crate::site::copy_dir(
+        &project_root().join("tests/fixtures/react-app/dist"),
+        &crate::site::site_dir().join("react"),
+    )?;
     let p = ports.proxy;
     println!();
     println!(
@@ -187,6 +194,10 @@ pub fn run_demo(args: &[String]) -> Res {
     println!("  signup page:  {}", page_url(ports));
     println!(
         "                click the button: the simulated Meta dialog lets you pick how the business signs up"
+    );
+    println!(
+        "  React page:   http://127.0.0.1:{p}/react/index.html#app={DEMO_APP_ID}&config=sim-config-1&sdk=http://127.0.0.1:{s}/_sim/sdk.js&origin=http://127.0.0.1:{s}",
+        s = ports.sim
     );
     println!(
         "  console:      http://127.0.0.1:{p}/console.html  (admin token: {DEMO_ADMIN_TOKEN})"

@@ -10,7 +10,8 @@ pub fn site_dir() -> PathBuf {
     project_root().join("target/site")
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+/// Copies the folder `from` into `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
     let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
     for e in entries.flatten() {

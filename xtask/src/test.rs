@@ -257,7 +257,7 @@ fn e2e_tests(totals: &mut Totals) -> Res {
 
 /// A fixture app under `tests/fixtures/`: its locked packages (`npm ci` by setup), the freshly
 /// packed tarball installed the way a frontend team would, and a production build.
-fn build_fixture(name: &str) -> Res {
+pub fn build_fixture(name: &str) -> Res {
     let dir = crate::project_root().join("tests/fixtures").join(name);
     let tarball = crate::package::tarball()?;
     let mut install = crate::run::cmd("npm", &["install", "--no-save", "--no-audit", "--no-fund"]);
