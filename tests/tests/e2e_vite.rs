@@ -1,7 +1,8 @@
-//! A frontend team's real import: the fixture app in `tests/fixtures/vite-app` depends on the
-//! packed npm tarball, is built by Vite 7 with no plugin, served by `waba-proxy --www`, and
-//! opened in headless Chromium against graph-sim. `cargo xtask test` packs, installs and
-//! builds it first, then runs this with `--features e2e`.
+//! A frontend team's real import: the fixture apps in `tests/fixtures/vite-app` and
+//! `tests/fixtures/esbuild-app` depend on the packed npm tarball, are built by Vite 7 with no
+//! plugin and by esbuild, served by `waba-proxy --www`, and opened in headless Chromium
+//! against graph-sim. `cargo xtask test` packs, installs and builds them first, then runs
+//! this with `--features e2e`.
 
 // An unwrap that fails here is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -14,7 +15,22 @@ use waba_testkit::harness::{
 
 #[tokio::test]
 async fn the_vite_build_onboards_a_token_and_renders_its_accounts() {
-    let dist = project_root().join("tests/fixtures/vite-app/dist");
+    onboards_a_token("vite-app").await;
+}
+
+/// esbuild emits no .wasm by itself: the app imports it as a file and hands its URL to
+/// `init()`, as the README says.
+#[tokio::test]
+async fn the_esbuild_build_onboards_a_token_and_renders_its_accounts() {
+    onboards_a_token("esbuild-app").await;
+}
+
+/// The fixture app `name`'s build, served by the proxy, onboards a signup token.
+async fn onboards_a_token(name: &str) {
+    let dist = project_root()
+        .join("tests/fixtures")
+        .join(name)
+        .join("dist");
     assert!(
         dist.join("index.html").exists(),
         "build the fixture first (cargo xtask test does)"

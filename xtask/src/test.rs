@@ -226,6 +226,7 @@ fn e2e_tests(totals: &mut Totals) -> Res {
         "--bins",
     ]))?;
     build_fixture("vite-app")?;
+    build_fixture("esbuild-app")?;
     build_fixture("react-app")?;
     // The React binding on a server: imported and rendered by react-dom/server in Node.
     let mut ssr = crate::run::cmd("npm", &["run", "ssr"]);
