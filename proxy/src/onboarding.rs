@@ -35,6 +35,10 @@ pub struct ExchangeRequest {
     /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
     #[serde(default)]
     pub event: Option<RawSessionMessage>,
+    /// The page Meta's full-page login dialog returned to with the code (no popup): the
+    /// exchange names it, as Meta requires of that flow.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
 }
 
 impl std::fmt::Debug for ExchangeRequest {
@@ -42,7 +46,71 @@ impl std::fmt::Debug for ExchangeRequest {
         f.debug_struct("ExchangeRequest")
             .field("code", &"[redacted]")
             .field("event", &self.event)
+            .field("redirect_uri", &self.redirect_uri)
             .finish()
+    }
+}
+
+/// The longest `redirect_uri` taken (bytes).
+pub const MAX_REDIRECT_URI: usize = 2048;
+
+/// A `redirect_uri` as the full-page dialog takes it: an http(s) address of printable ASCII
+/// without a fragment, at most [`MAX_REDIRECT_URI`] bytes.
+fn redirect_uri(raw: &str) -> Result<&str, AppError> {
+    let web = raw.starts_with("https://") || raw.starts_with("http://");
+    let printable = raw.bytes().all(|b| b.is_ascii_graphic());
+    if web && printable && !raw.contains('#') && raw.len() <= MAX_REDIRECT_URI {
+        Ok(raw)
+    } else {
+        Err(AppError::BadRequest(
+            "redirect_uri must be the http(s) address the dialog returned to, without a fragment",
+        ))
+    }
+}
+
+/// What Meta's full-page login dialog said on the page it returned to when nobody logged in
+/// (`error=access_denied&error_reason=user_denied&...`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialogError {
+    /// `error`, e.g. `access_denied`.
+    pub error: String,
+    /// `error_reason`, e.g. `user_denied`.
+    #[serde(default)]
+    pub error_reason: Option<String>,
+    /// `error_description`, e.g. `Permissions error.`.
+    #[serde(default)]
+    pub error_description: Option<String>,
+    /// `error_code`, e.g. `200`.
+    #[serde(default)]
+    pub error_code: Option<String>,
+}
+
+/// The longest text of a [`DialogError`] field kept (bytes).
+pub const MAX_DIALOG_TEXT: usize = 256;
+
+impl DialogError {
+    /// Records it: cancelled when the person declined, an error otherwise.
+    fn record(self, record: &mut OnboardingRecord) -> Result<(), AppError> {
+        let fields = [
+            Some(&self.error),
+            self.error_reason.as_ref(),
+            self.error_description.as_ref(),
+            self.error_code.as_ref(),
+        ];
+        if self.error.is_empty() || fields.iter().flatten().any(|f| f.len() > MAX_DIALOG_TEXT) {
+            return Err(AppError::BadRequest(
+                "dialog_error needs its error, and no field over 256 bytes",
+            ));
+        }
+        record.outcome = match self.error_reason.as_deref() {
+            Some("user_denied") => Outcome::Cancelled,
+            _ => Outcome::Error,
+        };
+        record.event = Some(self.error);
+        record.error_message = self.error_description;
+        record.error_id = self.error_code;
+        Ok(())
     }
 }
 
@@ -51,7 +119,11 @@ impl std::fmt::Debug for ExchangeRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
-    pub event: RawSessionMessage,
+    #[serde(default)]
+    pub event: Option<RawSessionMessage>,
+    /// Or, after Meta's full-page dialog, what it said when nobody logged in.
+    #[serde(default)]
+    pub dialog_error: Option<DialogError>,
     /// `token` or `code`: which flow the page ran (default `token`).
     #[serde(default)]
     pub flow: Option<String>,
@@ -160,6 +232,11 @@ impl Signups {
         let flow = self.code_flow.as_ref().ok_or(AppError::CodeFlowOff)?;
         let code = SignupCode::parse(&request.code)?;
         let event = typed(request.event)?;
+        let redirect = request
+            .redirect_uri
+            .as_deref()
+            .map(redirect_uri)
+            .transpose()?;
         self.allowance.spend(client, Spend::Exchange)?;
         let now = crate::clock::now();
         let claim = Claim::take(&self.store, digest(code.expose()), now)
@@ -168,11 +245,14 @@ impl Signups {
                 "this signup code was already used: the business must click the signup button again",
             ))?;
         let mut record = record_of(Flow::Code, now, event.as_ref());
-        let query = [
+        let mut query = vec![
             ("client_id", flow.app_id.to_string()),
             ("client_secret", flow.app_secret.expose().to_owned()),
             ("code", code.expose().to_owned()),
         ];
+        if let Some(uri) = redirect {
+            query.push(("redirect_uri", uri.to_owned()));
+        }
         let exchanged = self
             .upstream
             .oauth_access_token(&query, code.expose())
@@ -282,9 +362,32 @@ impl Signups {
                 _ => return Err(AppError::BadRequest("flow must be token or code")),
             },
         };
-        let event = typed(Some(request.event))?.ok_or(AppError::BadRequest(
-            "the event must be a WA_EMBEDDED_SIGNUP message",
-        ))?;
+        let event = match (request.event, request.dialog_error) {
+            (Some(raw), None) => typed(Some(raw))?.ok_or(AppError::BadRequest(
+                "the event must be a WA_EMBEDDED_SIGNUP message",
+            ))?,
+            (None, Some(dialog)) if credential.is_none() => {
+                // Nobody logged in: nothing was shared, nothing to check.
+                self.allowance.spend(client, Spend::Record)?;
+                let mut record = OnboardingRecord::new(flow, crate::clock::now());
+                dialog.record(&mut record)?;
+                let inserted = self.store.insert_onboarding(record, None).await?;
+                return Ok(Reported {
+                    onboarding_id: inserted.id,
+                    follow_ups: Vec::new(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(AppError::BadRequest(
+                    "a dialog's error comes without a credential: nobody logged in",
+                ));
+            }
+            _ => {
+                return Err(AppError::BadRequest(
+                    "send the WA_EMBEDDED_SIGNUP event or the dialog's error (dialog_error), one of them",
+                ));
+            }
+        };
         self.allowance.spend(client, Spend::Record)?;
         let mut record = record_of(flow, crate::clock::now(), Some(&event));
         if let Some(token) = credential {

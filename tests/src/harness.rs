@@ -301,7 +301,8 @@ pub fn site_with(sim_url: &str, response_type: &str) -> std::io::Result<PathBuf>
         dir.join("config.js"),
         format!(
             "window.WABA_SIGNUP = {{ appId: \"670843887433847\", configId: \"sim-config-1\", businessId: \"805021500648488\", \
-             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"{response_type}\" }};\n"
+             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"{response_type}\", \
+             dialogUrl: \"{sim_url}/v26.0/dialog/oauth\" }};\n"
         ),
     )?;
     Ok(dir)

@@ -26,6 +26,11 @@ struct App {
 
 impl App {
     async fn sign_up(flow: &str) -> App {
+        Self::sign_up_with(flow, "").await
+    }
+
+    /// Like [`App::sign_up`], with `extra` added to the page's fragment.
+    async fn sign_up_with(flow: &str, extra: &str) -> App {
         let dist = project_root().join("tests/fixtures/react-app/dist");
         assert!(
             dist.join("index.html").exists(),
@@ -41,8 +46,8 @@ impl App {
         let browser = Browser::start(None).await.unwrap();
         browser
             .goto(&format!(
-                "{}/index.html#app=670843887433847&config=sim-config-1&sdk={}/_sim/sdk.js&origin={}",
-                proxy.url, sim.url, sim.url
+                "{}/index.html#app=670843887433847&config=sim-config-1&sdk={}/_sim/sdk.js&origin={}&dialog={}/v26.0/dialog/oauth{extra}",
+                proxy.url, sim.url, sim.url, sim.url
             ))
             .await
             .unwrap();
@@ -59,6 +64,16 @@ impl App {
             _proxy: proxy,
             browser,
         }
+    }
+
+    /// Waits for the panel to name both accounts the `finish` flow shares.
+    async fn shows_both_accounts(&self) {
+        let names = self
+            .browser
+            .wait_texts(".waba-account__name", WAIT)
+            .await
+            .unwrap();
+        assert_eq!(names, ["Lucky Shrub", "Lucky Shrub Garden Centre"]);
     }
 
     async fn js(&self, script: &str) -> serde_json::Value {
@@ -82,12 +97,7 @@ impl App {
 #[tokio::test]
 async fn embedded_signup_in_react_onboards_and_calls_back() {
     let app = App::sign_up("finish").await;
-    let names = app
-        .browser
-        .wait_texts(".waba-account__name", WAIT)
-        .await
-        .unwrap();
-    assert_eq!(names, ["Lucky Shrub", "Lucky Shrub Garden Centre"]);
+    app.shows_both_accounts().await;
     let badges = app.browser.wait_texts(".waba-badge", WAIT).await.unwrap();
     assert_eq!(badges, ["APPROVED", "PENDING"]);
     let found = app.browser.axe().await.unwrap();
@@ -132,5 +142,18 @@ async fn closing_the_dialog_calls_on_cancel() {
     let app = App::sign_up("cancel").await;
     let log = app.logged("cancel").await;
     assert!(log.iter().any(|l| l == "result abandoned"), "{log:?}");
+    app.browser.close().await;
+}
+
+/// `login="redirect"`: Meta's full-page dialog; back on the page, the component goes on by
+/// itself and calls back as in the popup.
+#[tokio::test]
+async fn the_component_finishes_a_signup_on_the_full_page_dialog() {
+    let app = App::sign_up_with("finish", "&login=redirect").await;
+    app.shows_both_accounts().await;
+    let log = app.logged("done 2").await;
+    assert_eq!(log[..2], ["result finished", "done 2"], "{log:?}");
+    let url = app.browser.client.current_url().await.unwrap();
+    assert_eq!(url.query(), None, "the code and state left the address bar");
     app.browser.close().await;
 }

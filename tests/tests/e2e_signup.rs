@@ -851,3 +851,99 @@ async fn a_dropped_browser_leaves_no_chromium_behind() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+impl Stack {
+    /// The code flow's page with the embed's `data-login` set to `login`.
+    async fn with_login(login: &str) -> Stack {
+        let s = Stack::start_flow(true).await;
+        let config = s.site.join("config.js");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!("window.WABA_SIGNUP.login = \"{login}\";\n"));
+        std::fs::write(&config, text).unwrap();
+        s
+    }
+
+    /// The onboarding records, newest first.
+    async fn records(&self) -> serde_json::Value {
+        admin_get(&format!("{}/admin/onboardings", self.proxy.url)).await["data"].clone()
+    }
+}
+
+/// Meta's full-page dialog when the partner chooses it: the page goes there, comes back with
+/// the code, exchanges it with its address and shows the statuses; the code leaves the
+/// address bar.
+#[tokio::test]
+async fn the_full_page_dialog_finishes_a_signup_when_the_partner_chooses_it() {
+    let s = Stack::with_login("redirect").await;
+    s.sign_up("finish").await;
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    let url = s.browser.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/signup.html");
+    assert_eq!(url.query(), None, "the code and state left the address bar");
+    assert_eq!(s.sim.calls("oauth_access_token"), 1);
+    let records = s.records().await;
+    assert_eq!(
+        (
+            &records[0]["flow"],
+            &records[0]["outcome"],
+            &records[0]["has_business_token"]
+        ),
+        (&json!("code"), &json!("finished"), &json!(true))
+    );
+    let found = s.browser.axe().await.unwrap();
+    assert!(found.is_empty(), "{found:#?}");
+    s.close().await;
+}
+
+/// A blocked popup: the embed goes to Meta's full-page dialog by itself and the signup
+/// finishes there.
+#[tokio::test]
+async fn a_blocked_popup_falls_back_to_the_full_page_dialog() {
+    let s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.open_page().await;
+    s.js("window.open = () => null; return true").await;
+    s.click_signup().await;
+    assert_eq!(
+        s.account_ids().await,
+        ["102289599326934", "101569239400667"]
+    );
+    let (response_type, _) = s.sim.state.last_login().unwrap_or_default();
+    assert_eq!(response_type, "code");
+    s.close().await;
+}
+
+/// Nobody logs in on the full-page dialog: the page says the signup was cancelled and the
+/// proxy records Meta's words.
+#[tokio::test]
+async fn a_refusal_on_the_full_page_dialog_is_shown_and_recorded() {
+    let s = Stack::with_login("redirect").await;
+    s.sign_up("cancel").await;
+    let state = s.texts("[data-outcome='cancelled']").await.join(" ");
+    assert!(state.contains("Signup cancelled"), "{state}");
+    let deadline = std::time::Instant::now() + WAIT;
+    let records = loop {
+        let r = s.records().await;
+        if r.as_array().is_some_and(|a| !a.is_empty()) {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no record");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (
+            &records[0]["outcome"],
+            &records[0]["event"],
+            &records[0]["error_message"]
+        ),
+        (
+            &json!("cancelled"),
+            &json!("access_denied"),
+            &json!("Permissions error.")
+        )
+    );
+    s.close().await;
+}

@@ -1893,3 +1893,68 @@ async fn a_browsers_icon_request_is_no_graph_call_and_latency_is_added_in_full()
     }
     assert_eq!(calls(&s).await["total"], 3);
 }
+
+/// Meta's full-page login dialog: back to `redirect_uri` with a code bound to it (the exchange
+/// must name the same address), or with `error=access_denied` when nobody logged in.
+#[tokio::test]
+async fn the_full_page_dialog_redirects_back_with_a_code_bound_to_its_address() {
+    let s = sim("demo", &[]);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let dialog = |flow: &str, client_id: &str| {
+        format!(
+            "{}/v26.0/dialog/oauth?client_id={client_id}&redirect_uri=http%3A%2F%2Fpartner.test%2Fsignup.html&state=s%201&config_id=sim-config-1&response_type=code&flow={flow}",
+            s.url
+        )
+    };
+    let res = no_redirects
+        .get(dialog("finish", "670843887433847"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        back.starts_with("http://partner.test/signup.html?code="),
+        "{back}"
+    );
+    assert!(back.ends_with("&state=s+1"), "{back}");
+    let code = back
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    let exchange = |redirect: &str| {
+        format!(
+            "{}/v26.0/oauth/access_token?client_id=670843887433847&client_secret=sim-app-secret-demo-5f1e0c9a&code={code}&redirect_uri={redirect}",
+            s.url
+        )
+    };
+    let (status, _, body) = get(&exchange("http%3A%2F%2Fpartner.test%2Fother"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let e = graph_error(&body);
+    assert_eq!((e.code, e.error_subcode), (100, Some(36008)), "{body}");
+    let (status, _, body) = get(&exchange("http%3A%2F%2Fpartner.test%2Fsignup.html"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["access_token"], FINISH);
+    // Nobody logged in: Meta's words, and the state.
+    let res = no_redirects
+        .get(dialog("cancel", "670843887433847"))
+        .send()
+        .await
+        .unwrap();
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        back,
+        "http://partner.test/signup.html?error=access_denied&error_code=200&error_description=Permissions+error.&error_reason=user_denied&state=s+1"
+    );
+    // Another app's id is refused on the spot.
+    let res = no_redirects
+        .get(dialog("finish", "1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}

@@ -12,7 +12,10 @@
 // data-es-version (the Embedded Signup version: "v4" by default, chosen by the login
 // configuration; "v3"; or "v2", deprecated by Meta on 2026-10-15), data-feature-type (e.g.
 // "whatsapp_business_app_onboarding" for coexistence), data-button-text, data-timeout-ms,
-// data-live="off" (no live status stream).
+// data-live="off" (no live status stream), data-login ("auto" by default: Meta's popup, and
+// Meta's full-page dialog when the popup is blocked or closes before anything came back;
+// "popup"; "redirect"), data-dialog-url, data-redirect-uri (where the full-page dialog returns:
+// this page by default; on that return the embed goes on with the signup by itself).
 // Events on the target (they bubble): "waba-onboard:result" when the signup result is
 // complete (detail: the result), "waba-onboard:done" once every account's status is shown,
 // "waba-onboard:status" for each live change Meta announced (detail: the change).
@@ -47,6 +50,9 @@ async function main() {
     extraOrigins: (ds.extraOrigins || "").split(",").map((s) => s.trim()).filter(Boolean),
     timeoutMs: ds.timeoutMs,
     live: ds.live !== "off",
+    login: ds.login || "auto",
+    dialogUrl: ds.dialogUrl,
+    redirectUri: ds.redirectUri,
   };
   const emit = (name, detail) => target.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
   const button = document.createElement("button");
@@ -73,14 +79,18 @@ async function main() {
   const signup = await Signup.create(options, hooks);
   retry.addEventListener("click", () => signup.retryNow());
   target.replaceChildren(button, retry, panelBox);
-  button.addEventListener("click", async () => {
+  async function run(signupStep) {
     button.disabled = true;
     try {
-      await signup.start();
+      await signupStep();
     } finally {
       button.disabled = false;
     }
-  });
+  }
+  button.addEventListener("click", () => run(() => signup.start()));
+  // Back from Meta's full-page dialog: the signup goes on here.
+  const back = signup.resume();
+  if (back) await run(() => back);
 }
 
 main().catch((e) => {

@@ -26,6 +26,16 @@ export interface EmbeddedSignupOptions {
   timeoutMs?: number;
   /** false: no live status stream after the signup. */
   live?: boolean;
+  /**
+   * "auto" (the default): Meta's popup, and Meta's full-page dialog when the popup is blocked
+   * or closes before anything came back; "popup"; or "redirect" (the full-page dialog at once).
+   * The full page needs the code flow; on the return the component goes on by itself.
+   */
+  login?: "auto" | "popup" | "redirect";
+  /** Meta's full-page dialog (default https://www.facebook.com/{graphVersion}/dialog/oauth). */
+  dialogUrl?: string;
+  /** Where the full-page dialog returns (default: this page without its query). */
+  redirectUri?: string;
   /** The signup result is complete. */
   onResult?: (result: SignupResult) => void;
   /** Every account's status is known (`loaded` is null when nothing was shared or loading failed). */

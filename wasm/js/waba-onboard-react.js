@@ -22,6 +22,9 @@ const SETTINGS = [
   "extraOrigins",
   "timeoutMs",
   "live",
+  "login",
+  "dialogUrl",
+  "redirectUri",
 ];
 
 /**
@@ -80,6 +83,8 @@ export function useEmbeddedSignup(options) {
           if (!mounted) return signup.stop();
           signupRef.current = signup;
           set({ status: "ready" });
+          // Back from Meta's full-page dialog: the signup goes on here.
+          if (signup.resume()) set({ status: "loading_accounts" });
         },
         (error) => hooks.onError(error),
       );

@@ -9,7 +9,12 @@
 // "v3"; or "v2", deprecated by Meta on 2026-10-15); featureType (e.g.
 // "whatsapp_business_app_onboarding" for coexistence); sdkUrl, graphVersion, extraOrigins
 // (message origins to trust besides https://*.facebook.com, for tests and demos only),
-// timeoutMs, live (false: no live status stream).
+// timeoutMs, live (false: no live status stream); login ("auto" by default: Meta's popup, and
+// Meta's full-page dialog when the popup is blocked or closes before anything came back;
+// "popup"; or "redirect", the full-page dialog at once; the full page needs the code flow),
+// dialogUrl (Meta's dialog, https://www.facebook.com/{graphVersion}/dialog/oauth by default),
+// redirectUri (where the dialog returns: this page's address without its query by default; it
+// must be among the app's valid OAuth redirect URIs).
 // hooks (all optional): panelBox (an element the status panel is drawn in), onResult(result), onDone(result,
 // loaded), onCancel(result), onError(error), onStatus(change, accounts, changed),
 // onRetryWait(seconds) (Meta is limiting requests: the next try in `seconds`, 0 once it starts;
@@ -18,6 +23,10 @@ import init, { SignupListener, StatusPanel, WabaClient, applyChange, onboard } f
 import { followStatus } from "./waba-onboard-stream.js";
 
 const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
+/** Where the page keeps the full-page dialog's `state` and return address until it is back. */
+const DIALOG_KEY = "waba-onboard:dialog";
+/** What Meta's full-page dialog adds to the address it returns to. */
+const DIALOG_PARAMS = ["code", "state", "error", "error_code", "error_description", "error_reason"];
 
 // `extras` of FB.login per Embedded Signup version
 // (developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/versions):
@@ -32,12 +41,18 @@ const ES_EXTRAS = {
 /** Checks `options` and fills in the defaults; throws an Error naming what is wrong. */
 export function signupOptions(options) {
   const given = Object.fromEntries(Object.entries(options || {}).filter(([, v]) => v !== undefined));
-  const o = { responseType: "code", esVersion: "v4", graphVersion: "v26.0", live: true, extraOrigins: [], ...given };
+  const o = { responseType: "code", esVersion: "v4", graphVersion: "v26.0", live: true, extraOrigins: [], login: "auto", ...given };
   for (const key of ["proxyUrl", "appId", "configId"]) {
     if (!o[key]) throw new Error(`waba-onboard: ${key} is required`);
   }
   if (o.responseType !== "code" && o.responseType !== "token") {
     throw new Error('waba-onboard: the response type must be "code" or "token"');
+  }
+  if (!["auto", "popup", "redirect"].includes(o.login)) {
+    throw new Error('waba-onboard: login must be "auto", "popup" or "redirect"');
+  }
+  if (o.login === "redirect" && o.responseType !== "code") {
+    throw new Error("waba-onboard: Meta's full-page dialog needs the code flow");
   }
   const make = ES_EXTRAS[o.esVersion];
   if (!make) throw new Error(`waba-onboard: the Embedded Signup version must be one of ${Object.keys(ES_EXTRAS).join(", ")}`);
@@ -95,15 +110,16 @@ export class Signup {
 
   /**
    * One signup: Meta's dialog, the result, every account's status. Resolves with
-   * `{result, loaded}` (`loaded` is `onboard`'s answer, or null without accounts).
+   * `{result, loaded}` (`loaded` is `onboard`'s answer, or null without accounts); when the
+   * page goes to Meta's full-page dialog instead, it resolves with nulls as it leaves.
    */
   async start() {
     const { o, hooks } = this;
-    const panel = hooks.panel;
+    if (o.login === "redirect") return this.redirect();
     const listener = new SignupListener({ extraOrigins: o.extraOrigins });
     try {
       const FB = await this.sdk;
-      if (panel) panel.loading("Waiting for Embedded Signup…");
+      if (hooks.panel) hooks.panel.loading("Waiting for Embedded Signup…");
       FB.login((response) => listener.login(response), {
         config_id: o.configId,
         response_type: o.responseType,
@@ -111,25 +127,82 @@ export class Signup {
         extras: o.extras,
       });
       const result = await listener.result();
-      if (hooks.onResult) hooks.onResult(result);
-      if (panel) panel.showSignup(result);
-      const loaded = result.credential ? await this.load(result) : null;
-      // Done as soon as the statuses are shown; the report and the live stream follow.
-      if (hooks.onDone) hooks.onDone(result, loaded);
-      // Closed without logging in, or left at a step (a CANCEL that reports no error).
-      const cancelled = result.outcome === "cancelled" || (result.event === "CANCEL" && !result.errorMessage);
-      if (hooks.onCancel && cancelled) hooks.onCancel(result);
-      this.report(result);
-      if (loaded && loaded.accounts.length && o.live !== false && o.live !== "off") {
-        this.follow(loaded.session || result.credential.value, loaded);
-      }
-      return { result, loaded };
+      // Blocked, or closed before Meta said anything: the full-page dialog instead.
+      const nothing = result.outcome === "cancelled" && !result.sessionMessage;
+      if (nothing && o.login === "auto" && o.responseType === "code") return this.redirect();
+      return await this.finish(result, null);
     } catch (e) {
       this.failed(e);
       return { result: null, loaded: null };
     } finally {
       listener.dispose();
     }
+  }
+
+  /** Goes to Meta's full-page dialog, which returns to `redirectUri` (see `resume`). */
+  redirect() {
+    const o = this.o;
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const state = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    const back = o.redirectUri || location.origin + location.pathname;
+    sessionStorage.setItem(DIALOG_KEY, JSON.stringify({ state, back }));
+    const query = new URLSearchParams({
+      client_id: o.appId,
+      redirect_uri: back,
+      state,
+      config_id: o.configId,
+      response_type: "code",
+      override_default_response_type: "true",
+      extras: JSON.stringify(o.extras),
+    });
+    if (this.hooks.panel) this.hooks.panel.loading("Opening Embedded Signup…");
+    location.assign(`${o.dialogUrl || `https://www.facebook.com/${o.graphVersion}/dialog/oauth`}?${query}`);
+    return { result: null, loaded: null };
+  }
+
+  /**
+   * On the page Meta's full-page dialog returned to (its `state` is the one this page sent):
+   * the signup goes on from there (the code exchanged and the statuses shown, or the refusal
+   * recorded) and the dialog's parameters leave the address bar. Null on any other load.
+   */
+  resume() {
+    const params = new URLSearchParams(location.search);
+    let saved = null;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(DIALOG_KEY) || "null");
+    } catch {}
+    const state = params.get("state");
+    if (!saved || !state || saved.state !== state || !(params.has("code") || params.has("error"))) return null;
+    sessionStorage.removeItem(DIALOG_KEY);
+    const clean = new URL(location.href);
+    for (const k of DIALOG_PARAMS) clean.searchParams.delete(k);
+    history.replaceState(history.state, "", clean.href.replace(/#_=_$/, ""));
+    if (params.get("code")) {
+      const credential = { kind: "code", value: params.get("code") };
+      return this.finish({ outcome: "finished", credential, redirectUri: saved.back, unknownEvents: [] }, null);
+    }
+    const refusal = {};
+    for (const k of DIALOG_PARAMS.slice(2)) if (params.get(k)) refusal[k] = params.get(k).slice(0, 256);
+    return this.finish({ outcome: "cancelled", unknownEvents: [], errorMessage: refusal.error_description }, refusal);
+  }
+
+  // From a complete result on: the hooks, the panel, every account's status, the record, the
+  // live stream. `refusal`: the full-page dialog's error, when nobody logged in there.
+  async finish(result, refusal) {
+    const { o, hooks } = this;
+    if (hooks.onResult) hooks.onResult(result);
+    if (hooks.panel) hooks.panel.showSignup(result);
+    const loaded = result.credential ? await this.load(result) : null;
+    // Done as soon as the statuses are shown; the report and the live stream follow.
+    if (hooks.onDone) hooks.onDone(result, loaded);
+    // Closed without logging in, or left at a step (a CANCEL that reports no error).
+    const cancelled = result.outcome === "cancelled" || (result.event === "CANCEL" && !result.errorMessage);
+    if (hooks.onCancel && cancelled) hooks.onCancel(result);
+    this.report(result, refusal);
+    if (loaded && loaded.accounts.length && o.live !== false && o.live !== "off") {
+      this.follow(loaded.session || result.credential.value, loaded);
+    }
+    return { result, loaded };
   }
 
   // Every account's status; null when it could not be shown (the error went to the hooks).
@@ -184,13 +257,19 @@ export class Signup {
 
   // The proxy records every attempt (who finished, who left and where) from Meta's session
   // message, sent as it came. The code flow's exchange records itself; everything else is
-  // reported here, after the panel is shown. Without a session message there is nothing to
-  // record. keepalive: the report goes out even when the page moves on at once.
-  report(result) {
-    if (!result.sessionMessage || (result.credential && result.credential.kind === "code")) return;
+  // reported here, after the panel is shown, and so is the full-page dialog's refusal.
+  // Without either there is nothing to record. keepalive: the report goes out even when the
+  // page moves on at once.
+  report(result, refusal) {
     const headers = { "Content-Type": "application/json" };
-    if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
-    const body = { event: result.sessionMessage, flow: this.o.responseType };
+    let body;
+    if (refusal) {
+      body = { dialog_error: refusal, flow: "code" };
+    } else {
+      if (!result.sessionMessage || (result.credential && result.credential.kind === "code")) return;
+      if (result.credential) headers.Authorization = "Bearer " + result.credential.value;
+      body = { event: result.sessionMessage, flow: this.o.responseType };
+    }
     const request = { method: "POST", headers, body: JSON.stringify(body), keepalive: true };
     fetch(this.o.proxyUrl.replace(/\/$/, "") + "/signup/events", request).catch(() => {});
   }

@@ -234,6 +234,7 @@ impl Onboarding {
                 let body = Out::new()
                     .set("code", code.expose())
                     .opt("event", self.result.session.as_ref().map(|s| s.raw.clone()))
+                    .opt("redirect_uri", self.result.redirect_uri.as_deref())
                     .done();
                 let url = [self.conn.base.as_str(), "/signup/exchange"].concat();
                 self.conn.start(&url, Some(body))

@@ -120,6 +120,8 @@ pub struct SignupInput {
     pub credential: Option<Credential>,
     /// The session message, when one arrived.
     pub session: Option<Received>,
+    /// The page Meta's full-page dialog returned to with the code (`redirectUri`).
+    pub redirect_uri: Option<String>,
 }
 
 impl SignupInput {
@@ -161,6 +163,7 @@ impl SignupInput {
             outcome,
             credential,
             session,
+            redirect_uri: o.str("redirectUri"),
         })
     }
 

@@ -146,6 +146,11 @@ export interface SignupResult {
   sessionId?: string;
   loginStatus?: string;
   unknownEvents: string[];
+  /**
+   * The page Meta's full-page login dialog returned to with the code (no popup): `onboard`'s
+   * exchange names it, as Meta requires of that flow.
+   */
+  redirectUri?: string;
 }
 
 export type LoginResult = SignupResult;

@@ -50,7 +50,8 @@ pub fn prepare(sim_url: &str, proxy_url: &str) -> Result<PathBuf, String> {
         "// Written by cargo xtask: the demo's signup page talks to the Graph simulator.\n\
          window.WABA_SIGNUP = {{\n  proxyUrl: \"{proxy_url}\",\n  appId: \"670843887433847\",\n  \
          configId: \"sim-config-1\",\n  businessId: \"805021500648488\",\n  sdkUrl: \"{sim_url}/_sim/sdk.js\",\n  \
-         extraOrigins: [\"{sim_url}\"],\n  responseType: \"code\",\n}};\n"
+         extraOrigins: [\"{sim_url}\"],\n  responseType: \"code\",\n  \
+         dialogUrl: \"{sim_url}/v26.0/dialog/oauth\",\n}};\n"
     );
     std::fs::write(dir.join("config.js"), config).map_err(|e| format!("config.js: {e}"))?;
     Ok(dir)

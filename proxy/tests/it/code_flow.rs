@@ -746,3 +746,72 @@ async fn an_unassigned_system_user_is_named_in_the_error_and_the_follow_up() {
         "{follow_ups}"
     );
 }
+
+/// Meta's full-page dialog (no popup): the exchange names the page the dialog returned to,
+/// as Meta requires of that flow; another address is refused by Meta.
+#[tokio::test]
+async fn a_code_from_the_full_page_dialog_is_exchanged_with_its_redirect_uri() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let back = "http://partner.test/signup.html";
+    let code = s.sim.state.mint_code_for(FINISH, Some(back.to_owned()));
+    let url = s.url("/signup/exchange");
+    let a = post(&url, None, json!({"code": code, "redirect_uri": back})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["accounts"].as_array().map(Vec::len), Some(2));
+    let other = s.sim.state.mint_code_for(FINISH, Some(back.to_owned()));
+    let wrong = post(
+        &url,
+        None,
+        json!({"code": other, "redirect_uri": "http://partner.test/elsewhere"}),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    for bad in [
+        "javascript:alert(1)",
+        "http://partner.test/#frag",
+        "http://a b/",
+    ] {
+        let code = s.sim.state.mint_code_for(FINISH, Some(back.to_owned()));
+        let a = post(&url, None, json!({"code": code, "redirect_uri": bad})).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+        assert!(a.text.contains("redirect_uri"), "{}", a.text);
+    }
+}
+
+/// A business that logged in nowhere on the full-page dialog is recorded from Meta's words on
+/// the page it returned to.
+#[tokio::test]
+async fn the_full_page_dialogs_refusal_is_recorded() {
+    let db = temp_database();
+    let s = code_stack(&db.display().to_string());
+    let url = s.url("/signup/events");
+    let refusal = json!({"error": "access_denied", "error_code": "200",
+        "error_description": "Permissions error.", "error_reason": "user_denied"});
+    let a = post(&url, None, json!({"flow": "code", "dialog_error": refusal})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = a.json()["onboarding_id"].as_i64().unwrap();
+    let record = get(&s.url(&format!("/admin/onboardings/{id}")), Some(ADMIN)).await;
+    let r = record.json();
+    assert_eq!(
+        (&r["outcome"], &r["event"], &r["error_message"], &r["flow"]),
+        (
+            &json!("cancelled"),
+            &json!("access_denied"),
+            &json!("Permissions error."),
+            &json!("code")
+        ),
+        "{r}"
+    );
+    // One of the two, never both; nothing with a credential; bounded.
+    let both = json!({"event": finish_event(), "dialog_error": refusal});
+    assert_eq!(post(&url, None, both).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&url, None, json!({"flow": "code"})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let with_token = post(&url, Some(FINISH), json!({"dialog_error": refusal})).await;
+    assert_eq!(with_token.status, StatusCode::BAD_REQUEST);
+    let long = json!({"dialog_error": {"error": "x".repeat(300)}});
+    assert_eq!(post(&url, None, long).await.status, StatusCode::BAD_REQUEST);
+}

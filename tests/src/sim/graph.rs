@@ -500,7 +500,10 @@ impl<'a> Ctx<'a> {
                     .subcode(subcode),
             )
         };
-        match self.sim.redeem_code(q.get("code").unwrap_or_default()) {
+        match self
+            .sim
+            .redeem_code(q.get("code").unwrap_or_default(), q.get("redirect_uri"))
+        {
             // `{"access_token", "token_type", "expires_in"}` as Meta's manual login flow
             // documents (developers.facebook.com/docs/facebook-login/guides/advanced/manual-flow).
             CodeCheck::Token(token) => {
@@ -514,6 +517,12 @@ impl<'a> Ctx<'a> {
             CodeCheck::Expired => code_error(36007, "This authorization code has expired."),
             CodeCheck::Used => code_error(36009, "This authorization code has been used."),
             CodeCheck::Unknown => code_error(36008, "Invalid verification code format."),
+            // The manual login flow: the exchange's `redirect_uri` must be the dialog's
+            // (developers.facebook.com/documentation/facebook-login/guides/advanced/manual-flow).
+            CodeCheck::RedirectMismatch => code_error(
+                36008,
+                "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
+            ),
         }
     }
 

@@ -6,6 +6,10 @@
 //!
 //! The dialog offers the scenario's flows as buttons (a person picks one in the demo) or
 //! runs the flow set with `PUT /_sim/flow {"name": ...}` by itself (tests).
+//!
+//! `GET /{version}/dialog/oauth` stands in for Meta's full-page login dialog, which a page
+//! reaches by redirecting when a popup cannot be used: it goes back to `redirect_uri` with a
+//! `code` bound to that address, or with Meta's `error=access_denied` when no login happened.
 
 use super::control::esc;
 use super::state::SimState;
@@ -185,4 +189,103 @@ pub async fn set_flow(State(sim): Sim, Json(body): Json<FlowBody>) -> StatusCode
     }
     sim.set_auto_flow(body.name);
     StatusCode::NO_CONTENT
+}
+
+/// Query of the full-page login dialog, as a page sends it.
+#[derive(Deserialize)]
+pub struct OauthQuery {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    redirect_uri: String,
+    #[serde(default)]
+    state: String,
+    /// The configuration, response type and extras, as `FB.login` would send them.
+    #[serde(flatten)]
+    login: DialogQuery,
+    /// The flow a person picked on the page.
+    #[serde(default)]
+    flow: Option<String>,
+}
+
+/// `GET /{version}/dialog/oauth`: Meta's full-page login dialog with an Embedded Signup
+/// configuration (developers.facebook.com/documentation/facebook-login/guides/advanced/manual-flow:
+/// `client_id`, `redirect_uri`, `state`, `response_type=code`; Meta goes back to
+/// `redirect_uri?code=...&state=...`, or, when the person does not log in,
+/// `?error=access_denied&error_code=200&error_description=Permissions+error.&error_reason=user_denied`).
+/// It lists the scenario's flows; the one picked (or set with `PUT /_sim/flow`) redirects.
+/// Without a session message: a full page has no opener to post it to.
+pub async fn oauth_dialog(State(sim): Sim, Query(q): Query<OauthQuery>) -> Response {
+    let web_address =
+        q.redirect_uri.starts_with("https://") || q.redirect_uri.starts_with("http://");
+    if q.client_id != sim.world.scenario.app.id || !web_address || q.redirect_uri.contains('#') {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html("<p>Invalid app id or redirect_uri (a web address without a fragment).</p>"),
+        )
+            .into_response();
+    }
+    let Some(name) = q.flow.clone().or_else(|| sim.auto_flow()) else {
+        sim.record_login(&q.login.response_type, &q.login.extras);
+        return oauth_page(&sim, &q).into_response();
+    };
+    if q.flow.is_none() {
+        sim.record_login(&q.login.response_type, &q.login.extras);
+    }
+    let Some(flow) = sim.world.scenario.flows.iter().find(|f| f.name == name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut back = form_urlencoded::Serializer::new(String::new());
+    match (&flow.token, flow.close, q.login.response_type == "code") {
+        (Some(token), false, true) => {
+            back.append_pair(
+                "code",
+                &sim.mint_code_for(token, Some(q.redirect_uri.clone())),
+            );
+        }
+        _ => {
+            back.append_pair("error", "access_denied")
+                .append_pair("error_code", "200")
+                .append_pair("error_description", "Permissions error.")
+                .append_pair("error_reason", "user_denied");
+        }
+    }
+    back.append_pair("state", &q.state);
+    let sep = if q.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let target = format!("{}{sep}{}", q.redirect_uri, back.finish());
+    match HeaderValue::from_str(&target) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// The full-page dialog's page: a link per flow, each back to the dialog with `flow`.
+fn oauth_page(sim: &SimState, q: &OauthQuery) -> Html<String> {
+    let mut links = String::new();
+    for f in &sim.world.scenario.flows {
+        let href = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &q.client_id)
+            .append_pair("redirect_uri", &q.redirect_uri)
+            .append_pair("state", &q.state)
+            .append_pair("config_id", &q.login.config_id)
+            .append_pair("response_type", &q.login.response_type)
+            .append_pair("flow", &f.name)
+            .finish();
+        links += &format!("<li><a href=\"?{}\">{}</a></li>", esc(&href), esc(&f.label));
+    }
+    Html(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Embedded Signup (simulated, full page)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1.25rem;color:#1c1e21}}
+a{{display:block;padding:.6rem;margin:.4rem 0;border:1px solid #ccd0d5;border-radius:6px;color:#0b5cc4;text-decoration:none}}
+ul{{list-style:none;padding:0}}</style></head>
+<body><h1>WhatsApp Business: Embedded Signup</h1>
+<p>This page stands in for Meta's full-page signup dialog (config {config}). Choose how the business goes through it; you return to the partner's page.</p>
+<ul>{links}</ul></body></html>"#,
+        config = esc(&q.login.config_id),
+    ))
 }

@@ -48,6 +48,7 @@ pub fn app(state: Arc<SimState>) -> Router {
         .route("/_sim/dialog", get(meta_js::dialog))
         .route("/_sim/forge", get(meta_js::forge))
         .route("/_sim/flow", put(meta_js::set_flow))
+        .route("/{version}/dialog/oauth", get(meta_js::oauth_dialog))
         // A browser showing the dialog asks for the site's icon: not a Graph call.
         .route(
             "/favicon.ico",

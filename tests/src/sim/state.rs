@@ -130,6 +130,9 @@ pub struct MintedCode {
     pub expires: Instant,
     /// Whether it was exchanged already.
     pub used: bool,
+    /// The `redirect_uri` of the full-page dialog that issued it: the exchange must name the
+    /// same (none for a code the JS SDK's popup handed over).
+    pub redirect_uri: Option<String>,
 }
 
 /// What happened when a code was presented.
@@ -143,6 +146,8 @@ pub enum CodeCheck {
     Expired,
     /// Already exchanged.
     Used,
+    /// Issued by the full-page dialog for another `redirect_uri` than the exchange names.
+    RedirectMismatch,
 }
 
 impl SimState {
@@ -391,6 +396,11 @@ impl SimState {
 
     /// Mints a one-time code for `token`, valid for [`SimState::code_ttl`].
     pub fn mint_code(&self, token: &str) -> String {
+        self.mint_code_for(token, None)
+    }
+
+    /// A code for `token` as the full-page dialog issues it, redirecting to `redirect_uri`.
+    pub fn mint_code_for(&self, token: &str, redirect_uri: Option<String>) -> String {
         // Unique across restarts too, like Meta's: a proxy that remembers used codes must
         // never see one twice.
         let n = self.serial();
@@ -408,18 +418,25 @@ impl SimState {
                 token: token.to_owned(),
                 expires: Instant::now() + self.code_ttl,
                 used: false,
+                redirect_uri,
             },
         );
         code
     }
 
-    /// Checks a code and marks it used when valid.
-    pub fn redeem_code(&self, code: &str) -> CodeCheck {
+    /// Checks a code (with the exchange's `redirect_uri`) and marks it used when valid.
+    pub fn redeem_code(&self, code: &str, redirect_uri: Option<&str>) -> CodeCheck {
         let mut d = self.lock();
         let Some(entry) = d.codes.get_mut(code) else {
             return CodeCheck::Unknown;
         };
-        if entry.used {
+        if entry
+            .redirect_uri
+            .as_deref()
+            .is_some_and(|issued| redirect_uri != Some(issued))
+        {
+            CodeCheck::RedirectMismatch
+        } else if entry.used {
             CodeCheck::Used
         } else if Instant::now() >= entry.expires {
             CodeCheck::Expired
