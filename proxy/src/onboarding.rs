@@ -86,30 +86,35 @@ pub struct DialogError {
     pub error_code: Option<String>,
 }
 
-/// The longest text of a [`DialogError`] field kept (bytes).
+/// The longest text of a [`DialogError`] field kept (bytes); longer ones (Meta words
+/// `error_description` in the person's language) are cut at a character boundary.
 pub const MAX_DIALOG_TEXT: usize = 256;
+
+/// `text` cut to at most [`MAX_DIALOG_TEXT`] bytes, at a character boundary.
+fn kept(mut text: String) -> String {
+    if text.len() > MAX_DIALOG_TEXT {
+        let end = (0..=MAX_DIALOG_TEXT)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(end);
+    }
+    text
+}
 
 impl DialogError {
     /// Records it: cancelled when the person declined, an error otherwise.
     fn record(self, record: &mut OnboardingRecord) -> Result<(), AppError> {
-        let fields = [
-            Some(&self.error),
-            self.error_reason.as_ref(),
-            self.error_description.as_ref(),
-            self.error_code.as_ref(),
-        ];
-        if self.error.is_empty() || fields.iter().flatten().any(|f| f.len() > MAX_DIALOG_TEXT) {
-            return Err(AppError::BadRequest(
-                "dialog_error needs its error, and no field over 256 bytes",
-            ));
+        if self.error.is_empty() {
+            return Err(AppError::BadRequest("dialog_error needs its error"));
         }
         record.outcome = match self.error_reason.as_deref() {
             Some("user_denied") => Outcome::Cancelled,
             _ => Outcome::Error,
         };
-        record.event = Some(self.error);
-        record.error_message = self.error_description;
-        record.error_id = self.error_code;
+        record.event = Some(kept(self.error));
+        record.error_message = self.error_description.map(kept);
+        record.error_id = self.error_code.map(kept);
         Ok(())
     }
 }
@@ -261,6 +266,17 @@ impl Signups {
             Ok(b) => {
                 claim.keep();
                 b
+            }
+            // Meta's manual login flow: a code from the full-page dialog is refused (100) when
+            // the exchange names another redirect_uri than the dialog had. The code is not
+            // spent, and it is the partner's address, not the business, that is wrong.
+            Err(AppError::Graph { error, .. })
+                if error.code == 100 && error.message.contains("redirect_uri") =>
+            {
+                claim.release().await;
+                return Err(AppError::CodeRejected(
+                    "Meta refused the code for this redirect_uri: it must be exactly the page the full-page dialog returned to (the app's valid OAuth redirect URI)",
+                ));
             }
             Err(AppError::Graph { error, .. }) if error.code == 100 => {
                 claim.keep();

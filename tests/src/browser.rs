@@ -210,7 +210,8 @@ impl Browser {
                 vec![],
             )
             .await?;
-        Ok(serde_json::from_value(found).unwrap_or_default())
+        serde_json::from_value(found.clone())
+            .map_err(|_| BrowserError::Session(format!("axe-core answered {found}")))
     }
 
     /// The visible text of the whole page.
@@ -234,9 +235,10 @@ impl Browser {
         let _ = self.driver.wait();
         // Chromium outlives a killed chromedriver (a test that panicked never ended its
         // session): its processes are the ones started with this session's profile.
+        let pattern = format!("{}( |$)", self.profile_flag().replace('.', "\\."));
         let _ = Command::new("pkill")
             .args(["-f", "--"])
-            .arg(self.profile_flag())
+            .arg(pattern)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

@@ -760,19 +760,42 @@ async fn a_keyboard_alone_completes_the_signup_and_the_live_region_says_what_cha
     s.close().await;
 }
 
-/// The stylesheet's colours are custom properties a partner sets on the container, and a
-/// person who prefers a dark scheme gets the dark theme, which passes axe-core's contrast
-/// checks too.
+/// The stylesheet's colours, radii and the rest are custom properties a partner sets on the
+/// container or on `:root`, and they reach the button and the panel's cards alike; a person
+/// who prefers a dark scheme gets the dark theme, which passes axe-core's contrast checks too.
 #[tokio::test]
 async fn a_brand_colour_and_the_dark_theme_come_from_custom_properties() {
     let mut s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("finish".into()));
     s.open_page().await;
     let button_bg =
         "return getComputedStyle(document.querySelector('.waba-signup-button')).backgroundColor";
     assert_eq!(s.js(button_bg).await, json!("rgb(20, 100, 210)"));
-    s.js("document.querySelector('.waba-signup-button').parentElement.style.setProperty('--waba-button-bg', '#123456'); return true")
+    s.js("const box = document.querySelector('#waba-signup');
+          box.style.setProperty('--waba-button-bg', '#123456');
+          box.style.setProperty('--waba-radius', '3px');
+          const brand = document.createElement('style');
+          brand.textContent = ':root { --waba-accent: #5b2be0; }';
+          document.head.append(brand);
+          return true")
         .await;
     assert_eq!(s.js(button_bg).await, json!("rgb(18, 52, 86)"));
+    s.click_signup().await;
+    s.account_ids().await;
+    assert_eq!(
+        s.js(
+            "return getComputedStyle(document.querySelector('.waba-account')).borderTopLeftRadius"
+        )
+        .await,
+        json!("3px"),
+        "the container's value reaches the panel's cards"
+    );
+    assert_eq!(
+        s.js("return getComputedStyle(document.querySelector('.waba-newest')).backgroundColor")
+            .await,
+        json!("rgb(91, 43, 224)"),
+        ":root's value reaches the panel"
+    );
     let light = s.browser.axe().await.unwrap();
     assert!(light.is_empty(), "{light:#?}");
 
@@ -944,6 +967,25 @@ async fn a_refusal_on_the_full_page_dialog_is_shown_and_recorded() {
             &json!("access_denied"),
             &json!("Permissions error.")
         )
+    );
+    s.close().await;
+}
+
+/// A person who closes Meta's popup in the code flow cancelled the signup: the page stays,
+/// says so, and does not send them to the full-page dialog.
+#[tokio::test]
+async fn closing_the_popup_in_the_code_flow_cancels_without_leaving_the_page() {
+    let s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("close".into()));
+    s.open_page().await;
+    s.js("window.__stayed = true; return true").await;
+    s.click_signup().await;
+    let state = s.texts("[data-outcome='cancelled']").await.join(" ");
+    assert!(state.contains("Signup cancelled"), "{state}");
+    assert_eq!(
+        s.js("return window.__stayed === true").await,
+        json!(true),
+        "the page did not go anywhere"
     );
     s.close().await;
 }

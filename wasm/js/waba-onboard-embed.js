@@ -13,7 +13,8 @@
 // configuration; "v3"; or "v2", deprecated by Meta on 2026-10-15), data-feature-type (e.g.
 // "whatsapp_business_app_onboarding" for coexistence), data-button-text, data-timeout-ms,
 // data-live="off" (no live status stream), data-login ("auto" by default: Meta's popup, and
-// Meta's full-page dialog when the popup is blocked or closes before anything came back;
+// Meta's full-page dialog when the popup is blocked (Meta's SDK answers within a
+// second, with nothing; a person who closes it cancelled);
 // "popup"; "redirect"), data-dialog-url, data-redirect-uri (where the full-page dialog returns:
 // this page by default; on that return the embed goes on with the signup by itself).
 // Events on the target (they bubble): "waba-onboard:result" when the signup result is
@@ -42,15 +43,15 @@ async function main() {
     proxyUrl: ds.proxyUrl,
     appId: ds.appId,
     configId: ds.configId,
-    responseType: ds.responseType || "code",
-    esVersion: ds.esVersion || "v4",
+    responseType: ds.responseType,
+    esVersion: ds.esVersion,
     featureType: ds.featureType,
     sdkUrl: ds.sdkUrl,
-    graphVersion: ds.graphVersion || "v26.0",
+    graphVersion: ds.graphVersion,
     extraOrigins: (ds.extraOrigins || "").split(",").map((s) => s.trim()).filter(Boolean),
     timeoutMs: ds.timeoutMs,
     live: ds.live !== "off",
-    login: ds.login || "auto",
+    login: ds.login,
     dialogUrl: ds.dialogUrl,
     redirectUri: ds.redirectUri,
   };

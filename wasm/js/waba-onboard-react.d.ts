@@ -28,7 +28,7 @@ export interface EmbeddedSignupOptions {
   live?: boolean;
   /**
    * "auto" (the default): Meta's popup, and Meta's full-page dialog when the popup is blocked
-   * or closes before anything came back; "popup"; or "redirect" (the full-page dialog at once).
+   * (Meta's SDK answers within a second, with nothing; a person who closes it cancelled); "popup"; or "redirect" (the full-page dialog at once).
    * The full page needs the code flow; on the return the component goes on by itself.
    */
   login?: "auto" | "popup" | "redirect";

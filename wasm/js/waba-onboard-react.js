@@ -52,7 +52,7 @@ export function useEmbeddedSignup(options) {
     let mounted = true;
     const set = (patch) => mounted && setState((s) => ({ ...s, ...patch }));
     const call = (name, ...args) => {
-      const f = latest.current[name];
+      const f = mounted && latest.current[name];
       if (f) f(...args);
     };
     const hooks = {
@@ -62,7 +62,9 @@ export function useEmbeddedSignup(options) {
         call("onResult", result);
       },
       onDone(result, loaded) {
-        set({ status: "done", accounts: loaded ? loaded.accounts : [], warnings: loaded ? loaded.warnings : [] });
+        // A failed load said so already (onError): the status stays "error".
+        const patch = { accounts: loaded ? loaded.accounts : [], warnings: loaded ? loaded.warnings : [] };
+        if (mounted) setState((s) => ({ ...s, ...patch, status: s.status === "error" ? "error" : "done" }));
         call("onDone", result, loaded);
       },
       onCancel: (result) => call("onCancel", result),
@@ -80,17 +82,17 @@ export function useEmbeddedSignup(options) {
       .then(({ Signup }) => Signup.create(latest.current, hooks))
       .then(
         (signup) => {
-          if (!mounted) return signup.stop();
+          if (!mounted) return signup.dispose();
           signupRef.current = signup;
           set({ status: "ready" });
-          // Back from Meta's full-page dialog: the signup goes on here.
-          if (signup.resume()) set({ status: "loading_accounts" });
+          // Back from Meta's full-page dialog: the signup goes on here (the hooks say how).
+          signup.resume();
         },
         (error) => hooks.onError(error),
       );
     return () => {
       mounted = false;
-      if (signupRef.current) signupRef.current.stop();
+      if (signupRef.current) signupRef.current.dispose();
       signupRef.current = null;
     };
   }, [key]);

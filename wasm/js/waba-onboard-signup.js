@@ -10,7 +10,8 @@
 // "whatsapp_business_app_onboarding" for coexistence); sdkUrl, graphVersion, extraOrigins
 // (message origins to trust besides https://*.facebook.com, for tests and demos only),
 // timeoutMs, live (false: no live status stream); login ("auto" by default: Meta's popup, and
-// Meta's full-page dialog when the popup is blocked or closes before anything came back;
+// Meta's full-page dialog when the popup is blocked (Meta's SDK answers within a
+// second, with nothing; a person who closes it cancelled);
 // "popup"; or "redirect", the full-page dialog at once; the full page needs the code flow),
 // dialogUrl (Meta's dialog, https://www.facebook.com/{graphVersion}/dialog/oauth by default),
 // redirectUri (where the dialog returns: this page's address without its query by default; it
@@ -18,7 +19,7 @@
 // hooks (all optional): panelBox (an element the status panel is drawn in), onResult(result), onDone(result,
 // loaded), onCancel(result), onError(error), onStatus(change, accounts, changed),
 // onRetryWait(seconds) (Meta is limiting requests: the next try in `seconds`, 0 once it starts;
-// `retryNow()` starts it sooner).
+// `retryNow()` starts it sooner). `dispose()` ends it all: no hook is called after it.
 import init, { SignupListener, StatusPanel, WabaClient, applyChange, onboard } from "./web/waba_onboard.js";
 import { followStatus } from "./waba-onboard-stream.js";
 
@@ -27,6 +28,29 @@ const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
 const DIALOG_KEY = "waba-onboard:dialog";
 /** What Meta's full-page dialog adds to the address it returns to. */
 const DIALOG_PARAMS = ["code", "state", "error", "error_code", "error_description", "error_reason"];
+/** A login answered sooner than this without anything was no person's doing: a blocked popup. */
+const BLOCKED_MS = 1000;
+
+// Back from Meta's full-page dialog (with the `state` this page sent): its answer leaves the
+// address bar and the history as soon as this module runs, whatever happens next; `resume`
+// takes it from here.
+let dialogAnswer = takeDialogAnswer();
+
+function takeDialogAnswer() {
+  if (typeof location === "undefined" || typeof sessionStorage === "undefined") return null;
+  const params = new URLSearchParams(location.search);
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(DIALOG_KEY) || "null");
+  } catch {}
+  const state = params.get("state");
+  if (!saved || !state || saved.state !== state || !(params.has("code") || params.has("error"))) return null;
+  sessionStorage.removeItem(DIALOG_KEY);
+  const clean = new URL(location.href);
+  for (const k of DIALOG_PARAMS) clean.searchParams.delete(k);
+  history.replaceState(history.state, "", clean.href.replace(/#_=_$/, ""));
+  return { params, back: saved.back };
+}
 
 // `extras` of FB.login per Embedded Signup version
 // (developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/versions):
@@ -101,9 +125,18 @@ export class Signup {
     this.sdk.catch((e) => this.failed(e));
     this.following = null;
     this.retryNow = () => {};
+    this.disposed = false;
+  }
+
+  /** Stops the live stream and any wait, and calls no hook any more (an unmounted component). */
+  dispose() {
+    this.disposed = true;
+    this.retryNow();
+    this.stop();
   }
 
   failed(e) {
+    if (this.disposed) return;
     if (this.hooks.panel) this.hooks.panel.showError(e);
     if (this.hooks.onError) this.hooks.onError(e);
   }
@@ -120,16 +153,22 @@ export class Signup {
     try {
       const FB = await this.sdk;
       if (hooks.panel) hooks.panel.loading("Waiting for Embedded Signup…");
-      FB.login((response) => listener.login(response), {
+      const asked = Date.now();
+      let answered = Infinity;
+      FB.login((response) => {
+        answered = Date.now();
+        listener.login(response);
+      }, {
         config_id: o.configId,
         response_type: o.responseType,
         override_default_response_type: true,
         extras: o.extras,
       });
       const result = await listener.result();
-      // Blocked, or closed before Meta said anything: the full-page dialog instead.
-      const nothing = result.outcome === "cancelled" && !result.sessionMessage;
-      if (nothing && o.login === "auto" && o.responseType === "code") return this.redirect();
+      // Blocked (Meta's SDK answers at once, with nothing): the full-page dialog instead. A
+      // person who closed the popup is a cancelled signup.
+      const blocked = result.outcome === "cancelled" && !result.sessionMessage && answered - asked < BLOCKED_MS;
+      if (blocked && o.login === "auto" && o.responseType === "code") return this.redirect();
       return await this.finish(result, null);
     } catch (e) {
       this.failed(e);
@@ -163,23 +202,17 @@ export class Signup {
   /**
    * On the page Meta's full-page dialog returned to (its `state` is the one this page sent):
    * the signup goes on from there (the code exchanged and the statuses shown, or the refusal
-   * recorded) and the dialog's parameters leave the address bar. Null on any other load.
+   * recorded); the dialog's parameters left the address bar when the module loaded. Null on
+   * any other load, and after the first call.
    */
   resume() {
-    const params = new URLSearchParams(location.search);
-    let saved = null;
-    try {
-      saved = JSON.parse(sessionStorage.getItem(DIALOG_KEY) || "null");
-    } catch {}
-    const state = params.get("state");
-    if (!saved || !state || saved.state !== state || !(params.has("code") || params.has("error"))) return null;
-    sessionStorage.removeItem(DIALOG_KEY);
-    const clean = new URL(location.href);
-    for (const k of DIALOG_PARAMS) clean.searchParams.delete(k);
-    history.replaceState(history.state, "", clean.href.replace(/#_=_$/, ""));
+    const answer = dialogAnswer;
+    dialogAnswer = null;
+    if (!answer) return null;
+    const { params, back } = answer;
     if (params.get("code")) {
       const credential = { kind: "code", value: params.get("code") };
-      return this.finish({ outcome: "finished", credential, redirectUri: saved.back, unknownEvents: [] }, null);
+      return this.finish({ outcome: "finished", credential, redirectUri: back, unknownEvents: [] }, null);
     }
     const refusal = {};
     for (const k of DIALOG_PARAMS.slice(2)) if (params.get(k)) refusal[k] = params.get(k).slice(0, 256);
@@ -193,6 +226,7 @@ export class Signup {
     if (hooks.onResult) hooks.onResult(result);
     if (hooks.panel) hooks.panel.showSignup(result);
     const loaded = result.credential ? await this.load(result) : null;
+    if (this.disposed) return { result, loaded };
     // Done as soon as the statuses are shown; the report and the live stream follow.
     if (hooks.onDone) hooks.onDone(result, loaded);
     // Closed without logging in, or left at a step (a CANCEL that reports no error).
@@ -220,6 +254,7 @@ export class Signup {
       } catch (e) {
         if (e && e.code === "throttled") {
           await this.waitForRetry(e.retryAfter || 60);
+          if (this.disposed) return null;
           continue;
         }
         this.failed(e);
@@ -278,6 +313,7 @@ export class Signup {
   // decisions, bans, restrictions and removals update the accounts (and the panel) in place.
   follow(credential, { accounts, warnings }) {
     this.stop();
+    if (this.disposed) return;
     this.following = followStatus({
       proxyUrl: this.o.proxyUrl,
       credential,

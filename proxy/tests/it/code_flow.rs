@@ -767,6 +767,10 @@ async fn a_code_from_the_full_page_dialog_is_exchanged_with_its_redirect_uri() {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert!(wrong.text.contains("redirect_uri"), "{}", wrong.text);
+    // The code was not spent: named with its own address it still works.
+    let again = post(&url, None, json!({"code": other, "redirect_uri": back})).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     for bad in [
         "javascript:alert(1)",
         "http://partner.test/#frag",
@@ -812,6 +816,21 @@ async fn the_full_page_dialogs_refusal_is_recorded() {
     );
     let with_token = post(&url, Some(FINISH), json!({"dialog_error": refusal})).await;
     assert_eq!(with_token.status, StatusCode::BAD_REQUEST);
-    let long = json!({"dialog_error": {"error": "x".repeat(300)}});
-    assert_eq!(post(&url, None, long).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&url, None, json!({"dialog_error": {"error": ""}}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    // Meta words the description in the person's language: a long one is kept, cut at a
+    // character boundary.
+    let long = json!({"dialog_error": {"error": "access_denied", "error_reason": "user_denied",
+        "error_description": "é".repeat(200)}});
+    let a = post(&url, None, long).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = a.json()["onboarding_id"].as_i64().unwrap();
+    let r = get(&s.url(&format!("/admin/onboardings/{id}")), Some(ADMIN))
+        .await
+        .json();
+    assert_eq!(r["error_message"].as_str().map(str::len), Some(256));
 }

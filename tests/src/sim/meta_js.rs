@@ -141,7 +141,8 @@ small{{color:#606770}}</style></head>
   async function run(name) {{
     var flow = data.flows.find(function (f) {{ return f.name === name; }});
     if (!flow) return;
-    if (flow.close) {{ window.close(); return; }}
+    // A person closing the window takes a moment; a blocked popup never opens at all.
+    if (flow.close) {{ setTimeout(function () {{ window.close(); }}, data.auto ? 1500 : 0); return; }}
     var response = await loginResponse(flow);
     if (!flow.login_first) sessionMessage(flow);
     post({{ type: "SIM_FB_LOGIN", response: response }});
