@@ -28,7 +28,8 @@ pub struct GrantedAccounts {
     pub wabas: Vec<String>,
     /// The granted WABAs in the order of `wabas`, each exactly what `GET /graph/{id}` with
     /// [`STATUS_FIELDS`] answers; one whose read failed is left out (the page reads it
-    /// itself and shows that read's error).
+    /// itself and shows that read's error), except when Meta limited requests: then that
+    /// refusal is the whole answer.
     pub accounts: Vec<Box<RawValue>>,
 }
 
@@ -220,19 +221,28 @@ impl Reads {
                     vec![("fields", fields.clone())],
                 );
                 async move {
-                    match self.answer(&read, principal, credential, None).await {
-                        Ok(text) => RawValue::from_string(text).ok(),
-                        Err(e) => {
-                            tracing::info!(error = %e, waba = %id, "a granted WABA's read failed: left to the page");
-                            None
-                        }
+                    let answer = self.answer(&read, principal, credential, None).await;
+                    if let Err(e) = &answer {
+                        tracing::info!(error = %e, waba = %id, "a granted WABA's read failed");
                     }
+                    answer
                 }
             })
             .buffered(PARALLEL_READS)
-            .filter_map(std::future::ready)
-            .collect()
+            .collect::<Vec<_>>()
             .await;
+        // Meta limiting requests is the whole answer: the page waits and asks again, rather
+        // than reading each account itself while Meta is refusing.
+        if let Some(Err(e)) = accounts
+            .iter()
+            .find(|a| matches!(a, Err(e) if e.is_throttling()))
+        {
+            return Err(e.clone());
+        }
+        let accounts = accounts
+            .into_iter()
+            .filter_map(|a| a.ok().and_then(|text| RawValue::from_string(text).ok()))
+            .collect();
         Ok(GrantedAccounts {
             wabas: grant.wabas.iter().map(ToString::to_string).collect(),
             accounts,

@@ -288,3 +288,19 @@ async fn signup_accounts_leaves_out_a_read_that_failed() {
     assert_eq!(accounts.len(), 1, "{}", a.text);
     assert!(["102289599326934", "101569239400667"].contains(&accounts[0]["id"].as_str().unwrap()));
 }
+
+/// Meta limiting requests is the whole answer, with when to ask again: the page waits rather
+/// than reading each account itself while Meta refuses.
+#[tokio::test]
+async fn signup_accounts_answers_metas_throttling_as_such() {
+    let s = stack(world("demo"), &[]);
+    s.sim.state.add_faults(vec![
+        serde_json::from_value(json!({"route": "waba", "times": 1,
+            "action": {"kind": "throttle", "code": 80008, "minutes": 1}}))
+        .unwrap(),
+    ]);
+    let a = get(&s.url("/signup/accounts"), Some(FINISH)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert!(a.headers.contains_key("retry-after"), "{:?}", a.headers);
+    assert!(!a.text.contains(FINISH));
+}
