@@ -144,7 +144,7 @@ pub struct Exchanged {
     /// Each granted WABA read for its status while exchanging (the fields of
     /// [`STATUS_FIELDS`], as `GET /graph/{id}` with them answers), in the order of `wabas`;
     /// one whose read failed is left out, and the page reads it itself.
-    pub accounts: Vec<serde_json::Value>,
+    pub accounts: Vec<Box<serde_json::value::RawValue>>,
     /// The onboarding record.
     pub onboarding_id: i64,
 }
@@ -337,12 +337,13 @@ impl Signups {
         let wabas = record.granted.clone();
         // What the page would read next with its session: it gets it now, scrubbed as a
         // read's answer is.
+        // The scrubbed text is sent as it is, not parsed again (as `GET /signup/accounts`).
         let accounts = accounts
             .iter()
             .filter_map(|a| {
                 let text = serde_json::to_string(&a.waba).ok()?;
                 let text = self.upstream.scrub(&text, &[business_token.expose()]);
-                serde_json::from_str(&text).ok()
+                serde_json::value::RawValue::from_string(text).ok()
             })
             .collect();
         let inserted = self

@@ -42,7 +42,7 @@ pub struct ExchangeAnswer {
     pub wabas: Vec<String>,
     /// The granted WABAs as `GET /graph/{id}?fields=` with the status fields answers them,
     /// read during the exchange (one whose read failed is left out).
-    pub accounts: Vec<serde_json::Value>,
+    pub accounts: Vec<Box<serde_json::value::RawValue>>,
     /// The onboarding record.
     pub onboarding_id: i64,
 }
