@@ -150,12 +150,15 @@ pub fn demo_proxy_args(code_flow: bool) -> Vec<&'static str> {
     args
 }
 
+/// The demo app's secret (webhook signatures, code exchanges).
+pub const DEMO_APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
+
 /// The demo app's id and secret and a token key: a proxy with them exchanges signup codes.
 pub const DEMO_CODE_FLOW_ARGS: [&str; 6] = [
     "--app-id",
     "670843887433847",
     "--app-secret",
-    "sim-app-secret-demo-5f1e0c9a",
+    DEMO_APP_SECRET,
     "--token-key",
     "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
 ];

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use waba_testkit::browser::Browser;
-use waba_testkit::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::harness::{
+    DEMO_APP_SECRET, Running, SimServer, demo_proxy_args, scenario, site, start_proxy, target_bin,
+};
 
 const ADMIN: &str = "console-admin-token-e2e";
 const WAIT: Duration = Duration::from_secs(30);
@@ -305,18 +307,15 @@ fn demo_stack(extra: &[&str]) -> (SimServer, std::path::PathBuf, Running) {
     let sim = SimServer::start(&scenario("demo")).unwrap();
     let site = site(&sim.url).unwrap();
     let www = site.to_string_lossy().into_owned();
-    let mut args = vec![
-        "--system-user-token",
-        "EAASimSystemUserTokenDemo0000000000000000000000001",
-        "--business-id",
-        "805021500648488",
+    let mut args = demo_proxy_args(false);
+    args.extend_from_slice(&[
         "--admin-token",
         ADMIN,
         "--www",
         &www,
         "--app-secret",
-        "sim-app-secret-demo-5f1e0c9a",
-    ];
+        DEMO_APP_SECRET,
+    ]);
     args.extend_from_slice(extra);
     let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args).unwrap();
     (sim, site, proxy)

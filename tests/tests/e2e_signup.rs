@@ -12,7 +12,9 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 use waba_testkit::browser::Browser;
-use waba_testkit::harness::{Running, SimServer, scenario, site, start_proxy, target_bin};
+use waba_testkit::harness::{
+    DEMO_APP_SECRET, Running, SimServer, demo_proxy_args, scenario, site, start_proxy, target_bin,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -38,32 +40,17 @@ impl Stack {
         let site = site(&sim.url).expect("site");
         let www = site.to_string_lossy().into_owned();
         let db = waba_testkit::harness::temp_database().display().to_string();
-        let mut args = vec![
-            "--system-user-token",
-            "EAASimSystemUserTokenDemo0000000000000000000000001",
-            "--business-id",
-            "805021500648488",
-            "--admin-token",
-            ADMIN,
-            "--www",
-            &www,
-            "--database",
-            &db,
-            "--app-secret",
-            "sim-app-secret-demo-5f1e0c9a",
-        ];
+        // The app's secret either way (webhooks); with `code`, its id and a token key too.
+        let mut args = demo_proxy_args(code);
+        args.extend_from_slice(&["--admin-token", ADMIN, "--www", &www, "--database", &db]);
         if code {
             let config = site.join("config.js");
             let mut text = std::fs::read_to_string(&config).unwrap();
             // The embed's default: the code flow (and Embedded Signup v4).
             text.push_str("delete window.WABA_SIGNUP.responseType;\n");
             std::fs::write(&config, text).unwrap();
-            args.extend_from_slice(&[
-                "--app-id",
-                "670843887433847",
-                "--token-key",
-                "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
-            ]);
+        } else {
+            args.extend_from_slice(&["--app-secret", DEMO_APP_SECRET]);
         }
         let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args)
             .expect("waba-proxy (build it with `cargo build -p waba-proxy`)");
