@@ -11,8 +11,11 @@ window.WABA_SIGNUP = {
   // "code" (Meta's current flow: the proxy exchanges the code and keeps the business token;
   // needs the proxy's --app-id, --app-secret and --token-key) or "token".
   responseType: "code",
+  // The signup panel's language ("es", "pt-BR", "id", "hi", "ar" or "en"); the browser's
+  // languages when left out.
+  // locale: "es",
   // Leave these out in production: Meta's SDK is the default, and only https://*.facebook.com
   // may post signup messages. The demo and tests point them at the simulator.
-  // sdkUrl: "https://connect.facebook.net/en_US/sdk.js",
+  // sdkUrl: "https://connect.facebook.net/{locale}/sdk.js",
   // extraOrigins: [],
 };

@@ -16,6 +16,7 @@
 pub mod error;
 pub mod id;
 pub mod input;
+pub mod messages;
 pub mod page;
 pub mod pipeline;
 pub mod secret;

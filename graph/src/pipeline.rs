@@ -29,6 +29,7 @@
 //!   `history`, once each, within 24 hours of onboarding
 //!   (<https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/onboarding-business-app-users>).
 
+use crate::messages::text;
 use crate::status::Actor;
 use crate::waba::PhoneNumber;
 
@@ -393,30 +394,19 @@ pub fn judge(kind: StepKind, code: i64, subcode: Option<i64>) -> Verdict {
 /// What a step's state means for the people watching, and who acts: the panel's and
 /// console's line for it. `phone` names the number (its display number when known).
 pub fn progress(kind: StepKind, state: StepState, phone: &str) -> (Actor, String) {
-    use StepKind as K;
     use StepState as S;
-    let doing = matches!(state, S::Pending | S::Running);
-    let text = match (kind, state) {
-        (K::Subscribe, _) if doing => "Connecting webhooks".to_owned(),
-        (K::Subscribe, S::Done) => "Webhooks connected".to_owned(),
-        (K::AssignSystemUser, _) if doing => "Giving the partner's system user access".to_owned(),
-        (K::AssignSystemUser, S::Done) => "Partner's system user assigned".to_owned(),
-        (K::ShareCreditLine, _) if doing => "Sharing the partner's credit line".to_owned(),
-        (K::ShareCreditLine, S::Done) => "Credit line shared".to_owned(),
-        (K::FindPhones, _) if doing => "Looking up the phone numbers".to_owned(),
-        (K::FindPhones, S::Done) => "Phone numbers found".to_owned(),
-        (K::Register, _) if doing => format!("Registering {phone}"),
-        (K::Register, S::Done) => format!("{phone}: ready to message"),
-        (K::SyncContacts, _) if doing => format!("Syncing contacts of {phone}"),
-        (K::SyncContacts, S::Done) => format!("{phone}: contacts sync requested"),
-        (K::SyncHistory, _) if doing => format!("Syncing chat history of {phone}"),
-        (K::SyncHistory, S::Done) => format!("{phone}: history sync requested"),
-        (K::Unsubscribe, _) if doing => "Disconnecting webhooks".to_owned(),
-        (K::Unsubscribe, S::Done) => "Webhooks disconnected".to_owned(),
-        (K::Deregister, _) if doing => format!("Deregistering {phone}"),
-        (K::Deregister, S::Done) => format!("{phone}: deregistered"),
-        (_, S::Skipped) => format!("{}: not needed", label(kind)),
-        (_, _) => format!("{}: needs attention", label(kind)),
+    let kind_name = kind.as_str();
+    let text = match state {
+        S::Pending | S::Running => text(
+            &["progress.", kind_name, ".doing"].concat(),
+            &[("phone", phone)],
+        ),
+        S::Done => text(
+            &["progress.", kind_name, ".done"].concat(),
+            &[("phone", phone)],
+        ),
+        S::Skipped => text("progress.skipped", &[("step", &label(kind))]),
+        S::Failed => text("progress.failed", &[("step", &label(kind))]),
     };
     let actor = match state {
         S::Pending | S::Running => Actor::Partner,
@@ -427,18 +417,8 @@ pub fn progress(kind: StepKind, state: StepState, phone: &str) -> (Actor, String
 }
 
 /// The step's name in plain words.
-pub fn label(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Subscribe => "Webhook subscription",
-        StepKind::AssignSystemUser => "System user assignment",
-        StepKind::ShareCreditLine => "Credit line sharing",
-        StepKind::FindPhones => "Phone number lookup",
-        StepKind::Register => "Number registration",
-        StepKind::SyncContacts => "Contacts sync",
-        StepKind::SyncHistory => "History sync",
-        StepKind::Unsubscribe => "Webhook unsubscription",
-        StepKind::Deregister => "Number deregistration",
-    }
+pub fn label(kind: StepKind) -> String {
+    text(&["step_name.", kind.as_str()].concat(), &[])
 }
 
 /// The wait before retry `attempt` (1-based) after a transient failure: 5 s doubling, at most

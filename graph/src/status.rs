@@ -1,6 +1,8 @@
 //! What the partner should see about each shared account: review status, phone readiness,
 //! and, when the business left early or a phone is not ready, what must happen next.
 
+use crate::messages::text;
+use crate::pipeline::{StepKind, StepState};
 use crate::signup::Abandoned;
 use crate::waba::{PhoneNumber, ReviewStatus, Waba};
 use serde::{Deserialize, Serialize};
@@ -70,46 +72,19 @@ pub struct Progress {
 /// (<https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account>);
 /// `None` when verified or absent; a value this version does not know is named as sent.
 pub fn verification_note(status: &str) -> Option<Alert> {
-    let (actor, message) = match status {
+    let (actor, id) = match status {
         "verified" => return None,
-        "not_verified" => (
-            Actor::Business,
-            "The business is not verified: it starts business verification in Meta Business \
-             Suite (Security Center); until then its messaging is limited.",
-        ),
-        "pending" | "pending_submission" => (
-            Actor::Meta,
-            "Meta is reviewing the business's verification.",
-        ),
-        "pending_need_more_info" => (
-            Actor::Business,
-            "Meta needs more information to verify the business: it answers in Meta Business \
-             Suite (Security Center).",
-        ),
-        "rejected" | "failed" | "expired" | "revoked" => (
-            Actor::Business,
-            "The business is not verified any more or was refused: it checks why in Meta \
-             Business Suite and verifies again.",
-        ),
-        "ineligible" => (
-            Actor::Nobody,
-            "The business is not eligible for verification.",
-        ),
-        _ => (Actor::Unknown, ""),
+        "not_verified" => (Actor::Business, "verification.not_verified"),
+        "pending" | "pending_submission" => (Actor::Meta, "verification.pending"),
+        "pending_need_more_info" => (Actor::Business, "verification.more_info"),
+        "rejected" | "failed" | "expired" | "revoked" => (Actor::Business, "verification.refused"),
+        "ineligible" => (Actor::Nobody, "verification.ineligible"),
+        _ => (Actor::Unknown, "verification.unknown"),
     };
     Some(Alert {
         kind: status.to_owned(),
         actor,
-        message: if message.is_empty() {
-            [
-                "Business verification: ",
-                status,
-                " (a state this version does not know).",
-            ]
-            .concat()
-        } else {
-            message.to_owned()
-        },
+        message: text(id, &[("status", status)]),
     })
 }
 
@@ -140,43 +115,29 @@ enum Effect {
 
 /// The effect of a live change about an account on its alerts.
 fn alert_of(kind: &str, value: Option<&str>) -> Effect {
-    let (actor, text) = match (kind, value) {
+    let (actor, id) = match (kind, value) {
         ("disabled_update", Some("REINSTATE")) => return Effect::Clear("disabled_update"),
         ("account_reconnected", _) => return Effect::Clear("account_offboarded"),
-        ("disabled_update", Some("SCHEDULE_FOR_DISABLE")) => (
-            Actor::Business,
-            "Meta scheduled this account to be disabled for policy violations: the business \
-             should fix them or appeal in WhatsApp Manager before it happens",
-        ),
-        ("disabled_update", _) => (
-            Actor::Business,
-            "Meta disabled this account: it cannot message. The business may appeal in \
-             WhatsApp Manager",
-        ),
-        ("account_restriction", _) => (Actor::Meta, "Meta restricted this account"),
-        ("account_violation", _) => (
-            Actor::Business,
-            "Meta reports a policy violation on this account",
-        ),
-        ("account_deleted", _) => (Actor::Nobody, "This account was deleted"),
-        ("account_offboarded", _) => (
-            Actor::Business,
-            "This account was offboarded after a device change or a number re-registration: \
-             the business reconnects it from the WhatsApp Business app",
-        ),
-        ("partner_removed" | "partner_app_uninstalled", _) => (
-            Actor::Business,
-            "The business no longer shares this account with the partner's app: its \
-             onboarding is revoked until it signs up again",
-        ),
+        ("disabled_update", Some("SCHEDULE_FOR_DISABLE")) => {
+            (Actor::Business, "alert.scheduled_disable")
+        }
+        ("disabled_update", _) => (Actor::Business, "alert.disabled"),
+        ("account_restriction", _) => (Actor::Meta, "alert.restricted"),
+        ("account_violation", _) => (Actor::Business, "alert.violation"),
+        ("account_deleted", _) => (Actor::Nobody, "alert.deleted"),
+        ("account_offboarded", _) => (Actor::Business, "alert.offboarded"),
+        ("partner_removed" | "partner_app_uninstalled", _) => {
+            (Actor::Business, "alert.partner_removed")
+        }
         _ => return Effect::Nothing,
     };
+    let what = text(id, &[]);
     Effect::Raise(Alert {
         kind: kind.to_owned(),
         actor,
         message: match value {
-            Some(detail) => [text, " (", detail, ")."].concat(),
-            None => [text, "."].concat(),
+            Some(detail) => text("alert.with_detail", &[("text", &what), ("detail", detail)]),
+            None => text("alert.plain", &[("text", &what)]),
         },
     })
 }
@@ -274,17 +235,7 @@ impl Incomplete {
                 reason: "reported_error".into(),
                 actor: Actor::Business,
                 step: None,
-                message: {
-                    let mut m = String::from("The business reported an error in Embedded Signup");
-                    if let Some(text) = error_message {
-                        m.extend([": “", text, "”"]);
-                    }
-                    if let Some(code) = error_code {
-                        m.extend([" (error ", code, ")"]);
-                    }
-                    m.push_str(". Reach out to help it finish.");
-                    m
-                },
+                message: reported_error(error_message.as_deref(), error_code.as_deref()),
             }),
             Abandoned::Unspecified => None,
         }
@@ -297,40 +248,29 @@ impl Incomplete {
 /// any other step is named as sent.
 pub fn step_guidance(step: &str) -> String {
     let what = match step {
-        "BUSINESS_ACCOUNT_SELECTION" => {
-            "it had not chosen or created a business portfolio, so nothing was shared. Invite it \
-             to start Embedded Signup again"
-        }
-        "WABA_PHONE_PROFILE_PICKER" => {
-            "it had not chosen a WhatsApp Business account and phone number. Invite it to start \
-             Embedded Signup again and pick (or create) them"
-        }
-        "WHATSAPP_BUSINESS_PROFILE_SETUP" => {
-            "its new WhatsApp Business account and profile were not finished. Ask the business \
-             to restart Embedded Signup and complete the profile"
-        }
-        "PHONE_NUMBER_SETUP" => {
-            "it did not add a phone number. Ask the business to finish Embedded Signup and add \
-             the number it wants to use"
-        }
-        "PHONE_NUMBER_VERIFICATION" => {
-            "it did not verify its phone number with the code Meta sent. Ask the business to \
-             finish Embedded Signup and enter the verification code"
-        }
-        "PERMISSIONS" => {
-            "it did not grant the permissions the partner asked for, so nothing was shared. \
-             Invite it to start again and accept them"
-        }
-        _ => "Ask the business to finish Embedded Signup",
+        "BUSINESS_ACCOUNT_SELECTION"
+        | "WABA_PHONE_PROFILE_PICKER"
+        | "WHATSAPP_BUSINESS_PROFILE_SETUP"
+        | "PHONE_NUMBER_SETUP"
+        | "PHONE_NUMBER_VERIFICATION"
+        | "PERMISSIONS" => text(&["step.", step].concat(), &[]),
+        _ => text("step.unknown", &[]),
     };
-    [
-        "The business left Embedded Signup at ",
-        step,
-        ": ",
-        what,
-        ".",
-    ]
-    .concat()
+    text("step.left_at", &[("step", step), ("what", &what)])
+}
+
+/// What a business reported from Embedded Signup, for the partner: its message and code
+/// when it gave them.
+pub fn reported_error(message: Option<&str>, code: Option<&str>) -> String {
+    match (message, code) {
+        (Some(m), Some(c)) => text(
+            "incomplete.reported_message_code",
+            &[("message", m), ("code", c)],
+        ),
+        (Some(m), None) => text("incomplete.reported_message", &[("message", m)]),
+        (None, Some(c)) => text("incomplete.reported_code", &[("code", c)]),
+        (None, None) => text("incomplete.reported", &[]),
+    }
 }
 
 /// Whether the number's ownership is not (or no longer) verified: the business has to enter
@@ -350,91 +290,62 @@ fn verification_missing(p: &PhoneNumber) -> bool {
 /// (`POST /{phone-number-id}/register`; "adding and verifying a number do not register it",
 /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/phone-numbers>).
 fn phone_state(p: &PhoneNumber) -> (bool, Actor, &'static str, Option<String>) {
-    let number = p
-        .display_phone_number
-        .as_deref()
-        .unwrap_or("the phone number");
     let status = p.status.as_deref();
-    let (ready, actor, action, text): (bool, Actor, &'static str, &'static str) =
-        if status != Some("CONNECTED") && verification_missing(p) {
-            (
+    let (ready, actor, action, what): (bool, Actor, &'static str, &'static str) = if status
+        != Some("CONNECTED")
+        && verification_missing(p)
+    {
+        (
+            false,
+            Actor::Business,
+            "verify_number",
+            if p.code_verification_status.as_deref() == Some("EXPIRED") {
+                "phone.verification_expired"
+            } else {
+                "phone.not_verified"
+            },
+        )
+    } else {
+        match (status, p.name_status.as_deref()) {
+            (Some("CONNECTED"), Some("DECLINED")) => (
                 false,
                 Actor::Business,
-                "verify_number",
-                if p.code_verification_status.as_deref() == Some("EXPIRED") {
-                    "its verification expired. The business must enter the code Meta sends to \
-                     the number again (in Embedded Signup or WhatsApp Manager)"
-                } else {
-                    "it is not verified. The business must enter the code Meta sends to the \
-                     number (in Embedded Signup or WhatsApp Manager)"
-                },
-            )
-        } else {
-            match (status, p.name_status.as_deref()) {
-                (Some("CONNECTED"), Some("DECLINED")) => (
-                    false,
-                    Actor::Business,
-                    "fix_display_name",
-                    "Meta declined its display name. The business must request a name that \
-                     follows Meta's display name rules",
-                ),
-                (Some("CONNECTED"), Some("EXPIRED")) => (
-                    false,
-                    Actor::Business,
-                    "fix_display_name",
-                    "its display name certificate expired. The business must request the \
-                     name again",
-                ),
-                (Some("CONNECTED"), Some("PENDING_REVIEW")) => (
-                    true,
-                    Actor::Meta,
-                    "name_review",
-                    "it can message; Meta is reviewing its display name (message limits rise \
-                     once it is approved)",
-                ),
-                (Some("CONNECTED"), _) => return (true, Actor::Nobody, "none", None),
-                (Some("PENDING"), _) => (
-                    false,
-                    Actor::Partner,
-                    "register",
-                    "it is verified and waits for the partner to register it for Cloud API \
-                     (POST /{phone-number-id}/register with a two-step verification PIN)",
-                ),
-                (Some("FLAGGED"), _) => (
-                    false,
-                    Actor::Business,
-                    "improve_quality",
-                    "Meta flagged it for low message quality: the business must improve what \
-                     it sends, or its messaging limit drops",
-                ),
-                (Some("RESTRICTED" | "RATE_LIMITED"), _) => (
-                    false,
-                    Actor::Meta,
-                    "wait",
-                    "Meta limits what it can send for now",
-                ),
-                (Some("BANNED"), _) => (
-                    false,
-                    Actor::Business,
-                    "appeal",
-                    "Meta banned it: the business may appeal in WhatsApp Manager",
-                ),
-                (Some(_), _) => (
-                    false,
-                    Actor::Unknown,
-                    "unknown",
-                    "a state this version does not know",
-                ),
-                (None, _) => return (false, Actor::Unknown, "unknown", None),
+                "fix_display_name",
+                "phone.name_declined",
+            ),
+            (Some("CONNECTED"), Some("EXPIRED")) => (
+                false,
+                Actor::Business,
+                "fix_display_name",
+                "phone.name_expired",
+            ),
+            (Some("CONNECTED"), Some("PENDING_REVIEW")) => {
+                (true, Actor::Meta, "name_review", "phone.name_review")
             }
-        };
-    let shown = status.unwrap_or("UNKNOWN");
-    (
-        ready,
-        actor,
-        action,
-        Some([number, " is ", shown, ": ", text].concat()),
-    )
+            (Some("CONNECTED"), _) => return (true, Actor::Nobody, "none", None),
+            (Some("PENDING"), _) => (false, Actor::Partner, "register", "phone.register"),
+            (Some("FLAGGED"), _) => (false, Actor::Business, "improve_quality", "phone.flagged"),
+            (Some("RESTRICTED" | "RATE_LIMITED"), _) => {
+                (false, Actor::Meta, "wait", "phone.limited")
+            }
+            (Some("BANNED"), _) => (false, Actor::Business, "appeal", "phone.banned"),
+            (Some(_), _) => (false, Actor::Unknown, "unknown", "phone.unknown"),
+            (None, _) => return (false, Actor::Unknown, "unknown", None),
+        }
+    };
+    let number = match p.display_phone_number.as_deref() {
+        Some(n) => n.to_owned(),
+        None => text("phone.the_number", &[]),
+    };
+    let problem = text(
+        "phone.problem",
+        &[
+            ("number", &number),
+            ("status", status.unwrap_or("UNKNOWN")),
+            ("what", &text(what, &[])),
+        ],
+    );
+    (ready, actor, action, Some(problem))
 }
 
 impl AccountStatus {
@@ -475,9 +386,20 @@ impl AccountStatus {
     }
 
     /// Applies a step's progress (replacing the same step's earlier line). A registered
-    /// number becomes ready: Meta shows it `CONNECTED` once `register` succeeded. Whether
-    /// anything changed.
-    pub fn apply_progress(&mut self, p: Progress) -> bool {
+    /// number becomes ready: Meta shows it `CONNECTED` once `register` succeeded. The line
+    /// of a step and state this version knows is written again in the chosen language (the
+    /// number by its display number). Whether anything changed.
+    pub fn apply_progress(&mut self, mut p: Progress) -> bool {
+        if let (Some(kind), Some(state)) = (StepKind::parse(&p.step), StepState::parse(&p.state)) {
+            let id = p.phone_id.as_deref().unwrap_or_default();
+            let number = self
+                .phones
+                .iter()
+                .find(|x| x.phone.id.as_str() == id)
+                .and_then(|x| x.phone.display_phone_number.as_deref())
+                .unwrap_or(id);
+            p.text = crate::pipeline::progress(kind, state, number).1;
+        }
         if p.step == "register"
             && p.state == "done"
             && let Some(phone) = self
@@ -552,12 +474,7 @@ impl AccountStatus {
                         reason: "certificate_not_ready".into(),
                         actor: Actor::Business,
                         step: None,
-                        message: [
-                            problem,
-                            ". Its certificate is not ready until then: reach out to the \
-                             business.",
-                        ]
-                        .concat(),
+                        message: text("incomplete.certificate", &[("problem", problem)]),
                     })
             })
             .or_else(|| {
@@ -569,7 +486,7 @@ impl AccountStatus {
                         reason: "register_phone".into(),
                         actor: Actor::Partner,
                         step: None,
-                        message: [problem, "."].concat(),
+                        message: text("incomplete.register", &[("problem", problem)]),
                     })
             })
             .or_else(|| {
@@ -578,10 +495,7 @@ impl AccountStatus {
                         reason: "no_phone_number".into(),
                         actor: Actor::Business,
                         step: None,
-                        message:
-                            "No phone number is registered on this account yet: the business must \
-                          add one to send messages."
-                                .to_owned(),
+                        message: text("incomplete.no_phone", &[]),
                     }
                 })
             });
@@ -622,6 +536,111 @@ impl AccountStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A text written from an id that has no English template would show the id itself.
+    fn assert_written(text: &str) {
+        for id in crate::messages::english_templates().keys() {
+            let prefix = [id.split('.').next().unwrap_or_default(), "."].concat();
+            for (at, _) in text.match_indices(&prefix) {
+                let next = text[at + prefix.len()..].chars().next();
+                assert!(
+                    !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{text:?} holds a message id"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_text_the_model_writes_has_a_template() {
+        use crate::pipeline::{StepKind, StepState, progress};
+        for kind in [
+            "subscribe",
+            "assign_system_user",
+            "share_credit_line",
+            "find_phones",
+            "register",
+            "sync_contacts",
+            "sync_history",
+            "unsubscribe",
+            "deregister",
+        ] {
+            for state in ["pending", "running", "done", "skipped", "failed"] {
+                let (kind, state) = (
+                    StepKind::parse(kind).unwrap(),
+                    StepState::parse(state).unwrap(),
+                );
+                assert_written(&progress(kind, state, "+1 555").1);
+            }
+        }
+        for step in [
+            "BUSINESS_ACCOUNT_SELECTION",
+            "WABA_PHONE_PROFILE_PICKER",
+            "WHATSAPP_BUSINESS_PROFILE_SETUP",
+            "PHONE_NUMBER_SETUP",
+            "PHONE_NUMBER_VERIFICATION",
+            "PERMISSIONS",
+            "SOMETHING_NEW",
+        ] {
+            assert_written(&step_guidance(step));
+        }
+        for (m, c) in [
+            (Some("m"), Some("1")),
+            (Some("m"), None),
+            (None, Some("1")),
+            (None, None),
+        ] {
+            assert_written(&reported_error(m, c));
+        }
+        for v in [
+            "not_verified",
+            "pending",
+            "pending_need_more_info",
+            "rejected",
+            "ineligible",
+            "brand_new",
+        ] {
+            assert_written(&verification_note(v).unwrap().message);
+        }
+        for (kind, value) in [
+            ("disabled_update", Some("SCHEDULE_FOR_DISABLE")),
+            ("disabled_update", None),
+            ("account_restriction", None),
+            ("account_violation", Some("SPAM")),
+            ("account_deleted", None),
+            ("account_offboarded", None),
+            ("partner_removed", None),
+        ] {
+            let Effect::Raise(alert) = alert_of(kind, value) else {
+                panic!("{kind} raises an alert")
+            };
+            assert_written(&alert.message);
+        }
+        for (status, code, name) in [
+            ("UNVERIFIED", "NOT_VERIFIED", None),
+            ("PENDING", "EXPIRED", None),
+            ("CONNECTED", "VERIFIED", Some("DECLINED")),
+            ("CONNECTED", "VERIFIED", Some("EXPIRED")),
+            ("CONNECTED", "VERIFIED", Some("PENDING_REVIEW")),
+            ("PENDING", "VERIFIED", None),
+            ("FLAGGED", "VERIFIED", None),
+            ("RESTRICTED", "VERIFIED", None),
+            ("BANNED", "VERIFIED", None),
+            ("NEW_STATE", "VERIFIED", None),
+        ] {
+            let phone = PhoneNumber {
+                status: Some(status.into()),
+                code_verification_status: Some(code.into()),
+                name_status: name.map(Into::into),
+                ..waba(r#"{"id":"1","phone_numbers":{"data":[{"id":"2"}]}}"#)
+                    .phone_numbers
+                    .unwrap()
+                    .data
+                    .remove(0)
+            };
+            assert_written(&phone_state(&phone).3.unwrap());
+        }
+    }
 
     fn waba(json: &str) -> Waba {
         serde_json::from_str(json).unwrap()

@@ -74,6 +74,14 @@ impl Browser {
         .await
     }
 
+    /// Like [`Browser::start`], for a person whose browser asks for `language` first (what
+    /// `navigator.languages` answers).
+    pub async fn start_in_language(language: &str) -> Result<Self, BrowserError> {
+        let lang = format!("--lang={language}");
+        let accept = format!("--accept-lang={language}");
+        Self::start_with(None, &[&lang, &accept]).await
+    }
+
     async fn start_with(size: Option<(u32, u32)>, extra: &[&str]) -> Result<Self, BrowserError> {
         let path = chromedriver_path();
         let spawn_err = |source| BrowserError::Spawn {

@@ -289,13 +289,14 @@ pub fn site_with(sim_url: &str, response_type: &str) -> std::io::Result<PathBuf>
     let dir = std::env::temp_dir().join(format!("waba-site-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root.join("www"), &dir)?;
-    for build in ["web", "console"] {
+    for build in ["web", "console", "locales"] {
         copy_dir(&pkg.join(build), &dir.join("pkg").join(build))?;
     }
     for file in [
         "waba-onboard-embed.js",
         "waba-onboard-signup.js",
         "waba-onboard-stream.js",
+        "waba-onboard-locales.js",
         "waba-onboard.css",
     ] {
         std::fs::copy(pkg.join(file), dir.join("pkg").join(file))?;
@@ -304,7 +305,7 @@ pub fn site_with(sim_url: &str, response_type: &str) -> std::io::Result<PathBuf>
         dir.join("config.js"),
         format!(
             "window.WABA_SIGNUP = {{ appId: \"670843887433847\", configId: \"sim-config-1\", businessId: \"805021500648488\", \
-             sdkUrl: \"{sim_url}/_sim/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"{response_type}\", \
+             sdkUrl: \"{sim_url}/_sim/{{locale}}/sdk.js\", extraOrigins: [\"{sim_url}\"], responseType: \"{response_type}\", \
              dialogUrl: \"{sim_url}/v26.0/dialog/oauth\" }};\n"
         ),
     )?;
@@ -322,4 +323,37 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The message catalog the package ships for `tag` (`wasm/js/locales/{tag}.js`): its
+/// `messages`, by id.
+pub fn catalog_messages(tag: &str) -> std::io::Result<serde_json::Map<String, serde_json::Value>> {
+    messages_in("wasm/js/locales", tag)
+}
+
+/// The partner console's own message catalog for `tag` (`www/locales/{tag}.js`): its
+/// `messages`, by id.
+pub fn console_catalog_messages(
+    tag: &str,
+) -> std::io::Result<serde_json::Map<String, serde_json::Value>> {
+    messages_in("www/locales", tag)
+}
+
+/// The `messages` of the catalog `{dir}/{tag}.js` (`dir` from the repository root).
+fn messages_in(
+    dir: &str,
+    tag: &str,
+) -> std::io::Result<serde_json::Map<String, serde_json::Value>> {
+    let path = project_root().join(dir).join(format!("{tag}.js"));
+    let text = std::fs::read_to_string(&path)?;
+    let json = text
+        .trim_end()
+        .trim_start_matches("export default ")
+        .trim_end_matches(';');
+    let mut catalog: serde_json::Value =
+        serde_json::from_str(json).map_err(std::io::Error::other)?;
+    match catalog.get_mut("messages").map(serde_json::Value::take) {
+        Some(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(std::io::Error::other(format!("{tag}: no messages"))),
+    }
 }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use waba_testkit::browser::Browser;
 use waba_testkit::harness::{
-    DEMO_APP_SECRET, Running, SimServer, demo_proxy_args, scenario, site, start_proxy, target_bin,
+    DEMO_APP_SECRET, Running, SimServer, catalog_messages, demo_proxy_args, scenario, site,
+    start_proxy, target_bin,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -807,33 +808,44 @@ async fn a_brand_colour_and_the_dark_theme_come_from_custom_properties() {
 
 /// On a right-to-left page the panel is laid out mirrored: a number's readiness sits at the
 /// row's start (the left), the notice's bar on the right, the number itself left to right.
+/// The panel takes the direction of its language, not of the page: an English panel on a
+/// right-to-left page reads left to right, an Arabic one is mirrored (phone numbers still read
+/// left to right).
 #[tokio::test]
-async fn a_right_to_left_page_mirrors_the_panel() {
+async fn the_panel_takes_its_language_s_direction_on_a_right_to_left_page() {
     let s = Stack::start_flow(true).await;
     s.sim.state.set_auto_flow(Some("finish".into()));
-    s.browser
-        .goto(&format!("{}/signup.html", s.proxy.url))
-        .await
-        .unwrap();
-    s.js("document.documentElement.dir = 'rtl'; return true")
-        .await;
-    s.click_signup().await;
-    s.account_ids().await;
-    let geometry = s
-        .js("const row = document.querySelector('.waba-phone');
-             const box = (sel) => row.querySelector(sel).getBoundingClientRect();
-             return { ready: box('.waba-phone__ready').left, number: box('.waba-phone__number').left,
-                      direction: getComputedStyle(row.querySelector('.waba-phone__number')).direction };")
-        .await;
-    assert!(
-        geometry["ready"].as_f64() < geometry["number"].as_f64(),
-        "{geometry}"
-    );
-    assert_eq!(
-        geometry["direction"],
-        json!("ltr"),
-        "a phone number reads left to right"
-    );
+    let geometry = "const row = document.querySelector('.waba-phone');
+        const box = (sel) => row.querySelector(sel).getBoundingClientRect();
+        return { ready: box('.waba-phone__ready').left, number: box('.waba-phone__number').left,
+                 direction: getComputedStyle(row.querySelector('.waba-phone__number')).direction,
+                 panel: getComputedStyle(document.querySelector('.waba-panel')).direction };";
+    for (locale, mirrored) in [("en", false), ("ar", true)] {
+        s.browser
+            .goto(&format!("{}/signup.html?locale={locale}", s.proxy.url))
+            .await
+            .unwrap();
+        s.js("document.documentElement.dir = 'rtl'; return true")
+            .await;
+        s.click_signup().await;
+        s.account_ids().await;
+        let g = s.js(geometry).await;
+        assert_eq!(
+            g["ready"].as_f64() < g["number"].as_f64(),
+            mirrored,
+            "{locale}: {g}"
+        );
+        assert_eq!(
+            g["panel"],
+            json!(if mirrored { "rtl" } else { "ltr" }),
+            "{locale}: {g}"
+        );
+        assert_eq!(
+            g["direction"],
+            json!("ltr"),
+            "a phone number reads left to right"
+        );
+    }
     s.close().await;
 }
 
@@ -975,4 +987,180 @@ async fn closing_the_popup_in_the_code_flow_cancels_without_leaving_the_page() {
         "the page did not go anywhere"
     );
     s.close().await;
+}
+
+/// A catalog's text by id, as the test expects the page to show it.
+fn said(messages: &serde_json::Map<String, serde_json::Value>, id: &str) -> String {
+    messages[id]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {id}"))
+        .to_owned()
+}
+
+/// The locales graph-sim's SDK was loaded in.
+async fn sdk_locales(s: &Stack) -> Vec<String> {
+    reqwest::get(format!("{}/_sim/sdk-locales", s.sim.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_signup_in_spanish_shows_every_text_in_spanish_and_loads_meta_s_sdk_in_it() {
+    let es = catalog_messages("es").unwrap();
+    let s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("finish".into()));
+    s.browser
+        .goto(&format!("{}/signup.html?locale=es", s.proxy.url))
+        .await
+        .unwrap();
+    let button = s.texts(".waba-signup-button").await;
+    assert_eq!(button, [said(&es, "page.button")]);
+    assert_eq!(sdk_locales(&s).await, ["es_LA"], "Meta's SDK in Spanish");
+    s.click_signup().await;
+    s.account_ids().await;
+    let labels = s.texts(".waba-account__facts dt").await;
+    for id in ["panel.waba_id", "panel.currency", "panel.timezone"] {
+        assert!(labels.contains(&said(&es, id)), "{id} in {labels:?}");
+    }
+    let panel = s
+        .js("const p = document.querySelector('.waba-panel');
+             return { lang: p.lang, dir: p.dir, label: p.getAttribute('aria-label'),
+                      live: document.querySelector('.waba-live').textContent };")
+        .await;
+    assert_eq!(panel["lang"], "es", "{panel}");
+    assert_eq!(panel["dir"], "ltr", "{panel}");
+    assert_eq!(panel["label"], json!(said(&es, "panel.label")));
+    let n = s.account_ids().await.len();
+    let shown = said(
+        &es,
+        if n == 1 {
+            "panel.shown.one"
+        } else {
+            "panel.shown.other"
+        },
+    )
+    .replace("{count}", &n.to_string());
+    assert_eq!(panel["live"], json!(shown), "the live region in Spanish");
+    // No English panel text is left.
+    let text = s.browser.page_text().await.unwrap();
+    for english in [
+        "Currency",
+        "Time zone",
+        "Phone numbers",
+        "Not ready",
+        "Ready to",
+    ] {
+        assert!(!text.contains(english), "{english:?} in {text}");
+    }
+    s.close().await;
+}
+
+#[tokio::test]
+async fn an_arabic_panel_is_laid_out_right_to_left_and_passes_axe() {
+    let ar = catalog_messages("ar").unwrap();
+    let s = Stack::start_flow(true).await;
+    s.sim.state.set_auto_flow(Some("incomplete".into()));
+    s.browser
+        .goto(&format!("{}/signup.html?locale=ar", s.proxy.url))
+        .await
+        .unwrap();
+    s.click_signup().await;
+    s.texts(".waba-notice--incomplete").await;
+    let layout = s
+        .js("const p = document.querySelector('.waba-panel');
+             return { dir: p.dir, lang: p.lang, direction: getComputedStyle(p).direction,
+                      page: getComputedStyle(document.body).direction,
+                      incomplete: document.querySelector('.waba-notice--incomplete strong').textContent };")
+        .await;
+    assert_eq!(layout["dir"], "rtl", "{layout}");
+    assert_eq!(layout["lang"], "ar", "{layout}");
+    assert_eq!(layout["direction"], "rtl", "{layout}");
+    assert_eq!(
+        layout["page"], "ltr",
+        "the partner's page keeps its own direction"
+    );
+    assert_eq!(layout["incomplete"], json!(said(&ar, "panel.incomplete")));
+    // The model's guidance (written in Rust) is Arabic too.
+    let guidance = s.texts(".waba-notice--incomplete p").await.join(" ");
+    assert!(
+        guidance.contains("PHONE_NUMBER_VERIFICATION")
+            && guidance.contains(&said(&ar, "step.PHONE_NUMBER_VERIFICATION")),
+        "{guidance}"
+    );
+    assert_eq!(sdk_locales(&s).await, ["ar_AR"]);
+    let violations = s.browser.axe().await.unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
+    // Counted texts take Arabic's plural forms, numbers Arabic's digits.
+    let plural = s
+        .js("return import('/pkg/web/waba_onboard.js').then((m) => ({
+               two: m.message('page.retrying_in', { count: 2 }),
+               many: m.message('page.retrying_in', { count: 11 }),
+               digits: new Intl.NumberFormat('ar').format(11) }))")
+        .await;
+    let digits = plural["digits"].as_str().unwrap();
+    let two = s.js("return new Intl.NumberFormat('ar').format(2)").await;
+    assert_eq!(
+        plural["two"],
+        json!(said(&ar, "page.retrying_in.two").replace("{count}", two.as_str().unwrap()))
+    );
+    assert_eq!(
+        plural["many"],
+        json!(said(&ar, "page.retrying_in.many").replace("{count}", digits))
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn the_browser_s_language_chooses_the_catalog_and_a_close_one_serves_a_dialect() {
+    let hi = catalog_messages("hi").unwrap();
+    let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
+    let site = site(&sim.url).expect("site");
+    let www = site.to_string_lossy().into_owned();
+    let db = waba_testkit::harness::temp_database().display().to_string();
+    let mut args = demo_proxy_args(true);
+    args.extend_from_slice(&["--admin-token", ADMIN, "--www", &www, "--database", &db]);
+    let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args).expect("waba-proxy");
+    let browser = Browser::start_in_language("hi").await.expect("Chromium");
+    browser
+        .goto(&format!("{}/signup.html", proxy.url))
+        .await
+        .unwrap();
+    let first = browser
+        .client
+        .execute("return navigator.languages[0]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(first, "hi", "Chromium asks for Hindi first");
+    let button = browser
+        .wait_texts(".waba-signup-button", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(button, [said(&hi, "page.button")]);
+    let chosen = browser
+        .client
+        .execute(
+            "return import('/pkg/waba-onboard-locales.js').then((m) => [
+               m.chooseLocale('pt-PT'), m.chooseLocale(['xx', 'es-MX']), m.chooseLocale('AR_eg'),
+               m.chooseLocale('zz'), m.chooseLocale([]), m.LOCALES])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        chosen,
+        json!([
+            "pt-BR",
+            "es",
+            "ar",
+            "en",
+            "en",
+            ["en", "es", "pt-BR", "id", "hi", "ar"]
+        ])
+    );
+    browser.close().await;
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&site);
 }

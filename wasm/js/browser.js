@@ -2,7 +2,9 @@
 // next to the glue). Measured, building DOM nodes, waiting on fetch and timers and listening
 // for events cost several times more bytes as wasm and glue than as JS, so they live here; the
 // model (parsing, validation, statuses, who acts, error codes) stays in Rust, which calls in.
-// Text reaches the page only through `textContent`, never as HTML.
+// Text reaches the page only through `textContent`, never as HTML. Every text comes from the
+// chosen message catalog (English, `./locales/en.js`, until `useMessages` chooses another).
+import ENGLISH from "./locales/en.js";
 
 const ACTORS = ["business", "partner", "meta", "nobody"];
 
@@ -31,32 +33,63 @@ function attrs(e, values) {
   return e;
 }
 
-const READINESS = {
-  business: "Not ready: the business acts",
-  partner: "Not ready: the partner acts",
-  meta: "Not ready: Meta acts",
-};
+/** The catalog every text is written from (`useMessages`). */
+let active = ENGLISH;
 
-const ERROR_TITLES = {
-  throttled: "Meta is limiting requests right now",
-  timeout: "The accounts did not load in time",
-  upstream_timeout: "The accounts did not load in time",
-  network: "The signup service cannot be reached",
-  unauthorized: "The signup session is no longer valid",
-  forbidden: "This account is not available to you",
-};
+/** Chooses the catalog every text is written from (`null`: English); refuses anything else. */
+export function useCatalog(catalog) {
+  if (catalog == null) catalog = ENGLISH;
+  const m = catalog?.messages;
+  if (!(typeof catalog?.locale == "string" && /^[A-Za-z0-9-]{1,35}$/.test(catalog.locale) && m !== null && typeof m == "object")) {
+    throw Object.assign(new Error("a catalog is {locale, dir?, messages} (waba-onboard/locales)"), { name: "WabaOnboardError", code: "invalid_argument" });
+  }
+  active = catalog;
+}
+
+const own = (m, id) => (Object.hasOwn(m, id) && typeof m[id] == "string" ? m[id] : undefined);
+
+/** The template of `id` in the chosen catalog, or English's. */
+export const template = (id) => own(active.messages, id) ?? own(ENGLISH.messages, id);
+
+/**
+ * The text of `id` in the chosen language with `values` filled in: numbers through
+ * `Intl.NumberFormat`; a `count` picks the plural form (`id.one`, `id.few`, ..., `id.other`)
+ * by `Intl.PluralRules`. An id no catalog has is returned as it is.
+ */
+export function message(id, values) {
+  const v = values !== null && typeof values == "object" ? values : {};
+  const locale = active.locale;
+  if (typeof v.count == "number") {
+    const form = id + "." + new Intl.PluralRules(locale).select(v.count);
+    id = template(form) === undefined ? id + ".other" : form;
+  }
+  const t = template(id);
+  if (t === undefined) return id;
+  return t.replace(/\{([a-z_]+)\}/g, (all, k) => {
+    const x = Object.hasOwn(v, k) ? v[k] : undefined;
+    return typeof x == "number" ? new Intl.NumberFormat(locale).format(x) : typeof x == "string" ? x : all;
+  });
+}
 
 /** The status panel's DOM (`StatusPanel` in Rust holds one). */
 export class Panel {
   constructor(container) {
     container.textContent = "";
-    this.root = el(container, "section", "waba-panel");
-    this.root.setAttribute("aria-label", "WhatsApp Business accounts");
+    this.root = attrs(el(container, "section", "waba-panel"), {
+      lang: active.locale,
+      dir: active.dir == "rtl" ? "rtl" : "ltr",
+      "aria-label": this.t("label"),
+    });
     this.live = attrs(el(this.root, "div", "waba-live"), { role: "status", "aria-live": "polite" });
     this.state = el(this.root, "div", "waba-state");
     this.list = el(this.root, "ul", "waba-accounts");
     // Review status last shown, by WABA id, to announce changes.
     this.shown = new Map();
+  }
+
+  /** The panel's text `id` (`panel.` left out) with `values`. */
+  t(id, values) {
+    return message("panel." + id, values);
   }
 
   show(kind, title, detail) {
@@ -72,7 +105,7 @@ export class Panel {
     this.root.setAttribute("aria-busy", on);
   }
 
-  loading(message = "Loading accounts…") {
+  loading(message = this.t("loading")) {
     this.busy(true);
     this.show("loading", message);
     this.live.textContent = message;
@@ -86,9 +119,10 @@ export class Panel {
   error(e) {
     this.busy(false);
     const code = e?.code;
-    const message = typeof e?.message == "string" ? e.message : typeof e == "string" ? e : "Something went wrong.";
+    const detail = typeof e?.message == "string" ? e.message : typeof e == "string" ? e : this.t("error_detail");
     this.state.setAttribute("role", "alert");
-    this.show("error", ERROR_TITLES[code] ?? "The accounts could not be loaded", message);
+    const title = typeof code == "string" && /^[a-z_]+$/.test(code) ? template("panel.error." + code) : undefined;
+    this.show("error", title ?? this.t("error"), detail);
     if (typeof code == "string") this.state.setAttribute("data-error-code", code);
   }
 
@@ -106,7 +140,7 @@ export class Panel {
   render(accounts, views, warnings) {
     this.busy(false);
     this.state.removeAttribute("role");
-    this.show(accounts.length ? "idle" : "empty", "No WhatsApp Business account was shared.");
+    this.show(accounts.length ? "idle" : "empty", this.t("none_shared"));
     for (const w of Array.isArray(warnings) ? warnings : []) {
       if (w === null || typeof w != "object") continue;
       el(this.state, "p", "waba-warning", w.message ?? "").setAttribute("data-warning", w.code ?? "");
@@ -124,12 +158,12 @@ export class Panel {
       existing.delete(id);
       if (item) item.textContent = "";
       else attrs((item = el(null, "li")), { "data-account-id": id });
-      fill(item, a, review, known, timezone, id);
+      account(this, item, a, review, known, timezone, id);
       // Appending moves existing rows into the new order.
       this.list.append(item);
       const before = this.shown.get(id);
       if (before !== undefined && before != review) {
-        changes.push(`${str(a.waba.name, id)}: review status changed from ${before} to ${review}`);
+        changes.push(this.t("review_changed", { name: str(a.waba.name, id), before, after: review }));
       }
       this.shown.set(id, review);
     });
@@ -138,11 +172,12 @@ export class Panel {
       this.shown.delete(id);
     }
     const n = accounts.length;
-    this.live.textContent = changes.length ? changes.join(". ") : `${n} account${n == 1 ? "" : "s"} shown.`;
+    this.live.textContent = changes.length ? changes.join(". ") : this.t("shown", { count: n });
   }
 }
 
-function fill(item, a, review, known, timezone, id) {
+function account(panel, item, a, review, known, timezone, id) {
+  const t = (k) => panel.t(k);
   const waba = a.waba;
   const alerts = list(a.alerts);
   item.className =
@@ -151,21 +186,21 @@ function fill(item, a, review, known, timezone, id) {
     (a.incomplete ? " waba-account--incomplete" : "") +
     (alerts.length ? " waba-account--alert" : "");
   const header = el(item, "header", "waba-account__header");
-  el(header, "h3", "waba-account__name", str(waba.name, "Unnamed account"));
+  el(header, "h3", "waba-account__name", str(waba.name, t("unnamed")));
   attrs(el(header, "span", "waba-badge waba-badge--" + (known ? slug(review) : "unknown"), review), {
     "data-status": review,
-    title: "Account review status",
+    title: t("review_status"),
   });
-  if (a.newest) el(header, "span", "waba-newest", "Newest");
+  if (a.newest) el(header, "span", "waba-newest", t("newest"));
 
   const facts = el(item, "dl", "waba-account__facts");
   for (const [label, value] of [
-    ["WABA ID", id],
-    ["Currency", waba.currency],
-    ["Time zone", timezone],
-    ["Template namespace", waba.message_template_namespace],
-    ["Health", waba.health_status?.can_send_message],
-    ["Business verification", waba.business_verification_status],
+    [t("waba_id"), id],
+    [t("currency"), waba.currency],
+    [t("timezone"), timezone],
+    [t("namespace"), waba.message_template_namespace],
+    [t("health"), waba.health_status?.can_send_message],
+    [t("verification"), waba.business_verification_status],
   ]) {
     if (typeof value != "string") continue;
     el(facts, "dt", "", label);
@@ -185,7 +220,7 @@ function fill(item, a, review, known, timezone, id) {
   const inc = a.incomplete;
   if (inc) {
     const notice = attrs(el(item, "div", "waba-notice waba-notice--incomplete"), { role: "note", "data-reason": inc.reason ?? "" });
-    el(notice, "strong", "", "Incomplete signup");
+    el(notice, "strong", "", t("incomplete"));
     el(notice, "p", "", inc.message ?? "");
   }
   const problems = Array.isArray(a.healthProblems) ? a.healthProblems.filter((p) => typeof p == "string") : [];
@@ -196,7 +231,7 @@ function fill(item, a, review, known, timezone, id) {
   // Steps that were not needed say nothing to the business.
   const steps = list(a.progress).filter((p) => p.state != "skipped");
   if (list(a.progress).length) {
-    const ol = attrs(el(item, "ol", "waba-steps"), { "aria-label": "The partner's setup" });
+    const ol = attrs(el(item, "ol", "waba-steps"), { "aria-label": t("steps") });
     for (const p of steps) {
       const state = p.state ?? "";
       const li = attrs(el(ol, "li", "waba-step waba-step--" + state, p.text ?? ""), {
@@ -208,13 +243,13 @@ function fill(item, a, review, known, timezone, id) {
       if (state == "failed" && p.message != null) el(li, "p", "waba-step__message", p.message);
     }
   }
-  const phones = attrs(el(item, "ul", "waba-phones"), { "aria-label": "Phone numbers" });
+  const phones = attrs(el(item, "ul", "waba-phones"), { "aria-label": t("phones") });
   const statuses = list(a.phones);
-  if (!statuses.length) el(phones, "li", "waba-phone waba-phone--none", "No phone number yet");
-  for (const p of statuses) phone(phones, p);
+  if (!statuses.length) el(phones, "li", "waba-phone waba-phone--none", t("no_phone"));
+  for (const p of statuses) phone(panel, phones, p);
 }
 
-function phone(parent, p) {
+function phone(panel, parent, p) {
   const n = p.phone;
   const who = actor(p.actor);
   const li = el(parent, "li", "waba-phone waba-phone--" + (p.ready ? "ready" : "not-ready"));
@@ -223,10 +258,10 @@ function phone(parent, p) {
   if (typeof n.verified_name == "string") el(li, "span", "waba-phone__name", n.verified_name);
   if (typeof n.status == "string") el(li, "span", "waba-chip waba-chip--" + slug(n.status), n.status);
   if (typeof n.quality_rating == "string") {
-    el(li, "span", "waba-quality waba-quality--" + slug(n.quality_rating), n.quality_rating).title = "Quality rating";
+    el(li, "span", "waba-quality waba-quality--" + slug(n.quality_rating), n.quality_rating).title = panel.t("quality");
   }
   attrs(li, { "data-actor": who, "data-action": p.action ?? "unknown" });
-  el(li, "span", "waba-phone__ready", p.ready ? "Ready" : READINESS[who] ?? "Not ready");
+  el(li, "span", "waba-phone__ready", panel.t(p.ready ? "ready" : who == "nobody" || who == "unknown" ? "not_ready" : "not_ready." + who));
   if (typeof p.problem == "string") el(li, "p", "waba-phone__problem", p.problem);
 }
 

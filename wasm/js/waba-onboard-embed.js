@@ -12,7 +12,8 @@
 // data-es-version (the Embedded Signup version: "v4" by default, chosen by the login
 // configuration; "v3"; or "v2", deprecated by Meta on 2026-10-15), data-feature-type (e.g.
 // "whatsapp_business_app_onboarding" for coexistence), data-button-text, data-timeout-ms,
-// data-live="off" (no live status stream), data-login ("auto" by default: Meta's popup, and
+// data-live="off" (no live status stream), data-locale (the language: a tag, or several
+// separated by commas, best first; the browser's languages by default), data-login ("auto" by default: Meta's popup, and
 // Meta's full-page dialog when the popup is blocked (Meta's SDK answers within a
 // second, with nothing; a person who closes it cancelled);
 // "popup"; "redirect"), data-dialog-url, data-redirect-uri (where the full-page dialog returns:
@@ -20,7 +21,7 @@
 // Events on the target (they bubble): "waba-onboard:result" when the signup result is
 // complete (detail: the result), "waba-onboard:done" once every account's status is shown,
 // "waba-onboard:status" for each live change Meta announced (detail: the change).
-import { Signup } from "./waba-onboard-signup.js";
+import { Signup, message } from "./waba-onboard-signup.js";
 
 function findScript() {
   const here = new URL(import.meta.url).href;
@@ -54,17 +55,17 @@ async function main() {
     login: ds.login,
     dialogUrl: ds.dialogUrl,
     redirectUri: ds.redirectUri,
+    locale: ds.locale ? ds.locale.split(",").map((s) => s.trim()) : undefined,
   };
   const emit = (name, detail) => target.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
   const button = document.createElement("button");
   button.type = "button";
   button.className = "waba-signup-button";
-  button.textContent = ds.buttonText || "Connect WhatsApp Business";
+
   const panelBox = document.createElement("div");
   const retry = document.createElement("button");
   retry.type = "button";
   retry.className = "waba-retry-button";
-  retry.textContent = "Retry now";
   retry.hidden = true;
 
   const hooks = {
@@ -78,6 +79,8 @@ async function main() {
     },
   };
   const signup = await Signup.create(options, hooks);
+  button.textContent = ds.buttonText || message("page.button");
+  retry.textContent = message("page.retry_now");
   retry.addEventListener("click", () => signup.retryNow());
   target.replaceChildren(button, retry, panelBox);
   async function run(signupStep) {

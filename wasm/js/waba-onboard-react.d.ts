@@ -36,6 +36,11 @@ export interface EmbeddedSignupOptions {
   dialogUrl?: string;
   /** Where the full-page dialog returns (default: this page without its query). */
   redirectUri?: string;
+  /**
+   * The language of the panel, the notices and Meta's SDK: a tag or a list, best first
+   * ("es", ["pt-BR", "en"]); the browser's languages by default. See `waba-onboard/locales`.
+   */
+  locale?: string | readonly string[];
   /** The signup result is complete. */
   onResult?: (result: SignupResult) => void;
   /** Every account's status is known (`loaded` is null when nothing was shared or loading failed). */
@@ -64,6 +69,8 @@ export interface EmbeddedSignupState {
   error: Error | null;
   /** Seconds until the next try while Meta limits requests (0 otherwise). */
   retryIn: number;
+  /** The button's and the retry button's texts in the chosen language (English until it is loaded). */
+  texts: { button: string; retryNow: string };
   /** Opens Meta's dialog (from a click: browsers block popups opened otherwise). */
   start: () => Promise<void>;
   /** Tries again now instead of waiting `retryIn`. */
@@ -75,7 +82,7 @@ export interface EmbeddedSignupState {
 export function useEmbeddedSignup(options: EmbeddedSignupOptions): EmbeddedSignupState;
 
 export interface EmbeddedSignupProps extends EmbeddedSignupOptions {
-  /** The button's text (default "Connect WhatsApp Business"). */
+  /** The button's text (default "Connect WhatsApp Business" in the chosen language). */
   buttonText?: string;
   /** Added to the wrapper's `waba-embedded-signup` class. */
   className?: string;

@@ -25,13 +25,18 @@ const SETTINGS = [
   "login",
   "dialogUrl",
   "redirectUri",
+  "locale",
 ];
+
+/** The button's texts until the chosen catalog is loaded (on a server, and while loading). */
+const BEFORE_LOADED = { button: "Connect WhatsApp Business", retryNow: "Retry now" };
 
 /**
  * The whole Embedded Signup as React state: `status` ("loading", "ready", "signing_up",
  * "loading_accounts", "done", "error"), `result`, `accounts`, `warnings`, `error`, `retryIn`
- * (seconds until the next try while Meta limits requests), `start()`, `retryNow()`, and
- * `panelRef`: put it on a `<div>` and the status panel is drawn there.
+ * (seconds until the next try while Meta limits requests), `texts` (the button's and the retry
+ * button's texts in the chosen language), `start()`, `retryNow()`, and `panelRef`: put it on a
+ * `<div>` and the status panel is drawn there.
  */
 export function useEmbeddedSignup(options) {
   const [state, setState] = useState({
@@ -41,6 +46,7 @@ export function useEmbeddedSignup(options) {
     warnings: [],
     error: null,
     retryIn: 0,
+    texts: BEFORE_LOADED,
   });
   const panelRef = useRef(null);
   const signupRef = useRef(null);
@@ -79,12 +85,12 @@ export function useEmbeddedSignup(options) {
       onRetryWait: (seconds) => set({ retryIn: seconds }),
     };
     import("./waba-onboard-signup.js")
-      .then(({ Signup }) => Signup.create(latest.current, hooks))
+      .then(({ Signup, message }) => Signup.create(latest.current, hooks).then((signup) => [signup, message]))
       .then(
-        (signup) => {
+        ([signup, message]) => {
           if (!mounted) return signup.dispose();
           signupRef.current = signup;
-          set({ status: "ready" });
+          set({ status: "ready", texts: { button: message("page.button"), retryNow: message("page.retry_now") } });
           // Back from Meta's full-page dialog: the signup goes on here (the hooks say how).
           signup.resume();
         },
@@ -124,12 +130,12 @@ export function EmbeddedSignup(props) {
     createElement(
       "button",
       { type: "button", className: "waba-signup-button", disabled: busy, onClick: s.start },
-      buttonText || "Connect WhatsApp Business",
+      buttonText || s.texts.button,
     ),
     createElement(
       "button",
       { type: "button", className: "waba-retry-button", hidden: s.retryIn === 0, onClick: s.retryNow },
-      "Retry now",
+      s.texts.retryNow,
     ),
     createElement("div", { ref: s.panelRef }),
   );

@@ -15,15 +15,25 @@
 // "popup"; or "redirect", the full-page dialog at once; the full page needs the code flow),
 // dialogUrl (Meta's dialog, https://www.facebook.com/{graphVersion}/dialog/oauth by default),
 // redirectUri (where the dialog returns: this page's address without its query by default; it
-// must be among the app's valid OAuth redirect URIs).
+// must be among the app's valid OAuth redirect URIs); locale (a language tag or a list, best
+// first: the panel's and notices' language, and Meta's SDK's; the browser's languages by
+// default; see waba-onboard/locales).
 // hooks (all optional): panelBox (an element the status panel is drawn in), onResult(result), onDone(result,
 // loaded), onCancel(result), onError(error), onStatus(change, accounts, changed),
 // onRetryWait(seconds) (Meta is limiting requests: the next try in `seconds`, 0 once it starts;
 // `retryNow()` starts it sooner). `dispose()` ends it all: no hook is called after it.
-import init, { SignupListener, StatusPanel, WabaClient, applyChange, onboard } from "./web/waba_onboard.js";
+import init, { SignupListener, StatusPanel, WabaClient, applyChange, message, onboard, useMessages } from "./web/waba_onboard.js";
+import { ENGLISH, loadLocale } from "./waba-onboard-locales.js";
 import { followStatus } from "./waba-onboard-stream.js";
 
-const META_SDK = "https://connect.facebook.net/en_US/sdk.js";
+export { message };
+
+/**
+ * Meta's SDK in Meta's locale (`ll_CC`, `es_LA` and `ar_AR` being Meta's umbrella locales:
+ * developers.facebook.com/docs/javascript/internationalization). `{locale}` in an `sdkUrl`
+ * is replaced the same way.
+ */
+const META_SDK = "https://connect.facebook.net/{locale}/sdk.js";
 /** Where the page keeps the full-page dialog's `state` and return address until it is back. */
 const DIALOG_KEY = "waba-onboard:dialog";
 /** What Meta's full-page dialog adds to the address it returns to. */
@@ -102,7 +112,7 @@ function loadSdk(src, appId, version) {
     tag.crossOrigin = "anonymous";
     tag.onerror = () => {
       sdkLoading = null;
-      reject(new Error("Meta's JavaScript SDK could not be loaded"));
+      reject(new Error(message("page.sdk_failed")));
     };
     document.head.appendChild(tag);
   });
@@ -110,10 +120,22 @@ function loadSdk(src, appId, version) {
 }
 
 export class Signup {
-  /** Loads the wasm module, draws the panel (with `hooks.panelBox`) and starts loading Meta's SDK. */
+  /**
+   * Loads the wasm module and the catalog of the chosen language (English when it cannot be
+   * loaded), draws the panel (with `hooks.panelBox`) and starts loading Meta's SDK in the
+   * same language.
+   */
   static async create(options, hooks = {}) {
     const o = signupOptions(options);
-    await init();
+    const [catalog] = await Promise.all([
+      loadLocale(o.locale).catch((e) => {
+        console.warn("waba-onboard: the catalog could not be loaded; English instead", e);
+        return ENGLISH;
+      }),
+      init(),
+    ]);
+    useMessages(catalog);
+    o.catalog = catalog;
     return new Signup(o, hooks);
   }
 
@@ -121,7 +143,7 @@ export class Signup {
     this.o = o;
     this.hooks = { ...hooks, panel: hooks.panelBox ? new StatusPanel(hooks.panelBox) : null };
     this.client = new WabaClient({ proxyUrl: o.proxyUrl, timeoutMs: Number(o.timeoutMs) || undefined });
-    this.sdk = loadSdk(o.sdkUrl || META_SDK, o.appId, o.graphVersion);
+    this.sdk = loadSdk((o.sdkUrl || META_SDK).replace("{locale}", o.catalog.sdk || "en_US"), o.appId, o.graphVersion);
     this.sdk.catch((e) => this.failed(e));
     this.following = null;
     this.retryNow = () => {};
@@ -152,7 +174,7 @@ export class Signup {
     const listener = new SignupListener({ extraOrigins: o.extraOrigins });
     try {
       const FB = await this.sdk;
-      if (hooks.panel) hooks.panel.loading("Waiting for Embedded Signup…");
+      if (hooks.panel) hooks.panel.loading(message("page.waiting"));
       const asked = Date.now();
       let answered = Infinity;
       FB.login((response) => {
@@ -194,7 +216,7 @@ export class Signup {
       override_default_response_type: "true",
       extras: JSON.stringify(o.extras),
     });
-    if (this.hooks.panel) this.hooks.panel.loading("Opening Embedded Signup…");
+    if (this.hooks.panel) this.hooks.panel.loading(message("page.opening"));
     location.assign(`${o.dialogUrl || `https://www.facebook.com/${o.graphVersion}/dialog/oauth`}?${query}`);
     return { result: null, loaded: null };
   }
@@ -244,7 +266,7 @@ export class Signup {
     const panel = this.hooks.panel;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        if (panel) panel.loading("Loading the shared accounts…");
+        if (panel) panel.loading(message("signup.loading_accounts"));
         const loaded = await onboard(this.client, result);
         if (panel) {
           panel.render(loaded.accounts, loaded.warnings);
@@ -261,7 +283,7 @@ export class Signup {
         return null;
       }
     }
-    this.failed(new Error("Meta kept limiting requests; try again later."));
+    this.failed(new Error(message("page.gave_up")));
     return null;
   }
 
@@ -272,7 +294,7 @@ export class Signup {
     return new Promise((resolve) => {
       let left = Math.max(1, Math.min(seconds, 3600));
       const tick = () => {
-        if (panel) panel.notice("Meta is limiting requests right now", `Retrying automatically in ${left} s.`);
+        if (panel) panel.notice(message("page.throttled_title"), message("page.retrying_in", { count: left }));
         if (onRetryWait) onRetryWait(left);
       };
       const timer = setInterval(() => {

@@ -13,6 +13,7 @@ extern "C" {
     /// The status panel's DOM.
     pub type Panel;
 
+    /// A panel in `container`, writing its texts in the chosen language.
     #[wasm_bindgen(constructor, catch)]
     pub fn new(container: &JsValue) -> Result<Panel, JsValue>;
 
@@ -48,6 +49,17 @@ extern "C" {
     /// Runs an `onboard` call: its requests, `parallel` WABAs at a time, in order.
     #[wasm_bindgen(js_name = runOnboard)]
     pub fn run_onboard(onboarding: crate::onboard::Onboarding, parallel: usize) -> Promise;
+
+    /// Chooses the catalog every text is written from (`null`: English; a `WabaOnboardError`
+    /// with code `invalid_argument` for anything that is not a catalog).
+    #[wasm_bindgen(js_name = useCatalog, catch)]
+    pub fn use_catalog(catalog: &JsValue) -> Result<(), JsValue>;
+
+    /// The template of `id` in the chosen catalog, or English's.
+    pub fn template(id: &str) -> Option<String>;
+
+    /// The text of `id` with `values` filled in, in the chosen language.
+    pub fn message(id: &str, values: JsValue) -> String;
 
     /// The signup listener's `message` events and grace timer.
     pub type Listener;

@@ -252,6 +252,7 @@ pub fn parse_session_message(
 pub fn account_status(
     #[wasm_bindgen(unchecked_param_type = "Waba")] waba: JsValue,
 ) -> Result<JsValue, JsValue> {
+    crate::i18n::install();
     let parsed = read::waba(waba.clone(), code::INVALID_ARGUMENT)?;
     Ok(account_js(
         waba,

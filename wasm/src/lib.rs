@@ -5,6 +5,7 @@
 //! - [`client`]: `WabaClient`, typed calls to the waba-proxy with a timeout.
 //! - [`onboard`](mod@onboard): from a signup result to every granted account's status.
 //! - [`render`]: `StatusPanel` / `renderAccounts`, the status panel in the page.
+//! - [`i18n`]: `useMessages` / `message`, the language of every text.
 //! - [`console`] (feature `console`, the console's entry point): the console's Graph reads and
 //!   the parsers on their own; the signup page's module leaves them out.
 //!
@@ -30,9 +31,10 @@ pub mod client;
 #[cfg(feature = "console")]
 pub mod console;
 pub mod error;
+pub mod i18n;
 pub mod js;
 pub mod onboard;
 pub mod read;
 pub mod render;
 pub mod signup;
-mod typescript;
+pub mod typescript;

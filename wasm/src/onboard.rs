@@ -104,6 +104,7 @@ pub fn apply_change(
     )]
     change: JsValue,
 ) -> Result<bool, JsValue> {
+    crate::i18n::install();
     let change = Obj::new(change).ok_or_else(|| {
         JsValue::from(WabaError::new(
             code::INVALID_ARGUMENT,
@@ -178,6 +179,7 @@ pub fn onboard(
     client: &WabaClient,
     #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
 ) -> Promise {
+    crate::i18n::install();
     let result = match SignupInput::from_js(result) {
         Ok(r) => r,
         Err(e) => return Promise::reject(&e.into()),

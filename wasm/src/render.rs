@@ -9,6 +9,7 @@ use crate::read;
 use crate::signup::SignupInput;
 use crate::typescript::WarningsArg;
 use js_sys::Array;
+use waba_graph::messages::text;
 use waba_graph::signup::{Abandoned, SessionEvent};
 use waba_graph::status::{AccountStatus, step_guidance};
 use waba_graph::timezone::timezone_name;
@@ -44,7 +45,8 @@ pub struct StatusPanel {
 
 #[wasm_bindgen]
 impl StatusPanel {
-    /// Builds an empty panel inside `container` (its content is replaced).
+    /// Builds an empty panel inside `container` (its content is replaced), writing its texts
+    /// in the language chosen by `useMessages`.
     #[wasm_bindgen(constructor)]
     pub fn new(container: Element) -> Res<StatusPanel> {
         Ok(StatusPanel {
@@ -52,7 +54,8 @@ impl StatusPanel {
         })
     }
 
-    /// Shows a loading state (`message` defaults to "Loading accounts…").
+    /// Shows a loading state (`message` defaults to "Loading accounts…" in the panel's
+    /// language).
     pub fn loading(&self, message: Option<String>) -> Res<()> {
         self.panel.loading(message)
     }
@@ -77,10 +80,14 @@ impl StatusPanel {
         &self,
         #[wasm_bindgen(unchecked_param_type = "SignupResult")] result: JsValue,
     ) -> Res<()> {
+        crate::i18n::install();
         let r = SignupInput::from_js(result)?;
-        let (title, detail) = match (r.event().and_then(SessionEvent::abandoned), r.outcome.as_str()) {
+        let (title, detail) = match (
+            r.event().and_then(SessionEvent::abandoned),
+            r.outcome.as_str(),
+        ) {
             (Some(Abandoned::AtStep { current_step }), _) => {
-                ("Signup not finished", step_guidance(current_step))
+                ("signup.not_finished", step_guidance(current_step))
             }
             (
                 Some(Abandoned::Reported {
@@ -89,23 +96,20 @@ impl StatusPanel {
                     ..
                 }),
                 _,
-            ) => {
-                let mut detail = ["“", msg, "”"].concat();
-                if let Some(code) = error_code {
-                    detail.push_str(" (error ");
-                    detail.push_str(code);
-                    detail.push(')');
-                }
-                detail.push_str(". Reach out to help it finish Embedded Signup.");
-                ("The business reported an error", detail)
-            }
-            (_, "cancelled") => (
-                "Signup cancelled",
-                "The window was closed before the business shared an account. Start again when ready.".to_owned(),
+            ) => (
+                "signup.reported_title",
+                match error_code {
+                    Some(code) => text("signup.reported_code", &[("message", msg), ("code", code)]),
+                    None => text("signup.reported", &[("message", msg)]),
+                },
             ),
-            _ => ("Signup finished", "Loading the shared accounts…".to_owned()),
+            (_, "cancelled") => ("signup.cancelled_title", text("signup.cancelled", &[])),
+            _ => (
+                "signup.finished_title",
+                text("signup.loading_accounts", &[]),
+            ),
         };
-        self.panel.signup(&r.outcome, title, &detail)
+        self.panel.signup(&r.outcome, &text(title, &[]), &detail)
     }
 
     /// Renders `accounts` (from `onboard`, or any `AccountStatus[]`), updating rows in place

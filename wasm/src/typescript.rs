@@ -263,6 +263,24 @@ export interface WabaOnboardError extends Error {
   /** Graph's error code, when code is "graph". */
   graphCode?: number;
 }
+
+/**
+ * A message catalog, as `waba-onboard/locales` loads it: every text of the panel, the
+ * signup page and the accounts' guidance by message id, in one language.
+ */
+export interface Catalog {
+  /** BCP 47 tag: "es", "pt-BR", "ar", ... */
+  locale: string;
+  /** "rtl" for right-to-left languages. */
+  dir?: "ltr" | "rtl";
+  /** Meta's locale for its JavaScript SDK and dialog ("es_LA", "pt_BR", ...). */
+  sdk?: string;
+  /** Templates by message id; `{name}` is a value. */
+  messages: Record<string, string>;
+}
+
+/** Values of a message: numbers are written with `Intl.NumberFormat`; `count` picks the plural form. */
+export type MessageValues = Record<string, string | number>;
 "#;
 
 #[wasm_bindgen]
@@ -276,4 +294,7 @@ extern "C" {
     /// A `PhoneQuery` object, for an optional parameter typed as one.
     #[wasm_bindgen(typescript_type = "PhoneQuery")]
     pub type PhoneQueryArg;
+    /// A `MessageValues` object, for an optional parameter typed as one.
+    #[wasm_bindgen(typescript_type = "MessageValues")]
+    pub type MessageValuesArg;
 }

@@ -19,6 +19,10 @@ pub const SIGNUP_AIM: u64 = 40 * 1024;
 /// it has (46.1 KB), room for a toolchain's or a machine's difference but not for a change
 /// that brings bytes back unnoticed. Lower it as the page shrinks.
 pub const SIGNUP_BUDGET: u64 = 52 * 1024;
+/// What one catalog besides English may weigh (bytes, gzipped), which a page in its language
+/// downloads besides the signup page's files: about a quarter above the largest (Hindi,
+/// 3.7 KB).
+pub const CATALOG_BUDGET: u64 = 5 * 1024;
 /// What any page downloads from the package may not exceed (bytes, gzipped); the console's
 /// entry point is the largest.
 pub const SIZE_BUDGET: u64 = 80 * 1024;
@@ -27,7 +31,7 @@ pub const SIZE_BUDGET: u64 = 80 * 1024;
 /// embed and the signup flow it shares with the React binding, the React binding, the live
 /// status stream module (ES module with its types, no side effects) and the default
 /// stylesheet, each with its types.
-pub const JS_FILES: [&str; 9] = [
+pub const JS_FILES: [&str; 11] = [
     "waba-onboard-embed.js",
     "waba-onboard-embed.d.ts",
     "waba-onboard-signup.js",
@@ -37,7 +41,13 @@ pub const JS_FILES: [&str; 9] = [
     "waba-onboard-stream.d.ts",
     "waba-onboard.css",
     "waba-onboard.css.d.ts",
+    "waba-onboard-locales.js",
+    "waba-onboard-locales.d.ts",
 ];
+
+/// The message catalogs besides English (`wasm/js/locales/{tag}.js`), shipped as
+/// `locales/{tag}.js` and loaded only by a page that chooses one.
+pub const CATALOGS: [&str; 5] = ["es", "pt-BR", "id", "hi", "ar"];
 
 /// What the definitions wasm-bindgen writes need of TypeScript's libraries: every class
 /// declares `[Symbol.dispose]()`, which only `esnext.disposable` knows. Said in the file
@@ -107,6 +117,9 @@ pub struct Sizes {
     /// The console's entry point: the `console` build's glue, snippets and wasm, the live status
     /// module and the stylesheet.
     pub console: Download,
+    /// Each catalog besides English (`locales/{tag}.js`), which a page in that language
+    /// downloads besides [`Sizes::signup`].
+    pub catalogs: Download,
 }
 
 fn gz_size(path: &Path) -> Result<(u64, u64), String> {
@@ -168,11 +181,30 @@ fn download(build: &str, extra: &[&str]) -> Result<Download, String> {
     Ok(Download(files))
 }
 
-/// Measures what the signup page and the console download from the built package.
+/// What the signup page's script embed loads besides the wasm-bindgen build (whose snippets
+/// hold the English catalog).
+const SIGNUP_FILES: [&str; 3] = [
+    "waba-onboard-embed.js",
+    "waba-onboard-signup.js",
+    "waba-onboard-locales.js",
+];
+
+/// Measures what the signup page and the console download from the built package, and each
+/// catalog.
 pub fn sizes() -> Result<Sizes, String> {
+    let dir = package_dir();
+    let catalogs = CATALOGS
+        .iter()
+        .map(|tag| {
+            let path = format!("locales/{tag}.js");
+            let (raw, gz) = gz_size(&dir.join(&path))?;
+            Ok(FileSize { path, raw, gz })
+        })
+        .collect::<Result<_, String>>()?;
     Ok(Sizes {
-        signup: download("web", &["waba-onboard-embed.js", "waba-onboard-signup.js"])?,
+        signup: download("web", &SIGNUP_FILES)?,
         console: download("console", &[])?,
+        catalogs: Download(catalogs),
     })
 }
 
@@ -230,6 +262,11 @@ fn package_json(version: &str) -> String {
       "types": "./waba-onboard-stream.d.ts",
       "default": "./waba-onboard-stream.js"
     }},
+    "./locales": {{
+      "types": "./waba-onboard-locales.d.ts",
+      "default": "./waba-onboard-locales.js"
+    }},
+    "./locales/*": "./locales/*.js",
     "./waba-onboard.css": {{
       "types": "./waba-onboard.css.d.ts",
       "default": "./waba-onboard.css"
@@ -250,6 +287,9 @@ fn package_json(version: &str) -> String {
     "waba-onboard-stream.d.ts",
     "waba-onboard.css",
     "waba-onboard.css.d.ts",
+    "waba-onboard-locales.js",
+    "waba-onboard-locales.d.ts",
+    "locales/",
     "README.md"
   ],
   "peerDependencies": {{
@@ -440,7 +480,17 @@ pub fn build() -> Result<Sizes, String> {
         dir.join("waba-onboard-signup.js"),
         dir.join("waba-onboard-react.js"),
         dir.join("waba-onboard-stream.js"),
+        dir.join("waba-onboard-locales.js"),
     ];
+    std::fs::create_dir_all(dir.join("locales")).map_err(|e| format!("locales: {e}"))?;
+    // English is in the module's snippets already; `waba-onboard/locales/en` is for a
+    // partner writing a catalog of its own.
+    for tag in std::iter::once("en").chain(CATALOGS) {
+        let file = format!("locales/{tag}.js");
+        std::fs::copy(project_root().join("wasm/js").join(&file), dir.join(&file))
+            .map_err(|e| format!("copy {file}: {e}"))?;
+        scripts.push(dir.join(file));
+    }
     for (folder, _, _) in BUILDS {
         scripts.extend(snippets(&dir.join(folder)));
     }
@@ -465,6 +515,11 @@ pub fn build() -> Result<Sizes, String> {
                 SIGNUP_BUDGET / 1024,
                 SIGNUP_AIM / 1024
             ),
+        ),
+        (
+            "each catalog a page in another language",
+            &sizes.catalogs,
+            format!("budget {} KB each", CATALOG_BUDGET / 1024),
         ),
         (
             "the console",
@@ -506,7 +561,8 @@ fn write(path: &Path, content: &str) -> Res {
 }
 
 /// The size check of `cargo xtask test`: fails when the signup page downloads more than
-/// [`SIGNUP_BUDGET`] or the console more than [`SIZE_BUDGET`] from the package (gzipped), and
+/// [`SIGNUP_BUDGET`], a catalog is larger than [`CATALOG_BUDGET`] or the console downloads
+/// more than [`SIZE_BUDGET`] from the package (gzipped), and
 /// says how far the signup page is from [`SIGNUP_AIM`]. The bytes are the same on every
 /// machine (pinned toolchains and tools), so the check is too.
 pub fn check_size(sizes: &Sizes) -> Res {
@@ -524,6 +580,14 @@ pub fn check_size(sizes: &Sizes) -> Res {
             println!(
                 "size: ok, {what} downloads {gz} B gzipped from the package, within its {budget} B budget"
             );
+        }
+    }
+    for catalog in &sizes.catalogs.0 {
+        if catalog.gz > CATALOG_BUDGET {
+            over.push(format!(
+                "{} is {} B gzipped, over its {CATALOG_BUDGET} B budget",
+                catalog.path, catalog.gz
+            ));
         }
     }
     let signup = sizes.signup.total_gz();

@@ -26,13 +26,13 @@ pub fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// Copies `www/` as it is into `dir`, and the built npm package's `web/` (the signup page's
-/// entry point), `console/` (the console's) and script files under `dir/pkg/` (the layout the
-/// pages load them from).
+/// entry point), `console/` (the console's), `locales/` (the catalogs) and script files under
+/// `dir/pkg/` (the layout the pages load them from).
 pub fn assemble(dir: &Path) -> Result<(), String> {
     copy_dir(&project_root().join("www"), dir)?;
     let pkg = crate::package::package_dir();
     let pkg_out = dir.join("pkg");
-    for build in ["web", "console"] {
+    for build in ["web", "console", "locales"] {
         copy_dir(&pkg.join(build), &pkg_out.join(build))?;
     }
     for file in crate::package::JS_FILES {
@@ -49,7 +49,7 @@ pub fn prepare(sim_url: &str, proxy_url: &str) -> Result<PathBuf, String> {
     let config = format!(
         "// Written by cargo xtask: the demo's signup page talks to the Graph simulator.\n\
          window.WABA_SIGNUP = {{\n  proxyUrl: \"{proxy_url}\",\n  appId: \"670843887433847\",\n  \
-         configId: \"sim-config-1\",\n  businessId: \"805021500648488\",\n  sdkUrl: \"{sim_url}/_sim/sdk.js\",\n  \
+         configId: \"sim-config-1\",\n  businessId: \"805021500648488\",\n  sdkUrl: \"{sim_url}/_sim/{{locale}}/sdk.js\",\n  \
          extraOrigins: [\"{sim_url}\"],\n  responseType: \"code\",\n  \
          dialogUrl: \"{sim_url}/v26.0/dialog/oauth\",\n}};\n"
     );

@@ -14,7 +14,7 @@
 use super::control::esc;
 use super::state::SimState;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -66,6 +66,29 @@ const SDK_JS: &str = r#"(function () {
 /// `GET /_sim/sdk.js`.
 pub async fn sdk() -> Response {
     js_response(SDK_JS.to_owned())
+}
+
+/// `GET /_sim/{locale}/sdk.js`: the SDK in one of Meta's locales, as
+/// `https://connect.facebook.net/{locale}/sdk.js` serves it. Meta's locales are `ll_CC`,
+/// with `es_LA` and `ar_AR` as its umbrella locales for Spanish and Arabic
+/// (<https://developers.facebook.com/docs/javascript/internationalization>); anything else is
+/// a 404. The locale asked for is kept for tests (`GET /_sim/sdk-locales`).
+pub async fn localized_sdk(State(sim): Sim, Path(locale): Path<String>) -> Response {
+    let b = locale.as_bytes();
+    let ll_cc = b.len() == 5
+        && b[..2].iter().all(u8::is_ascii_lowercase)
+        && b[2] == b'_'
+        && b[3..].iter().all(u8::is_ascii_uppercase);
+    if !ll_cc {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    sim.record_sdk_locale(&locale);
+    js_response(SDK_JS.to_owned())
+}
+
+/// `GET /_sim/sdk-locales`: the locales the SDK was loaded in, in order.
+pub async fn sdk_locales(State(sim): Sim) -> Json<Vec<String>> {
+    Json(sim.sdk_locales())
 }
 
 fn js_response(body: String) -> Response {

@@ -45,6 +45,8 @@ pub fn app(state: Arc<SimState>) -> Router {
             get(control::subscriptions).post(control::subscribe),
         )
         .route("/_sim/sdk.js", get(meta_js::sdk))
+        .route("/_sim/{locale}/sdk.js", get(meta_js::localized_sdk))
+        .route("/_sim/sdk-locales", get(meta_js::sdk_locales))
         .route("/_sim/dialog", get(meta_js::dialog))
         .route("/_sim/forge", get(meta_js::forge))
         .route("/_sim/flow", put(meta_js::set_flow))

@@ -35,6 +35,8 @@ struct Dynamic {
     auto_flow: Option<String>,
     /// What the last `FB.login` asked for: `response_type` and `extras` (JSON).
     last_login: Option<(String, String)>,
+    /// The locales pages loaded the SDK in (`/_sim/{locale}/sdk.js`), in order.
+    sdk_locales: Vec<String>,
     /// Client-list changes since start, per business: WABAs added, WABAs removed.
     shares: HashMap<String, (Vec<String>, Vec<String>)>,
     /// Review decisions made at run time, by WABA.
@@ -380,6 +382,19 @@ impl SimState {
     /// Records what a page's `FB.login` asked for.
     pub fn record_login(&self, response_type: &str, extras: &str) {
         self.lock().last_login = Some((response_type.to_owned(), extras.to_owned()));
+    }
+
+    /// Records the locale a page loaded the SDK in.
+    pub fn record_sdk_locale(&self, locale: &str) {
+        let mut d = self.lock();
+        if d.sdk_locales.len() < 1000 {
+            d.sdk_locales.push(locale.to_owned());
+        }
+    }
+
+    /// The locales pages loaded the SDK in, in order.
+    pub fn sdk_locales(&self) -> Vec<String> {
+        self.lock().sdk_locales.clone()
     }
 
     /// What the last `FB.login` asked for: its `response_type` and `extras` (JSON text).
