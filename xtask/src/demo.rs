@@ -196,6 +196,9 @@ pub fn run_demo(args: &[String]) -> Res {
         "                click the button: the simulated Meta dialog lets you pick how the business signs up"
     );
     println!(
+        "                its language switch (or ?locale=es, pt-BR, id, hi, ar) changes the panel's language"
+    );
+    println!(
         "  React page:   http://127.0.0.1:{p}/react/index.html#app={DEMO_APP_ID}&config=sim-config-1&sdk=http://127.0.0.1:{s}/_sim/sdk.js&origin=http://127.0.0.1:{s}",
         s = ports.sim
     );
