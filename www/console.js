@@ -1,9 +1,12 @@
 // The partner console: every client and owned WABA, filtered, sorted, searched, with counts
 // per review status and a detail view. The list renders only the rows in view, so it stays
 // smooth with 10,000 accounts; more pages load as you scroll, through the proxy's own
-// `paging.next` links.
-import init, { WabaClient, StatusPanel, accountStatus } from "./pkg/console/waba_onboard.js";
+// `paging.next` links. Every text comes from the message catalogs (the package's, for the
+// account details, and the console's own, `./locales/{tag}.js`), dates and numbers through
+// `Intl`, in the language chosen at start.
+import init, { WabaClient, StatusPanel, accountStatus, message, useMessages } from "./pkg/console/waba_onboard.js";
 import { followStatus } from "./pkg/waba-onboard-stream.js";
+import { chooseLocale, loadLocale } from "./pkg/waba-onboard-locales.js";
 
 const TOKEN_KEY = "waba-admin-token";
 const ROW = 52;
@@ -27,12 +30,85 @@ window.__console = state;
 
 let client;
 
+// The language every text is written in: the chosen catalog's tag (`useLanguage`).
+let locale = "en";
+const LOCALE_KEY = "demo-locale";
+const t = (id, values) => message(id, values);
+const num = (n) => new Intl.NumberFormat(locale).format(n);
+const DAY = { dateStyle: "medium", timeZone: "UTC" };
+const MINUTE = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "UTC", timeZoneName: "short" };
+const SECOND = { ...MINUTE, second: "2-digit" };
+// Each date format made once per page (the language is chosen once, at start).
+const dateFormats = new Map();
+function formatted(unix, options) {
+  if (!dateFormats.has(options)) dateFormats.set(options, new Intl.DateTimeFormat(locale, options));
+  return dateFormats.get(options).format(new Date(unix * 1000));
+}
+
+// The tag asked for: `?locale=` (the switch sets it, and it is kept for the tab, as on the
+// signup page), then the tab's last choice, config.js, and else the browser's languages.
+function askedLocale() {
+  const asked = new URLSearchParams(location.search).get("locale");
+  if (asked !== null) sessionStorage.setItem(LOCALE_KEY, asked);
+  return asked ?? sessionStorage.getItem(LOCALE_KEY) ?? config.locale ?? "";
+}
+
+// A console catalog (`./locales/{tag}.js`); English, the source, stands in for any id
+// another lacks.
+async function consoleCatalog(tag) {
+  const english = (await import("./locales/en.js")).default;
+  if (tag === "en") return english;
+  const chosen = (await import(`./locales/${tag}.js`)).default;
+  return { ...chosen, messages: { ...english.messages, ...chosen.messages } };
+}
+
+// Chooses the language and loads its catalog: the package's merged with the console's
+// (English when one cannot be loaded). Runs while the module loads.
+async function loadLanguage() {
+  const asked = askedLocale();
+  const tag = chooseLocale(asked || undefined);
+  try {
+    const [pkg, own] = await Promise.all([loadLocale(tag), consoleCatalog(tag)]);
+    return { asked, catalog: { ...pkg, messages: { ...pkg.messages, ...own.messages } } };
+  } catch (e) {
+    console.warn(`The ${tag} catalog could not be loaded; the console stays in English.`, e);
+    const english = await consoleCatalog("en").catch(() => ({ messages: {} }));
+    return { asked, catalog: { ...english, locale: "en", dir: "ltr" } };
+  }
+}
+
+// Writes every text from then on in the loaded language, the page's static texts (`data-t`,
+// `data-t-*`) included, lays the page out in its direction, and wires the switch.
+function useLanguage({ asked, catalog }) {
+  useMessages(catalog);
+  locale = catalog.locale;
+  document.documentElement.lang = catalog.locale;
+  document.documentElement.dir = catalog.dir === "rtl" ? "rtl" : "ltr";
+  translatePage();
+  const select = $("locale");
+  select.value = asked;
+  select.addEventListener("change", () => {
+    const url = new URL(location.href);
+    url.searchParams.set("locale", select.value);
+    location.assign(url.href);
+  });
+}
+
+// The page's static texts: `data-t` names the text of an element, `data-t-placeholder`,
+// `data-t-aria-label` and `data-t-title` those of its attributes.
+function translatePage() {
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+  for (const attr of ["placeholder", "aria-label", "title"]) {
+    for (const e of document.querySelectorAll(`[data-t-${attr}]`)) e.setAttribute(attr, t(e.getAttribute(`data-t-${attr}`)));
+  }
+}
+
 function day(value) {
   return value ? Math.floor(Date.parse(value + "T00:00:00Z") / 1000) : undefined;
 }
 
 function created(w) {
-  return typeof w.creation_time === "number" ? new Date(w.creation_time * 1000).toISOString().slice(0, 10) : "";
+  return typeof w.creation_time === "number" ? formatted(w.creation_time, DAY) : "";
 }
 
 function statusClass(s) {
@@ -72,12 +148,12 @@ function renderCounts() {
     badge.className = "waba-badge " + statusClass(status);
     badge.dataset.status = status;
     badge.dataset.count = String(n);
-    badge.textContent = `${status} ${n}`;
+    badge.textContent = t("console.status_count", { status, n });
     li.append(badge);
     list.append(li);
   }
-  const more = state.next ? " · more load as you scroll" : "";
-  $("status-line").textContent = `${state.shown.length} of ${state.rows.length} loaded accounts shown${more}`;
+  const shown = t("console.accounts_shown", { shown: state.shown.length, count: state.rows.length });
+  $("status-line").textContent = state.next ? t("console.more_on_scroll", { text: shown }) : shown;
   $("status-line").dataset.loaded = String(state.rows.length);
   $("status-line").dataset.complete = String(!state.next);
   $("load-all").hidden = !state.next;
@@ -107,10 +183,10 @@ function renderRows(force) {
     row.style.top = i * ROW + "px";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = w.name || "Unnamed account";
+    name.textContent = w.name || t("panel.unnamed");
     const meta = document.createElement("span");
     meta.className = "meta";
-    meta.textContent = `${w.id} · created ${created(w)}`;
+    meta.textContent = t("console.row_meta", { id: w.id, date: created(w) });
     const status = w.account_review_status || "UNKNOWN";
     const badge = document.createElement("span");
     badge.className = "waba-badge " + statusClass(status);
@@ -149,7 +225,7 @@ async function loadMore() {
   } catch (e) {
     if (generation !== state.generation) return;
     state.next = null;
-    $("status-line").textContent = `Could not load accounts: ${e.message}`;
+    $("status-line").textContent = t("console.accounts_failed", { error: e.message });
     if (e.code === "unauthorized" || e.code === "forbidden") signOut();
   } finally {
     if (generation === state.generation) state.loading = false;
@@ -178,7 +254,7 @@ let panel;
 async function showDetail(id) {
   state.selected = id;
   for (const el of pool.values()) el.setAttribute("aria-selected", String(el.dataset.accountId === id));
-  panel.loading("Loading the account…");
+  panel.loading(t("console.loading_account"));
   const line = $("detail-budget");
   line.hidden = true;
   line.textContent = "";
@@ -215,19 +291,20 @@ function showBudget(u, fromList) {
   line.hidden = false;
   line.classList.toggle("detail-budget-high", Boolean(u && u.held));
   if (!u) {
-    line.textContent = "Meta's hourly budget for this account: no reading in the last hour.";
+    line.textContent = t("console.budget_none");
     return;
   }
   const kinds = u.entries.map((e) => e.type).filter(Boolean).join(", ");
-  line.textContent =
-    `Meta's hourly budget for this account: ${u.percent}% used` +
-    (kinds ? ` (${kinds})` : "") +
-    `, ${u.seen_secs_ago} s ago.` +
-    (fromList ? " Shown from the list without a new Graph call." : "") +
-    (u.held
-      ? " Background work about it waits" +
-        (u.background_waits_secs ? ` ${u.background_waits_secs} s.` : ".")
-      : "");
+  const percent = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 }).format(u.percent / 100);
+  const used = { percent, kinds, seconds: u.seen_secs_ago };
+  const parts = [t(kinds ? "console.budget_used_kinds" : "console.budget_used", used)];
+  if (fromList) parts.push(t("console.budget_from_list"));
+  if (u.held) {
+    parts.push(u.background_waits_secs
+      ? t("console.budget_held_for", { seconds: u.background_waits_secs })
+      : t("console.budget_held"));
+  }
+  line.textContent = parts.join(" ");
 }
 
 function signOut() {
@@ -259,7 +336,7 @@ async function admin(path, method = "GET", payload) {
 }
 
 function when(unix) {
-  return new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+  return formatted(unix, MINUTE);
 }
 
 async function loadActivity() {
@@ -284,10 +361,10 @@ async function loadFollowUps() {
         li.dataset.reason = item.reason;
         li.dataset.onboardingId = String(r.id);
         const what = document.createElement("span");
-        what.textContent = `${item.waba_id ? "WABA " + item.waba_id + ": " : ""}${item.message}`;
+        what.textContent = aboutWaba(item.waba_id, item.message);
         const action = document.createElement("span");
         action.className = "action";
-        action.textContent = `${item.action} (${when(r.created_at)})`;
+        action.textContent = t("console.with_time", { text: item.action, time: when(r.created_at) });
         li.append(what, action);
         items.push(li);
       }
@@ -299,8 +376,8 @@ async function loadFollowUps() {
     }
     followUpSteps = failed;
     list.replaceChildren(...items);
-    $("follow-up-count").textContent = String(items.length);
-    if (!items.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing to follow up." }));
+    $("follow-up-count").textContent = num(items.length);
+    if (!items.length) list.append(Object.assign(document.createElement("li"), { textContent: t("console.no_follow_ups") }));
   } catch (e) {
     $("follow-up-count").textContent = e.message;
   }
@@ -314,16 +391,18 @@ function followUpOfStep(r, s) {
   li.dataset.kind = s.kind;
   const what = document.createElement("span");
   const where = stepWhere(s);
-  what.textContent = `${stepLabel(s.kind)} failed${where ? " for " + where : ""}`;
+  what.textContent = where
+    ? t("console.step_failed_for", { step: stepLabel(s.kind), where })
+    : t("console.step_failed", { step: stepLabel(s.kind) });
   const why = document.createElement("span");
   why.className = "why";
-  const code = s.error_code != null ? ` (Meta's error ${s.error_code})` : "";
-  why.textContent = `${s.message || s.error || s.text}${code}`;
+  const reason = s.message || s.error || stepText(s);
+  why.textContent = s.error_code != null ? t("console.why_code", { text: reason, code: String(s.error_code) }) : reason;
   const action = document.createElement("span");
   action.className = "action";
-  action.textContent = `Who acts: ${actorLabel(s.actor)} · onboarding #${r.id} (${when(r.created_at)})`;
-  const show = button("Show the step", "link", () => showRecord(r.id, s.id));
-  show.setAttribute("aria-label", `Show the failed step of onboarding #${r.id}`);
+  action.textContent = t("console.step_follow_up_action", { actor: actorLabel(s.actor), id: String(r.id), time: when(r.created_at) });
+  const show = button(t("console.show_step"), "link", () => showRecord(r.id, s.id));
+  show.setAttribute("aria-label", t("console.show_step_label", { id: String(r.id) }));
   li.append(what, why, action, show);
   return li;
 }
@@ -346,11 +425,11 @@ async function loadShares() {
       li.className = e.seq > seen ? "is-new" : "";
       li.dataset.kind = e.kind;
       li.dataset.wabaId = e.waba_id;
-      li.textContent = `${e.kind === "shared" ? "Shared" : "No longer shared"}: WABA ${e.waba_id} · ${when(e.detected_at)}`;
+      li.textContent = t(e.kind === "shared" ? "console.share_shared" : "console.share_removed", { waba: e.waba_id, time: when(e.detected_at) });
       list.append(li);
     }
     const fresh = events.filter((e) => e.seq > seen).length;
-    $("shares-line").textContent = events.length ? `${fresh} new since your last visit` : "No changes seen yet.";
+    $("shares-line").textContent = events.length ? t("console.new_since", { count: fresh }) : t("console.no_changes_yet");
     if (events.length) localStorage.setItem(SEEN_KEY, String(events[events.length - 1].seq));
   } catch (e) {
     $("shares-line").textContent = e.message;
@@ -358,11 +437,11 @@ async function loadShares() {
 }
 
 async function checkShares() {
-  $("shares-line").textContent = "Checking the client list…";
+  $("shares-line").textContent = t("console.checking");
   try {
     const pass = await admin("/admin/tracker/pass", "POST");
     await loadShares();
-    if (pass.baseline) $("shares-line").textContent = "Recorded the current accounts; changes show from now on.";
+    if (pass.baseline) $("shares-line").textContent = t("console.baseline");
   } catch (e) {
     $("shares-line").textContent = e.message;
   }
@@ -378,22 +457,13 @@ const COALESCE_MS = 200;
 // 2^63); it may also leave `next_attempt_at` out.
 const WAITS_FOR_PERSON = 9e18;
 
-const STEP_LABEL = {
-  subscribe: "Webhook subscription",
-  assign_system_user: "System user assignment",
-  share_credit_line: "Credit line sharing",
-  find_phones: "Phone number lookup",
-  register: "Number registration",
-  sync_contacts: "Contacts sync",
-  sync_history: "History sync",
-  unsubscribe: "Webhook unsubscription",
-  deregister: "Number deregistration",
-};
-const STATE_LABEL = { pending: "Waiting", running: "Running", done: "Done", skipped: "Skipped", failed: "Failed" };
+// The step kinds, states, actors, flows and outcomes the console has words for
+// (`step_name.*` in the package's catalog, `console.state.*`, ... in the console's).
+const STEP_KINDS = ["subscribe", "assign_system_user", "share_credit_line", "find_phones", "register", "sync_contacts", "sync_history", "unsubscribe", "deregister"];
 const STATE_ICON = { pending: "○", running: "◔", done: "✓", skipped: "–", failed: "✕" };
-const ACTOR_LABEL = { business: "the business", partner: "you (the partner)", meta: "Meta", nobody: "nobody", unknown: "not known yet" };
-const FLOW_LABEL = { code: "code flow", token: "token flow", discovered: "found by webhook" };
-const OUTCOME_LABEL = { finished: "finished", cancelled: "cancelled", error: "error", code_rejected: "code rejected", unknown: "outcome unknown" };
+const ACTORS = ["business", "partner", "meta", "nobody", "unknown"];
+const FLOWS = ["code", "token", "discovered"];
+const OUTCOMES = ["finished", "cancelled", "error", "code_rejected", "unknown"];
 
 const board = {
   records: new Map(), // id -> record, without its business token or PINs
@@ -425,12 +495,26 @@ function button(text, className, onClick) {
   return b;
 }
 
-const stepLabel = (kind) => STEP_LABEL[kind] || kind;
-const actorLabel = (actor) => ACTOR_LABEL[actor] || actor || ACTOR_LABEL.unknown;
-const stepWhere = (s) => s.phone || s.phone_id || (s.waba_id ? "WABA " + s.waba_id : "");
+// `value` in words (the text `prefix` + `value`) when it is one of `known`, else as it is.
+const named = (prefix, known, value) => (known.includes(value) ? t(prefix + value) : value);
+const stepLabel = (kind) => named("step_name.", STEP_KINDS, kind);
+const actorLabel = (actor) => named("console.actor.", ACTORS, actor || "unknown");
+const stepWhere = (s) => s.phone || s.phone_id || (s.waba_id ? t("console.waba", { waba: s.waba_id }) : "");
+const aboutWaba = (waba, text) => (waba ? t("console.about_waba", { waba, text }) : text);
+
+// A step's progress line in the chosen language (the proxy's `text` is English), as
+// `waba_graph::pipeline::progress` writes it.
+function stepText(s) {
+  if (!s || !STEP_KINDS.includes(s.kind)) return (s && s.text) || "";
+  const phone = s.phone || s.phone_id || "";
+  if (s.state === "pending" || s.state === "running") return t(`progress.${s.kind}.doing`, { phone });
+  if (s.state === "done") return t(`progress.${s.kind}.done`, { phone });
+  if (s.state === "skipped" || s.state === "failed") return t(`progress.${s.state}`, { step: stepLabel(s.kind) });
+  return s.text || "";
+}
 
 function whenExact(unix) {
-  return new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  return formatted(unix, SECOND);
 }
 
 function boardLine(text) {
@@ -462,36 +546,37 @@ function renderRecord(r) {
   if (r.revoked_at) li.dataset.revoked = "true";
   if (r.needs_follow_up) li.dataset.needsFollowUp = "true";
   const head = el("div", "ob-head");
-  const title = el("h3", "ob-title", `Onboarding #${r.id}`);
+  const title = el("h3", "ob-title", t("console.onboarding_title", { id: String(r.id) }));
   title.id = `onboarding-${r.id}-title`;
   const marks = el("span", "ob-marks");
-  if (r.revoked_at) marks.append(mark("revoked", "Revoked"));
-  else if (offboarded(r)) marks.append(mark("offboarded", "Offboarded"));
-  if (r.needs_follow_up) marks.append(mark("follow-up", "Needs follow-up"));
+  if (r.revoked_at) marks.append(mark("revoked", t("console.mark.revoked")));
+  else if (offboarded(r)) marks.append(mark("offboarded", t("console.mark.offboarded")));
+  if (r.needs_follow_up) marks.append(mark("follow-up", t("console.mark.follow_up")));
   head.append(title, marks);
   if (canOffboard(r)) {
-    const off = button("Offboard", "ob-button ob-button--danger", (e) => offboard(r, e.currentTarget));
+    const off = button(t("console.offboard"), "ob-button ob-button--danger", (e) => offboard(r, e.currentTarget));
     off.dataset.focusKey = `offboard-${r.id}`;
     off.setAttribute("aria-describedby", title.id);
     head.append(off);
   }
-  const outcome = (OUTCOME_LABEL[r.outcome] || r.outcome) + (r.event ? ` (${r.event})` : "");
-  const facts = [when(r.created_at), FLOW_LABEL[r.flow] || r.flow, outcome];
-  if (r.business_id) facts.push(`business ${r.business_id}`);
-  if (r.revoked_at) facts.push(`revoked by Meta ${when(r.revoked_at)}`);
+  const outcome = named("console.outcome.", OUTCOMES, r.outcome);
+  const facts = [when(r.created_at), named("console.flow.", FLOWS, r.flow),
+    r.event ? t("console.outcome_event", { outcome, event: r.event }) : outcome];
+  if (r.business_id) facts.push(t("console.business", { id: r.business_id }));
+  if (r.revoked_at) facts.push(t("console.revoked_by_meta", { time: when(r.revoked_at) }));
   const meta = el("p", "ob-meta", facts.join(" · "));
   const wabas = el("p", "ob-wabas", r.wabas.length
-    ? `WABA${r.wabas.length > 1 ? "s" : ""}: ${r.wabas.join(", ")}`
-    : "No WABA shared");
+    ? t("console.wabas", { count: r.wabas.length, wabas: r.wabas.join(", ") })
+    : t("console.no_waba"));
   li.append(head, meta, wabas);
   const note = board.notes.get(`record:${r.id}`);
   if (note) li.append(el("p", "ob-note ob-note--error", note.text));
   if (!r.steps.length) {
-    li.append(el("p", "hint", "No post-signup steps for this record."));
+    li.append(el("p", "hint", t("console.no_steps")));
     return li;
   }
   const steps = el("ol", "ob-steps");
-  steps.setAttribute("aria-label", `Steps of onboarding #${r.id}`);
+  steps.setAttribute("aria-label", t("console.steps_label", { id: String(r.id) }));
   for (const s of r.steps) steps.append(renderStep(r, s));
   li.append(steps);
   return li;
@@ -504,33 +589,36 @@ function renderStep(r, s) {
   li.dataset.kind = s.kind;
   li.dataset.state = s.state;
   if (s.actor) li.dataset.actor = s.actor;
-  const known = Object.hasOwn(STATE_LABEL, s.state);
+  const known = Object.hasOwn(STATE_ICON, s.state);
   const state = el("span", "ob-state ob-state--" + (known ? s.state : "unknown"));
   const icon = el("span", "ob-icon", STATE_ICON[s.state] || "?");
   icon.setAttribute("aria-hidden", "true");
-  state.append(icon, document.createTextNode(known ? STATE_LABEL[s.state] : s.state));
+  state.append(icon, document.createTextNode(known ? t("console.state." + s.state) : s.state));
   const what = el("div", "ob-what");
   const label = el("span", "ob-kind", stepLabel(s.kind));
-  const text = el("span", "ob-text", s.text);
+  const text = el("span", "ob-text", stepText(s));
   text.id = `step-${s.id}-text`;
   what.append(label, text);
   li.append(state, what);
 
   const details = el("div", "ob-details");
   const facts = [];
-  if (r.wabas.length > 1 && s.waba_id) facts.push(`WABA ${s.waba_id}`);
+  if (r.wabas.length > 1 && s.waba_id) facts.push(t("console.waba", { waba: s.waba_id }));
   const settled = s.state === "done" || s.state === "skipped";
-  if (s.token && !settled) facts.push(`with the ${s.token === "business" ? "business" : "system user"} token`);
-  if (s.attempts && s.state !== "done") facts.push(`${s.attempts} attempt${s.attempts === 1 ? "" : "s"}`);
+  if (s.token && !settled) facts.push(t(s.token === "business" ? "console.with_business_token" : "console.with_system_user_token"));
+  if (s.attempts && s.state !== "done") facts.push(t("console.attempts", { count: s.attempts }));
   if (facts.length) details.append(el("span", "ob-facts", facts.join(" · ")));
   if (s.actor && !settled && s.actor !== "nobody") {
-    const who = el("span", "ob-actor ob-actor--" + s.actor, `Who acts: ${actorLabel(s.actor)}`);
+    const who = el("span", "ob-actor ob-actor--" + s.actor, t("console.who_acts", { actor: actorLabel(s.actor) }));
     who.dataset.actor = s.actor;
     details.append(who);
   }
   if (s.message) details.append(el("p", "ob-message", s.message));
   if (s.state === "failed" && (s.error_code != null || s.error)) {
-    const error = el("p", "ob-error", `Meta's error${s.error_code != null ? " " + s.error_code : ""}: ${s.error || "no message"}`);
+    const theirs = s.error || t("console.no_message");
+    const error = el("p", "ob-error", s.error_code != null
+      ? t("console.meta_error_code", { code: String(s.error_code), error: theirs })
+      : t("console.meta_error", { error: theirs }));
     if (s.error_code != null) error.dataset.errorCode = String(s.error_code);
     details.append(error);
   }
@@ -538,7 +626,7 @@ function renderStep(r, s) {
   const at = typeof s.next_attempt_at === "number" ? s.next_attempt_at : null;
   const waits = s.state === "failed" && (at === null || at >= WAITS_FOR_PERSON);
   if (waits || ((s.state === "pending" || s.state === "failed") && at !== null)) {
-    const next = el("p", "ob-next", waits ? "Next attempt: waits for you" : `Next attempt: ${whenExact(at)}`);
+    const next = el("p", "ob-next", waits ? t("console.next_waits") : t("console.next_at", { time: whenExact(at) }));
     next.dataset.waits = String(waits);
     details.append(next);
   }
@@ -546,7 +634,7 @@ function renderStep(r, s) {
 
   if (s.state === "failed") {
     const actions = el("div", "ob-actions");
-    const retry = button("Retry", "ob-button", (e) => retryStep(r, s, e.currentTarget));
+    const retry = button(t("console.retry"), "ob-button", (e) => retryStep(r, s, e.currentTarget));
     retry.dataset.focusKey = `retry-${s.id}`;
     retry.setAttribute("aria-describedby", text.id);
     actions.append(retry);
@@ -563,9 +651,9 @@ function renderStep(r, s) {
 // (Meta's 133005): the business tells it, the partner enters it, the step runs again.
 function pinForm(r, s) {
   const form = el("form", "ob-pin");
-  form.setAttribute("aria-label", `Register ${stepWhere(s)} with the business's PIN`);
+  form.setAttribute("aria-label", t("console.pin_form_label", { phone: stepWhere(s) }));
   const id = `pin-${s.id}`;
-  const label = el("label", null, "Business's PIN");
+  const label = el("label", null, t("console.pin_label"));
   label.htmlFor = id;
   const input = document.createElement("input");
   Object.assign(input, {
@@ -573,11 +661,10 @@ function pinForm(r, s) {
     required: true, autocomplete: "off", spellcheck: false,
   });
   input.dataset.focusKey = id;
-  const hint = el("span", "ob-pin-hint",
-    `${stepWhere(s)} has two-step verification: ask the business for its six-digit PIN.`);
+  const hint = el("span", "ob-pin-hint", t("console.pin_hint", { phone: stepWhere(s) }));
   hint.id = `${id}-hint`;
   input.setAttribute("aria-describedby", hint.id);
-  const submit = el("button", "ob-button", "Register with this PIN");
+  const submit = el("button", "ob-button", t("console.pin_submit"));
   submit.type = "submit";
   submit.dataset.focusKey = `${id}-submit`;
   form.append(label, input, submit, hint);
@@ -591,7 +678,7 @@ function pinForm(r, s) {
 async function submitPin(r, s, input, submit) {
   const pin = input.value.trim();
   if (!/^[0-9]{6}$/.test(pin)) {
-    input.setCustomValidity("The PIN is six digits.");
+    input.setCustomValidity(t("console.pin_invalid"));
     input.reportValidity();
     input.addEventListener("input", () => input.setCustomValidity(""), { once: true });
     return;
@@ -602,9 +689,9 @@ async function submitPin(r, s, input, submit) {
     await admin(`/admin/phones/${encodeURIComponent(s.phone_id)}/pin`, "PUT", { pin });
     input.value = ""; // not kept in the page
     await admin(`/admin/steps/${s.id}/retry`, "POST");
-    boardLine(`Registering ${stepWhere(s)} with the business's PIN…`);
+    boardLine(t("console.pin_registering", { phone: stepWhere(s) }));
   } catch (e) {
-    const text = `Could not register with this PIN: ${e.message}`;
+    const text = t("console.pin_failed", { error: e.message });
     board.notes.set(`step:${s.id}`, { state: s.state, error: true, text });
     boardLine(text);
   }
@@ -616,9 +703,13 @@ async function retryStep(r, s, b) {
   board.notes.delete(`step:${s.id}`);
   try {
     await admin(`/admin/steps/${s.id}/retry`, "POST");
-    boardLine(`Retrying ${stepLabel(s.kind).toLowerCase()}${stepWhere(s) ? " for " + stepWhere(s) : ""} (onboarding #${r.id}).`);
+    const step = stepLabel(s.kind).toLocaleLowerCase(locale);
+    const where = stepWhere(s);
+    boardLine(where
+      ? t("console.retrying_for", { step, where, id: String(r.id) })
+      : t("console.retrying", { step, id: String(r.id) }));
   } catch (e) {
-    const text = `The proxy refused the retry: ${e.message}`;
+    const text = t("console.retry_refused", { error: e.message });
     board.notes.set(`step:${s.id}`, { state: s.state, error: true, text });
     boardLine(text);
   }
@@ -627,17 +718,17 @@ async function retryStep(r, s, b) {
 
 async function offboard(r, b) {
   const wabas = r.wabas.join(", ");
-  const ok = window.confirm(`Offboard onboarding #${r.id}?\n\nIts pending steps stop, your app unsubscribes from ${wabas} and the numbers it registered are deregistered: they stop sending and receiving messages through you.`);
+  const ok = window.confirm(t("console.offboard_confirm", { id: String(r.id), wabas }));
   if (!ok) return;
   b.disabled = true;
   board.notes.delete(`record:${r.id}`);
   try {
     await admin(`/admin/onboardings/${r.id}/offboard`, "POST");
-    boardLine(`Offboarding #${r.id}: unsubscribing and deregistering.`);
+    boardLine(t("console.offboarding", { id: String(r.id) }));
   } catch (e) {
-    const text = `Could not offboard: ${e.message}`;
+    const text = t("console.offboard_failed", { error: e.message });
     board.notes.set(`record:${r.id}`, { text });
-    boardLine(`Onboarding #${r.id}: ${text}`);
+    boardLine(t("console.onboarding_note", { id: String(r.id), text }));
   }
   await refreshRecord(r.id, { render: true });
 }
@@ -672,7 +763,7 @@ function renderBoard() {
   preserve(list, () => {
     const ids = [...board.records.keys()].sort((a, b) => b - a);
     list.replaceChildren(...ids.map((id) => renderRecord(board.records.get(id))));
-    if (!ids.length) list.append(el("li", "ob-empty hint", "No onboardings yet: they appear here as businesses sign up."));
+    if (!ids.length) list.append(el("li", "ob-empty hint", t("console.no_onboardings")));
     return list;
   });
   $("onboardings-more").hidden = board.nextBefore == null;
@@ -700,7 +791,7 @@ async function loadOnboardings(more = false) {
   const generation = board.generation;
   board.listing = true;
   $("onboardings-more").disabled = true;
-  if (!more) boardLine("Loading onboardings…");
+  if (!more) boardLine(t("console.loading_onboardings"));
   try {
     const before = more && board.nextBefore != null ? `&before=${board.nextBefore}` : "";
     const page = await admin(`/admin/onboardings?limit=${ONBOARDING_PAGE}${before}`);
@@ -710,9 +801,9 @@ async function loadOnboardings(more = false) {
     board.loaded = true;
     renderBoard();
     const n = board.records.size;
-    boardLine(`${n} onboarding${n === 1 ? "" : "s"} shown${board.nextBefore != null ? " · older ones with Load more" : ""}.`);
+    boardLine(t(board.nextBefore != null ? "console.onboardings_shown_more" : "console.onboardings_shown", { count: n }));
   } catch (e) {
-    if (generation === board.generation) boardLine(`Could not load onboardings: ${e.message}`);
+    if (generation === board.generation) boardLine(t("console.onboardings_failed", { error: e.message }));
   } finally {
     if (generation === board.generation) {
       board.listing = false;
@@ -746,7 +837,7 @@ async function refreshRecord(id, { show = false, render = false } = {}) {
     placeRecord(r);
   } catch (e) {
     if (generation !== board.generation) return;
-    boardLine(`Could not refresh onboarding #${id}: ${e.message}`);
+    boardLine(t("console.refresh_failed", { id: String(id), error: e.message }));
     if (board.fetches.get(id) === n && board.mustRender.delete(id) && board.records.has(id)) {
       placeRecord(board.records.get(id));
     }
@@ -799,7 +890,7 @@ async function showRecord(id, stepId) {
 
 function resetBoard() {
   board.generation += 1;
-  for (const t of board.timers.values()) clearTimeout(t);
+  for (const timer of board.timers.values()) clearTimeout(timer);
   board.timers.clear();
   board.records.clear();
   board.dirty.clear();
@@ -829,24 +920,26 @@ function queueView() {
   requestAnimationFrame(() => { viewQueued = false; applyView(); });
 }
 
+// Each change kind's description (`console.change.{kind}`, with Meta's value as `{value}`).
+const said = (c) => ({ value: c.value || "?" });
 const CHANGE_TEXT = {
-  review: (c) => `Review decided: ${c.value}`,
-  partner_added: () => "Shared with you",
-  partner_removed: () => "No longer shared with you: its onboarding is revoked",
-  partner_app_installed: () => "The business granted your app permissions",
-  partner_app_uninstalled: () => "The business removed your app: its onboarding is revoked",
-  account_violation: (c) => `Policy violation: ${c.value || "?"}`,
-  disabled_update: (c) => c.value === "REINSTATE" ? "Reinstated by Meta" : `Disabled by Meta: ${c.value || "?"}`,
-  account_restriction: (c) => `Restricted by Meta: ${c.value || "?"}`,
-  account_deleted: () => "Account deleted",
-  account_offboarded: () => "Offboarded (device change or number re-registration)",
-  account_reconnected: () => "Reconnected",
-  certification: (c) => `Partner-led business verification: ${c.value || "?"}`,
-  account_update: (c) => `Account update: ${c.value || "(no event name)"}`,
-  phone_quality: (c) => `Phone quality: ${c.value || "?"}`,
-  phone_name: (c) => `Display name: ${c.value || "?"}`,
+  review: (c) => t("console.change.review", { value: String(c.value) }),
+  partner_added: () => t("console.change.partner_added"),
+  partner_removed: () => t("console.change.partner_removed"),
+  partner_app_installed: () => t("console.change.partner_app_installed"),
+  partner_app_uninstalled: () => t("console.change.partner_app_uninstalled"),
+  account_violation: (c) => t("console.change.account_violation", said(c)),
+  disabled_update: (c) => c.value === "REINSTATE" ? t("console.change.reinstated") : t("console.change.disabled_update", said(c)),
+  account_restriction: (c) => t("console.change.account_restriction", said(c)),
+  account_deleted: () => t("console.change.account_deleted"),
+  account_offboarded: () => t("console.change.account_offboarded"),
+  account_reconnected: () => t("console.change.account_reconnected"),
+  certification: (c) => t("console.change.certification", said(c)),
+  account_update: (c) => t("console.change.account_update", { value: c.value || t("console.change.no_event_name") }),
+  phone_quality: (c) => t("console.change.phone_quality", said(c)),
+  phone_name: (c) => t("console.change.phone_name", said(c)),
   // Not from Meta: the proxy's own post-signup steps, as they move.
-  pipeline_step: (c) => `Pipeline: ${(c.step && c.step.text) || c.value || "?"}`,
+  pipeline_step: (c) => t("console.change.pipeline_step", { text: (c.step && stepText(c.step)) || c.value || "?" }),
 };
 
 // The latest changes, newest first; kinds this page does not know are shown as Meta sent them.
@@ -857,7 +950,7 @@ function showChange(change) {
   if (change.waba_id) li.dataset.wabaId = change.waba_id;
   const what = document.createElement("span");
   const known = CHANGE_TEXT[change.kind];
-  what.textContent = `${change.waba_id ? "WABA " + change.waba_id + ": " : ""}${known ? known(change) : "Unrecognised " + change.field}`;
+  what.textContent = aboutWaba(change.waba_id, known ? known(change) : t("console.change.unknown", { field: String(change.field) }));
   li.append(what);
   if (!known && change.raw) {
     const raw = document.createElement("code");
@@ -873,20 +966,20 @@ function showChange(change) {
 }
 
 // The kinds that put a lasting mark on an account's row, and the kinds that lift it.
-const ALERT_LABEL = {
-  disabled_update: "DISABLED", account_restriction: "RESTRICTED", account_violation: "VIOLATION",
-  account_deleted: "DELETED", account_offboarded: "OFFBOARDED", partner_removed: "REMOVED",
-  partner_app_uninstalled: "APP REMOVED",
-};
+const ALERT_KINDS = [
+  "disabled_update", "account_restriction", "account_violation", "account_deleted", "account_offboarded",
+  "partner_removed", "partner_app_uninstalled",
+];
 function markAlert(change) {
   if (!change.waba_id) return false;
   const lifted = (change.kind === "disabled_update" && change.value === "REINSTATE") ||
     (change.kind === "account_reconnected") || (change.kind === "partner_added");
   if (lifted) return state.alerts.delete(change.waba_id);
-  const label = ALERT_LABEL[change.kind];
-  if (!label) return false;
+  if (!ALERT_KINDS.includes(change.kind)) return false;
   const text = CHANGE_TEXT[change.kind](change);
-  state.alerts.set(change.waba_id, { kind: change.kind, label: change.kind === "disabled_update" && change.value === "SCHEDULE_FOR_DISABLE" ? "BAN SCHEDULED" : label, text });
+  const scheduled = change.kind === "disabled_update" && change.value === "SCHEDULE_FOR_DISABLE";
+  const label = t(scheduled ? "console.alert.ban_scheduled" : "console.alert." + change.kind);
+  state.alerts.set(change.waba_id, { kind: change.kind, label, text });
   return true;
 }
 
@@ -914,8 +1007,7 @@ function followChanges() {
     credential: adminToken,
     onChange,
     onEnd: ({ status }) => {
-      $("status-line").textContent =
-        `Live changes stopped: the proxy refused the admin token (HTTP ${status}). Sign in again.`;
+      $("status-line").textContent = t("console.stream_refused", { status: String(status) });
     },
   });
 }
@@ -933,7 +1025,9 @@ function start(token) {
 }
 
 async function main() {
+  const language = loadLanguage();
   await init();
+  useLanguage(await language);
   panel = new StatusPanel($("detail-panel"));
   $("signin").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -950,7 +1044,7 @@ async function main() {
   for (const tab of document.querySelectorAll("[role=tab]")) {
     tab.addEventListener("click", () => {
       state.edge = tab.dataset.edge;
-      for (const t of document.querySelectorAll("[role=tab]")) t.setAttribute("aria-selected", String(t === tab));
+      for (const other of document.querySelectorAll("[role=tab]")) other.setAttribute("aria-selected", String(other === tab));
       reload();
     });
   }

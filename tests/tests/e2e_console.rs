@@ -1,7 +1,8 @@
 //! The partner console with 10,000 client WABAs, in headless Chromium against a real
 //! `waba-proxy` and graph-sim: the first page shows, scrolling loads more through the proxy's
 //! rewritten `next` links, filter and sort give exactly the simulator's ground truth, the
-//! counts per status are right, and an account's details show its phones.
+//! counts per status are right, and an account's details show its phones. In Spanish and in
+//! Arabic (right to left) every console text comes from the console's catalogs.
 
 // An unwrap that fails here is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -11,7 +12,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use waba_testkit::browser::Browser;
 use waba_testkit::harness::{
-    DEMO_APP_SECRET, Running, SimServer, demo_proxy_args, scenario, site, start_proxy, target_bin,
+    DEMO_APP_SECRET, Running, SimServer, catalog_messages, console_catalog_messages,
+    demo_proxy_args, scenario, site, start_proxy, target_bin,
 };
 
 const ADMIN: &str = "console-admin-token-e2e";
@@ -282,16 +284,28 @@ async fn ten_thousand_accounts_scroll_filter_sort_and_count() {
     let _ = std::fs::remove_dir_all(&site);
 }
 
+/// The token field, once the console shows the sign-in form (its language chosen).
+async fn sign_in_form(b: &Browser) -> fantoccini::elements::Element {
+    wait_until(
+        b,
+        "return document.getElementById('signin').hidden === false",
+        WAIT,
+    )
+    .await;
+    b.wait_for("#admin-token", WAIT).await.unwrap()
+}
+
 /// Headless Chromium on the console at `proxy_url`, signed in with the admin token.
 async fn signed_in(proxy_url: &str) -> Browser {
+    signed_in_on(&format!("{proxy_url}/console.html")).await
+}
+
+/// Headless Chromium on the console page `page` (a query may choose its language), signed in
+/// with the admin token.
+async fn signed_in_on(page: &str) -> Browser {
     let b = Browser::start(Some((1280, 900))).await.unwrap();
-    b.goto(&format!("{proxy_url}/console.html")).await.unwrap();
-    b.wait_for("#admin-token", WAIT)
-        .await
-        .unwrap()
-        .send_keys(ADMIN)
-        .await
-        .unwrap();
+    b.goto(page).await.unwrap();
+    sign_in_form(&b).await.send_keys(ADMIN).await.unwrap();
     b.wait_for("#signin button", WAIT)
         .await
         .unwrap()
@@ -809,7 +823,7 @@ async fn the_console_passes_axe() {
     b.goto(&format!("{}/console.html", proxy.url))
         .await
         .unwrap();
-    b.wait_for("#admin-token", WAIT).await.unwrap();
+    sign_in_form(&b).await;
     let found = b.axe().await.unwrap();
     assert!(found.is_empty(), "signing in: {found:#?}");
     b.close().await;
@@ -839,9 +853,8 @@ async fn the_console_works_by_keyboard_alone() {
     b.goto(&format!("{}/console.html", proxy.url))
         .await
         .unwrap();
-    b.wait_for("#admin-token", WAIT)
+    sign_in_form(&b)
         .await
-        .unwrap()
         .send_keys(&format!("{ADMIN}\u{E007}"))
         .await
         .unwrap();
@@ -894,4 +907,335 @@ async fn the_console_works_by_keyboard_alone() {
     .await;
     b.wait_texts("#detail .waba-badge", WAIT).await.unwrap();
     b.close().await;
+}
+
+/// The text of `id` in a catalog's `messages`.
+fn said(messages: &serde_json::Map<String, Value>, id: &str) -> String {
+    messages[id]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {id}"))
+        .to_owned()
+}
+
+/// `template` with each `{name}` of `values` filled in.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(template.to_owned(), |t, (name, value)| {
+        t.replace(&format!("{{{name}}}"), value)
+    })
+}
+
+/// The console in Spanish (`?locale=es`): its static texts, the texts it builds (a failed
+/// step, who acts, the PIN form, counts, the offboard dialog) and its dates are Spanish, no
+/// English label is left, and the language switch keeps the choice for the tab.
+#[tokio::test]
+async fn the_console_in_spanish_writes_every_text_and_date_in_spanish() {
+    let es = console_catalog_messages("es").unwrap();
+    let en = console_catalog_messages("en").unwrap();
+    let package = catalog_messages("es").unwrap();
+    let (sim, site, proxy) = demo_stack(&[
+        "--app-id",
+        "670843887433847",
+        "--token-key",
+        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+        "--pipeline-interval-ms",
+        "100",
+    ]);
+    // A business whose number's two-step PIN differs: its register step fails, the business
+    // acts, and the console offers the PIN form.
+    let code = sim
+        .state
+        .mint_code("EAASimBusinessTokenPinMismatch0000000000000000011");
+    let id = sign_up(
+        &reqwest::Client::new(),
+        &proxy.url,
+        code,
+        json!({"waba_id": "109900000000004", "phone_number_id": "110200000000013"}),
+    )
+    .await;
+    let b = signed_in_on(&format!("{}/console.html?locale=es", proxy.url)).await;
+    wait_until(
+        &b,
+        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0 && !window.__console.loading",
+        WAIT,
+    )
+    .await;
+    let page = js(
+        &b,
+        "const text = (css) => document.querySelector(css).textContent;
+         return { lang: document.documentElement.lang, dir: document.documentElement.dir,
+                  title: document.title, heading: text('h1'), client: text('#tab-client'),
+                  owned: text('#tab-owned'), signout: text('#signout'),
+                  changes: text('[data-t=\"console.changes_title\"]'),
+                  onboardings: text('[data-t=\"console.onboardings_title\"]'),
+                  search: document.getElementById('search').placeholder,
+                  list: document.getElementById('list').getAttribute('aria-label'),
+                  locale: document.getElementById('locale').value }",
+    )
+    .await;
+    assert_eq!(page["lang"], "es", "{page:#}");
+    assert_eq!(page["dir"], "ltr", "{page:#}");
+    assert_eq!(page["locale"], "es", "the switch shows the choice");
+    for (key, id) in [
+        ("title", "console.page_title"),
+        ("heading", "console.heading"),
+        ("client", "console.tab_client"),
+        ("owned", "console.tab_owned"),
+        ("signout", "console.sign_out"),
+        ("changes", "console.changes_title"),
+        ("onboardings", "console.onboardings_title"),
+        ("search", "console.search_placeholder"),
+        ("list", "console.accounts"),
+    ] {
+        assert_eq!(page[key], json!(said(&es, id)), "{key}");
+    }
+
+    // The count of loaded accounts takes Spanish's plural form.
+    let line = js(
+        &b,
+        "const n = Number(document.getElementById('status-line').dataset.loaded);
+         return { text: document.getElementById('status-line').textContent, shown: window.__console.shown.length,
+                  loaded: n, form: new Intl.PluralRules('es').select(n), more: Boolean(window.__console.next) }",
+    )
+    .await;
+    let (shown, loaded) = (line["shown"].to_string(), line["loaded"].to_string());
+    let form = line["form"].as_str().unwrap();
+    let mut want = fill(
+        &said(&es, &format!("console.accounts_shown.{form}")),
+        &[("shown", &shown), ("count", &loaded)],
+    );
+    if line["more"] == json!(true) {
+        want = fill(&said(&es, "console.more_on_scroll"), &[("text", &want)]);
+    }
+    assert_eq!(line["text"], json!(want));
+
+    // A row's creation date, as Intl.DateTimeFormat writes it in Spanish.
+    let row = js(
+        &b,
+        "const w = window.__console.shown[0];
+         const date = new Intl.DateTimeFormat('es', { dateStyle: 'medium', timeZone: 'UTC' })
+           .format(new Date(w.creation_time * 1000));
+         return { id: w.id, date, meta: document.querySelector('.row[data-index=\"0\"] .meta').textContent }",
+    )
+    .await;
+    let date = row["date"].as_str().unwrap();
+    assert!(!date.chars().any(|c| c == '-'), "not an ISO date: {date}");
+    assert_eq!(
+        row["meta"],
+        json!(fill(
+            &said(&es, "console.row_meta"),
+            &[("id", row["id"].as_str().unwrap()), ("date", date)]
+        ))
+    );
+
+    // The failed register step: its state, who acts, the next attempt, the PIN form.
+    let record = format!("#onboarding-list [data-onboarding-id=\"{id}\"]");
+    let register = format!("{record} [data-kind=\"register\"]");
+    wait_until(
+        &b,
+        &format!("const s = document.querySelector('{register}'); return s !== null && s.dataset.state === 'failed' && s.querySelector('.ob-pin') !== null"),
+        WAIT,
+    )
+    .await;
+    let step = js(
+        &b,
+        &format!(
+            "const s = document.querySelector('{register}'); const r = document.querySelector('{record}');
+             const text = (e, css) => e.querySelector(css).textContent;
+             const created = window.__onboardings.records.get({id}).created_at;
+             return {{ title: text(r, '.ob-title'), meta: text(r, '.ob-meta'), state: text(s, '.ob-state'),
+                       kind: text(s, '.ob-kind'), text: text(s, '.ob-text'), actor: text(s, '.ob-actor'), next: text(s, '.ob-next'),
+                       pin: text(s, '.ob-pin label'), submit: text(s, '.ob-pin button'),
+                       retry: text(s, '.ob-actions > .ob-button'),
+                       when: new Intl.DateTimeFormat('es', {{ year: 'numeric', month: 'short', day: 'numeric',
+                         hour: '2-digit', minute: '2-digit', timeZone: 'UTC', timeZoneName: 'short' }})
+                         .format(new Date(created * 1000)) }}"
+        ),
+    )
+    .await;
+    let who = fill(
+        &said(&es, "console.who_acts"),
+        &[("actor", &said(&es, "console.actor.business"))],
+    );
+    for (key, want) in [
+        (
+            "title",
+            fill(
+                &said(&es, "console.onboarding_title"),
+                &[("id", &id.to_string())],
+            ),
+        ),
+        ("state", format!("✕{}", said(&es, "console.state.failed"))),
+        ("kind", said(&package, "step_name.register")),
+        (
+            "text",
+            fill(
+                &said(&package, "progress.failed"),
+                &[("step", &said(&package, "step_name.register"))],
+            ),
+        ),
+        ("actor", who),
+        ("next", said(&es, "console.next_waits")),
+        ("pin", said(&es, "console.pin_label")),
+        ("submit", said(&es, "console.pin_submit")),
+        ("retry", said(&es, "console.retry")),
+    ] {
+        assert_eq!(step[key], json!(want), "{key}: {step:#}");
+    }
+    let meta = step["meta"].as_str().unwrap();
+    let when = step["when"].as_str().unwrap();
+    assert!(
+        meta.starts_with(when) && meta.contains(&said(&es, "console.flow.code")),
+        "{meta:?} starts with {when:?}"
+    );
+
+    js(
+        &b,
+        &format!(
+            "document.querySelector('{register}').scrollIntoView({{block: 'center'}}); return true"
+        ),
+    )
+    .await;
+    let dir = waba_testkit::harness::project_root().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("console-es.png"), b.screenshot().await.unwrap()).unwrap();
+
+    // The offboard dialog asks in Spanish (and, refused, changes nothing).
+    js(
+        &b,
+        "window.__confirms = []; window.confirm = (m) => { window.__confirms.push(m); return false; }; return true",
+    )
+    .await;
+    js(
+        &b,
+        &format!("document.querySelector('{record} .ob-button--danger').click(); return true"),
+    )
+    .await;
+    wait_until(&b, "return window.__confirms.length === 1", WAIT).await;
+    assert_eq!(
+        js(&b, "return window.__confirms[0]").await,
+        json!(fill(
+            &said(&es, "console.offboard_confirm"),
+            &[("id", &id.to_string()), ("wabas", "109900000000004")]
+        ))
+    );
+
+    // No English console label is left on the page.
+    let text = b.page_text().await.unwrap();
+    for id in [
+        "console.tab_client",
+        "console.tab_owned",
+        "console.sign_out",
+        "console.needs_follow_up",
+        "console.changes_title",
+        "console.shares_title",
+        "console.check_now",
+        "console.load_all",
+        "console.created_after",
+        "console.sort_desc",
+        "console.pin_label",
+        "console.pin_submit",
+        "console.next_waits",
+        "console.show_step",
+    ] {
+        let english = said(&en, id);
+        assert!(!text.contains(&english), "{english:?} ({id}) in {text}");
+    }
+    for english in ["Who acts", "Onboarding #", "loaded accounts shown"] {
+        assert!(!text.contains(english), "{english:?} in {text}");
+    }
+
+    // The switch reloads the page in the language chosen, and the tab keeps it.
+    js(
+        &b,
+        "const s = document.getElementById('locale'); s.value = 'pt-BR'; s.dispatchEvent(new Event('change')); return true",
+    )
+    .await;
+    // The page reloads: a script may run into the old document going away.
+    let deadline = Instant::now() + WAIT;
+    while b
+        .client
+        .execute(
+            "return location.search === '?locale=pt-BR' && document.documentElement.lang === 'pt-BR' \
+             && sessionStorage.getItem('demo-locale') === 'pt-BR'",
+            vec![],
+        )
+        .await
+        .ok()
+        != Some(json!(true))
+    {
+        assert!(Instant::now() < deadline, "the switch did not reload in pt-BR");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.goto(&format!("{}/console.html", proxy.url))
+        .await
+        .unwrap();
+    let pt = console_catalog_messages("pt-BR").unwrap();
+    wait_until(
+        &b,
+        &format!(
+            "return document.documentElement.lang === 'pt-BR' && document.getElementById('tab-client').textContent === {}",
+            json!(said(&pt, "console.tab_client"))
+        ),
+        WAIT,
+    )
+    .await;
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
+
+/// The console in Arabic is laid out right to left, page and account details alike, and
+/// axe-core finds no WCAG 2.1 A or AA violation in the list or in an account's details.
+#[tokio::test]
+async fn the_console_in_arabic_is_laid_out_right_to_left_and_passes_axe() {
+    let ar = console_catalog_messages("ar").unwrap();
+    let (_sim, site, proxy) = demo_stack(&[]);
+    let b = signed_in_on(&format!("{}/console.html?locale=ar", proxy.url)).await;
+    wait_until(
+        &b,
+        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0 && !window.__console.loading",
+        WAIT,
+    )
+    .await;
+    let layout = js(
+        &b,
+        "const row = document.querySelector('.row');
+         return { dir: document.documentElement.dir, lang: document.documentElement.lang,
+                  direction: getComputedStyle(document.body).direction,
+                  list: getComputedStyle(document.getElementById('list')).direction,
+                  client: document.getElementById('tab-client').textContent,
+                  nameRight: row.querySelector('.name').getBoundingClientRect().right,
+                  badgeRight: row.querySelector('.waba-badge').getBoundingClientRect().right }",
+    )
+    .await;
+    assert_eq!(layout["dir"], "rtl", "{layout:#}");
+    assert_eq!(layout["lang"], "ar", "{layout:#}");
+    assert_eq!(layout["direction"], "rtl", "{layout:#}");
+    assert_eq!(layout["list"], "rtl", "{layout:#}");
+    assert_eq!(layout["client"], json!(said(&ar, "console.tab_client")));
+    assert!(
+        layout["nameRight"].as_f64().unwrap() > layout["badgeRight"].as_f64().unwrap(),
+        "a row's name starts on the right, its badge after it: {layout:#}"
+    );
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "the account list: {found:#?}");
+
+    open_account(&b, "102289599326934").await;
+    b.wait_texts("#detail .waba-badge", WAIT).await.unwrap();
+    let detail = js(
+        &b,
+        "const p = document.querySelector('#detail .waba-panel');
+         return { lang: p.lang, dir: p.dir, direction: getComputedStyle(p).direction }",
+    )
+    .await;
+    assert_eq!(
+        detail,
+        json!({"lang": "ar", "dir": "rtl", "direction": "rtl"})
+    );
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "an account's details: {found:#?}");
+    let dir = waba_testkit::harness::project_root().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("console-ar.png"), b.screenshot().await.unwrap()).unwrap();
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
 }

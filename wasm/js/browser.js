@@ -51,6 +51,14 @@ const own = (m, id) => (Object.hasOwn(m, id) && typeof m[id] == "string" ? m[id]
 /** The template of `id` in the chosen catalog, or English's. */
 export const template = (id) => own(active.messages, id) ?? own(ENGLISH.messages, id);
 
+const made = new Map();
+/** One `Intl` formatter of a kind per locale, made once (making one costs far more than using it). */
+function intl(Kind, locale) {
+  const key = Kind.name + " " + locale;
+  if (!made.has(key)) made.set(key, new Kind(locale));
+  return made.get(key);
+}
+
 /**
  * The text of `id` in the chosen language with `values` filled in: numbers through
  * `Intl.NumberFormat`; a `count` picks the plural form (`id.one`, `id.few`, ..., `id.other`)
@@ -60,14 +68,14 @@ export function message(id, values) {
   const v = values !== null && typeof values == "object" ? values : {};
   const locale = active.locale;
   if (typeof v.count == "number") {
-    const form = id + "." + new Intl.PluralRules(locale).select(v.count);
+    const form = id + "." + intl(Intl.PluralRules, locale).select(v.count);
     id = template(form) === undefined ? id + ".other" : form;
   }
   const t = template(id);
   if (t === undefined) return id;
   return t.replace(/\{([a-z_]+)\}/g, (all, k) => {
     const x = Object.hasOwn(v, k) ? v[k] : undefined;
-    return typeof x == "number" ? new Intl.NumberFormat(locale).format(x) : typeof x == "string" ? x : all;
+    return typeof x == "number" ? intl(Intl.NumberFormat, locale).format(x) : typeof x == "string" ? x : all;
   });
 }
 
