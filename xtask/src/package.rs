@@ -321,6 +321,10 @@ React: `import { EmbeddedSignup, useEmbeddedSignup } from \"waba-onboard/react\"
 or 19 as an optional peer; safe to render on a server).\n\n\
 Live status changes (review decisions and the like, streamed by the proxy): \
 `import { followStatus } from \"waba-onboard/stream\"`.\n\n\
+Languages: English, Spanish, Portuguese (Brazil), Indonesian, Hindi and Arabic (right to left). \
+The embed takes `data-locale`, the React binding `locale`, both the browser's languages by \
+default; with the API, `useMessages(await loadLocale(navigator.languages))` (`loadLocale` from \
+`waba-onboard/locales`, each catalog loaded only when chosen) and `message(id, values?)`.\n\n\
 A partner console or another Graph client imports `waba-onboard/console`: the same API plus \
 the proxy's list, phone and paging reads on `WabaClient`, the parsers on their own and \
 `accountStatus` (a larger module the signup page does not load).\n\n\
