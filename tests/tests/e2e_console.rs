@@ -18,6 +18,15 @@ use waba_testkit::harness::{
 
 const ADMIN: &str = "console-admin-token-e2e";
 const WAIT: Duration = Duration::from_secs(30);
+/// The proxy's settings for the pipeline tests: the code exchange and a quick pipeline.
+const PIPELINE_ARGS: &[&str] = &[
+    "--app-id",
+    "670843887433847",
+    "--token-key",
+    "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+    "--pipeline-interval-ms",
+    "100",
+];
 
 async fn js(b: &Browser, script: &str) -> Value {
     b.client.execute(script, vec![]).await.unwrap()
@@ -498,14 +507,7 @@ fn steps_settled(id: i64, states: &str) -> String {
 
 #[tokio::test]
 async fn pipeline_steps_show_live_with_who_acts_a_pin_retry_and_an_offboarding() {
-    let (sim, site, proxy) = demo_stack(&[
-        "--app-id",
-        "670843887433847",
-        "--token-key",
-        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
-        "--pipeline-interval-ms",
-        "100",
-    ]);
+    let (sim, site, proxy) = demo_stack(PIPELINE_ARGS);
     let http = reqwest::Client::new();
     // A business whose number already has a two-step PIN (424242): registering it with
     // another PIN fails with Meta's 133005, and only the business can say the right one.
@@ -932,14 +934,7 @@ async fn the_console_in_spanish_writes_every_text_and_date_in_spanish() {
     let es = console_catalog_messages("es").unwrap();
     let en = console_catalog_messages("en").unwrap();
     let package = catalog_messages("es").unwrap();
-    let (sim, site, proxy) = demo_stack(&[
-        "--app-id",
-        "670843887433847",
-        "--token-key",
-        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
-        "--pipeline-interval-ms",
-        "100",
-    ]);
+    let (sim, site, proxy) = demo_stack(PIPELINE_ARGS);
     // A business whose number's two-step PIN differs: its register step fails, the business
     // acts, and the console offers the PIN form.
     let code = sim

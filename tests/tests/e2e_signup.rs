@@ -77,6 +77,16 @@ impl Stack {
         self.click_signup().await;
     }
 
+    /// Opens the signup page in `locale` (`?locale=`), with the simulated dialog set to run
+    /// `flow`.
+    async fn open_in(&self, locale: &str, flow: &str) {
+        self.sim.state.set_auto_flow(Some(flow.to_owned()));
+        self.browser
+            .goto(&format!("{}/signup.html?locale={locale}", self.proxy.url))
+            .await
+            .unwrap();
+    }
+
     /// Opens the signup page and waits for its button.
     async fn open_page(&self) {
         self.browser
@@ -1011,11 +1021,7 @@ async fn sdk_locales(s: &Stack) -> Vec<String> {
 async fn a_signup_in_spanish_shows_every_text_in_spanish_and_loads_meta_s_sdk_in_it() {
     let es = catalog_messages("es").unwrap();
     let s = Stack::start_flow(true).await;
-    s.sim.state.set_auto_flow(Some("finish".into()));
-    s.browser
-        .goto(&format!("{}/signup.html?locale=es", s.proxy.url))
-        .await
-        .unwrap();
+    s.open_in("es", "finish").await;
     let button = s.texts(".waba-signup-button").await;
     assert_eq!(button, [said(&es, "page.button")]);
     assert_eq!(sdk_locales(&s).await, ["es_LA"], "Meta's SDK in Spanish");
@@ -1062,11 +1068,7 @@ async fn a_signup_in_spanish_shows_every_text_in_spanish_and_loads_meta_s_sdk_in
 async fn an_arabic_panel_is_laid_out_right_to_left_and_passes_axe() {
     let ar = catalog_messages("ar").unwrap();
     let s = Stack::start_flow(true).await;
-    s.sim.state.set_auto_flow(Some("incomplete".into()));
-    s.browser
-        .goto(&format!("{}/signup.html?locale=ar", s.proxy.url))
-        .await
-        .unwrap();
+    s.open_in("ar", "incomplete").await;
     s.click_signup().await;
     s.texts(".waba-notice--incomplete").await;
     let layout = s
