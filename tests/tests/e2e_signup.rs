@@ -1009,12 +1009,7 @@ fn said(messages: &serde_json::Map<String, serde_json::Value>, id: &str) -> Stri
 
 /// The locales graph-sim's SDK was loaded in.
 async fn sdk_locales(s: &Stack) -> Vec<String> {
-    reqwest::get(format!("{}/_sim/sdk-locales", s.sim.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    serde_json::from_value(admin_get(&format!("{}/_sim/sdk-locales", s.sim.url)).await).unwrap()
 }
 
 #[tokio::test]
