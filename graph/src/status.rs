@@ -388,16 +388,21 @@ impl AccountStatus {
     /// Applies a step's progress (replacing the same step's earlier line). A registered
     /// number becomes ready: Meta shows it `CONNECTED` once `register` succeeded. The line
     /// of a step and state this version knows is written again in the chosen language (the
-    /// number by its display number). Whether anything changed.
+    /// number by the display number the account shows). Whether anything changed.
     pub fn apply_progress(&mut self, mut p: Progress) -> bool {
-        if let (Some(kind), Some(state)) = (StepKind::parse(&p.step), StepState::parse(&p.state)) {
-            let id = p.phone_id.as_deref().unwrap_or_default();
-            let number = self
+        // The number by its display number, as the account shows it; a number the account
+        // does not show keeps the line the proxy wrote (which names it).
+        let number = match p.phone_id.as_deref() {
+            None => Some(""),
+            Some(id) => self
                 .phones
                 .iter()
                 .find(|x| x.phone.id.as_str() == id)
-                .and_then(|x| x.phone.display_phone_number.as_deref())
-                .unwrap_or(id);
+                .and_then(|x| x.phone.display_phone_number.as_deref()),
+        };
+        if let (Some(kind), Some(state), Some(number)) =
+            (StepKind::parse(&p.step), StepState::parse(&p.state), number)
+        {
             p.text = crate::pipeline::progress(kind, state, number).1;
         }
         if p.step == "register"
@@ -549,6 +554,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_step_line_names_the_number_the_account_shows_or_keeps_the_proxy_s() {
+        let w = waba(
+            r#"{"id":"1","phone_numbers":{"data":[{"id":"2","display_phone_number":"+1 555-0100","status":"PENDING","code_verification_status":"VERIFIED"}]}}"#,
+        );
+        let mut s = AccountStatus::new(w, true, None, true);
+        let step = |phone: &str, text: &str| Progress {
+            step: "register".into(),
+            phone_id: Some(phone.into()),
+            state: "running".into(),
+            actor: Actor::Partner,
+            text: text.into(),
+            message: None,
+        };
+        assert!(s.apply_progress(step("2", "Registering 2")));
+        assert_eq!(s.progress[0].text, "Registering +1 555-0100");
+        assert!(s.apply_progress(step("9", "Registering +44 20 5550 0110")));
+        assert_eq!(s.progress[1].text, "Registering +44 20 5550 0110");
     }
 
     #[test]

@@ -36,11 +36,20 @@ function attrs(e, values) {
 /** The catalog every text is written from (`useMessages`). */
 let active = ENGLISH;
 
+/** Whether `tag` is a language tag `Intl` takes. */
+function isTag(tag) {
+  try {
+    return typeof tag == "string" && tag.length <= 35 && Intl.getCanonicalLocales(tag).length == 1;
+  } catch {
+    return false;
+  }
+}
+
 /** Chooses the catalog every text is written from (`null`: English); refuses anything else. */
 export function useCatalog(catalog) {
   if (catalog == null) catalog = ENGLISH;
   const m = catalog?.messages;
-  if (!(typeof catalog?.locale == "string" && /^[A-Za-z0-9-]{1,35}$/.test(catalog.locale) && m !== null && typeof m == "object")) {
+  if (!(isTag(catalog?.locale) && m !== null && typeof m == "object")) {
     throw Object.assign(new Error("a catalog is {locale, dir?, messages} (waba-onboard/locales)"), { name: "WabaOnboardError", code: "invalid_argument" });
   }
   active = catalog;
@@ -48,8 +57,18 @@ export function useCatalog(catalog) {
 
 const own = (m, id) => (Object.hasOwn(m, id) && typeof m[id] == "string" ? m[id] : undefined);
 
-/** The template of `id` in the chosen catalog, or English's. */
-export const template = (id) => own(active.messages, id) ?? own(ENGLISH.messages, id);
+/** The language and direction of what is written now (`lang` and `dir` of what shows it). */
+export const language = () => ({ lang: active.locale, dir: active.dir == "rtl" ? "rtl" : "ltr" });
+
+/**
+ * The template of `id` in the chosen catalog, or English's. In a right-to-left catalog each
+ * value is isolated (U+2068 ... U+2069), so a phone number or a code keeps its own order.
+ */
+export function template(id) {
+  const t = own(active.messages, id);
+  if (t === undefined) return own(ENGLISH.messages, id);
+  return active.dir == "rtl" ? t.replace(/\{[a-z_]+\}/g, "\u2068$&\u2069") : t;
+}
 
 const made = new Map();
 /** One `Intl` formatter of a kind per locale, made once (making one costs far more than using it). */
@@ -67,14 +86,20 @@ function intl(Kind, locale) {
 export function message(id, values) {
   const v = values !== null && typeof values == "object" ? values : {};
   const locale = active.locale;
-  if (typeof v.count == "number") {
-    const form = id + "." + intl(Intl.PluralRules, locale).select(v.count);
-    id = template(form) === undefined ? id + ".other" : form;
+  let t;
+  const n = typeof v.count == "string" && v.count.trim() != "" ? Number(v.count) : v.count;
+  const count = typeof n == "number" && !Number.isNaN(n) ? n : undefined;
+  if (count !== undefined) {
+    // The chosen catalog's form, or its "other"; English's only when it has neither.
+    const form = id + "." + intl(Intl.PluralRules, locale).select(count);
+    const other = id + ".other";
+    const chosen = own(active.messages, form) !== undefined ? form : own(active.messages, other) !== undefined ? other : null;
+    t = chosen ? template(chosen) : template(form) ?? template(other);
   }
-  const t = template(id);
+  t ??= template(id) ?? template(id + ".other");
   if (t === undefined) return id;
   return t.replace(/\{([a-z_]+)\}/g, (all, k) => {
-    const x = Object.hasOwn(v, k) ? v[k] : undefined;
+    const x = k == "count" && count !== undefined ? count : Object.hasOwn(v, k) ? v[k] : undefined;
     return typeof x == "number" ? intl(Intl.NumberFormat, locale).format(x) : typeof x == "string" ? x : all;
   });
 }
@@ -83,16 +108,18 @@ export function message(id, values) {
 export class Panel {
   constructor(container) {
     container.textContent = "";
-    this.root = attrs(el(container, "section", "waba-panel"), {
-      lang: active.locale,
-      dir: active.dir == "rtl" ? "rtl" : "ltr",
-      "aria-label": this.t("label"),
-    });
+    this.root = el(container, "section", "waba-panel");
     this.live = attrs(el(this.root, "div", "waba-live"), { role: "status", "aria-live": "polite" });
     this.state = el(this.root, "div", "waba-state");
     this.list = el(this.root, "ul", "waba-accounts");
     // Review status last shown, by WABA id, to announce changes.
     this.shown = new Map();
+    this.mark();
+  }
+
+  /** The panel's language, direction and name, as the texts it writes now. */
+  mark() {
+    attrs(this.root, { ...language(), "aria-label": this.t("label") });
   }
 
   /** The panel's text `id` (`panel.` left out) with `values`. */
@@ -101,6 +128,7 @@ export class Panel {
   }
 
   show(kind, title, detail) {
+    this.mark();
     const s = this.state;
     s.textContent = "";
     s.className = "waba-state waba-state--" + kind;
@@ -129,7 +157,9 @@ export class Panel {
     const code = e?.code;
     const detail = typeof e?.message == "string" ? e.message : typeof e == "string" ? e : this.t("error_detail");
     this.state.setAttribute("role", "alert");
-    const title = typeof code == "string" && /^[a-z_]+$/.test(code) ? template("panel.error." + code) : undefined;
+    // An upstream timeout reads as any other to the business.
+    const key = code == "upstream_timeout" ? "timeout" : code;
+    const title = typeof key == "string" && /^[a-z_]+$/.test(key) ? template("panel.error." + key) : undefined;
     this.show("error", title ?? this.t("error"), detail);
     if (typeof code == "string") this.state.setAttribute("data-error-code", code);
   }

@@ -81,6 +81,7 @@ async function main() {
   const signup = await Signup.create(options, hooks);
   button.textContent = ds.buttonText || message("page.button");
   retry.textContent = message("page.retry_now");
+  for (const b of [button, retry]) Object.assign(b, signup.language);
   retry.addEventListener("click", () => signup.retryNow());
   target.replaceChildren(button, retry, panelBox);
   async function run(signupStep) {

@@ -69,8 +69,11 @@ export interface EmbeddedSignupState {
   error: Error | null;
   /** Seconds until the next try while Meta limits requests (0 otherwise). */
   retryIn: number;
-  /** The button's and the retry button's texts in the chosen language (English until it is loaded). */
-  texts: { button: string; retryNow: string };
+  /**
+   * The button's and the retry button's texts in the chosen language, with its tag and
+   * direction (English until it is loaded).
+   */
+  texts: { button: string; retryNow: string; lang: string; dir: "ltr" | "rtl" };
   /** Opens Meta's dialog (from a click: browsers block popups opened otherwise). */
   start: () => Promise<void>;
   /** Tries again now instead of waiting `retryIn`. */

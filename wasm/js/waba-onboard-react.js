@@ -29,7 +29,7 @@ const SETTINGS = [
 ];
 
 /** The button's texts until the chosen catalog is loaded (on a server, and while loading). */
-const BEFORE_LOADED = { button: "Connect WhatsApp Business", retryNow: "Retry now" };
+const BEFORE_LOADED = { button: "Connect WhatsApp Business", retryNow: "Retry now", lang: "en", dir: "ltr" };
 
 /**
  * The whole Embedded Signup as React state: `status` ("loading", "ready", "signing_up",
@@ -85,12 +85,14 @@ export function useEmbeddedSignup(options) {
       onRetryWait: (seconds) => set({ retryIn: seconds }),
     };
     import("./waba-onboard-signup.js")
-      .then(({ Signup, message }) => Signup.create(latest.current, hooks).then((signup) => [signup, message]))
+      .then(({ Signup, message }) => Signup.create(latest.current, { ...hooks, isLive: () => mounted }).then((signup) => [signup, message]))
       .then(
         ([signup, message]) => {
+          if (!signup) return;
           if (!mounted) return signup.dispose();
           signupRef.current = signup;
-          set({ status: "ready", texts: { button: message("page.button"), retryNow: message("page.retry_now") } });
+          const texts = { button: message("page.button"), retryNow: message("page.retry_now"), ...signup.language };
+          set({ status: "ready", texts });
           // Back from Meta's full-page dialog: the signup goes on here (the hooks say how).
           signup.resume();
         },
@@ -126,7 +128,11 @@ export function EmbeddedSignup(props) {
   const busy = s.status === "loading" || s.status === "signing_up" || s.status === "loading_accounts";
   return createElement(
     "div",
-    { className: className ? `waba-embedded-signup ${className}` : "waba-embedded-signup" },
+    {
+      className: className ? `waba-embedded-signup ${className}` : "waba-embedded-signup",
+      lang: s.texts.lang,
+      dir: s.texts.dir,
+    },
     createElement(
       "button",
       { type: "button", className: "waba-signup-button", disabled: busy, onClick: s.start },

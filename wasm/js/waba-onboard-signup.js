@@ -23,7 +23,6 @@
 // onRetryWait(seconds) (Meta is limiting requests: the next try in `seconds`, 0 once it starts;
 // `retryNow()` starts it sooner). `dispose()` ends it all: no hook is called after it.
 import init, { SignupListener, StatusPanel, WabaClient, applyChange, message, onboard, useMessages } from "./web/waba_onboard.js";
-import { ENGLISH, loadLocale } from "./waba-onboard-locales.js";
 import { followStatus } from "./waba-onboard-stream.js";
 
 export { message };
@@ -95,6 +94,26 @@ export function signupOptions(options) {
   return o;
 }
 
+/** English, the module's own templates (it overrides none). */
+const ENGLISH = { locale: "en", dir: "ltr", sdk: "en_US", messages: {} };
+
+/**
+ * The catalog of the language asked for (the browser's by default): English at once when the
+ * first tag asked for is English, as `chooseLocale` would answer; else through
+ * `waba-onboard/locales`, loaded then (English when it cannot be).
+ */
+async function catalogFor(preferred) {
+  const asked = preferred ?? (typeof navigator == "undefined" ? [] : navigator.languages || []);
+  const first = typeof asked == "string" ? asked : Array.from(asked)[0];
+  if (first == null || /^en(?:$|[-_])/i.test(String(first).trim())) return ENGLISH;
+  try {
+    return await (await import("./waba-onboard-locales.js")).loadLocale(asked);
+  } catch (e) {
+    console.warn("waba-onboard: the catalog could not be loaded; English instead", e);
+    return ENGLISH;
+  }
+}
+
 let sdkLoading = null;
 
 /** Meta's SDK, loaded once per page (or the one already there). */
@@ -123,20 +142,22 @@ export class Signup {
   /**
    * Loads the wasm module and the catalog of the chosen language (English when it cannot be
    * loaded), draws the panel (with `hooks.panelBox`) and starts loading Meta's SDK in the
-   * same language.
+   * same language (Meta's SDK loads once per page: in the first signup's language). Null
+   * when `hooks.isLive()` says the caller went away meanwhile.
    */
   static async create(options, hooks = {}) {
     const o = signupOptions(options);
-    const [catalog] = await Promise.all([
-      loadLocale(o.locale).catch((e) => {
-        console.warn("waba-onboard: the catalog could not be loaded; English instead", e);
-        return ENGLISH;
-      }),
-      init(),
-    ]);
+    const [catalog] = await Promise.all([catalogFor(o.locale), init()]);
+    // Unmounted while loading (a React effect cleaned up): this one draws and chooses nothing.
+    if (hooks.isLive && !hooks.isLive()) return null;
     useMessages(catalog);
     o.catalog = catalog;
     return new Signup(o, hooks);
+  }
+
+  /** The language and direction of the signup's texts, for the elements that show them. */
+  get language() {
+    return { lang: this.o.catalog.locale, dir: this.o.catalog.dir == "rtl" ? "rtl" : "ltr" };
   }
 
   constructor(o, hooks) {
@@ -294,7 +315,7 @@ export class Signup {
     return new Promise((resolve) => {
       let left = Math.max(1, Math.min(seconds, 3600));
       const tick = () => {
-        if (panel) panel.notice(message("page.throttled_title"), message("page.retrying_in", { count: left }));
+        if (panel) panel.notice(message("panel.error.throttled"), message("page.retrying_in", { count: left }));
         if (onRetryWait) onRetryWait(left);
       };
       const timer = setInterval(() => {

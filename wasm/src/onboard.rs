@@ -10,6 +10,7 @@ use crate::js::{Obj, Out, string_array};
 use crate::read;
 use crate::signup::SignupInput;
 use js_sys::{Array, Promise};
+use waba_graph::messages::text;
 use waba_graph::signup::{Credential, SessionEvent};
 use waba_graph::status::{AccountStatus, Alert, PhoneStatus, Progress};
 use wasm_bindgen::prelude::*;
@@ -272,22 +273,15 @@ impl Onboarding {
             .unwrap_or_default();
         self.granted = answer.map(|a| a.strings("wabas")).unwrap_or_default();
         if self.granted.is_empty() {
-            self.warnings.push(&warning(
-                "no_wabas",
-                "The token grants no WhatsApp Business account.",
-            ));
+            self.warnings
+                .push(&warning("no_wabas", &text("warning.no_wabas", &[])));
         }
         let reported = self.result.event().and_then(SessionEvent::finished);
         for id in reported.iter().flat_map(|f| f.waba_ids.iter()) {
             if !self.granted.iter().any(|g| g.as_str() == id.as_str()) {
                 self.warnings.push(&warning(
                     "waba_mismatch",
-                    &[
-                        "The signup reported WABA ",
-                        id.as_str(),
-                        ", but the token does not grant it.",
-                    ]
-                    .concat(),
+                    &text("warning.waba_mismatch", &[("waba", id.as_str())]),
                 ));
             }
         }

@@ -48,7 +48,7 @@ fn the_chosen_catalog_writes_every_text_and_english_stands_in() {
             .unwrap();
     assert_eq!(
         two,
-        format!("إعادة المحاولة بعد ثانيتين ({digits})"),
+        format!("إعادة المحاولة بعد ثانيتين (\u{2068}{digits}\u{2069})"),
         "Arabic's dual"
     );
     assert!(
@@ -88,15 +88,24 @@ fn the_chosen_catalog_writes_every_text_and_english_stands_in() {
     panel.show_signup(cancel.clone()).unwrap();
     let shown = c.text_content().unwrap();
     assert!(
-        shown.contains("غادر النشاط التجاري عند PHONE_NUMBER_VERIFICATION: لم يتحقق من رقمه."),
+        shown.contains(
+            "غادر النشاط التجاري عند \u{2068}PHONE_NUMBER_VERIFICATION\u{2069}: \u{2068}لم يتحقق من رقمه\u{2069}."
+        ),
         "{shown}"
     );
 
-    let refused = use_messages(json(r#"{"messages":{}}"#)).unwrap_err();
-    assert_eq!(
-        js_sys::Reflect::get(&refused, &"code".into()).unwrap(),
-        "invalid_argument"
-    );
+    for bad in [
+        r#"{"messages":{}}"#,
+        r#"{"locale":"zz-","messages":{}}"#,
+        r#"{"locale":"ar"}"#,
+    ] {
+        let refused = use_messages(json(bad)).unwrap_err();
+        assert_eq!(
+            js_sys::Reflect::get(&refused, &"code".into()).unwrap(),
+            "invalid_argument",
+            "{bad}"
+        );
+    }
     use_messages(JsValue::NULL).unwrap();
     panel.show_signup(cancel).unwrap();
     assert!(

@@ -86,7 +86,6 @@ export default {
     "page.retry_now": "إعادة المحاولة الآن",
     "page.opening": "جارٍ فتح Embedded Signup…",
     "page.waiting": "في انتظار Embedded Signup…",
-    "page.throttled_title": "تقيّد Meta الطلبات حاليًا",
     "page.retrying_in.zero": "ستتم إعادة المحاولة تلقائيًا خلال {count} ثانية.",
     "page.retrying_in.one": "ستتم إعادة المحاولة تلقائيًا خلال {count} ثانية.",
     "page.retrying_in.two": "ستتم إعادة المحاولة تلقائيًا خلال {count} ثانيتين.",
@@ -128,9 +127,10 @@ export default {
     "panel.error_detail": "حدث خطأ ما.",
     "panel.error.throttled": "تقيّد Meta الطلبات حاليًا",
     "panel.error.timeout": "لم يكتمل تحميل الحسابات في الوقت المحدد",
-    "panel.error.upstream_timeout": "لم يكتمل تحميل الحسابات في الوقت المحدد",
     "panel.error.network": "تعذّر الوصول إلى خدمة التسجيل",
     "panel.error.unauthorized": "لم تعد جلسة التسجيل صالحة",
-    "panel.error.forbidden": "هذا الحساب غير متاح لك"
+    "panel.error.forbidden": "هذا الحساب غير متاح لك",
+    "warning.no_wabas": "لا يمنح الرمز المميز أي حساب واتساب للأعمال.",
+    "warning.waba_mismatch": "أبلغ التسجيل عن حساب WABA {waba}، لكن الرمز المميز لا يمنحه."
   }
 };

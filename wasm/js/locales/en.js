@@ -86,7 +86,6 @@ export default {
     "page.retry_now": "Retry now",
     "page.opening": "Opening Embedded Signup…",
     "page.waiting": "Waiting for Embedded Signup…",
-    "page.throttled_title": "Meta is limiting requests right now",
     "page.retrying_in.one": "Retrying automatically in {count} second.",
     "page.retrying_in.other": "Retrying automatically in {count} seconds.",
     "page.gave_up": "Meta kept limiting requests; try again later.",
@@ -120,9 +119,10 @@ export default {
     "panel.error_detail": "Something went wrong.",
     "panel.error.throttled": "Meta is limiting requests right now",
     "panel.error.timeout": "The accounts did not load in time",
-    "panel.error.upstream_timeout": "The accounts did not load in time",
     "panel.error.network": "The signup service cannot be reached",
     "panel.error.unauthorized": "The signup session is no longer valid",
-    "panel.error.forbidden": "This account is not available to you"
+    "panel.error.forbidden": "This account is not available to you",
+    "warning.no_wabas": "The token grants no WhatsApp Business account.",
+    "warning.waba_mismatch": "The signup reported WABA {waba}, but the token does not grant it."
   }
 };

@@ -86,7 +86,6 @@ export default {
     "page.retry_now": "Reintentar ahora",
     "page.opening": "Abriendo el registro insertado…",
     "page.waiting": "Esperando el registro insertado…",
-    "page.throttled_title": "Meta está limitando las solicitudes en este momento",
     "page.retrying_in.one": "Se volverá a intentar automáticamente en {count} segundo.",
     "page.retrying_in.many": "Se volverá a intentar automáticamente en {count} segundos.",
     "page.retrying_in.other": "Se volverá a intentar automáticamente en {count} segundos.",
@@ -122,9 +121,10 @@ export default {
     "panel.error_detail": "Se produjo un error.",
     "panel.error.throttled": "Meta está limitando las solicitudes en este momento",
     "panel.error.timeout": "Las cuentas no se cargaron a tiempo",
-    "panel.error.upstream_timeout": "Las cuentas no se cargaron a tiempo",
     "panel.error.network": "No se puede acceder al servicio de registro",
     "panel.error.unauthorized": "La sesión de registro ya no es válida",
-    "panel.error.forbidden": "Esta cuenta no está disponible para usted"
+    "panel.error.forbidden": "Esta cuenta no está disponible para usted",
+    "warning.no_wabas": "El token no otorga ninguna cuenta de WhatsApp Business.",
+    "warning.waba_mismatch": "El registro informó la WABA {waba}, pero el token no la otorga."
   }
 };

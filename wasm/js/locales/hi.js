@@ -86,7 +86,6 @@ export default {
     "page.retry_now": "अभी फिर से कोशिश करें",
     "page.opening": "Embedded Signup खुल रहा है…",
     "page.waiting": "Embedded Signup का इंतज़ार है…",
-    "page.throttled_title": "Meta अभी अनुरोधों को सीमित कर रहा है",
     "page.retrying_in.one": "{count} सेकंड में अपने-आप फिर से कोशिश की जाएगी।",
     "page.retrying_in.other": "{count} सेकंड में अपने-आप फिर से कोशिश की जाएगी।",
     "page.gave_up": "Meta अनुरोधों को सीमित करता रहा; बाद में फिर से कोशिश करें।",
@@ -120,9 +119,10 @@ export default {
     "panel.error_detail": "कुछ गड़बड़ हो गई।",
     "panel.error.throttled": "Meta अभी अनुरोधों को सीमित कर रहा है",
     "panel.error.timeout": "खाते समय पर लोड नहीं हुए",
-    "panel.error.upstream_timeout": "खाते समय पर लोड नहीं हुए",
     "panel.error.network": "साइनअप सेवा तक पहुँचा नहीं जा सकता",
     "panel.error.unauthorized": "साइनअप सेशन अब मान्य नहीं है",
-    "panel.error.forbidden": "यह खाता आपके लिए उपलब्ध नहीं है"
+    "panel.error.forbidden": "यह खाता आपके लिए उपलब्ध नहीं है",
+    "warning.no_wabas": "टोकन कोई WhatsApp Business खाता नहीं देता।",
+    "warning.waba_mismatch": "साइनअप ने WABA {waba} की सूचना दी, लेकिन टोकन उसकी अनुमति नहीं देता।"
   }
 };

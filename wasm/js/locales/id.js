@@ -86,7 +86,6 @@ export default {
     "page.retry_now": "Coba lagi sekarang",
     "page.opening": "Membuka Embedded Signup…",
     "page.waiting": "Menunggu Embedded Signup…",
-    "page.throttled_title": "Meta sedang membatasi permintaan",
     "page.retrying_in.other": "Mencoba lagi secara otomatis dalam {count} detik.",
     "page.gave_up": "Meta terus membatasi permintaan; coba lagi nanti.",
     "page.sdk_failed": "SDK JavaScript Meta tidak dapat dimuat",
@@ -118,9 +117,10 @@ export default {
     "panel.error_detail": "Terjadi kesalahan.",
     "panel.error.throttled": "Meta sedang membatasi permintaan",
     "panel.error.timeout": "Akun tidak termuat tepat waktu",
-    "panel.error.upstream_timeout": "Akun tidak termuat tepat waktu",
     "panel.error.network": "Layanan pendaftaran tidak dapat dijangkau",
     "panel.error.unauthorized": "Sesi pendaftaran sudah tidak berlaku",
-    "panel.error.forbidden": "Akun ini tidak tersedia untuk Anda"
+    "panel.error.forbidden": "Akun ini tidak tersedia untuk Anda",
+    "warning.no_wabas": "Token tidak memberikan akun WhatsApp Business apa pun.",
+    "warning.waba_mismatch": "Pendaftaran melaporkan WABA {waba}, tetapi token tidak memberikannya."
   }
 };

@@ -86,7 +86,6 @@ export default {
     "page.retry_now": "Tentar novamente agora",
     "page.opening": "Abrindo o cadastro incorporado…",
     "page.waiting": "Aguardando o cadastro incorporado…",
-    "page.throttled_title": "A Meta está limitando as solicitações no momento",
     "page.retrying_in.one": "Nova tentativa automática em {count} segundo.",
     "page.retrying_in.many": "Nova tentativa automática em {count} segundos.",
     "page.retrying_in.other": "Nova tentativa automática em {count} segundos.",
@@ -122,9 +121,10 @@ export default {
     "panel.error_detail": "Algo deu errado.",
     "panel.error.throttled": "A Meta está limitando as solicitações no momento",
     "panel.error.timeout": "As contas não carregaram a tempo",
-    "panel.error.upstream_timeout": "As contas não carregaram a tempo",
     "panel.error.network": "Não é possível acessar o serviço de cadastro",
     "panel.error.unauthorized": "A sessão de cadastro não é mais válida",
-    "panel.error.forbidden": "Esta conta não está disponível para você"
+    "panel.error.forbidden": "Esta conta não está disponível para você",
+    "warning.no_wabas": "O token não concede nenhuma conta do WhatsApp Business.",
+    "warning.waba_mismatch": "O cadastro informou a WABA {waba}, mas o token não a concede."
   }
 };
