@@ -10,7 +10,8 @@
 use std::time::Duration;
 use waba_testkit::browser::Browser;
 use waba_testkit::harness::{
-    Running, SimServer, demo_proxy_args, project_root, scenario, start_proxy, target_bin,
+    Running, SimServer, catalog_messages, demo_proxy_args, project_root, scenario, start_proxy,
+    target_bin,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -164,5 +165,25 @@ async fn a_refusal_on_the_full_page_dialog_leaves_the_component_ready() {
         .wait_for(".waba-signup-button:not([disabled])", WAIT)
         .await
         .unwrap();
+    app.browser.close().await;
+}
+
+/// `locale="pt-BR"` through Meta's full-page dialog: the button, its wrapper and the panel
+/// speak Brazilian Portuguese before the dialog and after the return.
+#[tokio::test]
+async fn the_component_speaks_its_locale_before_and_after_the_full_page_dialog() {
+    let pt = catalog_messages("pt-BR").unwrap();
+    let app = App::sign_up_with("finish", "&login=redirect&locale=pt-BR").await;
+    app.shows_both_accounts().await;
+    let seen = app
+        .js("const w = document.querySelector('.waba-embedded-signup');
+             const p = document.querySelector('.waba-panel');
+             return { button: document.querySelector('.waba-signup-button').textContent,
+                      wrapper: w.lang, panel: p.lang, label: p.getAttribute('aria-label') };")
+        .await;
+    assert_eq!(seen["button"], pt["page.button"], "{seen}");
+    assert_eq!(seen["wrapper"], "pt-BR", "{seen}");
+    assert_eq!(seen["panel"], "pt-BR", "{seen}");
+    assert_eq!(seen["label"], pt["panel.label"], "{seen}");
     app.browser.close().await;
 }
