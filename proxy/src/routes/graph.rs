@@ -132,3 +132,111 @@ async fn read(state: &AppState, req: &mut Parts, target: Target) -> Result<Strin
         )
         .await
 }
+
+/// The operations [`graph`] answers, one per Graph read, for the OpenAPI document: one
+/// handler serves them all, so these functions only carry the description (nothing calls
+/// them).
+pub mod operations {
+    use crate::routes::openapi::{DebugTokenAnswer, GraphNode, GraphPage, GraphRefusals};
+
+    /// `GET /graph/debug_token?input_token=`: what a token is and was granted (no credential:
+    /// Graph's answer about the token given; each client address has an allowance of these).
+    #[utoipa::path(
+        get, path = "/graph/debug_token", tag = "graph", operation_id = "debug_token",
+        params(
+            ("input_token" = String, Query, description = "The access token to inspect (at most 4096 characters of a token's alphabet).", max_length = 4096),
+        ),
+        responses(
+            (status = 200, description = "Graph's `debug_token` answer", body = DebugTokenAnswer),
+            GraphRefusals,
+        ),
+        security(()),
+    )]
+    pub fn debug_token() {}
+
+    /// `GET /graph/{waba_id}?fields=`: one WABA, with field expansion
+    /// (`phone_numbers{...}`), for a caller granted it.
+    #[utoipa::path(
+        get, path = "/graph/{waba_id}", tag = "graph", operation_id = "waba",
+        params(
+            ("waba_id" = String, Path, description = "The WABA's id (decimal digits).", pattern = "^[0-9]{1,24}$"),
+            ("fields" = Option<String>, Query, description = "Comma-separated WABA fields Graph documents, with `phone_numbers{...}` expansion.", max_length = 1024),
+        ),
+        responses(
+            (status = 200, description = "The WABA as Graph answered it", body = GraphNode),
+            GraphRefusals,
+        ),
+        security(("admin" = []), ("signup_token" = []), ("session" = [])),
+    )]
+    pub fn waba() {}
+
+    /// `GET /graph/{waba_id}/phone_numbers`: a WABA's numbers, for a caller granted it.
+    #[utoipa::path(
+        get, path = "/graph/{waba_id}/phone_numbers", tag = "graph", operation_id = "phone_numbers",
+        params(
+            ("waba_id" = String, Path, description = "The WABA's id (decimal digits).", pattern = "^[0-9]{1,24}$"),
+            ("fields" = Option<String>, Query, description = "Comma-separated phone number fields Graph documents.", max_length = 1024),
+            ("limit" = Option<u8>, Query, description = "Page size, 1 to 100.", minimum = 1, maximum = 100),
+            ("after" = Option<String>, Query, description = "Cursor of the next page.", max_length = 512),
+            ("before" = Option<String>, Query, description = "Cursor of the previous page.", max_length = 512),
+        ),
+        responses(
+            (status = 200, description = "A page of numbers as Graph answered it", body = GraphPage),
+            GraphRefusals,
+        ),
+        security(("admin" = []), ("signup_token" = []), ("session" = [])),
+    )]
+    pub fn phone_numbers() {}
+
+    /// `GET /graph/{business_id}/client_whatsapp_business_accounts`: the WABAs shared with
+    /// the partner (the admin only, for the configured business).
+    #[utoipa::path(
+        get, path = "/graph/{business_id}/client_whatsapp_business_accounts", tag = "graph",
+        operation_id = "client_wabas",
+        params(("business_id" = String, Path, description = "The partner's business id (decimal digits).", pattern = "^[0-9]{1,24}$"), ListParams),
+        responses(
+            (status = 200, description = "A page of WABAs as Graph answered it", body = GraphPage),
+            GraphRefusals,
+        ),
+        security(("admin" = [])),
+    )]
+    pub fn client_wabas() {}
+
+    /// `GET /graph/{business_id}/owned_whatsapp_business_accounts`: the partner's own WABAs
+    /// (the admin only, for the configured business).
+    #[utoipa::path(
+        get, path = "/graph/{business_id}/owned_whatsapp_business_accounts", tag = "graph",
+        operation_id = "owned_wabas",
+        params(("business_id" = String, Path, description = "The partner's business id (decimal digits).", pattern = "^[0-9]{1,24}$"), ListParams),
+        responses(
+            (status = 200, description = "A page of WABAs as Graph answered it", body = GraphPage),
+            GraphRefusals,
+        ),
+        security(("admin" = [])),
+    )]
+    pub fn owned_wabas() {}
+
+    /// The parameters of the WABA lists.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct ListParams {
+        /// Comma-separated WABA fields Graph documents.
+        #[param(max_length = 1024)]
+        pub fields: Option<String>,
+        /// A JSON array of `{field, operator, value}` conditions (at most 4).
+        #[param(max_length = 1024)]
+        pub filtering: Option<String>,
+        /// `creation_time_ascending` or `creation_time_descending`.
+        #[param(pattern = "^creation_time_(ascending|descending)$")]
+        pub sort: Option<String>,
+        /// Page size, 1 to 100.
+        #[param(minimum = 1, maximum = 100)]
+        pub limit: Option<u8>,
+        /// Cursor of the next page.
+        #[param(max_length = 512)]
+        pub after: Option<String>,
+        /// Cursor of the previous page.
+        #[param(max_length = 512)]
+        pub before: Option<String>,
+    }
+}

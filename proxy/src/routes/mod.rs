@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod graph;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod signup;
 pub mod views;
@@ -58,6 +59,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route(
             "/webhooks/meta",
             get(webhooks::handshake)

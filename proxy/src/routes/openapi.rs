@@ -1,0 +1,336 @@
+//! The proxy's contract as an OpenAPI 3.1 document, assembled from the handlers'
+//! `#[utoipa::path]` annotations and the request and answer types they derive schemas for,
+//! so it cannot drift from the code. Served at `GET /openapi.json`; `docs/openapi.json` is
+//! the same document committed (a test fails when they differ).
+//!
+//! What the annotations cannot say alone lives here: the kinds of credential (security
+//! schemes), the refusals each kind of route may answer (the middleware's, the extractors',
+//! [`AppError`](crate::error::AppError)'s statuses), and the shapes of Graph objects the proxy
+//! passes through.
+
+use super::{admin, events, graph, ops, signup, views, webhooks};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, ResponsesBuilder, Type,
+    response::Response as ApiResponse, schema::ObjectBuilder,
+};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use waba_graph::{ErrorEnvelope, GraphError};
+
+/// The security scheme of the partner's admin token (`--admin-token`).
+pub const ADMIN: &str = "admin";
+/// The security scheme of a business token from Embedded Signup's token flow.
+pub const SIGNUP_TOKEN: &str = "signup_token";
+/// The security scheme of a code-flow session from `POST /signup/exchange`.
+pub const SESSION: &str = "session";
+/// The security scheme of a stream ticket from `POST /events/ticket`.
+pub const STREAM_TICKET: &str = "stream_ticket";
+/// The security scheme of Meta's webhook signature.
+pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
+
+/// The document's description.
+const DESCRIPTION: &str = "The waba-onboard sidecar: it holds the partner's WhatsApp System \
+User token and answers the signup page, the partner console and any Graph client.\n\n\
+Graph reads under `/graph/` keep Graph's JSON shape (an optional version segment such as \
+`/graph/v26.0/...` is accepted before each path). Every error, the proxy's own and Graph's, \
+is Graph's envelope `{\"error\":{\"message\",\"type\",\"code\",...}}` with an honest HTTP \
+status; 429 and 503 carry `Retry-After`. No answer ever holds the System User token, the app \
+secret or a business token, except `GET /admin/onboardings/{id}`, which gives the partner's \
+admin the business token of that record.";
+
+/// The OpenAPI document of the proxy.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "waba-proxy", description = DESCRIPTION),
+    paths(
+        graph::operations::debug_token,
+        graph::operations::waba,
+        graph::operations::phone_numbers,
+        graph::operations::client_wabas,
+        graph::operations::owned_wabas,
+        signup::exchange,
+        signup::report,
+        signup::accounts,
+        admin::onboardings,
+        admin::onboarding,
+        admin::follow_ups,
+        admin::offboard,
+        admin::retry_step,
+        admin::set_pin,
+        admin::writes,
+        admin::graph_usage,
+        admin::share_events,
+        admin::tracker_pass,
+        events::ticket,
+        events::stream,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        openapi_json,
+        webhooks::handshake,
+        webhooks::receive,
+    ),
+    components(schemas(ErrorEnvelope, GraphError, views::ChangeView)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "graph", description = "Graph reads, forwarded with the System User token to callers granted them"),
+        (name = "signup", description = "The signup page: code exchange, granted accounts, reports"),
+        (name = "admin", description = "The partner's staff: records, follow-ups, pipeline, tracker"),
+        (name = "events", description = "The live status stream"),
+        (name = "webhooks", description = "Meta's webhooks"),
+        (name = "ops", description = "Operations: health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The kinds of credential, as security schemes.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (name, scheme) in [
+            (
+                ADMIN,
+                bearer(
+                    "The partner's admin token (`--admin-token`): every route, for the \
+                     configured business and its WABAs.",
+                ),
+            ),
+            (
+                SIGNUP_TOKEN,
+                bearer(
+                    "A business token from Embedded Signup's token flow, checked with Graph's \
+                     `debug_token`: only the WABAs it was granted.",
+                ),
+            ),
+            (
+                SESSION,
+                bearer(
+                    "A code-flow session credential from `POST /signup/exchange`: only the \
+                     WABAs the exchanged code granted.",
+                ),
+            ),
+            (
+                STREAM_TICKET,
+                SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                    "ticket",
+                    "A short-lived ticket from `POST /events/ticket`, in the stream's URL \
+                     (an EventSource cannot send headers).",
+                ))),
+            ),
+            (
+                WEBHOOK_SIGNATURE,
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "X-Hub-Signature-256",
+                    "`sha256=` and the hex HMAC-SHA256 of the raw body with the app secret.",
+                ))),
+            ),
+        ] {
+            components.add_security_scheme(name, scheme);
+        }
+    }
+}
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as `docs/openapi.json` holds it: pretty-printed, with a final newline.
+pub fn document_json() -> String {
+    let mut text = document()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// `GET /openapi.json`: this document (no credential; it holds no secret).
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "ops",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of the proxy", content_type = "application/json", body = Object),
+        DocumentRefusals,
+    ),
+)]
+pub async fn openapi_json() -> Response {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = TEXT.get_or_init(document_json).as_str();
+    let mut res = text.into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    // It changes only with the binary: clients may keep it a while, and revalidate.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    res
+}
+
+/// A Graph object passed through as Graph answered it (with the fields asked for, any of
+/// them); the proxy guarantees its `id`.
+#[derive(ToSchema)]
+pub struct GraphNode {
+    /// The object's id.
+    pub id: String,
+}
+
+/// A page of Graph objects as Graph answered it, `paging.next` and `paging.previous`
+/// rewritten to the proxy's own URLs, with no token in them.
+#[derive(ToSchema)]
+pub struct GraphPage {
+    /// The objects.
+    pub data: Vec<GraphNode>,
+    /// Cursors and the neighbouring pages' URLs.
+    pub paging: Option<waba_graph::Paging>,
+}
+
+/// Graph's `debug_token` answer, passed through: what the input token is and was granted.
+#[derive(ToSchema)]
+pub struct DebugTokenAnswer {
+    /// The token's app, type, validity, expiry and granted scopes (with `target_ids`).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// What a refusal of the proxy says, by status.
+fn refusal(status: u16) -> (&'static str, Option<(&'static str, &'static str)>) {
+    let retry = Some(("Retry-After", "Seconds to wait before asking again."));
+    match status {
+        400 => (
+            "Bad input: a path, parameter or body the proxy refuses, or Graph's 400.",
+            None,
+        ),
+        401 => (
+            "No credential, or one nobody knows (unknown, expired, malformed).",
+            Some(("WWW-Authenticate", "`Bearer realm=\"waba-proxy\"`.")),
+        ),
+        403 => (
+            "The credential is valid but not for this (or Meta refused the System User).",
+            None,
+        ),
+        404 => ("No such route, record or object.", None),
+        405 => (
+            "A method the route does not take.",
+            Some(("Allow", "The methods the route takes.")),
+        ),
+        408 => ("The request body did not arrive in time.", None),
+        409 => (
+            "The request conflicts with work in progress, or the pipeline is off.",
+            None,
+        ),
+        413 => (
+            "The request body (declared or read) is larger than the route takes.",
+            None,
+        ),
+        414 => ("The query string is longer than the proxy accepts.", None),
+        429 => (
+            "The proxy's own rate limit, or Meta's throttling passed on.",
+            retry,
+        ),
+        500 => (
+            "A bug or a configuration Meta refuses; details are in the log.",
+            None,
+        ),
+        501 => ("The code flow is not configured on this proxy.", None),
+        502 => (
+            "Meta's Graph API could not be reached, or answered what Graph does not.",
+            None,
+        ),
+        503 => (
+            "The proxy is at capacity, or Meta failed transiently.",
+            retry,
+        ),
+        504 => (
+            "Meta's Graph API did not answer within the request's deadline.",
+            None,
+        ),
+        _ => ("Refused.", None),
+    }
+}
+
+/// Graph-shaped error answers for `statuses`.
+fn refusals(statuses: &[u16]) -> BTreeMap<String, RefOr<ApiResponse>> {
+    let envelope = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+        .build();
+    statuses
+        .iter()
+        .fold(ResponsesBuilder::new(), |all, &status| {
+            let (description, header) = refusal(status);
+            let mut response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", envelope.clone());
+            if let Some((name, about)) = header {
+                response = response.header(
+                    name,
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .description(Some(about))
+                        .build(),
+                );
+            }
+            all.response(status.to_string(), response)
+        })
+        .build()
+        .into()
+}
+
+/// Declares a set of refusals as a type the `responses(...)` of an annotation takes.
+macro_rules! refusal_set {
+    ($($(#[$doc:meta])* $name:ident = [$($status:literal),+ $(,)?];)+) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+                    refusals(&[$($status),+])
+                }
+            }
+        )+
+    };
+}
+
+refusal_set! {
+    /// The operations routes: never shed, no deadline; only a declared body too large or a
+    /// bug.
+    OpsRefusals = [413, 500];
+    /// `GET /openapi.json`: shed above the concurrency limit like the API.
+    DocumentRefusals = [413, 500, 503];
+    /// Graph reads: validated (400, 404, 405, 414), the caller identified (401, 403, 429),
+    /// then Graph asked (its 400, 403, 404, 429, 503; 502, 504 when it fails).
+    GraphRefusals = [400, 401, 403, 404, 405, 413, 414, 429, 500, 502, 503, 504];
+    /// Admin routes that only read the store.
+    AdminRefusals = [400, 401, 403, 413, 500, 503, 504];
+    /// Admin routes about one record or step (404 when there is none, 409 when it cannot be
+    /// done now), some of which write to Graph later, never in the request.
+    AdminRecordRefusals = [400, 401, 403, 404, 408, 409, 413, 500, 503, 504];
+    /// `POST /admin/tracker/pass`: reads Graph's WABA lists.
+    TrackerRefusals = [400, 401, 403, 409, 413, 429, 500, 502, 503, 504];
+    /// `POST /signup/exchange`: a JSON body, then Meta's code exchange and reads.
+    ExchangeRefusals = [400, 403, 408, 413, 429, 500, 501, 502, 503, 504];
+    /// `POST /signup/events`: a JSON body, and the credential when there is one.
+    ReportRefusals = [400, 401, 403, 408, 413, 429, 500, 502, 503, 504];
+    /// Routes any credential may call, that may ask Graph to identify it or read.
+    CallerRefusals = [400, 401, 403, 413, 429, 500, 502, 503, 504];
+    /// `GET /events/stream`: the ticket checked, no deadline (the stream lasts).
+    StreamRefusals = [400, 401, 413, 500, 503];
+    /// Meta's webhooks: signed (401 without a signature, 403 with a wrong one).
+    WebhookRefusals = [400, 401, 403, 408, 413, 500, 503];
+}
