@@ -31,7 +31,7 @@ use waba_graph::{ObjectId, Secret, Waba};
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRequest {
     /// The code from `FB.login`'s `authResponse`.
-    #[schema(max_length = 2048)]
+    #[schema(pattern = "^[A-Za-z0-9_.~#-]{1,2048}$")]
     pub code: String,
     /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
     #[serde(default)]
@@ -133,6 +133,7 @@ pub struct ReportRequest {
     pub dialog_error: Option<DialogError>,
     /// `token` or `code`: which flow the page ran (default `token`).
     #[serde(default)]
+    #[schema(pattern = "^(token|code)$")]
     pub flow: Option<String>,
 }
 

@@ -78,7 +78,7 @@ pub async fn onboardings(
 #[utoipa::path(
     get, path = "/admin/onboardings/{id}", tag = "admin",
     params(
-        ("id" = String, Path, description = "The record's id (a number)."),
+        ("id" = i64, Path, description = "The record's id."),
     ),
     responses(
         (status = 200, description = "The record, its business token, PINs and changes", body = RecordWithToken),
@@ -203,7 +203,7 @@ fn pipeline(state: &AppState) -> Result<&Pipeline, AppError> {
 #[utoipa::path(
     post, path = "/admin/steps/{id}/retry", tag = "admin",
     params(
-        ("id" = String, Path, description = "The step's id (a number)."),
+        ("id" = i64, Path, description = "The step's id."),
     ),
     responses(
         (status = 200, description = "The step, pending again", body = crate::store::StepView),
@@ -237,7 +237,7 @@ pub async fn retry_step(
 #[utoipa::path(
     post, path = "/admin/onboardings/{id}/offboard", tag = "admin",
     params(
-        ("id" = String, Path, description = "The record's id (a number)."),
+        ("id" = i64, Path, description = "The record's id."),
     ),
     responses(
         (status = 202, description = "The onboarding's steps, the offboarding ones last", body = StepsView),
@@ -284,7 +284,7 @@ impl std::fmt::Debug for PinRequest {
 #[utoipa::path(
     put, path = "/admin/phones/{id}/pin", tag = "admin",
     params(
-        ("id" = String, Path, description = "The phone number's id (decimal digits)."),
+        ("id" = String, Path, description = "The phone number's id (decimal digits).", pattern = "^[0-9]{1,24}$"),
     ),
     request_body = PinRequest,
     responses(

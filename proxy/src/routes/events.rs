@@ -59,7 +59,7 @@ pub struct StreamParams {
         ("Last-Event-ID" = Option<String>, Header, description = "The last event id the client saw (EventSource sends it when it reconnects)."),
     ),
     responses(
-        (status = 200, description = "Server-Sent Events, never ending: `event: status`, `id:` the sequence number, `data:` a `ChangeView` as JSON; a comment every 15 s keeps the connection alive", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events, never ending, each a `StatusEvent`; a comment every 15 s keeps the connection alive", content_type = "text/event-stream", body = super::openapi::StatusEvent),
         StreamRefusals,
     ),
     security(("stream_ticket" = [])),

@@ -1,10 +1,11 @@
 //! `/graph/...`: the allowlisted Graph reads, translated from HTTP.
 //!
-//! Each request is parsed and validated first (400 without any Graph call), then its caller
-//! is identified (401), and [`Reads`](crate::reads::Reads) authorises (403) and answers.
+//! A request without a credential is refused first (401); then the path and query are
+//! validated (400 without any Graph call), then its caller is identified (401), and
+//! [`Reads`](crate::reads::Reads) authorises (403) and answers.
 
 use super::RouteLabel;
-use super::extract::{Admin, Caller, ClientIp};
+use super::extract::{Admin, Caller, ClientIp, bearer};
 use crate::AppState;
 use crate::error::AppError;
 use crate::reads::{Read, Target};
@@ -101,14 +102,19 @@ pub async fn graph(State(state): State<Arc<AppState>>, req: Request) -> Response
     res
 }
 
-/// Validates, identifies the caller (the list routes take only the admin, decided without a
-/// Graph call), and asks [`Reads`](crate::reads::Reads).
+/// Refuses a request without a credential, validates, identifies the caller (the list routes
+/// take only the admin, decided without a Graph call), and asks [`Reads`](crate::reads::Reads).
 async fn read(state: &AppState, req: &mut Parts, target: Target) -> Result<String, AppError> {
     let pairs = query_pairs(req)?;
     let pairs: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    // A request without a credential learns that first; who the credential is, is settled
+    // after the query is known to be good (a signup credential may cost a Graph call).
+    if !matches!(target, Target::DebugToken) {
+        bearer(&req.headers)?.ok_or(AppError::MissingCredential)?;
+    }
     let read = Read::new(target, &pairs)?;
     let caller = match &read {
         Read::DebugToken(input) => {
@@ -144,7 +150,7 @@ pub mod operations {
     #[utoipa::path(
         get, path = "/graph/debug_token", tag = "graph", operation_id = "debug_token",
         params(
-            ("input_token" = String, Query, description = "The access token to inspect (at most 4096 characters of a token's alphabet).", max_length = 4096),
+            ("input_token" = String, Query, description = "The access token to inspect: letters, digits and `_-.|`.", pattern = "^[A-Za-z0-9_.|-]{1,4096}$"),
         ),
         responses(
             (status = 200, description = "Graph's `debug_token` answer", body = DebugTokenAnswer),

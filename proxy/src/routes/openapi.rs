@@ -73,7 +73,7 @@ admin the business token of that record.";
         webhooks::handshake,
         webhooks::receive,
     ),
-    components(schemas(ErrorEnvelope, GraphError, views::ChangeView)),
+    components(schemas(ErrorEnvelope, GraphError, views::ChangeView, StatusEvent)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "graph", description = "Graph reads, forwarded with the System User token to callers granted them"),
@@ -208,6 +208,39 @@ pub struct DebugTokenAnswer {
     pub data: serde_json::Value,
 }
 
+/// One event of `GET /events/stream` as an EventSource reads it (OpenAPI 3.1 describes an
+/// event stream event by event): `event: status`, the sequence number as its `id`, and a
+/// [`ChangeView`](views::ChangeView) as JSON in its `data`.
+pub struct StatusEvent;
+
+impl utoipa::PartialSchema for StatusEvent {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        // JSON Schema's `contentSchema` (2020-12), which utoipa's builder does not name.
+        let change: utoipa::openapi::extensions::Extensions = [(
+            "contentSchema",
+            serde_json::json!({ "$ref": "#/components/schemas/ChangeView" }),
+        )]
+        .into_iter()
+        .collect();
+        ObjectBuilder::new()
+            .property("event", text().enum_values(Some(["status"])))
+            .property("id", text().pattern(Some("^[0-9]+$")))
+            .property(
+                "data",
+                text()
+                    .content_media_type("application/json")
+                    .extensions(Some(change)),
+            )
+            .required("event")
+            .required("id")
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for StatusEvent {}
+
 /// What a refusal of the proxy says, by status.
 fn refusal(status: u16) -> (&'static str, Option<(&'static str, &'static str)>) {
     let retry = Some(("Retry-After", "Seconds to wait before asking again."));
@@ -264,29 +297,38 @@ fn refusal(status: u16) -> (&'static str, Option<(&'static str, &'static str)>) 
     }
 }
 
-/// Graph-shaped error answers for `statuses`.
+/// Graph-shaped error answers for `statuses`, and the HTTP layer's 431 every route may get.
 fn refusals(statuses: &[u16]) -> BTreeMap<String, RefOr<ApiResponse>> {
     let envelope = ContentBuilder::new()
         .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
         .build();
+    // The server bounds a request's head before any route sees it (`--max-header-bytes`):
+    // hyper answers that itself, with no body, and closes the connection.
+    let head_too_large = ResponseBuilder::new().description(
+        "The request head (its URL and headers) is larger than `--max-header-bytes`: \
+         answered by the HTTP layer before any route, with no body, and the connection closed.",
+    );
     statuses
         .iter()
-        .fold(ResponsesBuilder::new(), |all, &status| {
-            let (description, header) = refusal(status);
-            let mut response = ResponseBuilder::new()
-                .description(description)
-                .content("application/json", envelope.clone());
-            if let Some((name, about)) = header {
-                response = response.header(
-                    name,
-                    HeaderBuilder::new()
-                        .schema(ObjectBuilder::new().schema_type(Type::String))
-                        .description(Some(about))
-                        .build(),
-                );
-            }
-            all.response(status.to_string(), response)
-        })
+        .fold(
+            ResponsesBuilder::new().response("431", head_too_large),
+            |all, &status| {
+                let (description, header) = refusal(status);
+                let mut response = ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", envelope.clone());
+                if let Some((name, about)) = header {
+                    response = response.header(
+                        name,
+                        HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(Type::String))
+                            .description(Some(about))
+                            .build(),
+                    );
+                }
+                all.response(status.to_string(), response)
+            },
+        )
         .build()
         .into()
 }
