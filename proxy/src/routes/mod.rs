@@ -75,12 +75,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         ),
         None => router.fallback(not_found),
     };
-    let router = router.with_state(state.clone());
+    // A known route asked with a method it does not take: Graph's envelope, and the router
+    // adds `Allow`.
+    let router = router
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state.clone());
     middleware::apply(router, &state.config)
 }
 
 async fn not_found() -> AppError {
     AppError::NotFound
+}
+
+async fn wrong_method() -> AppError {
+    AppError::WrongMethod
 }
 
 /// The proxy's public base URL: configured, or `http://{Host}`.

@@ -215,6 +215,13 @@ async fn every_405_names_the_allowed_methods() {
             allow.split(',').any(|m| m.trim() == allowed),
             "{method} {path}: Allow is {allow:?}"
         );
+        // In Graph's envelope like every other refusal.
+        assert_eq!(a.error().code, 2500, "{method} {path}");
+        assert_eq!(
+            a.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json; charset=utf-8"),
+            "{method} {path}"
+        );
     }
 }
 
