@@ -4,10 +4,11 @@ use crate::run::{Res, Totals, cargo, run, run_counting};
 use crate::setup;
 
 /// The steps by the names `cargo xtask test STEP...` takes, in the order they run.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "fmt",
     "clippy",
     "native",
+    "contract",
     "package",
     "image",
     "kubernetes",
@@ -87,6 +88,12 @@ pub fn run_all(args: &[String]) -> Res {
                 run_counting(native, &mut totals)
             })
             .and_then(|tests| tests),
+        );
+    }
+    if wanted("contract") {
+        step(
+            "OpenAPI contract (Schemathesis against waba-proxy in front of graph-sim)",
+            crate::contract::test(&mut totals),
         );
     }
     if wanted("package") {

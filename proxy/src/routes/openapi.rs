@@ -37,7 +37,8 @@ User token and answers the signup page, the partner console and any Graph client
 Graph reads under `/graph/` keep Graph's JSON shape (an optional version segment such as \
 `/graph/v26.0/...` is accepted before each path). Every error, the proxy's own and Graph's, \
 is Graph's envelope `{\"error\":{\"message\",\"type\",\"code\",...}}` with an honest HTTP \
-status; 429 and 503 carry `Retry-After`. No answer ever holds the System User token, the app \
+status; 429 and 503 carry `Retry-After`, and a method a route does not take is a 405 \
+naming the ones it does in `Allow`. No answer ever holds the System User token, the app \
 secret or a business token, except `GET /admin/onboardings/{id}`, which gives the partner's \
 admin the business token of that record.";
 
@@ -74,7 +75,7 @@ admin the business token of that record.";
         webhooks::receive,
     ),
     components(schemas(ErrorEnvelope, GraphError, views::ChangeView, StatusEvent)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &FieldsGrammar),
     tags(
         (name = "graph", description = "Graph reads, forwarded with the System User token to callers granted them"),
         (name = "signup", description = "The signup page: code exchange, granted accounts, reports"),
@@ -139,6 +140,63 @@ impl Modify for SecuritySchemes {
             ),
         ] {
             components.add_security_scheme(name, scheme);
+        }
+    }
+}
+
+/// The grammar of the Graph reads' `fields`, as a pattern built from the allowlists the
+/// proxy checks them against (`waba_graph::input`), so a client or a fuzzer knows which
+/// values are taken.
+struct FieldsGrammar;
+
+/// `fields` as a pattern: a comma-separated list of `allowed` names and, with `expansion`,
+/// that edge with `{...}` of its own allowed names.
+fn fields_pattern(allowed: &[&str], expansion: Option<(&str, &[&str])>) -> String {
+    let names = |list: &[&str]| list.join("|");
+    let item = match expansion {
+        Some((edge, inner)) => format!(
+            "(?:{}|{edge}\\{{(?:{inner})(?:,(?:{inner}))*\\}})",
+            names(allowed),
+            inner = names(inner)
+        ),
+        None => format!("(?:{})", names(allowed)),
+    };
+    format!("^{item}(?:,{item})*$")
+}
+
+impl Modify for FieldsGrammar {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use waba_graph::input::{PHONE_FIELDS, WABA_FIELDS};
+        let waba = fields_pattern(WABA_FIELDS, Some(("phone_numbers", PHONE_FIELDS)));
+        let phone = fields_pattern(PHONE_FIELDS, None);
+        for (path, pattern) in [
+            ("/graph/{waba_id}", &waba),
+            ("/graph/{waba_id}/phone_numbers", &phone),
+            (
+                "/graph/{business_id}/client_whatsapp_business_accounts",
+                &waba,
+            ),
+            (
+                "/graph/{business_id}/owned_whatsapp_business_accounts",
+                &waba,
+            ),
+        ] {
+            let parameters = doc
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.get.as_mut())
+                .and_then(|op| op.parameters.as_mut());
+            let fields = parameters
+                .into_iter()
+                .flatten()
+                .filter(|p| p.name == "fields")
+                .filter_map(|p| p.schema.as_mut());
+            for schema in fields {
+                if let RefOr::T(utoipa::openapi::schema::Schema::Object(object)) = schema {
+                    object.pattern = Some(pattern.clone());
+                }
+            }
         }
     }
 }
@@ -258,10 +316,6 @@ fn refusal(status: u16) -> (&'static str, Option<(&'static str, &'static str)>) 
             None,
         ),
         404 => ("No such route, record or object.", None),
-        405 => (
-            "A method the route does not take.",
-            Some(("Allow", "The methods the route takes.")),
-        ),
         408 => ("The request body did not arrive in time.", None),
         409 => (
             "The request conflicts with work in progress, or the pipeline is off.",
@@ -355,9 +409,9 @@ refusal_set! {
     OpsRefusals = [413, 500];
     /// `GET /openapi.json`: shed above the concurrency limit like the API.
     DocumentRefusals = [413, 500, 503];
-    /// Graph reads: validated (400, 404, 405, 414), the caller identified (401, 403, 429),
-    /// then Graph asked (its 400, 403, 404, 429, 503; 502, 504 when it fails).
-    GraphRefusals = [400, 401, 403, 404, 405, 413, 414, 429, 500, 502, 503, 504];
+    /// Graph reads: validated (400, 404, 414), the caller identified (401, 403, 429), then
+    /// Graph asked (its 400, 403, 404, 429, 503; 502, 504 when it fails).
+    GraphRefusals = [400, 401, 403, 404, 413, 414, 429, 500, 502, 503, 504];
     /// Admin routes that only read the store.
     AdminRefusals = [400, 401, 403, 413, 500, 503, 504];
     /// Admin routes about one record or step (404 when there is none, 409 when it cannot be
