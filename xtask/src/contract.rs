@@ -15,7 +15,8 @@ use crate::demo::{
     DEMO_TOKEN_KEY, Ports,
 };
 use crate::project_root;
-use crate::run::{Res, Totals, cargo, run};
+use crate::run::{Res, Totals};
+use crate::test::counted;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,14 +50,7 @@ fn work_dir() -> PathBuf {
 /// The step: each run, and the stream check, counted as one test.
 pub fn test(totals: &mut Totals) -> Res {
     crate::setup::python_tools()?;
-    run(cargo(&[
-        "build",
-        "-p",
-        "waba-testkit",
-        "-p",
-        "waba-proxy",
-        "--bins",
-    ]))?;
+    crate::demo::build_binaries()?;
     let dir = work_dir();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -86,15 +80,6 @@ pub fn test(totals: &mut Totals) -> Res {
     } else {
         Err(failures.join("; "))
     }
-}
-
-/// `result`, counted as one test.
-fn counted(result: Res, totals: &mut Totals) -> Res {
-    match &result {
-        Ok(()) => totals.passed += 1,
-        Err(_) => totals.failed += 1,
-    }
-    result
 }
 
 /// The proxy log's path.

@@ -104,8 +104,8 @@ pub fn start_sim(ports: Ports) -> Result<Child, String> {
     Ok(sim)
 }
 
-/// Builds and starts graph-sim and waba-proxy (with `proxy_args` added).
-pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
+/// Builds graph-sim, waba-proxy and the test tools' binaries (`target/debug`).
+pub fn build_binaries() -> Res {
     run(cargo(&[
         "build",
         "-p",
@@ -113,7 +113,12 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         "-p",
         "waba-proxy",
         "--bins",
-    ]))?;
+    ]))
+}
+
+/// Builds and starts graph-sim and waba-proxy (with `proxy_args` added).
+pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
+    build_binaries()?;
     if !crate::package::package_dir()
         .join("web/waba_onboard_bg.wasm")
         .exists()

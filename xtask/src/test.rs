@@ -178,7 +178,7 @@ fn package_and_size(totals: &mut Totals) -> Res {
 }
 
 /// A step that is one test of its own: its outcome counts as passed or failed.
-fn counted(result: Res, totals: &mut Totals) -> Res {
+pub fn counted(result: Res, totals: &mut Totals) -> Res {
     match &result {
         Ok(()) => totals.passed += 1,
         Err(_) => totals.failed += 1,
@@ -224,14 +224,7 @@ fn wasm_tests(totals: &mut Totals) -> Res {
 /// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim (the
 /// signup page, the console on its own entry point, a Vite app built from the tarball).
 fn e2e_tests(totals: &mut Totals) -> Res {
-    run(cargo(&[
-        "build",
-        "-p",
-        "waba-proxy",
-        "-p",
-        "waba-testkit",
-        "--bins",
-    ]))?;
+    crate::demo::build_binaries()?;
     build_fixture("vite-app")?;
     build_fixture("esbuild-app")?;
     build_fixture("react-app")?;
@@ -280,14 +273,7 @@ pub fn build_fixture(name: &str) -> Res {
 /// copies them into `docs/`.
 pub fn screenshots() -> Res {
     crate::package::build()?;
-    run(cargo(&[
-        "build",
-        "-p",
-        "waba-proxy",
-        "-p",
-        "waba-testkit",
-        "--bins",
-    ]))?;
+    crate::demo::build_binaries()?;
     let mut shots = cargo(&[
         "test",
         "-p",

@@ -77,9 +77,7 @@ pub async fn onboardings(
 /// Meta announced since about its WABAs.
 #[utoipa::path(
     get, path = "/admin/onboardings/{id}", tag = "admin",
-    params(
-        ("id" = i64, Path, description = "The record's id."),
-    ),
+    params(RecordPath),
     responses(
         (status = 200, description = "The record, its business token, PINs and changes", body = RecordWithToken),
         AdminRecordRefusals,
@@ -236,9 +234,7 @@ pub async fn retry_step(
 /// the app from its WABAs and deregisters its registered numbers, as durable steps.
 #[utoipa::path(
     post, path = "/admin/onboardings/{id}/offboard", tag = "admin",
-    params(
-        ("id" = i64, Path, description = "The record's id."),
-    ),
+    params(RecordPath),
     responses(
         (status = 202, description = "The onboarding's steps, the offboarding ones last", body = StepsView),
         AdminRecordRefusals,
@@ -328,6 +324,14 @@ pub async fn writes(
         next_after: list.last().map(|w| w.id).unwrap_or(after),
         data: list,
     }))
+}
+
+/// The record a route is about.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecordPath {
+    /// The onboarding record's id.
+    pub id: i64,
 }
 
 /// Query of `GET /admin/graph-usage`.

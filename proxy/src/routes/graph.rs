@@ -165,7 +165,7 @@ pub mod operations {
     #[utoipa::path(
         get, path = "/graph/{waba_id}", tag = "graph", operation_id = "waba",
         params(
-            ("waba_id" = String, Path, description = "The WABA's id (decimal digits).", pattern = "^[0-9]{1,24}$"),
+            WabaPath,
             ("fields" = Option<String>, Query, description = "Comma-separated WABA fields Graph documents, with `phone_numbers{...}` expansion.", max_length = 1024),
         ),
         responses(
@@ -180,7 +180,7 @@ pub mod operations {
     #[utoipa::path(
         get, path = "/graph/{waba_id}/phone_numbers", tag = "graph", operation_id = "phone_numbers",
         params(
-            ("waba_id" = String, Path, description = "The WABA's id (decimal digits).", pattern = "^[0-9]{1,24}$"),
+            WabaPath,
             ("fields" = Option<String>, Query, description = "Comma-separated phone number fields Graph documents.", max_length = 1024),
             ("limit" = Option<u8>, Query, description = "Page size, 1 to 100.", minimum = 1, maximum = 100),
             ("after" = Option<String>, Query, description = "Cursor of the next page.", max_length = 512),
@@ -199,7 +199,7 @@ pub mod operations {
     #[utoipa::path(
         get, path = "/graph/{business_id}/client_whatsapp_business_accounts", tag = "graph",
         operation_id = "client_wabas",
-        params(("business_id" = String, Path, description = "The partner's business id (decimal digits).", pattern = "^[0-9]{1,24}$"), ListParams),
+        params(BusinessPath, ListParams),
         responses(
             (status = 200, description = "A page of WABAs as Graph answered it", body = GraphPage),
             GraphRefusals,
@@ -213,7 +213,7 @@ pub mod operations {
     #[utoipa::path(
         get, path = "/graph/{business_id}/owned_whatsapp_business_accounts", tag = "graph",
         operation_id = "owned_wabas",
-        params(("business_id" = String, Path, description = "The partner's business id (decimal digits).", pattern = "^[0-9]{1,24}$"), ListParams),
+        params(BusinessPath, ListParams),
         responses(
             (status = 200, description = "A page of WABAs as Graph answered it", body = GraphPage),
             GraphRefusals,
@@ -221,6 +221,24 @@ pub mod operations {
         security(("admin" = [])),
     )]
     pub fn owned_wabas() {}
+
+    /// The WABA a read is about.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Path)]
+    pub struct WabaPath {
+        /// The WABA's id (decimal digits).
+        #[param(pattern = "^[0-9]{1,24}$")]
+        pub waba_id: String,
+    }
+
+    /// The business whose WABAs a list read is about.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Path)]
+    pub struct BusinessPath {
+        /// The partner's business id (decimal digits).
+        #[param(pattern = "^[0-9]{1,24}$")]
+        pub business_id: String,
+    }
 
     /// The parameters of the WABA lists.
     #[derive(utoipa::IntoParams)]
