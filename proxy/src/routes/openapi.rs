@@ -430,3 +430,45 @@ refusal_set! {
     /// Meta's webhooks: signed (401 without a signature, 403 with a wrong one).
     WebhookRefusals = [400, 401, 403, 408, 413, 500, 503];
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fields_pattern_lists_the_names_and_the_one_expansion() {
+        assert_eq!(
+            fields_pattern(&["a", "bb"], None),
+            "^(?:a|bb)(?:,(?:a|bb))*$"
+        );
+        assert_eq!(
+            fields_pattern(&["a", "e"], Some(("e", &["x", "y"]))),
+            "^(?:a|e|e\\{(?:x|y)(?:,(?:x|y))*\\})(?:,(?:a|e|e\\{(?:x|y)(?:,(?:x|y))*\\}))*$"
+        );
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_route_s_refusals_in_graph_s_envelope() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&document_json()).unwrap_or(serde_json::Value::Null);
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
+        assert_eq!(paths, 25);
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let responses = op["responses"].as_object();
+                for (status, answer) in responses.into_iter().flatten() {
+                    let envelope = &answer["content"]["application/json"]["schema"]["$ref"];
+                    let refusal = status.starts_with('4') || status.starts_with('5');
+                    // Every refusal but the HTTP layer's bodiless 431 and `/readyz`'s own 503.
+                    if refusal && status != "431" && path != "/readyz" {
+                        assert_eq!(
+                            envelope, "#/components/schemas/ErrorEnvelope",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

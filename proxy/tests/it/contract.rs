@@ -46,8 +46,13 @@ async fn the_proxy_serves_the_committed_document_without_a_credential() {
     };
     assert_eq!(header("content-type"), "application/json; charset=utf-8");
     assert_eq!(header("cache-control"), "public, max-age=300");
+    // While the other test rewrites the file, the served document is held to what it writes.
+    let expected = match std::env::var_os("UPDATE_OPENAPI") {
+        Some(_) => document_json(),
+        None => committed(),
+    };
     assert!(
-        a.text == committed(),
+        a.text == expected,
         "GET /openapi.json differs from docs/openapi.json: {REGENERATE}"
     );
     let doc = a.json();
