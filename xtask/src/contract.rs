@@ -6,8 +6,9 @@
 //! business token the simulator issued and the proxy checks with `debug_token`, a code-flow
 //! session from a code the simulator minted and the proxy exchanged, stream tickets), then
 //! runs Schemathesis once per bearer kind and once without a credential, with every check
-//! `tests/contract/schemathesis.toml` does not turn off (it says why). Any failure fails the
-//! step; every process it started is stopped however it ends.
+//! `tests/contract/schemathesis.toml` does not turn off (it says why), its webhooks signed
+//! with the app secret by `tests/contract/signed_webhooks.py`. Any failure fails the step;
+//! every process it started is stopped however it ends.
 
 use crate::bench::{connect, exchange, read_head};
 use crate::demo::{
@@ -226,6 +227,11 @@ fn schemathesis(port: u16, kind: &str, bearer: Option<&str>) -> Res {
     if let Some(bearer) = bearer {
         st.arg("-H").arg(format!("Authorization: Bearer {bearer}"));
     }
+    // Its hook signs what it posts to Meta's webhook route with the proxy's app secret, so
+    // that route is checked past its signature check too.
+    st.env("SCHEMATHESIS_HOOKS", "signed_webhooks")
+        .env("PYTHONPATH", project_root().join("tests/contract"))
+        .env("WABA_CONTRACT_APP_SECRET", DEMO_APP_SECRET);
     // The command line is shown without the credential.
     println!(
         "$ schemathesis run http://127.0.0.1:{port}/openapi.json ({kind}; options in xtask/src/contract.rs)"

@@ -299,6 +299,29 @@ impl utoipa::PartialSchema for StatusEvent {
 
 impl ToSchema for StatusEvent {}
 
+/// Meta's notification as the proxy reads it: an `entry` array whose every entry holds a
+/// `changes` array. The rest is Meta's to say (Meta's webhook reference).
+#[derive(ToSchema)]
+pub struct WebhookNotification {
+    /// `whatsapp_business_account`.
+    pub object: Option<serde_json::Value>,
+    /// The entries.
+    pub entry: Vec<WebhookEntry>,
+}
+
+/// One entry of a notification.
+#[derive(ToSchema)]
+pub struct WebhookEntry {
+    /// The WABA, or the partner's business (`PARTNER_ADDED` and the like).
+    pub id: Option<serde_json::Value>,
+    /// When (unix seconds).
+    pub time: Option<serde_json::Value>,
+    /// The changes, each `{"field", "value"}` as Meta sends it (`account_update`,
+    /// `account_review_update`, `phone_number_quality_update`, ...; a change the proxy does
+    /// not interpret is kept as it came).
+    pub changes: Vec<serde_json::Value>,
+}
+
 /// What a refusal of the proxy says, by status.
 fn refusal(status: u16) -> (&'static str, Option<(&'static str, &'static str)>) {
     let retry = Some(("Retry-After", "Seconds to wait before asking again."));
@@ -427,8 +450,9 @@ refusal_set! {
     CallerRefusals = [400, 401, 403, 413, 429, 500, 502, 503, 504];
     /// `GET /events/stream`: the ticket checked, no deadline (the stream lasts).
     StreamRefusals = [400, 401, 413, 500, 503];
-    /// Meta's webhooks: signed (401 without a signature, 403 with a wrong one).
-    WebhookRefusals = [400, 401, 403, 408, 413, 500, 503];
+    /// Meta's webhooks: signed (403 without a signature or with a wrong one), then read
+    /// (400 when the body is not a notification).
+    WebhookRefusals = [400, 403, 408, 413, 500, 503];
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub async fn handshake(
 /// `POST /webhooks/meta`: verified, stored and applied before the 200.
 #[utoipa::path(
     post, path = "/webhooks/meta", tag = "webhooks",
-    request_body(content = Object, description = "Meta's notification (`{\"object\", \"entry\": [...]}`), signed", content_type = "application/json"),
+    request_body(content = super::openapi::WebhookNotification, description = "Meta's notification, signed", content_type = "application/json"),
     responses(
         (status = 200, description = "Verified, stored and applied"),
         WebhookRefusals,
