@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 /// `{"error": {...}}`: every Graph failure, and every proxy failure, uses this shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     /// The error.
     pub error: GraphError,
@@ -12,15 +13,19 @@ pub struct ErrorEnvelope {
 
 /// The body of a Graph error.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphError {
     /// Developer-facing message.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub message: String,
     /// `OAuthException`, `GraphMethodException`, ... (`WabaProxyError` for the proxy's own).
     #[serde(rename = "type", default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error_type: String,
     /// Graph's numeric error code.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub code: i64,
     /// Finer-grained code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +99,7 @@ impl GraphError {
 
 /// One entry of `X-Business-Use-Case-Usage` (or the object of `X-App-Usage`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct UsageEntry {
     /// The use case (`whatsapp_business_management`, `management`, ...).

@@ -114,6 +114,22 @@ impl<'de> Deserialize<'de> for RawId {
     }
 }
 
+/// Its schema: what it accepts, a string or an integer.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for RawId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Integer))
+            .description(Some("An id, as a string or as an integer written exactly"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for RawId {}
+
 /// Accepts a string, or an integer number written exactly, and yields its decimal text.
 pub(crate) struct IdText;
 

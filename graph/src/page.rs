@@ -16,6 +16,7 @@ pub struct Page<T> {
 
 /// Cursor paging information.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Paging {
     /// Cursors around this page.
@@ -31,6 +32,7 @@ pub struct Paging {
 
 /// The cursors that point before the first and after the last item of a page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Cursors {
     /// Cursor before the first item.

@@ -106,6 +106,7 @@ fn bounded(field: &'static str, max: usize, text: Option<&str>) -> Result<(), Si
 
 /// A `WA_EMBEDDED_SIGNUP` message as posted: `data` already decoded if it came as a string.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, serde::Serialize))]
 #[serde(default)]
 pub struct RawSessionMessage {
     /// Must be `WA_EMBEDDED_SIGNUP`.
@@ -121,6 +122,7 @@ pub struct RawSessionMessage {
 
 /// The `data` object of a session message.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, serde::Serialize))]
 #[serde(default)]
 pub struct RawSessionData {
     /// The phone number registered during the flow.

@@ -29,6 +29,9 @@ pub enum AppError {
     /// A method other than GET.
     #[error("method not allowed: the proxy only reads (GET)")]
     MethodNotAllowed,
+    /// A method the route does not take (the router names the ones it does in `Allow`).
+    #[error("method not allowed: the Allow header names the methods this route takes")]
+    WrongMethod,
     /// The query string is longer than the proxy accepts.
     #[error("query string too long")]
     UriTooLong,
@@ -130,7 +133,7 @@ impl AppError {
         match self {
             Self::BadInput(_) | Self::BadRequest(_) | Self::BadEvent(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed | Self::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -160,7 +163,7 @@ impl AppError {
             | Self::UriTooLong
             | Self::PayloadTooLarge
             | Self::BodyTimeout => 100,
-            Self::NotFound | Self::MethodNotAllowed => 2500,
+            Self::NotFound | Self::MethodNotAllowed | Self::WrongMethod => 2500,
             Self::MissingCredential => 104,
             Self::InvalidCredential(_) => 190,
             Self::Forbidden(_) | Self::SystemUserNotAssigned => 200,

@@ -27,10 +27,11 @@ use waba_graph::status::{AccountStatus, Incomplete, STATUS_FIELDS};
 use waba_graph::{ObjectId, Secret, Waba};
 
 /// Body of `POST /signup/exchange`. `Debug` never shows the code.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRequest {
     /// The code from `FB.login`'s `authResponse`.
+    #[schema(pattern = "^[A-Za-z0-9_.~#-]{1,2048}$")]
     pub code: String,
     /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
     #[serde(default)]
@@ -38,6 +39,7 @@ pub struct ExchangeRequest {
     /// The page Meta's full-page login dialog returned to with the code (no popup): the
     /// exchange names it, as Meta requires of that flow.
     #[serde(default)]
+    #[schema(max_length = 2048)]
     pub redirect_uri: Option<String>,
 }
 
@@ -70,7 +72,7 @@ fn redirect_uri(raw: &str) -> Result<&str, AppError> {
 
 /// What Meta's full-page login dialog said on the page it returned to when nobody logged in
 /// (`error=access_denied&error_reason=user_denied&...`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DialogError {
     /// `error`, e.g. `access_denied`.
@@ -120,7 +122,7 @@ impl DialogError {
 }
 
 /// Body of `POST /signup/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     /// The `WA_EMBEDDED_SIGNUP` message the page received, as Meta sent it.
@@ -131,6 +133,7 @@ pub struct ReportRequest {
     pub dialog_error: Option<DialogError>,
     /// `token` or `code`: which flow the page ran (default `token`).
     #[serde(default)]
+    #[schema(pattern = "^(token|code)$")]
     pub flow: Option<String>,
 }
 

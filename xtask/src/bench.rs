@@ -566,7 +566,7 @@ fn pin_postgres(pins: &Pins, data: &std::path::Path) -> usize {
 }
 
 /// A keep-alive connection to a server on loopback `port`.
-fn connect(port: u16) -> Result<std::io::BufReader<std::net::TcpStream>, String> {
+pub fn connect(port: u16) -> Result<std::io::BufReader<std::net::TcpStream>, String> {
     let socket = std::net::TcpStream::connect(("127.0.0.1", port))
         .map_err(|e| format!("cannot connect to 127.0.0.1:{port}: {e}"))?;
     socket
@@ -577,14 +577,16 @@ fn connect(port: u16) -> Result<std::io::BufReader<std::net::TcpStream>, String>
 }
 
 /// An HTTP answer: status, body, and when its head had arrived.
-struct Answer {
-    status: u16,
-    body: String,
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The body, as text.
+    pub body: String,
     head_at: std::time::Instant,
 }
 
 /// Reads an HTTP/1.1 answer's status line and headers (lower-cased names).
-fn read_head(
+pub fn read_head(
     conn: &mut std::io::BufReader<std::net::TcpStream>,
 ) -> Result<(u16, Vec<(String, String)>), String> {
     use std::io::BufRead as _;
@@ -616,7 +618,7 @@ fn read_head(
 }
 
 /// One request on `conn` (to `port`) and its answer, which must have a `Content-Length`.
-fn exchange(
+pub fn exchange(
     conn: &mut std::io::BufReader<std::net::TcpStream>,
     port: u16,
     method: &str,

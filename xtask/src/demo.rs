@@ -7,7 +7,15 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Children that are stopped when the demo ends, however it ends.
+#[derive(Default)]
 pub struct Children(Vec<Child>);
+
+impl Children {
+    /// Stops `child` with the others.
+    pub fn push(&mut self, child: Child) {
+        self.0.push(child);
+    }
+}
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -48,13 +56,13 @@ pub const DEMO_BUSINESS_ID: &str = "805021500648488";
 /// The admin token the demo proxy accepts (for the partner console).
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 /// The simulator's app (`tests/scenarios/demo.json`).
-const DEMO_APP_ID: &str = "670843887433847";
+pub const DEMO_APP_ID: &str = "670843887433847";
 /// The simulator app's secret.
-const DEMO_APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
+pub const DEMO_APP_SECRET: &str = "sim-app-secret-demo-5f1e0c9a";
 /// The demo's webhook verify token (what you would enter in Meta's app dashboard).
 pub const DEMO_WEBHOOK_VERIFY_TOKEN: &str = "demo-webhook-verify-token";
 /// A token key for the demo only (32 bytes, base64): never use a published key for real.
-const DEMO_TOKEN_KEY: &str = "ZGVtby1vbmx5LXRva2VuLWtleS0zMi1ieXRlcyEhISE=";
+pub const DEMO_TOKEN_KEY: &str = "ZGVtby1vbmx5LXRva2VuLWtleS0zMi1ieXRlcyEhISE=";
 
 /// Ports of a running demo.
 #[derive(Clone, Copy)]
@@ -96,8 +104,8 @@ pub fn start_sim(ports: Ports) -> Result<Child, String> {
     Ok(sim)
 }
 
-/// Builds and starts graph-sim and waba-proxy (with `proxy_args` added).
-pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
+/// Builds graph-sim, waba-proxy and the test tools' binaries (`target/debug`).
+pub fn build_binaries() -> Res {
     run(cargo(&[
         "build",
         "-p",
@@ -105,7 +113,12 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         "-p",
         "waba-proxy",
         "--bins",
-    ]))?;
+    ]))
+}
+
+/// Builds and starts graph-sim and waba-proxy (with `proxy_args` added).
+pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
+    build_binaries()?;
     if !crate::package::package_dir()
         .join("web/waba_onboard_bg.wasm")
         .exists()

@@ -33,7 +33,7 @@ fn kustomization_resources(text: &str) -> Vec<String> {
 /// The test step: `kubernetes-validate --strict` over every manifest of `deploy/kubernetes/`
 /// (the example Secrets too), and the kustomization's resources exist.
 pub fn validate() -> Res {
-    crate::setup::kubernetes_validate()?;
+    crate::setup::python_tools()?;
     let dir = dir();
     let mut manifests: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?

@@ -7,6 +7,7 @@
 //! - `cargo xtask image`: the container image of `waba-proxy` (podman, `FROM scratch`).
 
 mod bench;
+mod contract;
 mod cost;
 mod demo;
 mod fuzz;
@@ -31,8 +32,8 @@ tasks:
                               --smoke drives it once in headless Chromium and exits
   test [STEP...]              fmt, clippy, native tests, wasm tests in headless Chromium,
                               end-to-end tests; installs missing tools first. With STEPs
-                              (fmt clippy native package image kubernetes wasm e2e fuzz
-                              smoke bench), only those
+                              (fmt clippy native contract package image kubernetes wasm
+                              e2e fuzz smoke bench), only those
   package [--names]           build the npm package into target/npm/waba-onboard; --names also
                               builds its wasm with function names kept, for twiggy
   screenshots                 refresh docs/*.png (the README's pictures) from the e2e tests

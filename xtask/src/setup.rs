@@ -5,7 +5,8 @@
 //! a lock file changed since they were installed), Debian's
 //! PostgreSQL server and `openssl` (the proxy's store tests), what the container image needs
 //! (the musl target, Debian's `podman`, `musl-tools` and `ca-certificates`), and a Python venv
-//! under `target/` with `kubernetes-validate` for the Kubernetes manifests.
+//! under `target/` with `kubernetes-validate` for the Kubernetes manifests and Schemathesis for
+//! the proxy's OpenAPI contract.
 
 use crate::run::{Res, cargo, cmd, output, run};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub fn all() -> Res {
     npm_packages()?;
     postgres()?;
     container()?;
-    kubernetes_validate()
+    python_tools()
 }
 
 /// The toolchain of `rust-toolchain.toml` with `target` (which it names, so installing the
@@ -315,17 +316,36 @@ pub fn kubernetes_validate_bin() -> PathBuf {
     venv_dir().join("bin/kubernetes-validate")
 }
 
-/// A venv in `target/venv` with `kubernetes-validate` at [`KUBERNETES_VALIDATE`] (Debian's
-/// `python3-venv` through apt-get when `python3 -m venv` cannot make one).
-pub fn kubernetes_validate() -> Res {
-    let installed = output(
-        &kubernetes_validate_bin().display().to_string(),
-        &["--version"],
-    );
-    if installed
-        .as_deref()
-        .is_some_and(|v| v.split_whitespace().any(|w| w == KUBERNETES_VALIDATE))
-    {
+/// The exact Schemathesis release the proxy's OpenAPI contract is checked with (PyPI).
+pub const SCHEMATHESIS: &str = "4.32.5";
+
+/// The `schemathesis` command of the venv.
+pub fn schemathesis_bin() -> PathBuf {
+    venv_dir().join("bin/schemathesis")
+}
+
+/// A venv in `target/venv` with `kubernetes-validate` at [`KUBERNETES_VALIDATE`] and
+/// Schemathesis at [`SCHEMATHESIS`] (Debian's `python3-venv` through apt-get when
+/// `python3 -m venv` cannot make one).
+pub fn python_tools() -> Res {
+    let wanted = [
+        (
+            "kubernetes-validate",
+            KUBERNETES_VALIDATE,
+            kubernetes_validate_bin(),
+        ),
+        ("schemathesis", SCHEMATHESIS, schemathesis_bin()),
+    ];
+    // Each prints its version as a word of `--version`'s output.
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|(_, version, bin)| {
+            !output(&bin.display().to_string(), &["--version"])
+                .is_some_and(|v| v.split_whitespace().any(|w| w == *version))
+        })
+        .map(|(name, version, _)| format!("{name}=={version}"))
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     let venv = venv_dir();
@@ -346,10 +366,13 @@ pub fn kubernetes_validate() -> Res {
             make("/usr/bin/python3")?;
         }
     }
-    println!("setup: installing kubernetes-validate {KUBERNETES_VALIDATE} into the venv (PyPI)");
+    println!(
+        "setup: installing {} into the venv (PyPI)",
+        missing.join(", ")
+    );
     let mut pip = Command::new(&python);
     pip.args(["-m", "pip", "install", "--quiet"])
-        .arg(format!("kubernetes-validate=={KUBERNETES_VALIDATE}"))
+        .args(&missing)
         .current_dir(crate::project_root());
     run(pip)
 }

@@ -4,10 +4,11 @@ use crate::run::{Res, Totals, cargo, run, run_counting};
 use crate::setup;
 
 /// The steps by the names `cargo xtask test STEP...` takes, in the order they run.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "fmt",
     "clippy",
     "native",
+    "contract",
     "package",
     "image",
     "kubernetes",
@@ -87,6 +88,12 @@ pub fn run_all(args: &[String]) -> Res {
                 run_counting(native, &mut totals)
             })
             .and_then(|tests| tests),
+        );
+    }
+    if wanted("contract") {
+        step(
+            "OpenAPI contract (Schemathesis against waba-proxy in front of graph-sim)",
+            crate::contract::test(&mut totals),
         );
     }
     if wanted("package") {
@@ -171,7 +178,7 @@ fn package_and_size(totals: &mut Totals) -> Res {
 }
 
 /// A step that is one test of its own: its outcome counts as passed or failed.
-fn counted(result: Res, totals: &mut Totals) -> Res {
+pub fn counted(result: Res, totals: &mut Totals) -> Res {
     match &result {
         Ok(()) => totals.passed += 1,
         Err(_) => totals.failed += 1,
@@ -217,14 +224,7 @@ fn wasm_tests(totals: &mut Totals) -> Res {
 /// The end-to-end tests: real pages in headless Chromium against waba-proxy and graph-sim (the
 /// signup page, the console on its own entry point, a Vite app built from the tarball).
 fn e2e_tests(totals: &mut Totals) -> Res {
-    run(cargo(&[
-        "build",
-        "-p",
-        "waba-proxy",
-        "-p",
-        "waba-testkit",
-        "--bins",
-    ]))?;
+    crate::demo::build_binaries()?;
     build_fixture("vite-app")?;
     build_fixture("esbuild-app")?;
     build_fixture("react-app")?;
@@ -273,14 +273,7 @@ pub fn build_fixture(name: &str) -> Res {
 /// copies them into `docs/`.
 pub fn screenshots() -> Res {
     crate::package::build()?;
-    run(cargo(&[
-        "build",
-        "-p",
-        "waba-proxy",
-        "-p",
-        "waba-testkit",
-        "--bins",
-    ]))?;
+    crate::demo::build_binaries()?;
     let mut shots = cargo(&[
         "test",
         "-p",

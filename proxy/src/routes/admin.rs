@@ -5,6 +5,7 @@
 
 use super::extract::JsonBody;
 use super::extract::{Admin, Params};
+use super::openapi::{AdminRecordRefusals, AdminRefusals, TrackerRefusals};
 use super::views::{
     ChangeSummary, Events, PassView, PinView, RecordWithToken, Records, StepsView, UsageView,
     Writes,
@@ -24,14 +25,16 @@ pub const MAX_LIMIT: u32 = 500;
 const CHANGES_PER_RECORD: u32 = 100;
 
 /// Query of the list routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Records with a smaller id (the next page of a newest-first list).
     pub before: Option<i64>,
     /// Events with a larger sequence number.
     pub after: Option<i64>,
-    /// How many (default 50, at most [`MAX_LIMIT`]).
+    /// How many (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -46,6 +49,15 @@ impl ListParams {
 }
 
 /// `GET /admin/onboardings?before=&limit=`.
+#[utoipa::path(
+    get, path = "/admin/onboardings", tag = "admin",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of onboarding records, newest first", body = Records),
+        AdminRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn onboardings(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -63,6 +75,15 @@ pub async fn onboardings(
 
 /// `GET /admin/onboardings/{id}`: one record, with its business token decrypted and what
 /// Meta announced since about its WABAs.
+#[utoipa::path(
+    get, path = "/admin/onboardings/{id}", tag = "admin",
+    params(RecordPath),
+    responses(
+        (status = 200, description = "The record, its business token, PINs and changes", body = RecordWithToken),
+        AdminRecordRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn onboarding(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -99,6 +120,15 @@ pub async fn onboarding(
 }
 
 /// `GET /admin/follow-ups?limit=`: the records that leave something to do.
+#[utoipa::path(
+    get, path = "/admin/follow-ups", tag = "admin",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The records that leave something to do", body = Records),
+        AdminRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn follow_ups(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -112,6 +142,15 @@ pub async fn follow_ups(
 }
 
 /// `GET /admin/tracker/events?after=&limit=`.
+#[utoipa::path(
+    get, path = "/admin/tracker/events", tag = "admin",
+    params(ListParams),
+    responses(
+        (status = 200, description = "WABAs the tracker saw shared or unshared, oldest first", body = Events),
+        AdminRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn share_events(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -126,6 +165,14 @@ pub async fn share_events(
 }
 
 /// `POST /admin/tracker/pass`: runs a tracker pass now (409 when one is running).
+#[utoipa::path(
+    post, path = "/admin/tracker/pass", tag = "admin",
+    responses(
+        (status = 200, description = "What the pass found", body = PassView),
+        TrackerRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn tracker_pass(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -151,11 +198,22 @@ fn pipeline(state: &AppState) -> Result<&Pipeline, AppError> {
 
 /// `POST /admin/steps/{id}/retry`: a failed or stopped step runs again at once (409 when it
 /// is pending, running or done, or its onboarding was revoked by Meta).
+#[utoipa::path(
+    post, path = "/admin/steps/{id}/retry", tag = "admin",
+    params(
+        ("id" = i64, Path, description = "The step's id."),
+    ),
+    responses(
+        (status = 200, description = "The step, pending again", body = crate::store::StepView),
+        AdminRecordRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn retry_step(
     State(state): State<Arc<AppState>>,
     _: Admin,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<crate::store::StepView>, AppError> {
     let step = pipeline(&state)?
         .retry(record_id(&id)?)
         .await
@@ -169,11 +227,20 @@ pub async fn retry_step(
             ),
             RetryError::Store(e) => e,
         })?;
-    Ok(Json(step.to_json()))
+    Ok(Json(step.view()))
 }
 
 /// `POST /admin/onboardings/{id}/offboard`: stops the onboarding's steps, then unsubscribes
 /// the app from its WABAs and deregisters its registered numbers, as durable steps.
+#[utoipa::path(
+    post, path = "/admin/onboardings/{id}/offboard", tag = "admin",
+    params(RecordPath),
+    responses(
+        (status = 202, description = "The onboarding's steps, the offboarding ones last", body = StepsView),
+        AdminRecordRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn offboard(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -186,16 +253,17 @@ pub async fn offboard(
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(StepsView {
-            steps: steps.iter().map(crate::store::Step::to_json).collect(),
+            steps: steps.iter().map(crate::store::Step::view).collect(),
         }),
     ))
 }
 
 /// Body of `PUT /admin/phones/{id}/pin`. `Debug` never shows the PIN.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
     /// Six digits: the number's existing two-step verification PIN.
+    #[schema(pattern = "^[0-9]{6}$")]
     pub pin: String,
 }
 
@@ -209,6 +277,18 @@ impl std::fmt::Debug for PinRequest {
 
 /// `PUT /admin/phones/{id}/pin` `{"pin"}`: the PIN the pipeline registers the number with
 /// (a number with two-step verification needs its existing PIN). 204.
+#[utoipa::path(
+    put, path = "/admin/phones/{id}/pin", tag = "admin",
+    params(
+        ("id" = String, Path, description = "The phone number's id (decimal digits).", pattern = "^[0-9]{1,24}$"),
+    ),
+    request_body = PinRequest,
+    responses(
+        (status = 204, description = "The PIN is kept (sealed) for the number's registration"),
+        AdminRecordRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn set_pin(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -224,6 +304,15 @@ pub async fn set_pin(
 }
 
 /// `GET /admin/writes?after=&limit=`: the audit trail of every write made to Graph.
+#[utoipa::path(
+    get, path = "/admin/writes", tag = "admin",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Writes made to Graph, oldest first", body = Writes),
+        AdminRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn writes(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -237,17 +326,36 @@ pub async fn writes(
     }))
 }
 
+/// The record a route is about.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecordPath {
+    /// The onboarding record's id.
+    pub id: i64,
+}
+
 /// Query of `GET /admin/graph-usage`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     /// One object (a WABA or business id) only.
+    #[param(pattern = "^[0-9]{1,24}$")]
     pub object: Option<String>,
 }
 
 /// `GET /admin/graph-usage[?object=]`: what Meta last said of each object's hourly budget
 /// (`X-Business-Use-Case-Usage`), most used first, and how long background work about it
 /// waits.
+#[utoipa::path(
+    get, path = "/admin/graph-usage", tag = "admin",
+    params(UsageParams),
+    responses(
+        (status = 200, description = "Meta's last usage reading per object, most used first", body = UsageView),
+        AdminRefusals,
+    ),
+    security(("admin" = [])),
+)]
 pub async fn graph_usage(
     State(state): State<Arc<AppState>>,
     _: Admin,

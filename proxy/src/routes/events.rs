@@ -1,6 +1,7 @@
 //! `/events/...`: the live status stream (Server-Sent Events) and its tickets.
 
 use super::extract::{Caller, Params};
+use super::openapi::{CallerRefusals, StreamRefusals};
 use super::views::{ChangeView, TicketAnswer};
 use crate::AppState;
 use crate::auth::Principal;
@@ -16,6 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `POST /events/ticket`: a short-lived stream ticket for the caller's scope.
+#[utoipa::path(
+    post, path = "/events/ticket", tag = "events",
+    responses(
+        (status = 200, description = "A ticket for `GET /events/stream`", body = TicketAnswer),
+        CallerRefusals,
+    ),
+    security(("admin" = []), ("signup_token" = []), ("session" = [])),
+)]
 pub async fn ticket(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -43,6 +52,18 @@ pub struct StreamParams {
 
 /// `GET /events/stream?ticket=…[&after=N]`: the changes after `Last-Event-ID` (or `after`),
 /// then new ones, each with its sequence number as the event id.
+#[utoipa::path(
+    get, path = "/events/stream", tag = "events",
+    params(
+        ("after" = Option<i64>, Query, description = "Send the changes after this sequence number (`Last-Event-ID` wins)."),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event id the client saw (EventSource sends it when it reconnects)."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events, never ending, each a `StatusEvent`; a comment every 15 s keeps the connection alive", content_type = "text/event-stream", body = super::openapi::StatusEvent),
+        StreamRefusals,
+    ),
+    security(("stream_ticket" = [])),
+)]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod graph;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod signup;
 pub mod views;
@@ -58,6 +59,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route(
             "/webhooks/meta",
             get(webhooks::handshake)
@@ -73,12 +75,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         ),
         None => router.fallback(not_found),
     };
-    let router = router.with_state(state.clone());
+    // A known route asked with a method it does not take: Graph's envelope, and the router
+    // adds `Allow`.
+    let router = router
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state.clone());
     middleware::apply(router, &state.config)
 }
 
 async fn not_found() -> AppError {
     AppError::NotFound
+}
+
+async fn wrong_method() -> AppError {
+    AppError::WrongMethod
 }
 
 /// The proxy's public base URL: configured, or `http://{Host}`.

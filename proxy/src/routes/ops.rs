@@ -2,6 +2,7 @@
 //! the configuration works: Graph answers and accepts the System User token and the app's id
 //! and secret; cached), `/metrics` (Prometheus).
 
+use super::openapi::OpsRefusals;
 use crate::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -11,12 +12,27 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// `GET /healthz`.
+#[utoipa::path(
+    get, path = "/healthz", tag = "ops",
+    responses(
+        (status = 200, description = "The process is up: `{\"status\": \"ok\"}`", body = Object),
+        OpsRefusals,
+    ),
+)]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: 200 when the database answers and Graph accepts the proxy's credentials,
 /// 503 with the reason if not.
+#[utoipa::path(
+    get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\", \"database\"}`", body = Object),
+        (status = 503, description = "Not ready: `{\"status\": \"unready\", \"reason\", \"database\"}`", body = Object),
+        OpsRefusals,
+    ),
+)]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let database = state.store.kind();
     match state.ready().await {
@@ -34,6 +50,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus metrics", content_type = "text/plain; version=0.0.4", body = String),
+        OpsRefusals,
+    ),
+)]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut res = state.metrics_text().into_response();
     res.headers_mut().insert(

@@ -5,9 +5,10 @@ use crate::onboarding::{Exchanged, Reported};
 use crate::reads::GrantedAccounts;
 use crate::store::{FollowUp, Onboarding, ShareDiff, ShareEvent, StoredChange};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A follow-up as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FollowUpView {
     /// The WABA concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,7 +33,7 @@ impl From<&FollowUp> for FollowUpView {
 }
 
 /// Answer of `POST /signup/exchange`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExchangeAnswer {
     /// The session credential: send it as `Authorization: Bearer` to the WABA routes.
     pub session: String,
@@ -42,6 +43,7 @@ pub struct ExchangeAnswer {
     pub wabas: Vec<String>,
     /// The granted WABAs as `GET /graph/{id}?fields=` with the status fields answers them,
     /// read during the exchange (one whose read failed is left out).
+    #[schema(value_type = Vec<crate::routes::openapi::GraphNode>)]
     pub accounts: Vec<Box<serde_json::value::RawValue>>,
     /// The onboarding record.
     pub onboarding_id: i64,
@@ -60,12 +62,13 @@ impl From<Exchanged> for ExchangeAnswer {
 }
 
 /// Answer of `GET /signup/accounts`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountsAnswer {
     /// The WABAs the credential may read, newest first.
     pub wabas: Vec<String>,
     /// The granted WABAs as `GET /graph/{id}?fields=` with the status fields answers them
     /// (one whose read failed is left out).
+    #[schema(value_type = Vec<crate::routes::openapi::GraphNode>)]
     pub accounts: Vec<Box<serde_json::value::RawValue>>,
 }
 
@@ -79,7 +82,7 @@ impl From<GrantedAccounts> for AccountsAnswer {
 }
 
 /// Answer of `POST /signup/events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventAnswer {
     /// The onboarding record.
     pub onboarding_id: i64,
@@ -97,7 +100,7 @@ impl From<Reported> for EventAnswer {
 }
 
 /// A number's two-step verification PIN (admin only). `Debug` never shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PinView {
     /// The phone number id.
     pub phone_id: String,
@@ -115,14 +118,14 @@ impl std::fmt::Debug for PinView {
 }
 
 /// Answer of `POST /admin/onboardings/{id}/offboard`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StepsView {
     /// The onboarding's steps, the offboarding ones last.
-    pub steps: Vec<serde_json::Value>,
+    pub steps: Vec<crate::store::StepView>,
 }
 
 /// A page of Graph writes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Writes {
     /// Oldest first.
     pub data: Vec<crate::store::GraphWrite>,
@@ -131,7 +134,7 @@ pub struct Writes {
 }
 
 /// An onboarding record as the admin sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OnboardingView {
     /// The record's id.
     pub id: i64,
@@ -179,7 +182,7 @@ pub struct OnboardingView {
     /// What is left to do.
     pub follow_ups: Vec<FollowUpView>,
     /// The partner's post-signup steps with their state, who acts and the next attempt.
-    pub steps: Vec<serde_json::Value>,
+    pub steps: Vec<crate::store::StepView>,
     /// Whether someone must act: a follow-up, or a failed step.
     pub needs_follow_up: bool,
 }
@@ -205,14 +208,14 @@ impl From<&Onboarding> for OnboardingView {
             revoked_at: r.revoked_at,
             offboarded_at: r.offboarded_at,
             follow_ups: r.follow_ups.iter().map(Into::into).collect(),
-            steps: o.steps.iter().map(crate::store::Step::to_json).collect(),
+            steps: o.steps.iter().map(crate::store::Step::view).collect(),
             needs_follow_up: o.needs_follow_up(),
         }
     }
 }
 
 /// A page of records.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Records {
     /// Newest first.
     pub data: Vec<OnboardingView>,
@@ -222,7 +225,7 @@ pub struct Records {
 }
 
 /// One record with the business token, decrypted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecordWithToken {
     /// The record.
     #[serde(flatten)]
@@ -240,7 +243,7 @@ pub struct RecordWithToken {
 }
 
 /// A status change of one of a record's WABAs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChangeSummary {
     /// The stream's id of the change.
     pub seq: i64,
@@ -256,7 +259,7 @@ pub struct ChangeSummary {
 }
 
 /// A tracker event as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShareEventView {
     /// The cursor.
     pub seq: i64,
@@ -280,7 +283,7 @@ impl From<&ShareEvent> for ShareEventView {
 }
 
 /// A page of tracker events.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Events {
     /// Oldest first.
     pub data: Vec<ShareEventView>,
@@ -289,7 +292,7 @@ pub struct Events {
 }
 
 /// What a tracker pass did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PassView {
     /// Newly shared WABAs.
     pub shared: Vec<String>,
@@ -310,7 +313,7 @@ impl From<ShareDiff> for PassView {
 }
 
 /// Answer of `POST /events/ticket`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TicketAnswer {
     /// Put it in the stream URL: `/events/stream?ticket=…`.
     pub ticket: String,
@@ -319,7 +322,7 @@ pub struct TicketAnswer {
 }
 
 /// A change as the stream sends it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChangeView<'a> {
     /// The event id.
     pub seq: i64,
@@ -339,10 +342,12 @@ pub struct ChangeView<'a> {
     /// The change as Meta sent it (`{"field", "value"}`), for `account_update` changes and
     /// fields this version does not interpret.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub raw: Option<serde_json::Value>,
     /// For `pipeline_step`: the step (`kind`, `state`, `phone_id`, `phone`, `actor`, `text`,
     /// `message`, `error_code`, `next_attempt_at`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::store::StepView>)]
     pub step: Option<serde_json::Value>,
 }
 
@@ -381,7 +386,7 @@ impl From<&StoredChange> for ChangeSummary {
 }
 
 /// Answer of `GET /admin/graph-usage`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageView {
     /// At or above this percentage, background work about an object waits.
     pub hold_at_percent: u32,
@@ -390,7 +395,7 @@ pub struct UsageView {
 }
 
 /// One object's last usage reading.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ObjectUsageView {
     /// The WABA or business id Meta keyed it by.
     pub object: String,

@@ -1,6 +1,7 @@
 //! `/webhooks/meta`: Meta's subscription handshake and signed notifications.
 
 use super::extract::unreadable_body;
+use super::openapi::WebhookRefusals;
 use crate::AppState;
 use crate::error::AppError;
 use axum::body::Bytes;
@@ -11,7 +12,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Query of `GET /webhooks/meta`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Handshake {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
@@ -23,6 +25,14 @@ pub struct Handshake {
 
 /// `GET /webhooks/meta`: echoes `hub.challenge` when the mode is `subscribe` and the verify
 /// token matches; 403 otherwise.
+#[utoipa::path(
+    get, path = "/webhooks/meta", tag = "webhooks",
+    params(Handshake),
+    responses(
+        (status = 200, description = "`hub.challenge`, echoed", content_type = "text/plain; charset=utf-8", body = String),
+        WebhookRefusals,
+    ),
+)]
 pub async fn handshake(
     State(state): State<Arc<AppState>>,
     q: Result<Query<Handshake>, axum::extract::rejection::QueryRejection>,
@@ -38,6 +48,15 @@ pub async fn handshake(
 }
 
 /// `POST /webhooks/meta`: verified, stored and applied before the 200.
+#[utoipa::path(
+    post, path = "/webhooks/meta", tag = "webhooks",
+    request_body(content = super::openapi::WebhookNotification, description = "Meta's notification, signed", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Verified, stored and applied"),
+        WebhookRefusals,
+    ),
+    security(("webhook_signature" = [])),
+)]
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -340,29 +340,73 @@ impl Step {
     }
 
     /// The step as the status stream and the admin API show it (never a token or a PIN).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn view(&self) -> StepView {
         let (actor, text) = self.progress();
-        serde_json::json!({
-            "id": self.id,
-            "onboarding_id": self.onboarding_id,
-            "waba_id": self.waba_id,
-            "phone_id": self.phone_id,
-            "phone": self.phone_label,
-            "kind": self.kind.as_str(),
-            "state": self.state.as_str(),
-            "token": self.token.as_str(),
-            "actor": actor,
-            "text": text,
-            "message": self.message,
-            "error_code": self.error_code,
-            "error": self.error,
-            "attempts": self.attempts,
-            // Absent when settled, or when only a person's retry runs it again.
-            "next_attempt_at": (!self.state.settled() && self.next_at != i64::MAX)
+        StepView {
+            id: self.id,
+            onboarding_id: self.onboarding_id,
+            waba_id: self.waba_id.clone(),
+            phone_id: self.phone_id.clone(),
+            phone: self.phone_label.clone(),
+            kind: self.kind.as_str(),
+            state: self.state.as_str(),
+            token: self.token.as_str(),
+            actor,
+            text,
+            message: self.message.clone(),
+            error_code: self.error_code,
+            error: self.error.clone(),
+            attempts: self.attempts,
+            // Null when settled, or when only a person's retry runs it again.
+            next_attempt_at: (!self.state.settled() && self.next_at != i64::MAX)
                 .then_some(self.next_at),
-            "updated_at": self.updated_at,
-        })
+            updated_at: self.updated_at,
+        }
     }
+
+    /// [`Step::view`] as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.view()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A step as the status stream and the admin API show it (never a token or a PIN).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StepView {
+    /// Its id.
+    pub id: i64,
+    /// The onboarding it belongs to.
+    pub onboarding_id: i64,
+    /// The WABA.
+    pub waba_id: String,
+    /// The number, for per-phone steps.
+    pub phone_id: Option<String>,
+    /// The number as people read it, when known.
+    pub phone: Option<String>,
+    /// What it does: `subscribe`, `assign_system_user`, `share_credit_line`, `find_phones`,
+    /// `register`, `sync_contacts`, `sync_history`, `unsubscribe`, `deregister`.
+    pub kind: &'static str,
+    /// `pending`, `running`, `done`, `skipped` or `failed`.
+    pub state: &'static str,
+    /// The token its calls use: `business` or `system_user` (the kind, never the token).
+    pub token: &'static str,
+    /// Who must act: `business`, `partner`, `meta` or `nobody`.
+    pub actor: String,
+    /// The progress line ("Registering +1 631-555-0101", "Webhooks connected").
+    pub text: String,
+    /// What happened, in plain words (a skip's reason, a failure's meaning).
+    pub message: Option<String>,
+    /// Meta's error code of the last failure.
+    pub error_code: Option<i64>,
+    /// Meta's error message of the last failure (scrubbed).
+    pub error: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt may start (unix seconds); null when settled, or when only a
+    /// person's retry runs it again.
+    pub next_attempt_at: Option<i64>,
+    /// When it last changed (unix seconds).
+    pub updated_at: i64,
 }
 
 /// How a claimed step ended (or where it waits).
@@ -388,7 +432,7 @@ pub struct StepOutcome {
 
 /// One write the proxy made to Graph, for the audit trail (never a token or a PIN): the
 /// admin API shows it as it is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct GraphWrite {
     /// Increasing (0 before it is stored).
     pub id: i64,
@@ -402,7 +446,8 @@ pub struct GraphWrite {
     pub method: String,
     /// The Graph path, without the version (`{waba-id}/subscribed_apps`).
     pub path: String,
-    /// The token kind used.
+    /// The token kind used: `business` or `system_user` (the kind, never the token).
+    #[schema(value_type = String)]
     pub token: TokenKind,
     /// Graph's HTTP status (0 when Graph did not answer).
     pub status: u16,

@@ -9,6 +9,7 @@ mod bad_input;
 mod call_economy;
 mod code_flow;
 mod connections;
+mod contract;
 mod lifecycle;
 mod oneshot;
 mod pipeline;

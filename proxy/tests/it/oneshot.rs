@@ -113,3 +113,43 @@ async fn graph_unreachable_is_a_clean_502() {
         (StatusCode::OK, Some("ok"))
     );
 }
+
+#[tokio::test]
+async fn a_credential_is_looked_at_before_the_query_is_read() {
+    let bad_query = "fields=0000&limit=1";
+    let cases = [
+        // No credential: 401 whatever the query says.
+        (
+            format!("/graph/805021500648488/client_whatsapp_business_accounts?{bad_query}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("/graph/102289599326934?{bad_query}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("/graph/102289599326934/phone_numbers?{bad_query}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        // A signup credential is identified (by Graph) only once the query is good: Graph is
+        // unreachable here, so a 400 proves no call was tried.
+        (
+            format!("/graph/102289599326934?{bad_query}"),
+            Some("EAAsomeSignupToken"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/graph/805021500648488/owned_whatsapp_business_accounts?{bad_query}"),
+            Some("EAAsomeSignupToken"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (uri, token, want) in cases {
+        let (status, body) = call("GET", &uri, token).await;
+        assert_eq!(status, want, "{uri} with {token:?}: {body}");
+        assert_eq!(body["error"]["type"], "WabaProxyError", "{uri}");
+    }
+}

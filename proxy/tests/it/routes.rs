@@ -215,6 +215,13 @@ async fn every_405_names_the_allowed_methods() {
             allow.split(',').any(|m| m.trim() == allowed),
             "{method} {path}: Allow is {allow:?}"
         );
+        // In Graph's envelope like every other refusal.
+        assert_eq!(a.error().code, 2500, "{method} {path}");
+        assert_eq!(
+            a.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json; charset=utf-8"),
+            "{method} {path}"
+        );
     }
 }
 
@@ -303,4 +310,21 @@ async fn signup_accounts_answers_metas_throttling_as_such() {
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
     assert!(a.headers.contains_key("retry-after"), "{:?}", a.headers);
     assert!(!a.text.contains(FINISH));
+}
+
+#[tokio::test]
+async fn a_waba_read_without_id_among_its_fields_answers_with_the_id() {
+    // Graph returns a node's id whatever fields are asked for; the contract promises it.
+    let s = stack(world("demo"), &[]);
+    for token in [ADMIN, FINISH] {
+        let a = get(
+            &s.url("/graph/101569239400667?fields=creation_time,health_status"),
+            Some(token),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let w: Waba = serde_json::from_str(&a.text).unwrap();
+        assert_eq!(w.id.as_str(), "101569239400667");
+        assert!(w.health_status.is_some());
+    }
 }

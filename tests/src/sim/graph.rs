@@ -844,7 +844,8 @@ fn parse_fields(raw: Option<&str>, default: &[&str]) -> Result<Vec<FieldReq>> {
     Ok(out)
 }
 
-/// Copies the requested fields of a node; unknown fields are Graph's `(#100)` error.
+/// Copies the requested fields of a node, and its `id` as Graph always returns it whichever
+/// fields were asked for; unknown fields are Graph's `(#100)` error.
 fn select(
     node: &Map<String, Value>,
     fields: &[FieldReq],
@@ -861,6 +862,9 @@ fn select(
         if let Some(v) = node.get(name) {
             out.insert(name.clone(), v.clone());
         }
+    }
+    if let Some(id) = node.get("id") {
+        out.entry("id").or_insert_with(|| id.clone());
     }
     Ok(Value::Object(out))
 }
@@ -1001,6 +1005,15 @@ mod tests {
             waba_graph::time::UnixTime::parse(&iso8601(1_709_208_000)),
             Some(waba_graph::time::UnixTime(1_709_208_000))
         );
+    }
+
+    #[test]
+    fn a_node_always_has_its_id() {
+        let node = json!({"id": "7", "name": "n", "status": "s"});
+        let node = node.as_object().unwrap();
+        let only_status = [("status".to_owned(), None)];
+        let out = select(node, &only_status, &["id", "name", "status"], "Node").unwrap();
+        assert_eq!(out, json!({"status": "s", "id": "7"}));
     }
 
     #[test]
