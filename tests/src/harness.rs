@@ -346,10 +346,8 @@ fn messages_in(
 ) -> std::io::Result<serde_json::Map<String, serde_json::Value>> {
     let path = project_root().join(dir).join(format!("{tag}.js"));
     let text = std::fs::read_to_string(&path)?;
-    let json = text
-        .trim_end()
-        .trim_start_matches("export default ")
-        .trim_end_matches(';');
+    let json = waba_graph::messages::catalog_json(&text)
+        .ok_or_else(|| std::io::Error::other(format!("{tag}: not `export default {{...}};`")))?;
     let mut catalog: serde_json::Value =
         serde_json::from_str(json).map_err(std::io::Error::other)?;
     match catalog.get_mut("messages").map(serde_json::Value::take) {
