@@ -141,10 +141,10 @@ export class Panel {
     this.root.setAttribute("aria-busy", on);
   }
 
-  loading(message = this.t("loading")) {
+  loading(text = this.t("loading")) {
     this.busy(true);
-    this.show("loading", message);
-    this.live.textContent = message;
+    this.show("loading", text);
+    this.live.textContent = text;
   }
 
   notice(title, detail) {

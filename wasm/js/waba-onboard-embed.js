@@ -61,7 +61,6 @@ async function main() {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "waba-signup-button";
-
   const panelBox = document.createElement("div");
   const retry = document.createElement("button");
   retry.type = "button";
