@@ -40,6 +40,16 @@ async fn wait_until(b: &Browser, script: &str, timeout: Duration) {
     }
 }
 
+/// Waits until the list shows its first page and loads nothing more.
+async fn first_page_shown(b: &Browser) {
+    wait_until(
+        b,
+        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0 && !window.__console.loading",
+        WAIT,
+    )
+    .await;
+}
+
 async fn loaded(b: &Browser) -> u64 {
     js(
         b,
@@ -948,12 +958,7 @@ async fn the_console_in_spanish_writes_every_text_and_date_in_spanish() {
     )
     .await;
     let b = signed_in_on(&format!("{}/console.html?locale=es", proxy.url)).await;
-    wait_until(
-        &b,
-        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0 && !window.__console.loading",
-        WAIT,
-    )
-    .await;
+    first_page_shown(&b).await;
     let page = js(
         &b,
         "const text = (css) => document.querySelector(css).textContent;
@@ -1185,12 +1190,7 @@ async fn the_console_in_arabic_is_laid_out_right_to_left_and_passes_axe() {
     let ar = console_catalog_messages("ar").unwrap();
     let (_sim, site, proxy) = demo_stack(&[]);
     let b = signed_in_on(&format!("{}/console.html?locale=ar", proxy.url)).await;
-    wait_until(
-        &b,
-        "return Number(document.getElementById('status-line').dataset.loaded || 0) > 0 && !window.__console.loading",
-        WAIT,
-    )
-    .await;
+    first_page_shown(&b).await;
     let layout = js(
         &b,
         "const row = document.querySelector('.row');

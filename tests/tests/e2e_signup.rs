@@ -37,6 +37,11 @@ impl Stack {
     /// With `code`, the page runs the code flow and the proxy exchanges codes. The proxy
     /// takes graph-sim's webhooks either way.
     async fn start_flow(code: bool) -> Stack {
+        Self::start_in(code, None).await
+    }
+
+    /// Like [`Stack::start_flow`], with a browser asking for `language` first when given.
+    async fn start_in(code: bool, language: Option<&str>) -> Stack {
         let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
         let site = site(&sim.url).expect("site");
         let www = site.to_string_lossy().into_owned();
@@ -57,7 +62,11 @@ impl Stack {
             .expect("waba-proxy (build it with `cargo build -p waba-proxy`)");
         sim.state
             .set_webhook_url(Some(format!("{}/webhooks/meta", proxy.url)));
-        let browser = Browser::start(None).await.expect("Chromium");
+        let browser = match language {
+            Some(l) => Browser::start_in_language(l).await,
+            None => Browser::start(None).await,
+        }
+        .expect("Chromium");
         Stack {
             proxy_args: args.iter().map(|a| a.to_string()).collect(),
             sim,
@@ -1117,16 +1126,10 @@ async fn an_arabic_panel_is_laid_out_right_to_left_and_passes_axe() {
 #[tokio::test]
 async fn the_browser_s_language_chooses_the_catalog_and_a_close_one_serves_a_dialect() {
     let hi = catalog_messages("hi").unwrap();
-    let sim = SimServer::start(&scenario("demo")).expect("graph-sim");
-    let site = site(&sim.url).expect("site");
-    let www = site.to_string_lossy().into_owned();
-    let db = waba_testkit::harness::temp_database().display().to_string();
-    let mut args = demo_proxy_args(true);
-    args.extend_from_slice(&["--admin-token", ADMIN, "--www", &www, "--database", &db]);
-    let proxy = start_proxy(&target_bin("waba-proxy"), &sim.url, &args).expect("waba-proxy");
-    let browser = Browser::start_in_language("hi").await.expect("Chromium");
+    let s = Stack::start_in(true, Some("hi")).await;
+    let browser = &s.browser;
     browser
-        .goto(&format!("{}/signup.html", proxy.url))
+        .goto(&format!("{}/signup.html", s.proxy.url))
         .await
         .unwrap();
     let first = browser
@@ -1161,7 +1164,5 @@ async fn the_browser_s_language_chooses_the_catalog_and_a_close_one_serves_a_dia
             ["en", "es", "pt-BR", "id", "hi", "ar"]
         ])
     );
-    browser.close().await;
-    drop(proxy);
-    let _ = std::fs::remove_dir_all(&site);
+    s.close().await;
 }
