@@ -845,7 +845,10 @@ fn parse_fields(raw: Option<&str>, default: &[&str]) -> Result<Vec<FieldReq>> {
 }
 
 /// Copies the requested fields of a node, and its `id` as Graph always returns it whichever
-/// fields were asked for; unknown fields are Graph's `(#100)` error.
+/// fields were asked for (Meta's example answers `?fields=account_review_status` with
+/// `{"account_review_status": "APPROVED", "id": ...}`:
+/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/solution-providers/manage-accounts>);
+/// unknown fields are Graph's `(#100)` error.
 fn select(
     node: &Map<String, Value>,
     fields: &[FieldReq],
