@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod onboarding;
+pub mod outbound;
 pub mod pipeline;
 pub mod reads;
 pub mod replicas;

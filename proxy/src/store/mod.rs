@@ -10,8 +10,10 @@
 //! `LISTEN`/`NOTIFY`. Both run versioned migrations at start-up. [`open`] picks one by the
 //! `--database` value.
 
-mod postgres;
+#[macro_use]
 pub mod sql;
+pub mod outbox;
+mod postgres;
 mod sqlite;
 
 pub use postgres::{Postgres, PostgresOptions, PostgresStore, postgres_config};
@@ -52,6 +54,9 @@ pub enum StoreError {
     /// The worker running the query stopped (a panic, or shutdown).
     #[error("the database worker stopped")]
     Worker,
+    /// The system's random source failed (an outbound event's id could not be made).
+    #[error("no randomness available")]
+    Random,
 }
 
 use waba_graph::named as stored_names;
@@ -816,6 +821,53 @@ pub trait Store: Send + Sync {
     /// Whether the database answers (and, for PostgreSQL, whether this process hears the
     /// others' signals).
     fn ping(&self) -> StoreFuture<'_, ()>;
+    /// The partner's webhook endpoints, oldest first, with their delivery counts.
+    fn outbound_endpoints(&self) -> StoreFuture<'_, Vec<outbox::Endpoint>>;
+    /// One endpoint.
+    fn outbound_endpoint(&self, id: i64) -> StoreFuture<'_, Option<outbox::Endpoint>>;
+    /// Stores a new endpoint: it gets the events that happen from now on.
+    fn create_outbound_endpoint(
+        &self,
+        endpoint: outbox::NewEndpoint,
+        now: i64,
+    ) -> StoreFuture<'_, outbox::Endpoint>;
+    /// Changes an endpoint; resuming one closes its circuit and sends what waits at once.
+    fn update_outbound_endpoint(
+        &self,
+        id: i64,
+        patch: outbox::EndpointPatch,
+        now: i64,
+    ) -> StoreFuture<'_, Option<outbox::Endpoint>>;
+    /// Deletes an endpoint with its deliveries; whether there was one.
+    fn delete_outbound_endpoint(&self, id: i64) -> StoreFuture<'_, bool>;
+    /// An endpoint's deliveries with id below `before`, newest first, with their attempts.
+    fn outbound_deliveries(
+        &self,
+        endpoint_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<outbox::Delivery>>;
+    /// Queues a delivery's event again for its endpoint (same event id); the new delivery.
+    fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, Option<i64>>;
+    /// When the next delivery is due, if one waits.
+    fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>>;
+    /// Claims due deliveries for one attempt each (see [`outbox`]): one per endpoint, in
+    /// order, never one another process holds.
+    fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<outbox::Claimed>>;
+    /// Records a claimed delivery's attempt and schedules what follows.
+    fn settle_delivery(
+        &self,
+        claimed: outbox::Claimed,
+        result: outbox::AttemptResult,
+        now: i64,
+        policy: outbox::RetryPolicy,
+        jitter: f64,
+    ) -> StoreFuture<'_, ()>;
     /// `sqlite` or `postgresql`.
     fn kind(&self) -> &'static str;
 }

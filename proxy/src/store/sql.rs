@@ -12,6 +12,9 @@ use super::{
     SessionGrant, ShareDiff, ShareEvent, ShareKind, Signal, StatusChange, Step, StepKind,
     StepOutcome, StepState, Store, StoreError, StoreFuture, StoredChange, TokenKind,
 };
+use super::outbox::{
+    self, AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy,
+};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
@@ -150,7 +153,7 @@ impl Row {
     }
 
     /// Column `idx`, a stored name read with `parse`; an unknown one is corrupt.
-    fn name<T>(
+    pub(super) fn name<T>(
         &self,
         idx: usize,
         parse: fn(&str) -> Option<T>,
@@ -473,6 +476,7 @@ fn step_change(c: &mut dyn Conn, step: &Step, now: i64) -> Result<StoredChange, 
         raw: step.to_json().to_string(),
     };
     let seq = insert_change(c, &change, now)?.ok_or(StoreError::Corrupt("step change"))?;
+    super::outbox::step_changed(c, step, now)?;
     Ok(StoredChange {
         seq,
         received_at: now,
@@ -589,6 +593,7 @@ fn insert_record(
             &args![&s.hash[..], id, s.expires_at],
         )?;
     }
+    super::outbox::onboarding_recorded(c, id, r)?;
     insert_steps(c, id, &r.steps, r.created_at, out)?;
     Ok(id)
 }
@@ -655,7 +660,7 @@ fn share_event(c: &mut dyn Conn, waba: &str, kind: ShareKind, now: i64) -> Resul
         "INSERT INTO share_events (waba_id, kind, detected_at) VALUES (?1, ?2, ?3)",
         &args![waba, kind.as_str(), now],
     )?;
-    Ok(())
+    super::outbox::share_changed(c, waba, kind, now)
 }
 
 /// The records matching `filter` (a `WHERE` clause and its order), with their follow-ups.
@@ -714,7 +719,9 @@ fn record_changes(
     let mut stored = Vec::new();
     let mut stopped = Vec::new();
     for change in changes {
-        let Some(seq) = insert_change(c, &change, now)? else {
+        let Some(seq) = insert_change(c, &change, now)?.map(|seq| {
+            super::outbox::meta_change(c, &change, now).map(|()| seq)
+        }).transpose()? else {
             // A redelivery: the share is stored, but plan it if nothing holds it.
             if let (ChangeKind::PartnerAdded, Some(waba), Some(d)) =
                 (change.kind, &change.waba_id, &discovery)
@@ -990,10 +997,13 @@ fn offboard(c: &mut dyn Conn, onboarding_id: i64, now: i64) -> Result<Offboard, 
     if found.record.revoked_at.is_some() {
         return Ok(Offboard::Revoked);
     }
-    c.execute(
+    let first = c.execute(
         "UPDATE onboardings SET offboarded_at = ?2 WHERE id = ?1 AND offboarded_at IS NULL",
         &args![onboarding_id, now],
-    )?;
+    )? == 1;
+    if first {
+        super::outbox::offboarded(c, onboarding_id, &found.record.granted, now)?;
+    }
     let mut changes = Vec::new();
     stop_steps(
         c,
@@ -1452,6 +1462,79 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.backend.ping()
+    }
+
+    fn outbound_endpoints(&self) -> StoreFuture<'_, Vec<Endpoint>> {
+        self.backend.run(Mode::Read, outbox::endpoints)
+    }
+
+    fn outbound_endpoint(&self, id: i64) -> StoreFuture<'_, Option<Endpoint>> {
+        self.backend
+            .run(Mode::Read, move |c| outbox::endpoint(c, id))
+    }
+
+    fn create_outbound_endpoint(&self, e: NewEndpoint, now: i64) -> StoreFuture<'_, Endpoint> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::create_endpoint(c, &e, now))
+    }
+
+    fn update_outbound_endpoint(
+        &self,
+        id: i64,
+        patch: EndpointPatch,
+        now: i64,
+    ) -> StoreFuture<'_, Option<Endpoint>> {
+        self.backend.run(Mode::Write, move |c| {
+            outbox::update_endpoint(c, id, &patch, now)
+        })
+    }
+
+    fn delete_outbound_endpoint(&self, id: i64) -> StoreFuture<'_, bool> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::delete_endpoint(c, id))
+    }
+
+    fn outbound_deliveries(
+        &self,
+        endpoint_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Delivery>> {
+        self.backend.run(Mode::Read, move |c| {
+            outbox::deliveries(c, endpoint_id, before, limit)
+        })
+    }
+
+    fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, Option<i64>> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::resend(c, id, now))
+    }
+
+    fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>> {
+        self.backend.run(Mode::Read, outbox::next_due)
+    }
+
+    fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Claimed>> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::claim(c, now, lease_secs, limit))
+    }
+
+    fn settle_delivery(
+        &self,
+        claimed: Claimed,
+        result: AttemptResult,
+        now: i64,
+        policy: RetryPolicy,
+        jitter: f64,
+    ) -> StoreFuture<'_, ()> {
+        self.backend.run(Mode::Write, move |c| {
+            outbox::settle(c, &claimed, &result, now, &policy, jitter)
+        })
     }
 
     fn kind(&self) -> &'static str {

@@ -127,6 +127,52 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value BLOB NOT NULL
     );",
+    // 6: the partner's own webhooks: endpoints, the outbox of events, deliveries, attempts.
+    "CREATE TABLE outbound_endpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        url TEXT NOT NULL,
+        description TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret_nonce BLOB NOT NULL,
+        secret_ciphertext BLOB NOT NULL,
+        enabled INTEGER NOT NULL,
+        paused_reason TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        failing_since INTEGER,
+        open_until INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE outbound_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE outbound_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_seq INTEGER NOT NULL REFERENCES outbound_events(seq),
+        endpoint_id INTEGER NOT NULL REFERENCES outbound_endpoints(id),
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        first_attempt_at INTEGER,
+        next_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        delivered_at INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX outbound_deliveries_queue ON outbound_deliveries(endpoint_id, state, id);
+    CREATE INDEX outbound_deliveries_due ON outbound_deliveries(state, next_at);
+    CREATE TABLE outbound_attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id INTEGER NOT NULL REFERENCES outbound_deliveries(id),
+        at INTEGER NOT NULL,
+        status INTEGER,
+        latency_ms INTEGER NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX outbound_attempts_by_delivery ON outbound_attempts(delivery_id, id);",
 ];
 
 /// The SQLite store.

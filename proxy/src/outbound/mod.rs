@@ -1,0 +1,442 @@
+//! The partner's own webhooks: endpoints the admin keeps, and the sender that delivers the
+//! outbox to them.
+//!
+//! Deliveries follow Standard Webhooks ([`sign`]): `webhook-id` (the event's id, the same on
+//! every retry and resend), `webhook-timestamp` (the attempt's time) and `webhook-signature`.
+//! Each endpoint gets its events one at a time, in the order they happened; a failed
+//! attempt is retried on the policy's schedule with jitter until the retry window ends; an
+//! endpoint that keeps failing has its circuit opened (probes at a growing interval), and is
+//! paused when it fails for the whole pause period or answers `410 Gone`. Several replicas
+//! share the work through the store's leases: one attempt of a delivery at a time.
+
+pub mod guard;
+pub mod sign;
+
+use crate::sealing::TokenKey;
+use crate::store::Store;
+use crate::store::outbox::{
+    AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy,
+    known_type,
+};
+use axum::http::{HeaderValue, Method, Request, header};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use waba_graph::Secret;
+
+pub use guard::{Guard, UrlError};
+
+/// Deliveries claimed in one pass (each to a different endpoint).
+const CLAIM_BATCH: u32 = 32;
+/// The longest description kept.
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+/// The most event types one endpoint may list.
+const MAX_EVENT_TYPES: usize = 64;
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER_SECS: i64 = 86_400;
+
+/// How the sender works.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Which URLs are allowed.
+    pub guard: Guard,
+    /// One attempt's time, connecting included.
+    pub timeout: Duration,
+    /// Between the sender's looks for due deliveries when nothing was sent.
+    pub poll: Duration,
+    /// Retries and the circuit.
+    pub policy: RetryPolicy,
+}
+
+/// Why an endpoint cannot be saved, or a delivery not resent.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Endpoints need the token key (their secrets are kept sealed).
+    #[error("outbound webhooks need a token key")]
+    NoKey,
+    /// The URL is refused.
+    #[error("{0}")]
+    Url(#[from] UrlError),
+    /// No event type, an unknown one, or too many.
+    #[error("unknown or missing event types")]
+    Events,
+    /// The description is too long.
+    #[error("description too long")]
+    Description,
+    /// No such endpoint or delivery.
+    #[error("not found")]
+    NotFound,
+    /// The secret could not be made or sealed.
+    #[error("the secret could not be made")]
+    Secret,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// An endpoint as created or given a new secret: the secret is shown this once.
+#[derive(Debug)]
+pub struct WithSecret {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// Its signing secret (`whsec_...`).
+    pub secret: Secret,
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<guard::GuardedResolver>>;
+
+/// The partner's endpoints and the sender.
+pub struct Outbound {
+    store: Arc<dyn Store>,
+    key: Option<TokenKey>,
+    config: OutboundConfig,
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// The endpoints of `store`, their secrets sealed with `key`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: Option<TokenKey>,
+        config: OutboundConfig,
+    ) -> Result<Self, String> {
+        let mut http = HttpConnector::new_with_resolver(guard::GuardedResolver {
+            allow_private: config.guard.allow_private,
+        });
+        http.set_connect_timeout(Some(config.timeout));
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let tls = crate::tls::trusted(crate::tls::Roots::System)
+            .and_then(crate::tls::client_config)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            store,
+            key,
+            config,
+            client,
+        })
+    }
+
+    fn key(&self) -> Result<&TokenKey, EndpointError> {
+        self.key.as_ref().ok_or(EndpointError::NoKey)
+    }
+
+    fn check_events(events: &[String]) -> Result<(), EndpointError> {
+        let fine = !events.is_empty()
+            && events.len() <= MAX_EVENT_TYPES
+            && events.iter().all(|e| e == "*" || known_type(e));
+        fine.then_some(()).ok_or(EndpointError::Events)
+    }
+
+    fn check_description(text: &str) -> Result<(), EndpointError> {
+        (text.chars().count() <= MAX_DESCRIPTION_CHARS && !text.chars().any(char::is_control))
+            .then_some(())
+            .ok_or(EndpointError::Description)
+    }
+
+    fn new_secret(&self) -> Result<(Secret, crate::store::SealedToken), EndpointError> {
+        let key = self.key()?;
+        let secret = sign::generate().map_err(|_| EndpointError::Secret)?;
+        let sealed = key.seal(&secret, 0).map_err(|_| EndpointError::Secret)?;
+        Ok((secret, sealed))
+    }
+
+    /// Creates an endpoint with a new secret.
+    pub async fn create(
+        &self,
+        url: String,
+        description: String,
+        mut events: Vec<String>,
+        enabled: bool,
+    ) -> Result<WithSecret, EndpointError> {
+        self.config.guard.check(&url)?;
+        events.sort();
+        events.dedup();
+        Self::check_events(&events)?;
+        Self::check_description(&description)?;
+        let (secret, sealed) = self.new_secret()?;
+        let endpoint = self
+            .store
+            .create_outbound_endpoint(
+                NewEndpoint {
+                    url,
+                    description,
+                    events,
+                    secret: sealed,
+                    enabled,
+                },
+                crate::clock::now(),
+            )
+            .await?;
+        tracing::info!(endpoint = endpoint.id, "webhook endpoint created");
+        Ok(WithSecret { endpoint, secret })
+    }
+
+    /// Changes an endpoint.
+    pub async fn update(
+        &self,
+        id: i64,
+        mut patch: EndpointPatch,
+    ) -> Result<Endpoint, EndpointError> {
+        if let Some(url) = &patch.url {
+            self.config.guard.check(url)?;
+        }
+        if let Some(events) = &mut patch.events {
+            events.sort();
+            events.dedup();
+            Self::check_events(events)?;
+        }
+        if let Some(d) = &patch.description {
+            Self::check_description(d)?;
+        }
+        patch.secret = None;
+        self.store
+            .update_outbound_endpoint(id, patch, crate::clock::now())
+            .await?
+            .ok_or(EndpointError::NotFound)
+    }
+
+    /// Gives an endpoint a new secret (the old one stops signing at once).
+    pub async fn rotate_secret(&self, id: i64) -> Result<WithSecret, EndpointError> {
+        let (secret, sealed) = self.new_secret()?;
+        let patch = EndpointPatch {
+            secret: Some(sealed),
+            ..EndpointPatch::default()
+        };
+        let endpoint = self
+            .store
+            .update_outbound_endpoint(id, patch, crate::clock::now())
+            .await?
+            .ok_or(EndpointError::NotFound)?;
+        tracing::info!(endpoint = id, "webhook endpoint secret replaced");
+        Ok(WithSecret { endpoint, secret })
+    }
+
+    /// Deletes an endpoint and its deliveries.
+    pub async fn delete(&self, id: i64) -> Result<(), EndpointError> {
+        match self.store.delete_outbound_endpoint(id).await? {
+            true => Ok(()),
+            false => Err(EndpointError::NotFound),
+        }
+    }
+
+    /// Every endpoint.
+    pub async fn list(&self) -> Result<Vec<Endpoint>, EndpointError> {
+        Ok(self.store.outbound_endpoints().await?)
+    }
+
+    /// One endpoint.
+    pub async fn get(&self, id: i64) -> Result<Endpoint, EndpointError> {
+        self.store
+            .outbound_endpoint(id)
+            .await?
+            .ok_or(EndpointError::NotFound)
+    }
+
+    /// A page of an endpoint's deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, EndpointError> {
+        self.get(id).await?;
+        Ok(self.store.outbound_deliveries(id, before, limit).await?)
+    }
+
+    /// Queues a delivery's event again (the same `webhook-id`), after what waits.
+    pub async fn resend(&self, delivery_id: i64) -> Result<i64, EndpointError> {
+        self.store
+            .resend_delivery(delivery_id, crate::clock::now())
+            .await?
+            .ok_or(EndpointError::NotFound)
+    }
+
+    /// Runs the sender until the process ends.
+    pub fn spawn(self: Arc<Self>) {
+        tokio::spawn(async move {
+            loop {
+                let busy = match self.pass().await {
+                    Ok(delivered) => delivered,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbound webhooks: the outbox could not be read");
+                        false
+                    }
+                };
+                if !busy {
+                    tokio::time::sleep(self.config.poll).await;
+                }
+            }
+        });
+    }
+
+    /// One pass: claims what is due and attempts it; whether anything was delivered (then
+    /// the next of those endpoints may be due at once).
+    pub async fn pass(&self) -> Result<bool, crate::store::StoreError> {
+        let lease = self.config.timeout.as_secs() as i64 + 30;
+        let claimed = self
+            .store
+            .claim_deliveries(crate::clock::now(), lease, CLAIM_BATCH)
+            .await?;
+        let results = futures_util::future::join_all(claimed.into_iter().map(|c| async move {
+            let result = self.attempt(&c).await;
+            let delivered = result.delivered();
+            self.log(&c, &result);
+            let jitter = crate::sealing::random::<2>()
+                .map(|b| f64::from(u16::from_le_bytes(b)) / 32_767.5 - 1.0)
+                .unwrap_or(0.0);
+            self.store
+                .settle_delivery(
+                    c,
+                    result,
+                    crate::clock::now(),
+                    self.config.policy.clone(),
+                    jitter,
+                )
+                .await
+                .map(|()| delivered)
+        }))
+        .await;
+        let mut any = false;
+        for r in results {
+            any |= r?;
+        }
+        Ok(any)
+    }
+
+    fn log(&self, c: &Claimed, r: &AttemptResult) {
+        let outcome = if r.delivered() { "delivered" } else { "failed" };
+        metrics::counter!("waba_outbound_attempts_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("waba_outbound_attempt_seconds")
+            .record(f64::from(r.latency_ms) / 1000.0);
+        if r.delivered() {
+            tracing::info!(
+                endpoint = c.endpoint_id,
+                delivery = c.delivery_id,
+                event = %c.event_id,
+                attempt = c.attempt,
+                status = r.status,
+                latency_ms = r.latency_ms,
+                "webhook delivered"
+            );
+        } else {
+            tracing::warn!(
+                endpoint = c.endpoint_id,
+                delivery = c.delivery_id,
+                event = %c.event_id,
+                attempt = c.attempt,
+                status = r.status,
+                latency_ms = r.latency_ms,
+                error = r.error.as_deref().unwrap_or_default(),
+                "webhook delivery failed"
+            );
+        }
+    }
+
+    /// One attempt of `c`: signed, bounded in time, redirects not followed.
+    async fn attempt(&self, c: &Claimed) -> AttemptResult {
+        let started = Instant::now();
+        let outcome = match self.request(c) {
+            Ok(req) => match tokio::time::timeout(self.config.timeout, self.client.request(req))
+                .await
+            {
+                Ok(Ok(res)) => Ok(res),
+                Ok(Err(e)) => Err(describe(&e)),
+                Err(_) => Err(format!(
+                    "no answer within {} s",
+                    self.config.timeout.as_secs_f64()
+                )),
+            },
+            Err(e) => Err(e),
+        };
+        let latency_ms = started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+        match outcome {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                let retry_after = res
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .map(|s| s.clamp(0, MAX_RETRY_AFTER_SECS));
+                let error = (!(200..300).contains(&status)).then(|| match status {
+                    300..=399 => format!("answered {status}: redirects are not followed"),
+                    410 => "answered 410 Gone: the endpoint is paused".to_owned(),
+                    _ => format!("answered {status}"),
+                });
+                AttemptResult {
+                    status: Some(status),
+                    latency_ms,
+                    error,
+                    retry_after,
+                }
+            }
+            Err(error) => AttemptResult {
+                status: None,
+                latency_ms,
+                error: Some(error),
+                retry_after: None,
+            },
+        }
+    }
+
+    /// The signed request of `c`, or why none can be made.
+    fn request(&self, c: &Claimed) -> Result<Request<Full<Bytes>>, String> {
+        self.config.guard.check(&c.url).map_err(|e| e.to_string())?;
+        let secret = self
+            .key
+            .as_ref()
+            .ok_or("outbound webhooks need a token key")?
+            .open(&c.secret)
+            .map_err(|_| "the endpoint's secret cannot be opened with this token key")?;
+        let timestamp = crate::clock::now();
+        let body = Bytes::from(c.payload.clone());
+        let signature = sign::signature(&secret, &c.event_id, timestamp, &body)
+            .map_err(|e| e.to_string())?;
+        let value = |v: &str| HeaderValue::from_str(v).map_err(|_| "unusable header".to_owned());
+        let mut signed = value(&signature)?;
+        signed.set_sensitive(true);
+        Request::builder()
+            .method(Method::POST)
+            .uri(&c.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::USER_AGENT, concat!("waba-onboard/", env!("CARGO_PKG_VERSION")))
+            .header("webhook-id", value(&c.event_id)?)
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signed)
+            .body(Full::new(body))
+            .map_err(|_| "the endpoint URL cannot be requested".to_owned())
+    }
+}
+
+/// An HTTP client error with its causes ("connection refused", the guard's refusal).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.chars().take(300).collect()
+}
