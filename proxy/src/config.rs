@@ -248,6 +248,144 @@ pub struct Args {
     /// Log format: `json` (one object a line) or `text`.
     #[arg(long, env = "WABA_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
+
+    /// Allow webhook endpoints in loopback, private and link-local networks (refused
+    /// otherwise, against server-side request forgery).
+    #[arg(long, env = "WABA_OUTBOUND_ALLOW_PRIVATE_NETWORKS")]
+    pub outbound_allow_private_networks: bool,
+
+    /// Accept only `https://` webhook endpoints.
+    #[arg(long, env = "WABA_OUTBOUND_REQUIRE_HTTPS")]
+    pub outbound_require_https: bool,
+
+    /// Milliseconds one delivery attempt may take, connecting included.
+    #[arg(long, env = "WABA_OUTBOUND_TIMEOUT_MS", default_value_t = 15_000)]
+    pub outbound_timeout_ms: u64,
+
+    /// Milliseconds between the sender's looks for due deliveries.
+    #[arg(long, env = "WABA_OUTBOUND_POLL_MS", default_value_t = 1_000)]
+    pub outbound_poll_ms: u64,
+
+    /// Waits before each retry of a failed delivery (`250ms`, `5s`, `5m`, `2h`, `1d`), the
+    /// last repeating; a delivery is given up when it still fails after their sum. The
+    /// default is Standard Webhooks' example schedule (about 75 hours).
+    #[arg(
+        long,
+        env = "WABA_OUTBOUND_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
+    )]
+    pub outbound_retry_schedule: String,
+
+    /// Failed attempts in a row that open an endpoint's circuit.
+    #[arg(long, env = "WABA_OUTBOUND_CIRCUIT_FAILURES", default_value_t = 5)]
+    pub outbound_circuit_failures: u32,
+
+    /// How long an open circuit first waits before its probe (doubling after each failed
+    /// probe).
+    #[arg(long, env = "WABA_OUTBOUND_CIRCUIT_COOLDOWN", default_value = "1m")]
+    pub outbound_circuit_cooldown: String,
+
+    /// The longest an open circuit waits between probes.
+    #[arg(long, env = "WABA_OUTBOUND_CIRCUIT_MAX_COOLDOWN", default_value = "1h")]
+    pub outbound_circuit_max_cooldown: String,
+
+    /// An endpoint failing every attempt for this long is paused until the admin resumes it.
+    #[arg(long, env = "WABA_OUTBOUND_PAUSE_AFTER", default_value = "5d")]
+    pub outbound_pause_after: String,
+}
+
+/// Parses `250ms`, `5s`, `5m`, `2h` or `1d` into milliseconds.
+fn duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// The outbound webhooks' settings from `args`.
+fn outbound_config(args: &Args) -> Result<crate::outbound::OutboundConfig, ConfigError> {
+    let secs = |setting: &'static str, text: &str| {
+        duration_ms(text)
+            .filter(|ms| (1_000..=30 * 86_400_000).contains(ms))
+            .map(|ms| (ms / 1_000) as i64)
+            .ok_or_else(|| {
+                bad(
+                    setting,
+                    "must be a duration from 1s to 30d, like 5s, 10m, 2h or 1d",
+                )
+            })
+    };
+    let schedule = args
+        .outbound_retry_schedule
+        .split(',')
+        .map(|t| {
+            secs(
+                "--outbound-retry-schedule / WABA_OUTBOUND_RETRY_SCHEDULE",
+                t,
+            )
+        })
+        .collect::<Result<Vec<i64>, _>>()?;
+    if schedule.len() > 50 {
+        return Err(bad(
+            "--outbound-retry-schedule / WABA_OUTBOUND_RETRY_SCHEDULE",
+            "at most 50 waits",
+        ));
+    }
+    if args.outbound_timeout_ms == 0 || args.outbound_timeout_ms > 120_000 {
+        return Err(bad(
+            "--outbound-timeout-ms / WABA_OUTBOUND_TIMEOUT_MS",
+            "must be from 1 to 120000",
+        ));
+    }
+    if args.outbound_poll_ms == 0 || args.outbound_poll_ms > 60_000 {
+        return Err(bad(
+            "--outbound-poll-ms / WABA_OUTBOUND_POLL_MS",
+            "must be from 1 to 60000",
+        ));
+    }
+    if args.outbound_circuit_failures == 0 {
+        return Err(bad(
+            "--outbound-circuit-failures / WABA_OUTBOUND_CIRCUIT_FAILURES",
+            "must be above 0",
+        ));
+    }
+    let cooldown = secs(
+        "--outbound-circuit-cooldown / WABA_OUTBOUND_CIRCUIT_COOLDOWN",
+        &args.outbound_circuit_cooldown,
+    )?;
+    let max_cooldown = secs(
+        "--outbound-circuit-max-cooldown / WABA_OUTBOUND_CIRCUIT_MAX_COOLDOWN",
+        &args.outbound_circuit_max_cooldown,
+    )?
+    .max(cooldown);
+    Ok(crate::outbound::OutboundConfig {
+        guard: crate::outbound::Guard {
+            allow_private: args.outbound_allow_private_networks,
+            require_https: args.outbound_require_https,
+        },
+        timeout: Duration::from_millis(args.outbound_timeout_ms),
+        poll: Duration::from_millis(args.outbound_poll_ms),
+        policy: crate::store::outbox::RetryPolicy {
+            window: schedule.iter().sum(),
+            schedule,
+            circuit_failures: args.outbound_circuit_failures,
+            cooldown,
+            max_cooldown,
+            pause_after: secs(
+                "--outbound-pause-after / WABA_OUTBOUND_PAUSE_AFTER",
+                &args.outbound_pause_after,
+            )?,
+        },
+    })
 }
 
 /// A checked configuration, nested by the component that uses it.
@@ -297,6 +435,8 @@ pub struct Config {
     pub tracker_lease: Duration,
     /// The post-signup pipeline; `None` when off.
     pub pipeline: Option<PipelineConfig>,
+    /// The partner's own webhooks (their secrets are sealed with the code flow's token key).
+    pub outbound: crate::outbound::OutboundConfig,
 }
 
 /// The partner's post-signup steps and how they run.
@@ -508,6 +648,7 @@ impl Config {
     /// Checks `args`, reading secret files.
     pub fn from_args(args: Args) -> Result<Self, ConfigError> {
         // A token key is only accepted with the code flow (checked below).
+        let outbound = outbound_config(&args)?;
         let pipeline = pipeline_config(
             &args,
             args.token_key.is_some() || args.token_key_file.is_some(),
@@ -690,6 +831,7 @@ impl Config {
             ));
         }
         Ok(Config {
+            outbound,
             pipeline,
             database,
             postgres: crate::store::PostgresOptions {

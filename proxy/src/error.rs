@@ -122,6 +122,14 @@ pub enum AppError {
     /// operator fixes it.
     #[error("{0}")]
     Misconfigured(&'static str),
+    /// Outbound webhooks need the token key, which seals their secrets.
+    #[error(
+        "outbound webhooks are not configured on this proxy: their signing secrets are kept sealed with the token key, which needs the code flow (--app-id, --app-secret, --token-key)"
+    )]
+    OutboundOff,
+    /// A webhook endpoint URL the proxy will not send to.
+    #[error("{0}")]
+    BadEndpoint(#[from] crate::outbound::UrlError),
     /// A bug; details are in the log.
     #[error("internal error")]
     Internal,
@@ -131,7 +139,9 @@ impl AppError {
     /// The HTTP status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadInput(_) | Self::BadRequest(_) | Self::BadEvent(_) => StatusCode::BAD_REQUEST,
+            Self::BadInput(_) | Self::BadRequest(_) | Self::BadEvent(_) | Self::BadEndpoint(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed | Self::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -147,7 +157,7 @@ impl AppError {
             Self::UpstreamUnavailable | Self::UpstreamGarbage(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal | Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::CodeFlowOff => StatusCode::NOT_IMPLEMENTED,
+            Self::CodeFlowOff | Self::OutboundOff => StatusCode::NOT_IMPLEMENTED,
             Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NoSuchRecord(_) => StatusCode::NOT_FOUND,
@@ -160,6 +170,7 @@ impl AppError {
             Self::BadInput(_)
             | Self::BadRequest(_)
             | Self::BadEvent(_)
+            | Self::BadEndpoint(_)
             | Self::UriTooLong
             | Self::PayloadTooLarge
             | Self::BodyTimeout => 100,
@@ -171,7 +182,7 @@ impl AppError {
             Self::UpstreamThrottled { .. } | Self::UsageHold { .. } => 80008,
             Self::Overloaded | Self::UpstreamUnavailable | Self::UpstreamTimeout => 2,
             Self::UpstreamGarbage(_) | Self::Internal | Self::Misconfigured(_) => 1,
-            Self::CodeFlowOff => 3,
+            Self::CodeFlowOff | Self::OutboundOff => 3,
             Self::CodeRejected(_) => 100,
             Self::Conflict(_) => 2,
             Self::NoSuchRecord(_) => 100,

@@ -79,6 +79,8 @@ pub struct AppState {
     pub hub: Arc<live::StatusHub>,
     /// The partner's post-signup steps, when on.
     pub pipeline: Option<Arc<pipeline::Pipeline>>,
+    /// The partner's own webhook endpoints and their sender.
+    pub outbound: Arc<outbound::Outbound>,
 }
 
 /// Why the proxy cannot start.
@@ -179,7 +181,21 @@ impl AppState {
                 config.upstream.request_timeout,
             ))
         });
+        let outbound = Arc::new(
+            outbound::Outbound::new(
+                store.clone(),
+                config.code_flow.as_ref().map(|c| c.key.clone()),
+                config.outbound.clone(),
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "no TLS configuration for webhook endpoints");
+                StartError::Client(AppError::Misconfigured(
+                    "no TLS configuration for webhook endpoints",
+                ))
+            })?,
+        );
         Ok(Arc::new(Self {
+            outbound,
             reads: reads::Reads {
                 upstream: upstream.clone(),
                 directory: directory.clone(),

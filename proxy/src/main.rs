@@ -86,6 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(pipeline) = &state.pipeline {
         pipeline.spawn();
     }
+    state.outbound.clone().spawn();
     if let Some(every) = state.config.tracker_interval {
         waba_proxy::tracker::spawn(state.tracker.clone(), every);
     }

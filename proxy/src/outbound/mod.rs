@@ -15,8 +15,7 @@ pub mod sign;
 use crate::sealing::TokenKey;
 use crate::store::Store;
 use crate::store::outbox::{
-    AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy,
-    known_type,
+    AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy, known_type,
 };
 use axum::http::{HeaderValue, Method, Request, header};
 use bytes::Bytes;
@@ -116,8 +115,8 @@ impl Outbound {
         http.set_connect_timeout(Some(config.timeout));
         http.enforce_http(false);
         http.set_nodelay(true);
-        let tls = crate::tls::trusted(crate::tls::Roots::System)
-            .and_then(crate::tls::client_config)?;
+        let tls =
+            crate::tls::trusted(crate::tls::Roots::System).and_then(crate::tls::client_config)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -293,7 +292,9 @@ impl Outbound {
     /// One pass: claims what is due and attempts it; whether anything was delivered (then
     /// the next of those endpoints may be due at once).
     pub async fn pass(&self) -> Result<bool, crate::store::StoreError> {
-        let lease = self.config.timeout.as_secs() as i64 + 30;
+        // Held long enough for the attempt and its settling; a sender that dies loses it
+        // soon after, and another process takes the delivery over.
+        let lease = self.config.timeout.as_secs() as i64 * 2 + 5;
         let claimed = self
             .store
             .claim_deliveries(crate::clock::now(), lease, CLAIM_BATCH)
@@ -357,16 +358,16 @@ impl Outbound {
     async fn attempt(&self, c: &Claimed) -> AttemptResult {
         let started = Instant::now();
         let outcome = match self.request(c) {
-            Ok(req) => match tokio::time::timeout(self.config.timeout, self.client.request(req))
-                .await
-            {
-                Ok(Ok(res)) => Ok(res),
-                Ok(Err(e)) => Err(describe(&e)),
-                Err(_) => Err(format!(
-                    "no answer within {} s",
-                    self.config.timeout.as_secs_f64()
-                )),
-            },
+            Ok(req) => {
+                match tokio::time::timeout(self.config.timeout, self.client.request(req)).await {
+                    Ok(Ok(res)) => Ok(res),
+                    Ok(Err(e)) => Err(describe(&e)),
+                    Err(_) => Err(format!(
+                        "no answer within {} s",
+                        self.config.timeout.as_secs_f64()
+                    )),
+                }
+            }
             Err(e) => Err(e),
         };
         let latency_ms = started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
@@ -411,8 +412,8 @@ impl Outbound {
             .map_err(|_| "the endpoint's secret cannot be opened with this token key")?;
         let timestamp = crate::clock::now();
         let body = Bytes::from(c.payload.clone());
-        let signature = sign::signature(&secret, &c.event_id, timestamp, &body)
-            .map_err(|e| e.to_string())?;
+        let signature =
+            sign::signature(&secret, &c.event_id, timestamp, &body).map_err(|e| e.to_string())?;
         let value = |v: &str| HeaderValue::from_str(v).map_err(|_| "unusable header".to_owned());
         let mut signed = value(&signature)?;
         signed.set_sensitive(true);
@@ -420,7 +421,10 @@ impl Outbound {
             .method(Method::POST)
             .uri(&c.url)
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::USER_AGENT, concat!("waba-onboard/", env!("CARGO_PKG_VERSION")))
+            .header(
+                header::USER_AGENT,
+                concat!("waba-onboard/", env!("CARGO_PKG_VERSION")),
+            )
             .header("webhook-id", value(&c.event_id)?)
             .header("webhook-timestamp", timestamp)
             .header("webhook-signature", signed)

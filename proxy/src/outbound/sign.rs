@@ -22,11 +22,19 @@ pub struct BadSecret;
 /// A new secret: `whsec_` and 32 random bytes in base64.
 pub fn generate() -> Result<Secret, crate::sealing::SealError> {
     let bytes = crate::sealing::random::<SECRET_BYTES>()?;
-    Ok(Secret::new(format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))))
+    Ok(Secret::new(format!(
+        "{SECRET_PREFIX}{}",
+        STANDARD.encode(bytes)
+    )))
 }
 
 /// The `webhook-signature` value of `body` sent as `id` at `timestamp`.
-pub fn signature(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> Result<String, BadSecret> {
+pub fn signature(
+    secret: &Secret,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, BadSecret> {
     let encoded = secret
         .expose()
         .strip_prefix(SECRET_PREFIX)
@@ -35,7 +43,10 @@ pub fn signature(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> Resu
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| BadSecret)?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]
@@ -64,6 +75,9 @@ mod tests {
             .expect("base64");
         assert_eq!(bytes.len(), SECRET_BYTES);
         assert!(signature(&a, "msg_1", 1, b"{}").is_ok());
-        assert_eq!(signature(&Secret::new("sk_nope"), "m", 1, b"").err(), Some(BadSecret));
+        assert_eq!(
+            signature(&Secret::new("sk_nope"), "m", 1, b"").err(),
+            Some(BadSecret)
+        );
     }
 }

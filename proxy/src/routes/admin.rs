@@ -39,7 +39,7 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    fn limit(&self) -> Result<u32, AppError> {
+    pub(super) fn limit(&self) -> Result<u32, AppError> {
         match self.limit {
             None => Ok(50),
             Some(n @ 1..=MAX_LIMIT) => Ok(n),

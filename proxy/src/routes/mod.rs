@@ -10,6 +10,7 @@ pub mod graph;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod outbound;
 pub mod signup;
 pub mod views;
 pub mod webhooks;
@@ -47,6 +48,29 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/graph-usage", get(admin::graph_usage))
         .route("/admin/tracker/events", get(admin::share_events))
         .route("/admin/tracker/pass", post(admin::tracker_pass))
+        .route("/admin/webhook-event-types", get(outbound::event_types))
+        .route(
+            "/admin/webhook-endpoints",
+            get(outbound::list).post(outbound::create),
+        )
+        .route(
+            "/admin/webhook-endpoints/{id}",
+            get(outbound::get)
+                .patch(outbound::update)
+                .delete(outbound::delete),
+        )
+        .route(
+            "/admin/webhook-endpoints/{id}/secret",
+            post(outbound::rotate_secret),
+        )
+        .route(
+            "/admin/webhook-endpoints/{id}/deliveries",
+            get(outbound::deliveries),
+        )
+        .route(
+            "/admin/webhook-deliveries/{id}/resend",
+            post(outbound::resend),
+        )
         .route("/events/ticket", post(events::ticket))
         .route("/events/stream", get(events::stream))
         // The bytes actually read, chunked or not; `Content-Length` is refused earlier.

@@ -8,7 +8,7 @@
 //! [`AppError`](crate::error::AppError)'s statuses), and the shapes of Graph objects the proxy
 //! passes through.
 
-use super::{admin, events, graph, ops, signup, views, webhooks};
+use super::{admin, events, graph, ops, outbound, signup, views, webhooks};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -65,6 +65,15 @@ admin the business token of that record.";
         admin::graph_usage,
         admin::share_events,
         admin::tracker_pass,
+        outbound::event_types,
+        outbound::list,
+        outbound::create,
+        outbound::get,
+        outbound::update,
+        outbound::delete,
+        outbound::rotate_secret,
+        outbound::deliveries,
+        outbound::resend,
         events::ticket,
         events::stream,
         ops::healthz,
@@ -80,6 +89,7 @@ admin the business token of that record.";
         (name = "graph", description = "Graph reads, forwarded with the System User token to callers granted them"),
         (name = "signup", description = "The signup page: code exchange, granted accounts, reports"),
         (name = "admin", description = "The partner's staff: records, follow-ups, pipeline, tracker"),
+        (name = "outbound", description = "The partner's own webhook endpoints (Standard Webhooks), their deliveries and attempts"),
         (name = "events", description = "The live status stream"),
         (name = "webhooks", description = "Meta's webhooks"),
         (name = "ops", description = "Operations: health, readiness, metrics, this document"),
@@ -477,7 +487,7 @@ mod tests {
             serde_json::from_str(&document_json()).unwrap_or(serde_json::Value::Null);
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
-        assert_eq!(paths, 25);
+        assert_eq!(paths, 31);
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let responses = op["responses"].as_object();

@@ -37,7 +37,10 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
         "waba.shared",
         "A WABA was newly shared with the partner (webhook or tracker).",
     ),
-    ("waba.unshared", "A WABA is no longer shared with the partner."),
+    (
+        "waba.unshared",
+        "A WABA is no longer shared with the partner.",
+    ),
     (
         "waba.review_decided",
         "Meta's review decided on a WABA (`account_review_update`).",
@@ -270,7 +273,9 @@ impl RetryPolicy {
     pub fn delay(&self, attempt: u32, jitter: f64) -> i64 {
         let idx = (attempt.max(1) as usize - 1).min(self.schedule.len().saturating_sub(1));
         let base = self.schedule.get(idx).copied().unwrap_or(60) as f64;
-        (base + base * 0.2 * jitter.clamp(-1.0, 1.0)).round().max(1.0) as i64
+        (base + base * 0.2 * jitter.clamp(-1.0, 1.0))
+            .round()
+            .max(1.0) as i64
     }
 
     /// How long the circuit stays open after `failures` failed attempts in a row.
@@ -573,12 +578,7 @@ pub(super) fn claim(
         c.execute(
             "UPDATE outbound_deliveries SET attempts = ?2, lease_until = ?3, \
              first_attempt_at = COALESCE(first_attempt_at, ?4) WHERE id = ?1",
-            &args![
-                claimed.delivery_id,
-                claimed.attempt,
-                now + lease_secs,
-                now
-            ],
+            &args![claimed.delivery_id, claimed.attempt, now + lease_secs, now],
         )?;
         out.push(claimed);
     }
@@ -660,8 +660,11 @@ pub(super) fn settle(
     } else if now - since >= policy.pause_after {
         pause(c, claimed.endpoint_id, PausedReason::Circuit)?;
     }
-    let open_until = (failures >= policy.circuit_failures)
-        .then(|| now + policy.cooldown_after(failures).max(result.retry_after.unwrap_or(0)));
+    let open_until = (failures >= policy.circuit_failures).then(|| {
+        now + policy
+            .cooldown_after(failures)
+            .max(result.retry_after.unwrap_or(0))
+    });
     c.execute(
         "UPDATE outbound_endpoints SET open_until = ?2 WHERE id = ?1",
         &args![claimed.endpoint_id, open_until],
@@ -790,7 +793,9 @@ pub(super) fn meta_change(
         (ChangeKind::Review, _) => "waba.review_decided",
         (ChangeKind::DisabledUpdate, Some("REINSTATE")) => "waba.reinstated",
         (
-            ChangeKind::AccountRestriction | ChangeKind::AccountViolation | ChangeKind::DisabledUpdate,
+            ChangeKind::AccountRestriction
+            | ChangeKind::AccountViolation
+            | ChangeKind::DisabledUpdate,
             _,
         ) => "waba.restricted",
         (ChangeKind::PhoneQuality, _) => "phone.quality_changed",

@@ -6,14 +6,14 @@
 //! the backends: connections, migrations, how writers are serialised and how other
 //! processes hear of changes.
 
+use super::outbox::{
+    self, AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy,
+};
 use super::{
     ChangeKind, Discovery, Flow, FollowUp, FollowUpReason, GraphWrite, Inserted, NewSession,
     NewStep, Offboard, Onboarding, OnboardingRecord, Outcome, Retry, SealedPin, SealedToken,
     SessionGrant, ShareDiff, ShareEvent, ShareKind, Signal, StatusChange, Step, StepKind,
     StepOutcome, StepState, Store, StoreError, StoreFuture, StoredChange, TokenKind,
-};
-use super::outbox::{
-    self, AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -719,9 +719,10 @@ fn record_changes(
     let mut stored = Vec::new();
     let mut stopped = Vec::new();
     for change in changes {
-        let Some(seq) = insert_change(c, &change, now)?.map(|seq| {
-            super::outbox::meta_change(c, &change, now).map(|()| seq)
-        }).transpose()? else {
+        let Some(seq) = insert_change(c, &change, now)?
+            .map(|seq| super::outbox::meta_change(c, &change, now).map(|()| seq))
+            .transpose()?
+        else {
             // A redelivery: the share is stored, but plan it if nothing holds it.
             if let (ChangeKind::PartnerAdded, Some(waba), Some(d)) =
                 (change.kind, &change.waba_id, &discovery)
@@ -1520,8 +1521,9 @@ impl<B: Backend> Store for SqlStore<B> {
         lease_secs: i64,
         limit: u32,
     ) -> StoreFuture<'_, Vec<Claimed>> {
-        self.backend
-            .run(Mode::Write, move |c| outbox::claim(c, now, lease_secs, limit))
+        self.backend.run(Mode::Write, move |c| {
+            outbox::claim(c, now, lease_secs, limit)
+        })
     }
 
     fn settle_delivery(

@@ -12,6 +12,7 @@ mod connections;
 mod contract;
 mod lifecycle;
 mod oneshot;
+mod outbound;
 mod pipeline;
 mod replicas;
 mod routes;

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use waba_testkit::harness::temp_database;
 
-const MULTI: &str = "EAASimBusinessTokenMultiWaba00000000000000000008";
+pub(crate) const MULTI: &str = "EAASimBusinessTokenMultiWaba00000000000000000008";
 const PIN_MISMATCH: &str = "EAASimBusinessTokenPinMismatch0000000000000000011";
 const REGISTER_LIMIT: &str = "EAASimBusinessTokenRegisterLimit00000000000000012";
 const UNVERIFIED: &str = "EAASimBusinessTokenUnverified00000000000000000013";
 const COEXISTENCE: &str = "EAASimBusinessTokenCoexistence0000000000000000010";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn args(db: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn args(db: &str, extra: &[&str]) -> Vec<String> {
     let mut flags = vec![
         "--pipeline-interval-ms",
         "100",
@@ -29,7 +29,7 @@ fn args(db: &str, extra: &[&str]) -> Vec<String> {
     code_flow_args(db, &flags)
 }
 
-fn pipeline_stack(db: &str, extra: &[&str]) -> Stack {
+pub(crate) fn pipeline_stack(db: &str, extra: &[&str]) -> Stack {
     let args = args(db, extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = stack(world("demo"), &args);
@@ -39,12 +39,12 @@ fn pipeline_stack(db: &str, extra: &[&str]) -> Stack {
     s
 }
 
-fn event(name: &str, data: Value) -> Value {
+pub(crate) fn event(name: &str, data: Value) -> Value {
     json!({"type": "WA_EMBEDDED_SIGNUP", "event": name, "version": "3", "data": data})
 }
 
 /// A signup that finished with `data`; the onboarding id.
-async fn finish(s: &Stack, token: &str, data: Value) -> i64 {
+pub(crate) async fn finish(s: &Stack, token: &str, data: Value) -> i64 {
     sign_up(s, token, event("FINISH", data)).await
 }
 
