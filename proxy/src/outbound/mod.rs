@@ -49,6 +49,8 @@ pub struct OutboundConfig {
     pub poll: Duration,
     /// Retries and the circuit.
     pub policy: RetryPolicy,
+    /// How long settled deliveries are kept (seconds).
+    pub retention: i64,
 }
 
 /// Why an endpoint cannot be saved, or a delivery not resent.
@@ -269,6 +271,13 @@ impl Outbound {
             .resend_delivery(delivery_id, crate::clock::now())
             .await?
             .ok_or(EndpointError::NotFound)
+    }
+
+    /// Forgets settled deliveries older than the retention.
+    pub async fn prune(&self) -> Result<u64, crate::store::StoreError> {
+        self.store
+            .prune_outbox(crate::clock::now() - self.config.retention)
+            .await
     }
 
     /// Runs the sender until the process ends.

@@ -849,6 +849,9 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, Vec<outbox::Delivery>>;
     /// Queues a delivery's event again for its endpoint (same event id); the new delivery.
     fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, Option<i64>>;
+    /// Forgets settled deliveries queued before `before` with their attempts, and events no
+    /// delivery needs; how many deliveries.
+    fn prune_outbox(&self, before: i64) -> StoreFuture<'_, u64>;
     /// When the next delivery is due, if one waits.
     fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>>;
     /// Claims due deliveries for one attempt each (see [`outbox`]): one per endpoint, in

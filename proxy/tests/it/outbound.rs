@@ -73,17 +73,45 @@ impl Hook {
 }
 
 /// An HTTP receiver in this process.
-#[derive(Clone)]
 struct Receiver {
     url: String,
+    addr: std::net::SocketAddr,
     got: Arc<Mutex<Vec<Hook>>>,
     status: Arc<AtomicU16>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     async fn start(status: u16) -> Self {
-        let got: Arc<Mutex<Vec<Hook>>> = Arc::default();
-        let status = Arc::new(AtomicU16::new(status));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, Arc::default(), Arc::new(AtomicU16::new(status)))
+    }
+
+    /// Stops listening: attempts find nothing there (connection refused).
+    fn kill(&self) {
+        self.server.abort();
+    }
+
+    /// Listens again on the same address, keeping what arrived.
+    async fn revive(self) -> Self {
+        let deadline = Instant::now() + WAIT;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot listen again: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        Self::serve(listener, self.got.clone(), self.status.clone())
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        got: Arc<Mutex<Vec<Hook>>>,
+        status: Arc<AtomicU16>,
+    ) -> Self {
         let (g, s) = (got.clone(), status.clone());
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let (g, s) = (g.clone(), s.clone());
@@ -104,10 +132,17 @@ impl Receiver {
                 AxStatus::from_u16(s.load(Ordering::SeqCst)).unwrap()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, got, status }
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://{addr}/hooks"),
+            addr,
+            got,
+            status,
+            server,
+        }
     }
 
     fn answer(&self, status: u16) {
@@ -619,6 +654,64 @@ async fn the_outbox_survives_a_kill_9_and_delivers_everything_in_order_after_res
     let list = deliveries(&again.url, created["id"].as_i64().unwrap()).await;
     assert_eq!(list.len(), 3, "each event queued once");
     assert!(list.iter().all(|d| d["state"] == "delivered"), "{list:#?}");
+}
+
+#[tokio::test]
+async fn a_receiver_down_and_back_gets_the_backlog_in_order_with_no_loss() {
+    let inbox = Receiver::start(204).await;
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    let created = endpoint(&s.proxy.url, &inbox.url, &OUTCOMES).await;
+    let id = created["id"].as_i64().unwrap();
+    report(
+        &s.proxy.url,
+        "CANCEL",
+        json!({"current_step": "WABA_CREATION"}),
+    )
+    .await;
+    inbox.until("the first", |h| h.len() == 1).await;
+    inbox.kill();
+    three_signups(&s).await;
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        let list = deliveries(&s.proxy.url, id).await;
+        let tries = list[1]["tries"].as_array().unwrap().clone();
+        if tries.len() >= 3 {
+            break tries;
+        }
+        assert!(Instant::now() < deadline, "no retries: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        refused
+            .iter()
+            .all(|t| t["status"].is_null() && !t["error"].as_str().unwrap().is_empty()),
+        "{refused:#?}"
+    );
+    assert_eq!(endpoint_now(&s.proxy.url, id).await["circuit"], "open");
+    let inbox = inbox.revive().await;
+    let hooks = inbox.until("the backlog", |h| h.len() >= 4).await;
+    let order: Vec<String> = inbox
+        .first_seen()
+        .iter()
+        .map(|id| hooks.iter().find(|h| &h.id == id).unwrap().kind())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "onboarding.abandoned",
+            "onboarding.finished",
+            "onboarding.abandoned",
+            "onboarding.failed"
+        ]
+    );
+    assert_eq!(
+        hooks.len(),
+        4,
+        "each once: nothing reached the dead receiver"
+    );
+    let secret = created["secret"].as_str().unwrap();
+    assert!(hooks.iter().all(|h| h.signed_by(secret)));
 }
 
 #[tokio::test]
