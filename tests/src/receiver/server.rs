@@ -154,7 +154,7 @@ pub enum SetupError {
     #[error("the secret must be `whsec_` followed by the key in standard base64")]
     Secret,
     /// The log file cannot be opened for appending.
-    #[error("cannot open the log file {path}: {source}")]
+    #[error("cannot open the log file {path}")]
     Log {
         /// The file.
         path: String,
