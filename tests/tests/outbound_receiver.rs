@@ -215,6 +215,16 @@ async fn signed_deliveries_are_accepted_listed_and_verified_by_both_libraries() 
     assert!(html.contains("step.phone_number_id=106540352242922"));
     assert!(html.contains("waba_id=102289599326934"));
     assert_eq!(html.matches('✓').count(), 4);
+
+    // A body above the limit is refused before it is read whole, and neither listed nor logged.
+    let huge = event("waba.shared", json!({"padding": "x".repeat(300 * 1024)}));
+    assert_eq!(
+        deliver(&r, SECRET, "msg_huge", now(), &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(r.events().await.unwrap().len(), 4);
+    let log = std::fs::read_to_string(r.log_path()).unwrap();
+    assert_eq!(log.lines().count(), 4);
 }
 
 #[tokio::test]
