@@ -98,6 +98,13 @@ impl Receiver {
     /// `secret` (handed over in `WEBHOOK_SECRET`, so it shows in no command line) and logging
     /// to a new file in the temp folder.
     pub fn start_bin(bin: &Path, secret: &str) -> std::io::Result<Self> {
+        if !bin.exists() {
+            return Err(std::io::Error::other(format!(
+                "{} is not built: `cargo build -p waba-testkit --bin webhook-receiver` \
+                 (`cargo test --workspace` and `cargo xtask test` build it)",
+                bin.display()
+            )));
+        }
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log =
