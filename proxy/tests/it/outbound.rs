@@ -825,3 +825,66 @@ async fn without_a_token_key_endpoints_are_refused_plainly() {
     assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED, "{}", a.text);
     assert!(a.error().message.contains("token key"));
 }
+
+#[tokio::test]
+async fn real_deliveries_verify_with_the_standard_webhooks_libraries_of_npm_and_pypi() {
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    // The secret is made by the proxy: the endpoint starts paused, the receiver starts with
+    // the secret, and the endpoint is pointed at it and resumed.
+    let created = admin_send(
+        client()
+            .post(s.url("/admin/webhook-endpoints"))
+            .json(&json!({"url": "http://127.0.0.1:9/", "events": ["*"], "enabled": false})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created = created.json();
+    let secret = created["secret"].as_str().unwrap();
+    let receiver = waba_testkit::receiver::Receiver::start(secret).unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let pointed = admin_send(
+        client()
+            .patch(s.url(&format!("/admin/webhook-endpoints/{id}")))
+            .json(&json!({"url": format!("{}/hooks/waba", receiver.url()), "enabled": true})),
+    )
+    .await;
+    assert_eq!(pointed.status, StatusCode::OK, "{}", pointed.text);
+    finish(
+        &s,
+        MULTI,
+        json!({"waba_ids": ["109900000000001", "109900000000002"],
+               "phone_number_id": "110200000000010"}),
+    )
+    .await;
+    three_signups(&s).await;
+    let deadline = Instant::now() + WAIT;
+    let events = loop {
+        let events = receiver.events().await.unwrap();
+        let ready = events
+            .iter()
+            .any(|e| e.event_type.as_deref() == Some("phone.ready"));
+        let failed = events
+            .iter()
+            .any(|e| e.event_type.as_deref() == Some("onboarding.failed"));
+        if ready && failed {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not everything arrived: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(events.iter().all(|e| e.verified), "{events:#?}");
+    let node = receiver.verify_with_node().unwrap();
+    let python = receiver.verify_with_python().unwrap();
+    for (library, v) in [
+        ("npm standardwebhooks", &node),
+        ("PyPI standardwebhooks", &python),
+    ] {
+        assert!(v.passed, "{library}: {v:#?}");
+        assert!(v.failed.is_empty(), "{library}: {v:#?}");
+        assert!(v.verified >= events.len(), "{library}: {v:#?}");
+    }
+}
