@@ -129,7 +129,11 @@ impl Receiver {
                     signature: h("webhook-signature"),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 });
-                AxStatus::from_u16(s.load(Ordering::SeqCst)).unwrap()
+                // No connection outlives its request, so a killed receiver is gone at once.
+                (
+                    AxStatus::from_u16(s.load(Ordering::SeqCst)).unwrap(),
+                    [(axum::http::header::CONNECTION, "close")],
+                )
             }
         });
         let addr = listener.local_addr().unwrap();
