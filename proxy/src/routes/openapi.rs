@@ -40,7 +40,8 @@ is Graph's envelope `{\"error\":{\"message\",\"type\",\"code\",...}}` with an ho
 status; 429 and 503 carry `Retry-After`, and a method a route does not take is a 405 \
 naming the ones it does in `Allow`. No answer ever holds the System User token, the app \
 secret or a business token, except `GET /admin/onboardings/{id}`, which gives the partner's \
-admin the business token of that record.";
+admin the business token of that record. A webhook endpoint's signing secret is in the answer \
+that creates or replaces it, and in no other.";
 
 /// The OpenAPI document of the proxy.
 #[derive(OpenApi)]
