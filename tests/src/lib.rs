@@ -2,6 +2,7 @@
 //! and `cargo xtask` share.
 
 pub mod browser;
+pub mod funnel;
 pub mod harness;
 pub mod postgres;
 pub mod sim;
