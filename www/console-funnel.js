@@ -66,14 +66,15 @@ export function setupFunnel({ request, t, locale, el }) {
 
   // x of a box `w` wide starting `x` from the reading start (left, or right in RTL).
   const place = (x, w) => (rtl() ? WIDTH - x - w : x);
-  const anchor = (start) => (start === rtl() ? "end" : "start");
+  // Text inherits the page's direction, which already turns `start` and `end` around.
+  const anchor = (start) => (start ? "start" : "end");
 
   // Horizontal bars: one per item `{ label, value }`, longest the widest.
   function bars(items, label) {
     const row = 26;
     const s = chart(Math.max(1, items.length) * row + 8, label);
     const max = Math.max(1, ...items.map((i) => i.value));
-    const labelWidth = 250;
+    const labelWidth = 280;
     const room = WIDTH - labelWidth - 60;
     items.forEach((item, i) => {
       const y = 4 + i * row;
