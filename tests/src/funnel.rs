@@ -18,14 +18,7 @@ use waba_proxy::store::{
 };
 
 /// The steps Meta's `CANCEL` message names as `current_step` (docs/meta.md).
-pub const STEPS: [&str; 6] = [
-    "BUSINESS_ACCOUNT_SELECTION",
-    "WABA_PHONE_PROFILE_PICKER",
-    "WHATSAPP_BUSINESS_PROFILE_SETUP",
-    "PHONE_NUMBER_SETUP",
-    "PHONE_NUMBER_VERIFICATION",
-    "PERMISSIONS",
-];
+pub use waba_graph::status::ABANDONED_STEPS as STEPS;
 
 /// Error codes and messages of generated errors: the demo scenario's reported error, and
 /// Graph's generic codes (1 unknown, 2 service, 368 blocked) for variety.

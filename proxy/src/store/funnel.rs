@@ -17,6 +17,7 @@
 
 use super::StoreError;
 use super::sql::{Conn, Row, Val};
+pub use waba_graph::time::{civil_from_days, days_from_civil};
 
 /// The records a funnel counts: created in `[start, end)` (unix seconds), days counted at
 /// `offset_secs` east of UTC.
@@ -297,37 +298,6 @@ pub fn funnel_records(
     .collect()
 }
 
-/// Days since 1970-01-01 of a date of the proleptic Gregorian calendar (Howard Hinnant's
-/// `days_from_civil`).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date (year, month, day) of a day counted from 1970-01-01 (`civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are in range by construction (1..=31, 1..=12).
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
-}
-
 /// A day as `YYYY-MM-DD`.
 pub fn format_day(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
@@ -343,18 +313,17 @@ pub fn parse_day(text: &str) -> Option<i64> {
     let digits = |s: &str| {
         s.bytes()
             .all(|c| c.is_ascii_digit())
-            .then(|| s.parse::<u32>().ok())
+            .then(|| s.parse::<i64>().ok())
             .flatten()
     };
-    let (year, month, day) = (
+    let date = (
         digits(text.get(0..4)?)?,
         digits(text.get(5..7)?)?,
         digits(text.get(8..10)?)?,
     );
-    let days = days_from_civil(i64::from(year), month, day);
+    let days = days_from_civil(date.0, date.1, date.2);
     // A date that does not exist (2026-02-30) does not read back the same.
-    (civil_from_days(days) == (i64::from(year), month, day) && (1..=12).contains(&month))
-        .then_some(days)
+    (civil_from_days(days) == date && (1..=12).contains(&date.1)).then_some(days)
 }
 
 /// A unix time at an offset, as ISO 8601 (`2026-12-04T09:30:00+01:00`).
