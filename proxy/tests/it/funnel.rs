@@ -329,11 +329,28 @@ async fn bad_ranges_are_refused_and_only_the_admin_may_ask() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_generated_month_reads_back_as_the_generator_says() {
+async fn a_generated_month_reads_back_as_the_generator_says_on_sqlite() {
+    let db = waba_testkit::harness::temp_database();
+    generated_month(&db.display().to_string(), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_month_reads_back_as_the_generator_says_on_postgresql() {
+    let Some(db) = waba_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let ca = waba_testkit::postgres::ca_file()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    generated_month(&db, &["--database-ca-file", &ca]).await;
+}
+
+/// The generator's month on `db`: the funnel of three ranges at three offsets is the
+/// generator's truth, and the CSV holds every record of the month.
+async fn generated_month(db: &str, extra: &[&str]) {
     let now = waba_proxy::clock::now();
     let plan = Plan::generate(19, now, 1200);
-    let db = waba_testkit::harness::temp_database();
-    let s = stack_with(&plan, &db.display().to_string(), &[]).await;
+    let s = stack_with(&plan, db, extra).await;
     let today = now.div_euclid(86_400);
     for (from, to, offset) in [
         (today - 29, today, 0),
