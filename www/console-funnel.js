@@ -16,7 +16,7 @@ export function setupFunnel({ request, t, locale, el }) {
   const $ = (id) => document.getElementById(id);
   const num = (n) => new Intl.NumberFormat(locale()).format(n);
   const rtl = () => document.documentElement.dir === "rtl";
-  const view = { answer: null, download: null, query: null };
+  const view = { answer: null, download: null, query: null, asked: 0 };
   // Read by the end-to-end tests.
   window.__funnel = view;
 
@@ -224,15 +224,18 @@ export function setupFunnel({ request, t, locale, el }) {
     const line = $("funnel-line");
     line.textContent = t("console.funnel_loading");
     view.query = query();
+    // Only the latest question's answer is shown (an earlier one may arrive later).
+    const asked = ++view.asked;
     try {
       const res = await request("/admin/funnel?" + view.query);
       if (!res.ok) throw await refusal(res);
       const body = await res.json();
+      if (asked !== view.asked) return;
       view.answer = body;
       render(body);
       line.textContent = "";
     } catch (e) {
-      line.textContent = t("console.funnel_failed", { error: e.message });
+      if (asked === view.asked) line.textContent = t("console.funnel_failed", { error: e.message });
     }
   }
 
@@ -264,8 +267,10 @@ export function setupFunnel({ request, t, locale, el }) {
     $("funnel-to").value = isoDay(today);
     $("funnel-charts").replaceChildren();
     $("funnel-summary").textContent = "";
+    $("funnel-line").textContent = "";
     $("funnel-outcomes").replaceChildren();
     view.answer = null;
+    view.asked += 1;
   }
 
   $("funnel-form").addEventListener("submit", (e) => {

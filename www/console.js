@@ -314,6 +314,7 @@ function signOut() {
   adminToken = null;
   if (stream) stream.stop();
   resetBoard();
+  funnel.reset();
   $("workspace").hidden = true;
   $("signin").hidden = false;
   $("admin-token").focus();
