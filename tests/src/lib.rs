@@ -2,6 +2,7 @@
 //! webhooks, and the helpers the end-to-end tests and `cargo xtask` share.
 
 pub mod browser;
+pub mod funnel;
 pub mod harness;
 pub mod postgres;
 pub mod receiver;

@@ -151,9 +151,13 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
     // flow uses the simulator's app and a demo-only token key; the tracker looks every minute.
     let data = crate::project_root().join("target/demo");
     std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let database = data.join("waba-onboard.db");
+    if !database.exists() {
+        seed_funnel(&database)?;
+    }
     proxy
         .arg("--database")
-        .arg(data.join("waba-onboard.db"))
+        .arg(&database)
         .args(["--app-id", DEMO_APP_ID, "--tracker-interval-secs", "60"])
         .env("WABA_APP_SECRET", DEMO_APP_SECRET)
         .env("WABA_TOKEN_KEY", DEMO_TOKEN_KEY)
@@ -246,6 +250,29 @@ pub fn start_receiver(proxy_port: u16, port: u16) -> Result<Child, String> {
         return Err(e);
     }
     Ok(receiver)
+}
+
+/// Writes a month of synthetic onboardings into the new demo database (`funnel-gen`, before
+/// the proxy opens it), so the console's funnel has something to show; says what it wrote.
+fn seed_funnel(database: &std::path::Path) -> Res {
+    let out = Command::new(project_root().join("target/debug/funnel-gen"))
+        .arg("--database")
+        .arg(database)
+        .output()
+        .map_err(|e| format!("cannot run funnel-gen: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "funnel-gen failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let truth: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("funnel-gen printed no ground truth: {e}"))?;
+    println!(
+        "demo: wrote {} synthetic onboardings of the last 30 days ({} finished) for the console's funnel",
+        truth["attempts"], truth["finished"]
+    );
+    Ok(())
 }
 
 fn page_url(ports: Ports) -> String {

@@ -8,7 +8,7 @@
 //! [`AppError`](crate::error::AppError)'s statuses), and the shapes of Graph objects the proxy
 //! passes through.
 
-use super::{admin, events, graph, ops, outbound, signup, views, webhooks};
+use super::{admin, events, funnel, graph, ops, outbound, signup, views, webhooks};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -64,6 +64,8 @@ that creates or replaces it, and in no other.";
         admin::set_pin,
         admin::writes,
         admin::graph_usage,
+        funnel::funnel,
+        funnel::funnel_csv,
         admin::share_events,
         admin::tracker_pass,
         outbound::event_types,
@@ -488,7 +490,7 @@ mod tests {
             serde_json::from_str(&document_json()).unwrap_or(serde_json::Value::Null);
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
-        assert_eq!(paths, 31);
+        assert_eq!(paths, 33);
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let responses = op["responses"].as_object();

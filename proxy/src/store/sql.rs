@@ -1389,6 +1389,22 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    fn funnel(&self, range: super::FunnelRange) -> StoreFuture<'_, super::Funnel> {
+        self.backend
+            .run(Mode::Read, move |c| super::funnel::funnel(c, range))
+    }
+
+    fn funnel_records(
+        &self,
+        range: super::FunnelRange,
+        after: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<super::FunnelRecord>> {
+        self.backend.run(Mode::Read, move |c| {
+            super::funnel::funnel_records(c, range, after, limit)
+        })
+    }
+
     fn apply_share_set(
         &self,
         current: BTreeSet<String>,
