@@ -806,9 +806,11 @@ pub(super) fn meta_change(
     change: &StatusChange,
     now: i64,
 ) -> Result<(), StoreError> {
-    let event = serde_json::from_str::<Value>(&change.raw)
+    // `raw` is `{"field", "value"}` as Meta sent the change.
+    let value = serde_json::from_str::<Value>(&change.raw)
         .ok()
-        .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_owned));
+        .and_then(|mut v| v.get_mut("value").map(Value::take))
+        .unwrap_or(Value::Null);
     let kind = match (change.kind, change.value.as_deref()) {
         (ChangeKind::Review, _) => "waba.review_decided",
         (ChangeKind::DisabledUpdate, Some("REINSTATE")) => "waba.reinstated",
@@ -822,9 +824,14 @@ pub(super) fn meta_change(
         _ => return Ok(()),
     };
     let data = if change.kind == ChangeKind::Review {
-        json!({ "waba_id": change.waba_id, "decision": change.value })
+        json!({ "waba_id": change.waba_id, "decision": change.value, "meta": value })
     } else {
-        json!({ "waba_id": change.waba_id, "event": event, "detail": change.value })
+        json!({
+            "waba_id": change.waba_id,
+            "event": value.get("event"),
+            "detail": change.value,
+            "meta": value,
+        })
     };
     enqueue(c, kind, now, data)
 }

@@ -892,3 +892,104 @@ async fn real_deliveries_verify_with_the_standard_webhooks_libraries_of_npm_and_
         assert!(v.verified >= events.len(), "{library}: {v:#?}");
     }
 }
+
+/// Has graph-sim send Meta's webhook `body` to the proxy.
+async fn meta_sends(s: &Stack, body: Value) {
+    let sent = send(
+        client()
+            .post(format!("{}/_sim/webhooks/send", s.sim.url))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+}
+
+#[tokio::test]
+async fn meta_s_changes_reach_the_partner_as_waba_events_in_order() {
+    let inbox = Receiver::start(204).await;
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    let created = endpoint(
+        &s.proxy.url,
+        &inbox.url,
+        &[
+            "waba.shared",
+            "waba.unshared",
+            "waba.review_decided",
+            "waba.restricted",
+            "waba.reinstated",
+        ],
+    )
+    .await;
+    let waba = "109900000000001";
+    let onboarding = finish(&s, MULTI, json!({"waba_id": waba})).await;
+    // A WABA's own webhooks reach the app once it is subscribed to the WABA.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = get(
+            &s.url(&format!("/admin/onboardings/{onboarding}")),
+            Some(ADMIN),
+        )
+        .await
+        .json();
+        let subscribed =
+            r["steps"].as_array().unwrap().iter().any(|st| {
+                st["kind"] == "subscribe" && st["waba_id"] == waba && st["state"] == "done"
+            });
+        if subscribed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never subscribed: {r:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let other = "109900000000004";
+    for body in [
+        json!({"kind": "review", "waba_id": waba, "decision": "APPROVED"}),
+        json!({"kind": "account_update", "waba_id": waba, "event": "DISABLED_UPDATE",
+               "value": {"ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": "April 17, 2025"}}}),
+        json!({"kind": "account_update", "waba_id": waba, "event": "DISABLED_UPDATE",
+               "value": {"ban_info": {"waba_ban_state": "REINSTATE"}}}),
+        json!({"kind": "account_update", "waba_id": waba, "event": "ACCOUNT_RESTRICTION",
+               "value": {"restriction_info": [{"restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION",
+                                               "expiration": 1_900_000_000}]}}),
+        json!({"kind": "shared", "waba_id": other}),
+        json!({"kind": "removed", "waba_id": other}),
+    ] {
+        meta_sends(&s, body).await;
+    }
+    let hooks = inbox.until("six changes", |h| h.len() >= 6).await;
+    let seen: Vec<(String, Value)> = hooks
+        .iter()
+        .map(|h| (h.kind(), h.json()["data"].clone()))
+        .collect();
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "waba.review_decided",
+            "waba.restricted",
+            "waba.reinstated",
+            "waba.restricted",
+            "waba.shared",
+            "waba.unshared"
+        ],
+        "{seen:#?}"
+    );
+    assert_eq!(seen[0].1["waba_id"], waba);
+    assert_eq!(seen[0].1["decision"], "APPROVED");
+    assert_eq!(
+        seen[0].1["meta"]["decision"], "APPROVED",
+        "Meta's value as sent"
+    );
+    assert_eq!(
+        seen[1].1["meta"]["ban_info"]["waba_ban_date"],
+        "April 17, 2025"
+    );
+    assert_eq!(seen[1].1["event"], "DISABLED_UPDATE");
+    assert_eq!(seen[1].1["detail"], "DISABLE");
+    assert_eq!(seen[3].1["event"], "ACCOUNT_RESTRICTION");
+    assert_eq!(seen[3].1["detail"], "RESTRICTED_ADD_PHONE_NUMBER_ACTION");
+    assert_eq!(seen[4].1, json!({"waba_id": other}));
+    let secret = created["secret"].as_str().unwrap();
+    assert!(hooks.iter().all(|h| h.signed_by(secret)));
+}
