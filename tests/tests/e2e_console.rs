@@ -1668,6 +1668,41 @@ async fn the_webhooks_view_adds_an_endpoint_shows_its_secret_once_and_follows_it
     .await;
     receiver.wait_for(before + 1).await;
 
+    // By keyboard: Escape closes the deliveries and gives the focus back to their button,
+    // Enter on it opens them again with the focus on their heading.
+    let show = format!("document.querySelector('{item} [data-action=\"deliveries\"]')");
+    js(
+        &b,
+        "document.getElementById('hook-deliveries-title').focus(); return true",
+    )
+    .await;
+    let key = |k: &'static str| {
+        let b = &b;
+        async move {
+            b.client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(k)
+                .await
+                .unwrap();
+        }
+    };
+    key("\u{E00C}").await;
+    wait_until(
+        &b,
+        &format!("return document.getElementById('hook-deliveries').hidden && document.activeElement === {show} && {show}.getAttribute('aria-expanded') === 'false'"),
+        WAIT,
+    )
+    .await;
+    key("\u{E007}").await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return !document.getElementById('hook-deliveries').hidden && document.activeElement.id === 'hook-deliveries-title' && d !== null && d.dataset.state === 'delivered'"),
+        WAIT,
+    )
+    .await;
+
     // A new secret, confirmed: shown once, and it signs from then on.
     js(
         &b,
