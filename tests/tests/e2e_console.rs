@@ -1812,6 +1812,27 @@ async fn the_webhooks_view_adds_an_endpoint_shows_its_secret_once_and_follows_it
     .unwrap();
     arabic.close().await;
 
+    // On a phone, the endpoint and its deliveries (attempts and payload open) fit the
+    // screen's width.
+    b.client.set_window_size(390, 844).await.unwrap();
+    wait_until(
+        &b,
+        "return document.documentElement.scrollWidth <= window.innerWidth",
+        WAIT,
+    )
+    .await;
+    js(
+        &b,
+        "document.getElementById('hook-deliveries').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-webhooks-phone.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    b.client.set_window_size(1280, 900).await.unwrap();
+
     // Deleted, once confirmed: gone from the list and from the proxy; the focus goes to the
     // section's heading.
     js(&b, "window.__confirms = []; return true").await;
