@@ -7,6 +7,7 @@
 import init, { WabaClient, StatusPanel, accountStatus, message, useMessages } from "./pkg/console/waba_onboard.js";
 import { followStatus } from "./pkg/waba-onboard-stream.js";
 import { chooseLocale, loadLocale } from "./pkg/waba-onboard-locales.js";
+import { setupFunnel } from "./console-funnel.js";
 
 const TOKEN_KEY = "waba-admin-token";
 const ROW = 52;
@@ -29,6 +30,7 @@ window.__consoleMetrics = { renders: [] };
 window.__console = state;
 
 let client;
+let funnel; // the onboarding funnel view (console-funnel.js)
 
 // The language every text is written in: the chosen catalog's tag (`useLanguage`).
 let locale = "en";
@@ -313,6 +315,7 @@ function signOut() {
   if (stream) stream.stop();
   resetBoard();
   resetWebhooks();
+  funnel.reset();
   $("workspace").hidden = true;
   $("signin").hidden = false;
   $("admin-token").focus();
@@ -323,10 +326,16 @@ function signOut() {
 const SEEN_KEY = "waba-shares-seen";
 let adminToken = null;
 
+// A request to the proxy with the admin token.
+function adminFetch(path, init = {}) {
+  const headers = { ...init.headers, Authorization: "Bearer " + adminToken };
+  return fetch(config.proxyUrl.replace(/\/$/, "") + path, { ...init, headers });
+}
+
 async function admin(path, method = "GET", payload) {
-  const headers = { Authorization: "Bearer " + adminToken };
+  const headers = {};
   if (payload !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(config.proxyUrl.replace(/\/$/, "") + path, {
+  const res = await adminFetch(path, {
     method,
     headers,
     body: payload === undefined ? undefined : JSON.stringify(payload),
@@ -1579,6 +1588,8 @@ function start(token) {
   loadOnboardings();
   loadActivity();
   followChanges();
+  funnel.reset();
+  funnel.load();
 }
 
 async function main() {
@@ -1586,6 +1597,12 @@ async function main() {
   await init();
   useLanguage(await language);
   panel = new StatusPanel($("detail-panel"));
+  funnel = setupFunnel({
+    request: adminFetch,
+    t,
+    locale: () => locale,
+    el,
+  });
   $("signin").addEventListener("submit", (e) => {
     e.preventDefault();
     const token = $("admin-token").value.trim();

@@ -242,19 +242,26 @@ impl Incomplete {
     }
 }
 
+/// The steps Meta documents a business may leave Embedded Signup at (`CANCEL`'s
+/// `current_step`), in the flow's order.
+pub const ABANDONED_STEPS: [&str; 6] = [
+    "BUSINESS_ACCOUNT_SELECTION",
+    "WABA_PHONE_PROFILE_PICKER",
+    "WHATSAPP_BUSINESS_PROFILE_SETUP",
+    "PHONE_NUMBER_SETUP",
+    "PHONE_NUMBER_VERIFICATION",
+    "PERMISSIONS",
+];
+
 /// Plain-words guidance for the step a business left Embedded Signup at, for the six steps
 /// Meta documents
 /// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/errors#abandoned-flow-screens>);
 /// any other step is named as sent.
 pub fn step_guidance(step: &str) -> String {
-    let what = match step {
-        "BUSINESS_ACCOUNT_SELECTION"
-        | "WABA_PHONE_PROFILE_PICKER"
-        | "WHATSAPP_BUSINESS_PROFILE_SETUP"
-        | "PHONE_NUMBER_SETUP"
-        | "PHONE_NUMBER_VERIFICATION"
-        | "PERMISSIONS" => text(&["step.", step].concat(), &[]),
-        _ => text("step.unknown", &[]),
+    let what = if ABANDONED_STEPS.contains(&step) {
+        text(&["step.", step].concat(), &[])
+    } else {
+        text("step.unknown", &[])
     };
     text("step.left_at", &[("step", step), ("what", &what)])
 }
@@ -598,15 +605,7 @@ mod tests {
                 assert_written(&progress(kind, state, "+1 555").1);
             }
         }
-        for step in [
-            "BUSINESS_ACCOUNT_SELECTION",
-            "WABA_PHONE_PROFILE_PICKER",
-            "WHATSAPP_BUSINESS_PROFILE_SETUP",
-            "PHONE_NUMBER_SETUP",
-            "PHONE_NUMBER_VERIFICATION",
-            "PERMISSIONS",
-            "SOMETHING_NEW",
-        ] {
+        for step in ABANDONED_STEPS.iter().chain(&["SOMETHING_NEW"]) {
             assert_written(&step_guidance(step));
         }
         for (m, c) in [

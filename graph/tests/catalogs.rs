@@ -147,7 +147,7 @@ fn every_console_catalog_has_every_console_message_with_its_values() {
     // Every id the console names literally is in a catalog: its own or the package's.
     let package = check_against_english(PACKAGE);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../www");
-    for file in ["console.html", "console.js"] {
+    for file in ["console.html", "console.js", "console-funnel.js"] {
         let text =
             std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         for quoted in text.split('"').skip(1).step_by(2) {

@@ -292,6 +292,10 @@ pub struct Args {
     /// An endpoint failing every attempt for this long is paused until the admin resumes it.
     #[arg(long, env = "WABA_OUTBOUND_PAUSE_AFTER", default_value = "5d")]
     pub outbound_pause_after: String,
+
+    /// How long delivered and given-up deliveries (with their attempts) are kept.
+    #[arg(long, env = "WABA_OUTBOUND_RETENTION", default_value = "30d")]
+    pub outbound_retention: String,
 }
 
 /// Parses `250ms`, `5s`, `5m`, `2h` or `1d` into milliseconds.
@@ -368,6 +372,10 @@ fn outbound_config(args: &Args) -> Result<crate::outbound::OutboundConfig, Confi
     )?
     .max(cooldown);
     Ok(crate::outbound::OutboundConfig {
+        retention: secs(
+            "--outbound-retention / WABA_OUTBOUND_RETENTION",
+            &args.outbound_retention,
+        )?,
         guard: crate::outbound::Guard {
             allow_private: args.outbound_allow_private_networks,
             require_https: args.outbound_require_https,

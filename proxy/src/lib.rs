@@ -328,4 +328,13 @@ pub fn spawn_housekeeping(state: &Arc<AppState>) {
             }
         }
     });
+    let outbound = state.outbound.clone();
+    every(Duration::from_secs(3600), move || {
+        let outbound = outbound.clone();
+        async move {
+            if let Err(e) = outbound.prune().await {
+                tracing::warn!(error = %e, "could not prune delivered webhooks");
+            }
+        }
+    });
 }

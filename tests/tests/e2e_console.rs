@@ -1235,6 +1235,271 @@ async fn the_console_in_arabic_is_laid_out_right_to_left_and_passes_axe() {
     let _ = std::fs::remove_dir_all(&site);
 }
 
+/// The console's funnel over a proxy whose database holds `plan` (stored before it starts).
+async fn funnel_stack(
+    plan: &waba_testkit::funnel::Plan,
+) -> (SimServer, std::path::PathBuf, Running) {
+    let db = waba_testkit::harness::temp_database();
+    let store = waba_proxy::store::open(
+        &db.display().to_string(),
+        &waba_proxy::store::PostgresOptions::default(),
+    )
+    .await
+    .unwrap();
+    plan.write(store.as_ref()).await.unwrap();
+    drop(store);
+    demo_stack(&["--database", &db.display().to_string()])
+}
+
+/// Waits until the funnel shows the answer to a query holding `from` (and no request runs).
+async fn funnel_shown(b: &Browser, from: &str) -> Value {
+    wait_until(
+        b,
+        &format!(
+            "const f = window.__funnel; return Boolean(f && f.answer && f.answer.from === '{from}' \
+             && document.getElementById('funnel-line').textContent === '')"
+        ),
+        WAIT,
+    )
+    .await;
+    js(b, "return window.__funnel.answer").await
+}
+
+/// What a chart and its table show: the SVG's name, its bars' and values' count, and the
+/// table's rows as text.
+async fn funnel_chart(b: &Browser, chart: &str) -> Value {
+    js(
+        b,
+        &format!(
+            "const f = document.querySelector('[data-chart={chart}]');
+             const svg = f.querySelector('svg');
+             return {{ caption: f.querySelector('figcaption').textContent,
+                      role: svg && svg.getAttribute('role'), label: svg && svg.getAttribute('aria-label'),
+                      focusable: svg && svg.getAttribute('tabindex'),
+                      bars: svg ? svg.querySelectorAll('rect').length : 0,
+                      values: svg ? [...svg.querySelectorAll('.funnel-value')].map((t) => t.textContent) : [],
+                      firstBar: svg && svg.querySelector('rect') ? {{ x: Number(svg.querySelector('rect').getAttribute('x')),
+                                 width: Number(svg.querySelector('rect').getAttribute('width')) }} : null,
+                      rows: [...f.querySelectorAll('tbody tr')].map((r) => [...r.cells].map((c) => c.textContent)) }}"
+        ),
+    )
+    .await
+}
+
+/// The funnel view: a generated month of onboardings drawn as the generator's truth says
+/// (every chart an SVG image with a name, focusable, and a table of the same numbers), a
+/// narrower range, the CSV download's rows, and no axe violation, in English and in Arabic
+/// (right to left: bars grow from the right).
+#[tokio::test]
+async fn the_funnel_view_draws_the_month_filters_a_range_and_exports_it() {
+    let now = waba_proxy::clock::now();
+    let plan = waba_testkit::funnel::Plan::generate(5, now, 160);
+    let (_sim, site, proxy) = funnel_stack(&plan).await;
+    let b = signed_in(&proxy.url).await;
+    wait_until(
+        &b,
+        "return Boolean(window.__funnel && window.__funnel.answer)",
+        WAIT,
+    )
+    .await;
+    let offset = js(&b, "return -new Date().getTimezoneOffset()")
+        .await
+        .as_i64()
+        .unwrap();
+    let today = (now + offset * 60).div_euclid(86_400);
+    let from = waba_proxy::store::funnel::format_day(today - 29);
+    let answer = funnel_shown(&b, &from).await;
+    let expected = plan.expected(today - 29, today, i32::try_from(offset).unwrap());
+    assert_eq!(answer, expected);
+    let summary = js(
+        &b,
+        "return document.getElementById('funnel-summary').textContent",
+    )
+    .await;
+    let attempts = expected["attempts"].as_i64().unwrap();
+    assert!(
+        summary.as_str().unwrap().starts_with(&format!(
+            "{attempts} attempts, {} finished",
+            expected["finished"]
+        )),
+        "{summary}"
+    );
+    let days = funnel_chart(&b, "days").await;
+    assert_eq!(days["role"], "img");
+    assert_eq!(days["focusable"], "0");
+    assert_eq!(days["label"], "Attempts and finished signups per day");
+    assert_eq!(days["rows"].as_array().unwrap().len(), 30);
+    let per_day: Vec<(i64, i64)> = days["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[1].as_str().unwrap().parse().unwrap(),
+                r[2].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let truth: Vec<(i64, i64)> = expected["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["attempts"].as_i64().unwrap(),
+                d["finished"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(per_day, truth);
+    for (chart, key, none) in [
+        ("stopped", "stopped_at", "No step named"),
+        ("errors", "errors", "No code"),
+        ("reviews", "reviews", "?"),
+    ] {
+        let shown = funnel_chart(&b, chart).await;
+        let list = expected[key].as_array().unwrap();
+        assert_eq!(shown["role"], "img", "{chart}");
+        assert_eq!(shown["bars"], list.len(), "{chart}");
+        let rows: Vec<Value> = list
+            .iter()
+            .map(|t| json!([t["key"].as_str().unwrap_or(none), t["count"].to_string()]))
+            .collect();
+        assert_eq!(shown["rows"], json!(rows), "{chart}");
+        let values: Vec<String> = list.iter().map(|t| t["count"].to_string()).collect();
+        assert_eq!(shown["values"], json!(values), "{chart}");
+    }
+    let ready = funnel_chart(&b, "ready").await;
+    let counts: Vec<String> = expected["time_to_ready"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["count"].to_string())
+        .collect();
+    let shown: Vec<Value> = ready["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(json!(shown), json!(counts));
+    assert_eq!(ready["rows"][0][0], "under 1 min");
+    assert_eq!(
+        js(&b, "return document.querySelectorAll('#funnel-charts svg[role=img][tabindex=\"0\"][aria-label]').length").await,
+        5
+    );
+    // Every table open, then axe.
+    js(
+        &b,
+        "for (const d of document.querySelectorAll('#funnel details')) d.open = true; return true",
+    )
+    .await;
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "the funnel: {found:#?}");
+    let dir = waba_testkit::harness::project_root().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    js(
+        &b,
+        "document.getElementById('funnel').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-funnel.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // A week, ten days ago.
+    let (week_from, week_to) = (today - 10, today - 4);
+    let (wf, wt) = (
+        waba_proxy::store::funnel::format_day(week_from),
+        waba_proxy::store::funnel::format_day(week_to),
+    );
+    js(
+        &b,
+        &format!(
+            "document.getElementById('funnel-from').value = '{wf}';
+             document.getElementById('funnel-to').value = '{wt}';
+             document.querySelector('#funnel-form button[type=submit]').click(); return true"
+        ),
+    )
+    .await;
+    let week = funnel_shown(&b, &wf).await;
+    let expected_week = plan.expected(week_from, week_to, i32::try_from(offset).unwrap());
+    assert_eq!(week, expected_week);
+    assert_eq!(
+        funnel_chart(&b, "days").await["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+
+    // The CSV of that week: fetched with the admin token and saved from a blob.
+    b.wait_for("#funnel-csv", WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(&b, "return Boolean(window.__funnel.download)", WAIT).await;
+    let name = js(&b, "return window.__funnel.download.name").await;
+    assert_eq!(name, format!("waba-funnel-{wf}-{wt}.csv"));
+    let csv = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(window.__funnel.download.url).then((r) => r.text()).then(done, (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.as_str().unwrap().split_terminator("\r\n").collect();
+    assert!(
+        lines[0].starts_with("id,created_at,flow,outcome,"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines.len() as i64,
+        expected_week["attempts"].as_i64().unwrap() + 1
+    );
+    assert!(!csv.as_str().unwrap().contains(ADMIN));
+    b.close().await;
+
+    // In Arabic: right to left, bars from the right, and axe again.
+    let b = signed_in_on(&format!("{}/console.html?locale=ar", proxy.url)).await;
+    funnel_shown(&b, &from).await;
+    assert_eq!(js(&b, "return document.documentElement.dir").await, "rtl");
+    let stopped = funnel_chart(&b, "stopped").await;
+    let bar = &stopped["firstBar"];
+    let right = bar["x"].as_f64().unwrap() + bar["width"].as_f64().unwrap();
+    assert!(
+        (right - (640.0 - 280.0)).abs() < 0.01,
+        "the longest bar ends at the labels, on the right: {stopped:#}"
+    );
+    assert_ne!(stopped["caption"], "Where the others stopped");
+    js(
+        &b,
+        "for (const d of document.querySelectorAll('#funnel details')) d.open = true; return true",
+    )
+    .await;
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "the funnel in Arabic: {found:#?}");
+    js(
+        &b,
+        "document.getElementById('funnel').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-funnel-ar.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
+
 /// The proxy's settings for the webhooks tests: the token key (endpoint secrets are sealed
 /// with it), endpoints on loopback, a quick sender and a short retry window (three attempts
 /// about a second apart, then given up).

@@ -141,15 +141,23 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         .args(["--business-id", DEMO_BUSINESS_ID, "--log-format", "text"])
         .env("WABA_SYSTEM_USER_TOKEN", DEMO_SYSTEM_USER_TOKEN)
         .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN)
+        // The demo's webhook receiver listens on loopback.
+        .arg("--outbound-allow-private-networks")
+        .args(["--outbound-circuit-cooldown", "5s"])
+        .args(["--outbound-circuit-max-cooldown", "30s"])
         .args(proxy_args);
     proxy.arg("--www").arg(&site);
     // Records, sessions and the tracker persist across demo runs in target/demo/. The code
     // flow uses the simulator's app and a demo-only token key; the tracker looks every minute.
     let data = crate::project_root().join("target/demo");
     std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let database = data.join("waba-onboard.db");
+    if !database.exists() {
+        seed_funnel(&database)?;
+    }
     proxy
         .arg("--database")
-        .arg(data.join("waba-onboard.db"))
+        .arg(&database)
         .args(["--app-id", DEMO_APP_ID, "--tracker-interval-secs", "60"])
         .env("WABA_APP_SECRET", DEMO_APP_SECRET)
         .env("WABA_TOKEN_KEY", DEMO_TOKEN_KEY)
@@ -160,6 +168,111 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
     wait_listening(ports.proxy, &mut proxy, "waba-proxy")?;
     children.0.push(proxy);
     Ok(children)
+}
+
+/// The words that mark the demo's own webhook endpoint.
+const RECEIVER_DESCRIPTION: &str = "demo receiver (cargo xtask demo)";
+
+/// One request to the proxy on `port` as the demo's admin: the answer's status and body.
+fn admin_call(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+    let mut conn = crate::bench::connect(port)?;
+    let auth = format!("Bearer {DEMO_ADMIN_TOKEN}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let answer = crate::bench::exchange(&mut conn, port, method, path, &headers, body.as_bytes())?;
+    Ok((answer.status, answer.body))
+}
+
+/// The demo's webhook endpoint pointed at a receiver on `receiver_port`, with a new secret
+/// (made by the proxy, shown once): kept in `target/demo/webhook-secret` for the receiver.
+fn demo_endpoint(proxy_port: u16, receiver_port: u16) -> Result<String, String> {
+    let url = format!("http://127.0.0.1:{receiver_port}/hooks/waba");
+    let (_, list) = admin_call(proxy_port, "GET", "/admin/webhook-endpoints", "")?;
+    let list: serde_json::Value =
+        serde_json::from_str(&list).map_err(|e| format!("endpoints: {e}: {list}"))?;
+    let existing = list["data"].as_array().and_then(|l| {
+        l.iter()
+            .find(|e| e["description"] == RECEIVER_DESCRIPTION)
+            .and_then(|e| e["id"].as_i64())
+    });
+    let (status, answer) = match existing {
+        Some(id) => {
+            let moved = serde_json::json!({"url": url, "enabled": true}).to_string();
+            admin_call(
+                proxy_port,
+                "PATCH",
+                &format!("/admin/webhook-endpoints/{id}"),
+                &moved,
+            )?;
+            admin_call(
+                proxy_port,
+                "POST",
+                &format!("/admin/webhook-endpoints/{id}/secret"),
+                "",
+            )?
+        }
+        None => {
+            let new = serde_json::json!({
+                "url": url, "events": ["*"], "description": RECEIVER_DESCRIPTION,
+            })
+            .to_string();
+            admin_call(proxy_port, "POST", "/admin/webhook-endpoints", &new)?
+        }
+    };
+    let secret = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v["secret"].as_str().map(str::to_owned))
+        .ok_or_else(|| format!("the demo endpoint was refused ({status}): {answer}"))?;
+    let file = project_root().join("target/demo/webhook-secret");
+    std::fs::write(&file, &secret).map_err(|e| format!("{}: {e}", file.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(secret)
+}
+
+/// Starts the demo's webhook receiver on `port`, verifying with the demo endpoint's secret,
+/// logging to `target/demo/webhooks.jsonl`.
+pub fn start_receiver(proxy_port: u16, port: u16) -> Result<Child, String> {
+    let secret = demo_endpoint(proxy_port, port)?;
+    let mut receiver = Command::new(project_root().join("target/debug/webhook-receiver"))
+        .args(["--port", &port.to_string(), "--log"])
+        .arg(project_root().join("target/demo/webhooks.jsonl"))
+        .env("WEBHOOK_SECRET", secret)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start webhook-receiver: {e}"))?;
+    if let Err(e) = wait_listening(port, &mut receiver, "webhook-receiver") {
+        let _ = receiver.kill();
+        let _ = receiver.wait();
+        return Err(e);
+    }
+    Ok(receiver)
+}
+
+/// Writes a month of synthetic onboardings into the new demo database (`funnel-gen`, before
+/// the proxy opens it), so the console's funnel has something to show; says what it wrote.
+fn seed_funnel(database: &std::path::Path) -> Res {
+    let out = Command::new(project_root().join("target/debug/funnel-gen"))
+        .arg("--database")
+        .arg(database)
+        .output()
+        .map_err(|e| format!("cannot run funnel-gen: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "funnel-gen failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let truth: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("funnel-gen printed no ground truth: {e}"))?;
+    println!(
+        "demo: wrote {} synthetic onboardings of the last 30 days ({} finished) for the console's funnel",
+        truth["attempts"], truth["finished"]
+    );
+    Ok(())
 }
 
 fn page_url(ports: Ports) -> String {
@@ -192,6 +305,11 @@ pub fn run_demo(args: &[String]) -> Res {
         sim: port + 10,
     };
     let mut children = start(ports, &[])?;
+    // The receiver may be stopped and started again by hand: it is stopped with the demo
+    // but not watched.
+    let receiver_port = port + 20;
+    let mut receiver = Children::default();
+    receiver.push(start_receiver(ports.proxy, receiver_port)?);
     // The React binding's page: the fixture app built from the package's tarball, served at
     // /react/ (it takes the Meta app and the simulator's SDK from the URL's fragment).
     crate::test::build_fixture("react-app")?;
@@ -219,6 +337,17 @@ pub fn run_demo(args: &[String]) -> Res {
         "  console:      http://127.0.0.1:{p}/console.html  (admin token: {DEMO_ADMIN_TOKEN})"
     );
     println!("  scenario:     http://127.0.0.1:{}/_sim/", ports.sim);
+    println!(
+        "  webhooks:     http://127.0.0.1:{receiver_port}/  signed events (Standard Webhooks) as signups and their steps progress"
+    );
+    println!(
+        "                stop it (kill {pid}), sign up meanwhile, start it again and the backlog arrives in order:",
+        pid = receiver.0.first().map(Child::id).unwrap_or_default()
+    );
+    println!(
+        "                WEBHOOK_SECRET=$(cat target/demo/webhook-secret) target/debug/webhook-receiver --port {receiver_port}"
+    );
+    println!("                the console's Webhooks view shows every delivery and attempt");
     println!("  through the proxy:");
     println!(
         "    curl 'http://127.0.0.1:{p}/graph/debug_token?input_token=EAASimBusinessTokenFinish000000000000000000000001'"
@@ -248,6 +377,12 @@ pub fn run_demo(args: &[String]) -> Res {
 pub fn smoke() -> Res {
     let ports = Ports::free()?;
     let _children = start(ports, &[])?;
+    let receiver_port = free_port()?;
+    let _receiver = {
+        let mut r = Children::default();
+        r.push(start_receiver(ports.proxy, receiver_port)?);
+        r
+    };
     let shot = project_root().join("artifacts/demo.png");
     let mut check = Command::new(project_root().join("target/debug/smoke"));
     check
@@ -267,5 +402,38 @@ pub fn smoke() -> Res {
         .arg(&shot)
         .env("CHROMEDRIVER", crate::setup::chromedriver())
         .env("CHROMIUM", crate::setup::chromium());
-    run(check)
+    run(check)?;
+    received(
+        receiver_port,
+        &["onboarding.finished", "waba.review_decided"],
+    )
+}
+
+/// Waits (up to 20 s) until the receiver on `port` lists a verified event of each of `kinds`.
+fn received(port: u16, kinds: &[&str]) -> Res {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut conn = crate::bench::connect(port)?;
+        let answer = crate::bench::exchange(&mut conn, port, "GET", "/_events", &[], b"")?;
+        let events: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        let verified = |kind: &str| {
+            events
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["type"] == kind && e["verified"] == true)
+        };
+        let missing: Vec<&&str> = kinds.iter().filter(|k| !verified(k)).collect();
+        if missing.is_empty() {
+            println!("demo: the webhook receiver verified {}", kinds.join(", "));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the demo's webhook receiver never got a verified {missing:?}: {}",
+                answer.body
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -449,6 +449,7 @@ fn check_filesystem(root: &Path) -> Res {
         "signup.html",
         "console.html",
         "console.js",
+        "console-funnel.js",
         "config.js",
         "site.css",
         "pkg/waba-onboard-embed.js",

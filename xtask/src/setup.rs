@@ -5,8 +5,10 @@
 //! a lock file changed since they were installed), Debian's
 //! PostgreSQL server and `openssl` (the proxy's store tests), what the container image needs
 //! (the musl target, Debian's `podman`, `musl-tools` and `ca-certificates`), and a Python venv
-//! under `target/` with `kubernetes-validate` for the Kubernetes manifests and Schemathesis for
-//! the proxy's OpenAPI contract.
+//! under `target/` with `kubernetes-validate` for the Kubernetes manifests, Schemathesis for
+//! the proxy's OpenAPI contract and `standardwebhooks` for the outbound webhooks' Python
+//! verifier (`tests/outbound/verify.py`; its Node twin's package comes from
+//! `tests/outbound/package-lock.json` like every npm project's).
 
 use crate::run::{Res, cargo, cmd, output, run};
 use std::path::{Path, PathBuf};
@@ -324,32 +326,54 @@ pub fn schemathesis_bin() -> PathBuf {
     venv_dir().join("bin/schemathesis")
 }
 
-/// A venv in `target/venv` with `kubernetes-validate` at [`KUBERNETES_VALIDATE`] and
-/// Schemathesis at [`SCHEMATHESIS`] (Debian's `python3-venv` through apt-get when
-/// `python3 -m venv` cannot make one).
+/// The exact `standardwebhooks` release (PyPI, the Standard Webhooks reference library) that
+/// `tests/outbound/verify.py` checks webhook-receiver's log with.
+pub const STANDARDWEBHOOKS: &str = "1.3.0";
+
+/// A venv in `target/venv` with `kubernetes-validate` at [`KUBERNETES_VALIDATE`],
+/// Schemathesis at [`SCHEMATHESIS`] and `standardwebhooks` at [`STANDARDWEBHOOKS`] (Debian's
+/// `python3-venv` through apt-get when `python3 -m venv` cannot make one).
 pub fn python_tools() -> Res {
+    let venv = venv_dir();
+    let python = venv.join("bin/python3");
+    let cli_version = ["--version"].as_slice();
+    // A library has no command: the venv's Python prints the version pip recorded.
+    let library_version = [
+        "-c",
+        "import importlib.metadata as m; print(m.version('standardwebhooks'))",
+    ];
     let wanted = [
         (
             "kubernetes-validate",
             KUBERNETES_VALIDATE,
             kubernetes_validate_bin(),
+            cli_version,
         ),
-        ("schemathesis", SCHEMATHESIS, schemathesis_bin()),
+        (
+            "schemathesis",
+            SCHEMATHESIS,
+            schemathesis_bin(),
+            cli_version,
+        ),
+        (
+            "standardwebhooks",
+            STANDARDWEBHOOKS,
+            python.clone(),
+            library_version.as_slice(),
+        ),
     ];
-    // Each prints its version as a word of `--version`'s output.
+    // Each probe prints the installed version as a word of its output.
     let missing: Vec<String> = wanted
         .iter()
-        .filter(|(_, version, bin)| {
-            !output(&bin.display().to_string(), &["--version"])
+        .filter(|(_, version, program, probe)| {
+            !output(&program.display().to_string(), probe)
                 .is_some_and(|v| v.split_whitespace().any(|w| w == *version))
         })
-        .map(|(name, version, _)| format!("{name}=={version}"))
+        .map(|(name, version, _, _)| format!("{name}=={version}"))
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let venv = venv_dir();
-    let python = venv.join("bin/python3");
     if !python.exists() {
         println!("setup: creating a Python venv in {}", venv.display());
         let make = |python: &str| {

@@ -29,12 +29,14 @@ use waba_graph::Secret;
 
 pub use guard::{Guard, UrlError};
 
-/// Deliveries claimed in one pass (each to a different endpoint).
-const CLAIM_BATCH: u32 = 32;
+/// Attempts in flight at once in one process (each to a different endpoint).
+const IN_FLIGHT: usize = 32;
 /// The longest description kept.
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 /// The most event types one endpoint may list.
 const MAX_EVENT_TYPES: usize = 64;
+/// The most of an endpoint's answer read (and dropped).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER_SECS: i64 = 86_400;
 
@@ -49,6 +51,8 @@ pub struct OutboundConfig {
     pub poll: Duration,
     /// Retries and the circuit.
     pub policy: RetryPolicy,
+    /// How long settled deliveries are kept (seconds).
+    pub retention: i64,
 }
 
 /// Why an endpoint cannot be saved, or a delivery not resent.
@@ -271,58 +275,82 @@ impl Outbound {
             .ok_or(EndpointError::NotFound)
     }
 
-    /// Runs the sender until the process ends.
+    /// Forgets settled deliveries older than the retention.
+    pub async fn prune(&self) -> Result<u64, crate::store::StoreError> {
+        self.store
+            .prune_outbox(crate::clock::now() - self.config.retention)
+            .await
+    }
+
+    /// Runs the sender until the process ends: up to [`IN_FLIGHT`] attempts at once (one per
+    /// endpoint), each settled as soon as it ends; a slow endpoint holds only its own queue.
     pub fn spawn(self: Arc<Self>) {
         tokio::spawn(async move {
+            let mut running = tokio::task::JoinSet::new();
             loop {
-                let busy = match self.pass().await {
-                    Ok(delivered) => delivered,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbound webhooks: the outbox could not be read");
-                        false
+                let room = IN_FLIGHT.saturating_sub(running.len()) as u32;
+                if room > 0 {
+                    match self.claim(room).await {
+                        Ok(claimed) => {
+                            for c in claimed {
+                                let me = self.clone();
+                                running.spawn(async move { me.deliver(c).await });
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbound webhooks: the outbox could not be read");
+                        }
                     }
-                };
-                if !busy {
-                    tokio::time::sleep(self.config.poll).await;
+                }
+                // A delivery made lets its endpoint's next one go at once; otherwise the
+                // sender looks again after the poll interval.
+                tokio::select! {
+                    Some(done) = running.join_next(), if !running.is_empty() => {
+                        if !matches!(done, Ok(true)) {
+                            tokio::time::sleep(self.config.poll).await;
+                        }
+                    }
+                    () = tokio::time::sleep(self.config.poll) => {}
                 }
             }
         });
     }
 
-    /// One pass: claims what is due and attempts it; whether anything was delivered (then
-    /// the next of those endpoints may be due at once).
-    pub async fn pass(&self) -> Result<bool, crate::store::StoreError> {
-        // Held long enough for the attempt and its settling; a sender that dies loses it
-        // soon after, and another process takes the delivery over.
+    /// Claims up to `limit` due deliveries, held long enough for an attempt and its
+    /// settling: a sender that dies loses them soon after, and another takes them over.
+    async fn claim(&self, limit: u32) -> Result<Vec<Claimed>, crate::store::StoreError> {
         let lease = self.config.timeout.as_secs() as i64 * 2 + 5;
-        let claimed = self
+        self.store
+            .claim_deliveries(crate::clock::now(), lease, limit)
+            .await
+    }
+
+    /// One attempt of `c`, recorded; whether it was delivered.
+    async fn deliver(&self, c: Claimed) -> bool {
+        let result = self.attempt(&c).await;
+        let delivered = result.delivered();
+        self.log(&c, &result);
+        let jitter = crate::sealing::random::<2>()
+            .map(|b| f64::from(u16::from_le_bytes(b)) / 32_767.5 - 1.0)
+            .unwrap_or(0.0);
+        let settled = self
             .store
-            .claim_deliveries(crate::clock::now(), lease, CLAIM_BATCH)
-            .await?;
-        let results = futures_util::future::join_all(claimed.into_iter().map(|c| async move {
-            let result = self.attempt(&c).await;
-            let delivered = result.delivered();
-            self.log(&c, &result);
-            let jitter = crate::sealing::random::<2>()
-                .map(|b| f64::from(u16::from_le_bytes(b)) / 32_767.5 - 1.0)
-                .unwrap_or(0.0);
-            self.store
-                .settle_delivery(
-                    c,
-                    result,
-                    crate::clock::now(),
-                    self.config.policy.clone(),
-                    jitter,
-                )
-                .await
-                .map(|()| delivered)
-        }))
-        .await;
-        let mut any = false;
-        for r in results {
-            any |= r?;
+            .settle_delivery(
+                c,
+                result,
+                crate::clock::now(),
+                self.config.policy.clone(),
+                jitter,
+            )
+            .await;
+        match settled {
+            Ok(()) => delivered,
+            Err(e) => {
+                // The lease runs out and the delivery is attempted again.
+                tracing::warn!(error = %e, "outbound webhooks: an attempt could not be recorded");
+                false
+            }
         }
-        Ok(any)
     }
 
     fn log(&self, c: &Claimed, r: &AttemptResult) {
@@ -380,6 +408,10 @@ impl Outbound {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .map(|s| s.clamp(0, MAX_RETRY_AFTER_SECS));
+                // Read (a bounded part of) the answer so the connection can be used again.
+                let left = self.config.timeout.saturating_sub(started.elapsed());
+                let body = http_body_util::Limited::new(res.into_body(), MAX_ANSWER_BYTES);
+                let _ = tokio::time::timeout(left, http_body_util::BodyExt::collect(body)).await;
                 let error = (!(200..300).contains(&status)).then(|| match status {
                     300..=399 => format!("answered {status}: redirects are not followed"),
                     410 => "answered 410 Gone: the endpoint is paused".to_owned(),

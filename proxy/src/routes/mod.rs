@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod events;
 pub mod extract;
+pub mod funnel;
 pub mod graph;
 pub mod middleware;
 pub mod openapi;
@@ -46,6 +47,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/phones/{id}/pin", axum::routing::put(admin::set_pin))
         .route("/admin/writes", get(admin::writes))
         .route("/admin/graph-usage", get(admin::graph_usage))
+        .route("/admin/funnel", get(funnel::funnel))
+        .route("/admin/funnel.csv", get(funnel::funnel_csv))
         .route("/admin/tracker/events", get(admin::share_events))
         .route("/admin/tracker/pass", post(admin::tracker_pass))
         .route("/admin/webhook-event-types", get(outbound::event_types))

@@ -8,7 +8,7 @@
 //! [`AppError`](crate::error::AppError)'s statuses), and the shapes of Graph objects the proxy
 //! passes through.
 
-use super::{admin, events, graph, ops, outbound, signup, views, webhooks};
+use super::{admin, events, funnel, graph, ops, outbound, signup, views, webhooks};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -40,7 +40,8 @@ is Graph's envelope `{\"error\":{\"message\",\"type\",\"code\",...}}` with an ho
 status; 429 and 503 carry `Retry-After`, and a method a route does not take is a 405 \
 naming the ones it does in `Allow`. No answer ever holds the System User token, the app \
 secret or a business token, except `GET /admin/onboardings/{id}`, which gives the partner's \
-admin the business token of that record.";
+admin the business token of that record. A webhook endpoint's signing secret is in the answer \
+that creates or replaces it, and in no other.";
 
 /// The OpenAPI document of the proxy.
 #[derive(OpenApi)]
@@ -63,6 +64,8 @@ admin the business token of that record.";
         admin::set_pin,
         admin::writes,
         admin::graph_usage,
+        funnel::funnel,
+        funnel::funnel_csv,
         admin::share_events,
         admin::tracker_pass,
         outbound::event_types,
@@ -487,7 +490,7 @@ mod tests {
             serde_json::from_str(&document_json()).unwrap_or(serde_json::Value::Null);
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
-        assert_eq!(paths, 31);
+        assert_eq!(paths, 33);
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let responses = op["responses"].as_object();

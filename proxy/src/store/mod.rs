@@ -12,10 +12,12 @@
 
 #[macro_use]
 pub mod sql;
+pub mod funnel;
 pub mod outbox;
 mod postgres;
 mod sqlite;
 
+pub use funnel::{Funnel, FunnelRange, FunnelRecord};
 pub use postgres::{Postgres, PostgresOptions, PostgresStore, postgres_config};
 pub use sqlite::{Sqlite, SqliteStore, schema_version};
 
@@ -784,6 +786,17 @@ pub trait Store: Send + Sync {
     fn onboarding(&self, id: i64) -> StoreFuture<'_, Option<Onboarding>>;
     /// Every record that leaves something to do, newest first, at most `limit`.
     fn follow_ups(&self, limit: u32) -> StoreFuture<'_, Vec<Onboarding>>;
+    /// The onboarding funnel of the records created in `range`, aggregated in the database
+    /// (what each number means: [`funnel`]).
+    fn funnel(&self, range: FunnelRange) -> StoreFuture<'_, Funnel>;
+    /// The records created in `range` with an id above `after`, oldest first, at most
+    /// `limit`, as the funnel's CSV export shows them.
+    fn funnel_records(
+        &self,
+        range: FunnelRange,
+        after: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<FunnelRecord>>;
     /// Replaces the tracker's set with `current` and records the difference as events, in one
     /// transaction, with a `discovered` record for each newly shared WABA no record holds
     /// when `discovery` is given. The first call records the baseline without events.
@@ -849,6 +862,9 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, Vec<outbox::Delivery>>;
     /// Queues a delivery's event again for its endpoint (same event id); the new delivery.
     fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, Option<i64>>;
+    /// Forgets settled deliveries queued before `before` with their attempts, and events no
+    /// delivery needs; how many deliveries.
+    fn prune_outbox(&self, before: i64) -> StoreFuture<'_, u64>;
     /// When the next delivery is due, if one waits.
     fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>>;
     /// Claims due deliveries for one attempt each (see [`outbox`]): one per endpoint, in

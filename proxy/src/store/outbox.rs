@@ -524,6 +524,26 @@ pub(super) fn resend(c: &mut dyn Conn, id: i64, now: i64) -> Result<Option<i64>,
     .transpose()
 }
 
+/// Forgets settled deliveries (delivered or given up) queued before `before`, their
+/// attempts, and the events no delivery refers to any more; how many deliveries.
+pub(super) fn prune(c: &mut dyn Conn, before: i64) -> Result<u64, StoreError> {
+    c.execute(
+        "DELETE FROM outbound_attempts WHERE delivery_id IN (SELECT id FROM outbound_deliveries \
+         WHERE state != 'pending' AND created_at < ?1)",
+        &args![before],
+    )?;
+    let gone = c.execute(
+        "DELETE FROM outbound_deliveries WHERE state != 'pending' AND created_at < ?1",
+        &args![before],
+    )?;
+    c.execute(
+        "DELETE FROM outbound_events WHERE occurred_at < ?1 AND NOT EXISTS \
+         (SELECT 1 FROM outbound_deliveries d WHERE d.event_seq = outbound_events.seq)",
+        &args![before],
+    )?;
+    Ok(gone)
+}
+
 /// When the next delivery is due (`None` when none waits): the sender sleeps until then.
 pub(super) fn next_due(c: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
     c.query_one(

@@ -1389,6 +1389,22 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    fn funnel(&self, range: super::FunnelRange) -> StoreFuture<'_, super::Funnel> {
+        self.backend
+            .run(Mode::Read, move |c| super::funnel::funnel(c, range))
+    }
+
+    fn funnel_records(
+        &self,
+        range: super::FunnelRange,
+        after: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<super::FunnelRecord>> {
+        self.backend.run(Mode::Read, move |c| {
+            super::funnel::funnel_records(c, range, after, limit)
+        })
+    }
+
     fn apply_share_set(
         &self,
         current: BTreeSet<String>,
@@ -1511,6 +1527,11 @@ impl<B: Backend> Store for SqlStore<B> {
             .run(Mode::Write, move |c| outbox::resend(c, id, now))
     }
 
+    fn prune_outbox(&self, before: i64) -> StoreFuture<'_, u64> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::prune(c, before))
+    }
+
     fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>> {
         self.backend.run(Mode::Read, outbox::next_due)
     }
@@ -1591,6 +1612,231 @@ mod tests {
         the_tracker_diffs_the_set_and_its_lease_is_held_by_one => tracker_lease;
         a_removed_partner_revokes_and_offboarding_adds_its_steps => revoke_and_offboard;
         pins_are_kept_or_replaced => pins;
+        the_outbox_delivers_each_endpoint_in_order_one_at_a_time => outbox_in_order;
+        a_failing_endpoint_retries_opens_its_circuit_and_gives_up_after_the_window => outbox_failures;
+    }
+
+    fn sealed() -> SealedToken {
+        SealedToken {
+            nonce: vec![7; 12],
+            ciphertext: vec![9; 48],
+            expires_at: 0,
+        }
+    }
+
+    async fn hook(s: &dyn Store, events: &[&str], enabled: bool) -> i64 {
+        s.create_outbound_endpoint(
+            NewEndpoint {
+                url: "https://hooks.example.com/".into(),
+                description: String::new(),
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                secret: sealed(),
+                enabled,
+            },
+            50,
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    /// A token-flow record that ended with `outcome` at `at`.
+    async fn ended(s: &dyn Store, outcome: Outcome, at: i64) -> i64 {
+        let mut r = OnboardingRecord::new(Flow::Token, at);
+        r.outcome = outcome;
+        r.current_step = Some("PHONE_NUMBER_VERIFICATION".into());
+        s.insert_onboarding(r, None).await.unwrap().id
+    }
+
+    fn answered(status: u16) -> AttemptResult {
+        AttemptResult {
+            status: Some(status),
+            latency_ms: 12,
+            error: (status >= 300).then(|| format!("answered {status}")),
+            retry_after: None,
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            schedule: vec![10, 20],
+            window: 100,
+            circuit_failures: 3,
+            cooldown: 30,
+            max_cooldown: 60,
+            pause_after: 1000,
+        }
+    }
+
+    async fn outbox_in_order(s: Arc<dyn Store>) {
+        let abandoned = hook(&*s, &["onboarding.abandoned"], true).await;
+        let finished = hook(&*s, &["onboarding.finished"], true).await;
+        let paused = hook(&*s, &["*"], false).await;
+        ended(&*s, Outcome::Cancelled, 100).await;
+        ended(&*s, Outcome::Cancelled, 101).await;
+        ended(&*s, Outcome::Finished, 102).await;
+        // An event no endpoint wants is not stored.
+        ended(&*s, Outcome::Unknown, 103).await;
+        let first = s.claim_deliveries(110, 30, 10).await.unwrap();
+        let mut to: Vec<i64> = first.iter().map(|c| c.endpoint_id).collect();
+        to.sort_unstable();
+        assert_eq!(to, [abandoned, finished], "the paused endpoint waits");
+        assert!(first.iter().all(|c| c.attempt == 1));
+        assert!(
+            s.claim_deliveries(111, 30, 10).await.unwrap().is_empty(),
+            "one attempt per endpoint at a time, the later one behind it"
+        );
+        let head = first.iter().find(|c| c.endpoint_id == abandoned).unwrap();
+        s.settle_delivery(head.clone(), answered(204), 112, policy(), 0.0)
+            .await
+            .unwrap();
+        let next = s.claim_deliveries(112, 30, 10).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].endpoint_id, abandoned);
+        assert_ne!(
+            next[0].event_id, head.event_id,
+            "the second event, after the first"
+        );
+        let listed = s.outbound_deliveries(abandoned, None, 10).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].state, outbox::DeliveryState::Delivered);
+        assert_eq!(listed[1].tries[0].status, Some(204));
+        assert!(
+            listed[1]
+                .payload
+                .contains("\"current_step\":\"PHONE_NUMBER_VERIFICATION\"")
+        );
+        // A lease that ran out (its sender died) is taken over, as the next attempt.
+        let again = s.claim_deliveries(200, 30, 10).await.unwrap();
+        let taken = again.iter().find(|c| c.endpoint_id == abandoned).unwrap();
+        assert_eq!((taken.delivery_id, taken.attempt), (next[0].delivery_id, 2));
+        // The dead sender's late settle changes nothing; the live one's does.
+        s.settle_delivery(next[0].clone(), answered(204), 201, policy(), 0.0)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.outbound_endpoint(abandoned)
+                .await
+                .unwrap()
+                .unwrap()
+                .pending,
+            1
+        );
+        s.settle_delivery(taken.clone(), answered(204), 202, policy(), 0.0)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.outbound_endpoint(abandoned)
+                .await
+                .unwrap()
+                .unwrap()
+                .delivered,
+            2
+        );
+        // Resumed, the paused endpoint gets its three in order.
+        let resumed = s
+            .update_outbound_endpoint(
+                paused,
+                EndpointPatch {
+                    enabled: Some(true),
+                    ..EndpointPatch::default()
+                },
+                300,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(resumed.enabled && resumed.pending == 3);
+        let mut kinds = Vec::new();
+        for now in 301..305 {
+            for c in s.claim_deliveries(now, 30, 10).await.unwrap() {
+                if c.endpoint_id == paused {
+                    kinds.push(
+                        serde_json::from_str::<serde_json::Value>(&c.payload).unwrap()["type"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                }
+                s.settle_delivery(c, answered(200), now, policy(), 0.0)
+                    .await
+                    .unwrap();
+            }
+        }
+        assert_eq!(
+            kinds,
+            [
+                "onboarding.abandoned",
+                "onboarding.abandoned",
+                "onboarding.finished"
+            ]
+        );
+        // Settled deliveries go with the retention; the events with them.
+        assert_eq!(s.prune_outbox(1000).await.unwrap(), 6);
+        assert!(
+            s.outbound_deliveries(paused, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.delete_outbound_endpoint(paused).await.unwrap());
+        assert!(!s.delete_outbound_endpoint(paused).await.unwrap());
+    }
+
+    async fn outbox_failures(s: Arc<dyn Store>) {
+        let id = hook(&*s, &["onboarding.failed"], true).await;
+        ended(&*s, Outcome::Error, 100).await;
+        ended(&*s, Outcome::CodeRejected, 100).await;
+        let mut now = 100;
+        // Three failures: retried after 10 s, then 20 s, then the circuit opens for 30 s.
+        for (attempt, wait) in [(1, 10), (2, 20), (3, 30)] {
+            let c = s.claim_deliveries(now, 30, 10).await.unwrap();
+            assert_eq!(c.len(), 1, "attempt {attempt} at {now}");
+            assert_eq!(c[0].attempt, attempt);
+            s.settle_delivery(c[0].clone(), answered(503), now, policy(), 0.0)
+                .await
+                .unwrap();
+            assert!(
+                s.claim_deliveries(now + wait - 1, 30, 10)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "not before {wait} s"
+            );
+            now += wait;
+        }
+        let e = s.outbound_endpoint(id).await.unwrap().unwrap();
+        assert_eq!(
+            (e.failures, e.open_until, e.failing_since),
+            (3, Some(160), Some(100))
+        );
+        // The probe fails: the circuit stays open twice as long; past the window, the
+        // delivery is given up and the next one is the head.
+        let probe = s.claim_deliveries(160, 30, 10).await.unwrap();
+        s.settle_delivery(probe[0].clone(), answered(500), 160, policy(), 0.0)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.outbound_endpoint(id).await.unwrap().unwrap().open_until,
+            Some(220)
+        );
+        let last = s.claim_deliveries(220, 30, 10).await.unwrap();
+        assert_eq!(last[0].delivery_id, probe[0].delivery_id);
+        s.settle_delivery(last[0].clone(), answered(410), 220, policy(), 0.0)
+            .await
+            .unwrap();
+        let listed = s.outbound_deliveries(id, None, 10).await.unwrap();
+        assert_eq!(listed[1].state, outbox::DeliveryState::Failed);
+        assert_eq!(listed[1].tries.len(), 5);
+        assert_eq!(listed[0].state, outbox::DeliveryState::Pending);
+        let e = s.outbound_endpoint(id).await.unwrap().unwrap();
+        assert!(!e.enabled, "410 Gone pauses it");
+        assert_eq!(e.paused_reason, Some(outbox::PausedReason::Gone));
+        assert!(s.claim_deliveries(10_000, 30, 10).await.unwrap().is_empty());
+        // A resend queues the given-up event again, behind the waiting one.
+        let resent = s.resend_delivery(listed[1].id, 300).await.unwrap().unwrap();
+        assert!(resent > listed[0].id);
+        assert_eq!(s.resend_delivery(99_999, 300).await.unwrap(), None);
     }
 
     fn step(kind: StepKind, waba: &str, phone: Option<&str>) -> NewStep {
@@ -2028,6 +2274,60 @@ mod replica_tests {
     //! Several stores on one PostgreSQL database, as several replicas hold them.
     use super::super::Signal;
     use super::tests_support::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deliveries_raced_on_replicas_are_claimed_once() {
+        use super::super::outbox::NewEndpoint;
+        let Some(stores) = replicas(3).await else {
+            return;
+        };
+        for _ in 0..8 {
+            stores[0]
+                .create_outbound_endpoint(
+                    NewEndpoint {
+                        url: "https://hooks.example.com/".into(),
+                        description: String::new(),
+                        events: vec!["*".into()],
+                        secret: super::super::SealedToken {
+                            nonce: vec![1; 12],
+                            ciphertext: vec![2; 40],
+                            expires_at: 0,
+                        },
+                        enabled: true,
+                    },
+                    1,
+                )
+                .await
+                .unwrap();
+        }
+        let mut record = super::super::OnboardingRecord::new(super::super::Flow::Code, 5);
+        record.outcome = super::super::Outcome::Finished;
+        stores[1].insert_onboarding(record, None).await.unwrap();
+        let claims = stores.iter().map(|s| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..5 {
+                    got.extend(
+                        s.claim_deliveries(10, 30, 3)
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .map(|c| c.delivery_id),
+                    );
+                }
+                got
+            })
+        });
+        let mut all = Vec::new();
+        for c in claims {
+            all.extend(c.await.unwrap());
+        }
+        all.sort_unstable();
+        let claimed = all.len();
+        all.dedup();
+        assert_eq!((claimed, all.len()), (8, 8), "each delivery claimed once");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_code_raced_on_replicas_is_claimed_once() {

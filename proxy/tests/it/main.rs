@@ -10,6 +10,7 @@ mod call_economy;
 mod code_flow;
 mod connections;
 mod contract;
+mod funnel;
 mod lifecycle;
 mod oneshot;
 mod outbound;

@@ -73,17 +73,45 @@ impl Hook {
 }
 
 /// An HTTP receiver in this process.
-#[derive(Clone)]
 struct Receiver {
     url: String,
+    addr: std::net::SocketAddr,
     got: Arc<Mutex<Vec<Hook>>>,
     status: Arc<AtomicU16>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     async fn start(status: u16) -> Self {
-        let got: Arc<Mutex<Vec<Hook>>> = Arc::default();
-        let status = Arc::new(AtomicU16::new(status));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, Arc::default(), Arc::new(AtomicU16::new(status)))
+    }
+
+    /// Stops listening: attempts find nothing there (connection refused).
+    fn kill(&self) {
+        self.server.abort();
+    }
+
+    /// Listens again on the same address, keeping what arrived.
+    async fn revive(self) -> Self {
+        let deadline = Instant::now() + WAIT;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot listen again: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        Self::serve(listener, self.got.clone(), self.status.clone())
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        got: Arc<Mutex<Vec<Hook>>>,
+        status: Arc<AtomicU16>,
+    ) -> Self {
         let (g, s) = (got.clone(), status.clone());
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let (g, s) = (g.clone(), s.clone());
@@ -101,13 +129,24 @@ impl Receiver {
                     signature: h("webhook-signature"),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 });
-                AxStatus::from_u16(s.load(Ordering::SeqCst)).unwrap()
+                // No connection outlives its request, so a killed receiver is gone at once.
+                (
+                    AxStatus::from_u16(s.load(Ordering::SeqCst)).unwrap(),
+                    [(axum::http::header::CONNECTION, "close")],
+                )
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, got, status }
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://{addr}/hooks"),
+            addr,
+            got,
+            status,
+            server,
+        }
     }
 
     fn answer(&self, status: u16) {
@@ -622,6 +661,64 @@ async fn the_outbox_survives_a_kill_9_and_delivers_everything_in_order_after_res
 }
 
 #[tokio::test]
+async fn a_receiver_down_and_back_gets_the_backlog_in_order_with_no_loss() {
+    let inbox = Receiver::start(204).await;
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    let created = endpoint(&s.proxy.url, &inbox.url, &OUTCOMES).await;
+    let id = created["id"].as_i64().unwrap();
+    report(
+        &s.proxy.url,
+        "CANCEL",
+        json!({"current_step": "WABA_CREATION"}),
+    )
+    .await;
+    inbox.until("the first", |h| h.len() == 1).await;
+    inbox.kill();
+    three_signups(&s).await;
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        let list = deliveries(&s.proxy.url, id).await;
+        let tries = list[1]["tries"].as_array().unwrap().clone();
+        if tries.len() >= 3 {
+            break tries;
+        }
+        assert!(Instant::now() < deadline, "no retries: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        refused
+            .iter()
+            .all(|t| t["status"].is_null() && !t["error"].as_str().unwrap().is_empty()),
+        "{refused:#?}"
+    );
+    assert_eq!(endpoint_now(&s.proxy.url, id).await["circuit"], "open");
+    let inbox = inbox.revive().await;
+    let hooks = inbox.until("the backlog", |h| h.len() >= 4).await;
+    let order: Vec<String> = inbox
+        .first_seen()
+        .iter()
+        .map(|id| hooks.iter().find(|h| &h.id == id).unwrap().kind())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "onboarding.abandoned",
+            "onboarding.finished",
+            "onboarding.abandoned",
+            "onboarding.failed"
+        ]
+    );
+    assert_eq!(
+        hooks.len(),
+        4,
+        "each once: nothing reached the dead receiver"
+    );
+    let secret = created["secret"].as_str().unwrap();
+    assert!(hooks.iter().all(|h| h.signed_by(secret)));
+}
+
+#[tokio::test]
 async fn three_replicas_on_postgresql_deliver_each_event_once_in_order() {
     let Some(db) = waba_testkit::postgres::fresh_database().await else {
         return;
@@ -731,4 +828,67 @@ async fn without_a_token_key_endpoints_are_refused_plainly() {
     .await;
     assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED, "{}", a.text);
     assert!(a.error().message.contains("token key"));
+}
+
+#[tokio::test]
+async fn real_deliveries_verify_with_the_standard_webhooks_libraries_of_npm_and_pypi() {
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    // The secret is made by the proxy: the endpoint starts paused, the receiver starts with
+    // the secret, and the endpoint is pointed at it and resumed.
+    let created = admin_send(
+        client()
+            .post(s.url("/admin/webhook-endpoints"))
+            .json(&json!({"url": "http://127.0.0.1:9/", "events": ["*"], "enabled": false})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created = created.json();
+    let secret = created["secret"].as_str().unwrap();
+    let receiver = waba_testkit::receiver::Receiver::start(secret).unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let pointed = admin_send(
+        client()
+            .patch(s.url(&format!("/admin/webhook-endpoints/{id}")))
+            .json(&json!({"url": format!("{}/hooks/waba", receiver.url()), "enabled": true})),
+    )
+    .await;
+    assert_eq!(pointed.status, StatusCode::OK, "{}", pointed.text);
+    finish(
+        &s,
+        MULTI,
+        json!({"waba_ids": ["109900000000001", "109900000000002"],
+               "phone_number_id": "110200000000010"}),
+    )
+    .await;
+    three_signups(&s).await;
+    let deadline = Instant::now() + WAIT;
+    let events = loop {
+        let events = receiver.events().await.unwrap();
+        let ready = events
+            .iter()
+            .any(|e| e.event_type.as_deref() == Some("phone.ready"));
+        let failed = events
+            .iter()
+            .any(|e| e.event_type.as_deref() == Some("onboarding.failed"));
+        if ready && failed {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not everything arrived: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(events.iter().all(|e| e.verified), "{events:#?}");
+    let node = receiver.verify_with_node().unwrap();
+    let python = receiver.verify_with_python().unwrap();
+    for (library, v) in [
+        ("npm standardwebhooks", &node),
+        ("PyPI standardwebhooks", &python),
+    ] {
+        assert!(v.passed, "{library}: {v:#?}");
+        assert!(v.failed.is_empty(), "{library}: {v:#?}");
+        assert!(v.verified >= events.len(), "{library}: {v:#?}");
+    }
 }

@@ -937,18 +937,8 @@ fn render_waba(sim: &SimState, waba: &WabaSpec, fields: &[FieldReq]) -> Result<V
 
 /// Graph's date-time format: `2020-11-09T23:00:13+0000`.
 pub fn iso8601(t: i64) -> String {
-    let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = waba_graph::time::civil_from_days(t.div_euclid(86_400));
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+0000",
         secs / 3600,
