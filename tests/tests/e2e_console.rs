@@ -2201,3 +2201,99 @@ async fn the_webhooks_form_checks_its_fields_and_shows_the_proxy_s_refusal() {
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
+
+/// The Webhooks view pages an endpoint's deliveries (**Load more**), and shows an endpoint
+/// whose circuit is open (until when) and one paused after answering `410 Gone`.
+#[tokio::test]
+async fn the_webhooks_view_pages_deliveries_and_shows_an_open_circuit_and_a_gone_endpoint() {
+    let (ok, flaky, gone) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    flaky.answer(503);
+    gone.answer(410);
+    let mut args = HOOK_ARGS.to_vec();
+    // One failure opens the circuit (for the default minute).
+    args.extend_from_slice(&["--outbound-circuit-failures", "1"]);
+    let (_sim, site, proxy) = demo_stack(&args);
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for r in [&ok, &flaky, &gone] {
+        let created: Value = http
+            .post(format!("{}/admin/webhook-endpoints", proxy.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"url": r.url, "events": ["onboarding.abandoned"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_i64().unwrap());
+    }
+    for _ in 0..21 {
+        abandon(&proxy.url, "PERMISSIONS").await;
+    }
+    ok.wait_for(21).await;
+    flaky.wait_for(1).await;
+    gone.wait_for(1).await;
+
+    let b = signed_in(&proxy.url).await;
+    let item = |id: i64| format!("#hook-list li[data-endpoint-id=\"{id}\"]");
+    wait_until(
+        &b,
+        &format!(
+            "const f = document.querySelector('{}'), g = document.querySelector('{}'), o = document.querySelector('{}');
+             return f !== null && f.dataset.state === 'circuit' && f.innerText.includes('Circuit open until')
+               && g !== null && g.dataset.state === 'paused' && g.dataset.pausedReason === 'gone'
+               && g.innerText.includes('Paused: it answered 410 Gone') && g.querySelector('[data-action=\"toggle\"]').textContent === 'Resume'
+               && o !== null && o.dataset.state === 'active' && o.dataset.delivered === '21'",
+            item(ids[1]),
+            item(ids[2]),
+            item(ids[0])
+        ),
+        WAIT,
+    )
+    .await;
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "paused and open endpoints: {found:#?}");
+
+    // Twenty deliveries, then the older one with Load more.
+    click(
+        &b,
+        &format!("{} [data-action=\"deliveries\"]", item(ids[0])),
+    )
+    .await;
+    let shown = "const ids = [...document.querySelectorAll('#hook-delivery-list li[data-delivery-id]')].map(li => Number(li.dataset.deliveryId));
+                 return { ids, more: !document.getElementById('hook-deliveries-more').hidden,
+                          line: document.getElementById('hook-deliveries-line').textContent }";
+    wait_until(
+        &b,
+        "return document.querySelectorAll('#hook-delivery-list li[data-delivery-id]').length === 20 && !document.getElementById('hook-deliveries-more').hidden",
+        WAIT,
+    )
+    .await;
+    let page = js(&b, shown).await;
+    assert_eq!(
+        page["line"],
+        "20 deliveries shown · older ones with Load more."
+    );
+    click(&b, "#hook-deliveries-more").await;
+    wait_until(
+        &b,
+        "return document.querySelectorAll('#hook-delivery-list li[data-delivery-id]').length === 21 && document.getElementById('hook-deliveries-more').hidden",
+        WAIT,
+    )
+    .await;
+    let page = js(&b, shown).await;
+    assert_eq!(page["line"], "21 deliveries shown.");
+    let listed: Vec<i64> = serde_json::from_value(page["ids"].clone()).unwrap();
+    let mut newest_first = listed.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, newest_first, "newest first");
+    newest_first.dedup();
+    assert_eq!(newest_first.len(), 21, "each once");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
