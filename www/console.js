@@ -314,6 +314,7 @@ function signOut() {
   adminToken = null;
   if (stream) stream.stop();
   resetBoard();
+  resetWebhooks();
   funnel.reset();
   $("workspace").hidden = true;
   $("signin").hidden = false;
@@ -917,6 +918,561 @@ function resetBoard() {
   boardLine("");
 }
 
+// Webhooks: the partner's own endpoints the proxy delivers signed events to (Standard
+// Webhooks), each with its state, counts and actions, a form to add one, and an endpoint's
+// deliveries with their attempts. A signing secret is shown once, in the page only (never in
+// sessionStorage or localStorage, nor in `hooks`), until it is hidden. The view refreshes
+// itself every few seconds while the tab is visible.
+const HOOK_PAGE = 20;
+const HOOK_POLL_MS = 2000;
+// The catalog's words for the event types the proxy knows; others show the proxy's own.
+const EVENT_TYPE_TEXT = {
+  "onboarding.finished": "console.hook_event.onboarding_finished",
+  "onboarding.abandoned": "console.hook_event.onboarding_abandoned",
+  "onboarding.failed": "console.hook_event.onboarding_failed",
+  "onboarding.offboarded": "console.hook_event.onboarding_offboarded",
+  "waba.shared": "console.hook_event.waba_shared",
+  "waba.unshared": "console.hook_event.waba_unshared",
+  "waba.review_decided": "console.hook_event.waba_review_decided",
+  "waba.restricted": "console.hook_event.waba_restricted",
+  "waba.reinstated": "console.hook_event.waba_reinstated",
+  "phone.ready": "console.hook_event.phone_ready",
+  "phone.needs_action": "console.hook_event.phone_needs_action",
+  "phone.quality_changed": "console.hook_event.phone_quality_changed",
+  "pipeline.step_changed": "console.hook_event.pipeline_step_changed",
+  "pipeline.step_failed": "console.hook_event.pipeline_step_failed",
+};
+const HOOK_PAUSED = {
+  admin: "console.hook_paused_admin",
+  gone: "console.hook_paused_gone",
+  circuit: "console.hook_paused_circuit",
+};
+const DELIVERY_STATE = {
+  pending: { text: "console.delivery_state.pending", look: "pending", icon: "○" },
+  delivered: { text: "console.delivery_state.delivered", look: "done", icon: "✓" },
+  failed: { text: "console.delivery_state.failed", look: "failed", icon: "✕" },
+};
+
+const hooks = {
+  endpoints: [], // as the proxy lists them (never a secret)
+  types: [], // the event types an endpoint may ask for
+  open: null, // the endpoint whose deliveries are shown
+  deliveries: new Map(), // delivery id -> delivery, of the open endpoint
+  more: false, // older deliveries than the ones loaded exist
+  expanded: new Set(), // the <details> open (attempts, payload), by focus key
+  notes: new Map(), // endpoint id -> what an action of yours on it ended with
+  generation: 0, // a sign-out or another endpoint's deliveries drop older answers
+  deliveriesGeneration: 0,
+  timer: null,
+  polling: false,
+};
+// Read by the end-to-end tests.
+window.__hooks = hooks;
+
+function hooksLine(text) {
+  $("hooks-line").textContent = text;
+}
+
+function deliveriesLine(text) {
+  $("hook-deliveries-line").textContent = text;
+}
+
+// A URL written left to right whatever the page's direction.
+function ltr(tag, className, text) {
+  const e = el(tag, className, text);
+  e.dir = "ltr";
+  return e;
+}
+
+function eventTypeText(type) {
+  const id = EVENT_TYPE_TEXT[type.type];
+  return id ? t(id) : type.description || "";
+}
+
+function startWebhooks() {
+  resetWebhooks();
+  loadEventTypes();
+  loadEndpoints();
+  hooks.timer = setInterval(pollWebhooks, HOOK_POLL_MS);
+}
+
+function resetWebhooks() {
+  hooks.generation += 1;
+  hooks.deliveriesGeneration += 1;
+  clearInterval(hooks.timer);
+  hooks.timer = null;
+  hooks.endpoints = [];
+  hooks.notes.clear();
+  hooks.open = null;
+  hooks.deliveries = new Map();
+  hooks.expanded.clear();
+  $("hook-list").replaceChildren();
+  $("hook-deliveries").hidden = true;
+  $("hook-delivery-list").replaceChildren();
+  hideSecret(false);
+  hooksLine("");
+  $("hook-form-line").textContent = "";
+}
+
+async function pollWebhooks() {
+  if (document.hidden || hooks.polling) return;
+  hooks.polling = true;
+  try {
+    await loadEndpoints({ quiet: true });
+    if (hooks.open != null) await loadDeliveries({ quiet: true });
+  } finally {
+    hooks.polling = false;
+  }
+}
+
+async function loadEventTypes() {
+  const generation = hooks.generation;
+  try {
+    const answer = await admin("/admin/webhook-event-types");
+    if (generation !== hooks.generation) return;
+    hooks.types = answer.data;
+    $("hook-event-types").replaceChildren(...answer.data.map((type, i) => {
+      const li = el("li");
+      const input = document.createElement("input");
+      Object.assign(input, { type: "checkbox", id: `hook-type-${i}`, value: type.type, name: "events" });
+      input.addEventListener("change", () => {
+        if (input.checked) $("hook-all-events").checked = false;
+      });
+      const label = el("label");
+      label.htmlFor = input.id;
+      const what = el("span", "hook-type-what", eventTypeText(type));
+      what.id = `hook-type-${i}-what`;
+      label.append(ltr("code", "hook-type", type.type), what);
+      li.append(input, label);
+      return li;
+    }));
+  } catch (e) {
+    if (generation === hooks.generation) $("hook-form-line").textContent = t("console.hook_types_failed", { error: e.message });
+  }
+}
+
+// `render`: even if nothing changed (after an action of yours: its button comes back).
+async function loadEndpoints({ quiet = false, render = false } = {}) {
+  const generation = hooks.generation;
+  if (!quiet) hooksLine(t("console.hooks_loading"));
+  try {
+    const answer = await admin("/admin/webhook-endpoints");
+    if (generation !== hooks.generation) return;
+    const list = answer.data.map(({ secret, ...rest }) => rest);
+    const changed = JSON.stringify(list) !== JSON.stringify(hooks.endpoints);
+    hooks.endpoints = list;
+    if (changed || render || !quiet) renderEndpoints();
+    if (!quiet) hooksLine(t("console.hooks_shown", { count: list.length }));
+    // Deleted meanwhile (by another admin): its deliveries go too.
+    if (hooks.open != null && !list.some((e) => e.id === hooks.open)) closeDeliveries(false);
+  } catch (e) {
+    if (generation === hooks.generation && !quiet) hooksLine(t("console.hooks_failed", { error: e.message }));
+  }
+}
+
+function renderEndpoints() {
+  const list = $("hook-list");
+  preserve(list, () => {
+    list.replaceChildren(...hooks.endpoints.map(renderEndpoint));
+    if (!hooks.endpoints.length) list.append(el("li", "hook-empty hint", t("console.hooks_none")));
+    return list;
+  });
+}
+
+// Where an endpoint stands: active, paused (and why) or its circuit open (until when).
+function hookState(e) {
+  if (!e.enabled) {
+    const id = HOOK_PAUSED[e.paused_reason];
+    return { kind: "paused", text: id ? t(id) : t("console.hook_paused") };
+  }
+  if (e.circuit === "open" && typeof e.open_until === "number") {
+    return { kind: "circuit", text: t("console.hook_circuit_open", { time: whenExact(e.open_until) }) };
+  }
+  return { kind: "active", text: t("console.hook_active") };
+}
+
+function renderEndpoint(e) {
+  const li = el("li", "hook");
+  li.dataset.endpointId = String(e.id);
+  const state = hookState(e);
+  li.dataset.state = state.kind;
+  if (!e.enabled && e.paused_reason) li.dataset.pausedReason = e.paused_reason;
+  for (const count of ["pending", "delivered", "failed"]) li.dataset[count] = String(e[count]);
+  const head = el("div", "hook-head");
+  const title = el("h3", "hook-title");
+  title.id = `hook-${e.id}-title`;
+  title.append(ltr("span", "hook-url", e.url));
+  const badge = el("span", "hook-state hook-state--" + state.kind, state.text);
+  badge.dataset.state = state.kind;
+  head.append(title, badge);
+  li.append(head);
+  li.append(el("p", "hook-meta", t("console.hook_meta", { id: String(e.id), time: when(e.created_at) })));
+  if (e.description) li.append(el("p", "hook-description", e.description));
+  li.append(el("p", "hook-events-line", e.events.includes("*")
+    ? t("console.hook_events_all")
+    : t("console.hook_events", { events: e.events.join(", ") })));
+  const counts = [
+    t("console.hook_pending", { count: e.pending }),
+    t("console.hook_delivered", { count: e.delivered }),
+    t("console.hook_failed", { count: e.failed }),
+  ];
+  li.append(el("p", "hook-counts", counts.join(" · ")));
+  const last = e.last_attempt_at ? t("console.hook_last_attempt", { time: whenExact(e.last_attempt_at) }) : t("console.hook_no_attempt");
+  const facts = [last];
+  if (e.failures) facts.push(t("console.hook_failures", { count: e.failures }));
+  li.append(el("p", "hook-last", facts.join(" · ")));
+  const note = hooks.notes.get(e.id);
+  if (note) li.append(el("p", "ob-note ob-note--error", note));
+
+  const actions = el("div", "hook-actions");
+  const action = (name, text, className, onClick) => {
+    const b = button(text, className, (ev) => onClick(e, ev.currentTarget));
+    b.dataset.action = name;
+    b.dataset.focusKey = `hook-${name}-${e.id}`;
+    b.setAttribute("aria-describedby", title.id);
+    actions.append(b);
+    return b;
+  };
+  // One focus key for pause and resume: the focus stays when the button changes.
+  const toggle = action("toggle", t(e.enabled ? "console.hook_pause" : "console.hook_resume"), "ob-button", toggleEndpoint);
+  toggle.dataset.enabled = String(e.enabled);
+  action("secret", t("console.hook_new_secret"), "ob-button", rotateSecret);
+  const show = action("deliveries", t("console.hook_show_deliveries"), "ob-button", (x) => openDeliveries(x.id));
+  show.setAttribute("aria-controls", "hook-deliveries");
+  show.setAttribute("aria-expanded", String(hooks.open === e.id));
+  action("delete", t("console.hook_delete"), "ob-button ob-button--danger", deleteEndpoint);
+  li.append(actions);
+  return li;
+}
+
+async function toggleEndpoint(e, b) {
+  b.disabled = true;
+  hooks.notes.delete(e.id);
+  const enabled = !e.enabled;
+  try {
+    await admin(`/admin/webhook-endpoints/${e.id}`, "PATCH", { enabled });
+    hooksLine(t(enabled ? "console.hook_resumed" : "console.hook_paused_now", { id: String(e.id) }));
+  } catch (err) {
+    hooks.notes.set(e.id, t("console.hook_action_failed", { error: err.message }));
+    hooksLine(t("console.hook_note", { id: String(e.id), text: err.message }));
+  }
+  await loadEndpoints({ quiet: true, render: true });
+  if (hooks.open === e.id) loadDeliveries({ quiet: true });
+}
+
+async function rotateSecret(e, b) {
+  if (!window.confirm(t("console.hook_secret_confirm", { url: e.url }))) return;
+  b.disabled = true;
+  hooks.notes.delete(e.id);
+  let secret = null;
+  try {
+    const answer = await admin(`/admin/webhook-endpoints/${e.id}/secret`, "POST");
+    secret = answer.secret;
+    hooksLine(t("console.hook_secret_rotated", { id: String(e.id) }));
+  } catch (err) {
+    hooks.notes.set(e.id, t("console.hook_action_failed", { error: err.message }));
+    hooksLine(t("console.hook_note", { id: String(e.id), text: err.message }));
+  }
+  await loadEndpoints({ quiet: true, render: true });
+  if (secret) showSecret(e.id, secret, `hook-secret-${e.id}`);
+}
+
+async function deleteEndpoint(e, b) {
+  if (!window.confirm(t("console.hook_delete_confirm", { url: e.url }))) return;
+  b.disabled = true;
+  hooks.notes.delete(e.id);
+  try {
+    await admin(`/admin/webhook-endpoints/${e.id}`, "DELETE");
+    if (hooks.open === e.id) closeDeliveries(false);
+    if ($("hook-secret").dataset.endpointId === String(e.id)) hideSecret(false);
+    hooksLine(t("console.hook_deleted", { id: String(e.id) }));
+    await loadEndpoints({ quiet: true, render: true });
+    // Its item is gone: the focus goes to the section's heading.
+    $("hooks-title").focus();
+  } catch (err) {
+    hooks.notes.set(e.id, t("console.hook_action_failed", { error: err.message }));
+    hooksLine(t("console.hook_note", { id: String(e.id), text: err.message }));
+    await loadEndpoints({ quiet: true, render: true });
+  }
+}
+
+// The secret, shown this once: in the page only, until hidden. `back`: the focus key of the
+// button to return to.
+let secretBack = null;
+function showSecret(id, secret, back) {
+  $("hook-secret-title").textContent = t("console.hook_secret_title", { id: String(id) });
+  $("hook-secret-value").textContent = secret;
+  $("hook-secret-copied").textContent = "";
+  const box = $("hook-secret");
+  box.dataset.endpointId = String(id);
+  box.hidden = false;
+  secretBack = back;
+  box.scrollIntoView({ block: "center" });
+  box.focus({ preventScroll: true });
+}
+
+function hideSecret(refocus = true) {
+  const box = $("hook-secret");
+  const was = !box.hidden;
+  $("hook-secret-value").textContent = "";
+  $("hook-secret-copied").textContent = "";
+  delete box.dataset.endpointId;
+  box.hidden = true;
+  window.getSelection()?.removeAllRanges();
+  if (!refocus || !was) return;
+  const back = secretBack && document.querySelector(`[data-focus-key="${secretBack}"]`);
+  (back || $("hook-url")).focus();
+}
+
+async function copySecret() {
+  const code = $("hook-secret-value");
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(code.textContent);
+    copied = true;
+  } catch {
+    // No clipboard access (an insecure page, a refused permission): the text is selected
+    // and copied the older way.
+    const range = document.createRange();
+    range.selectNodeContents(code);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    try {
+      copied = document.execCommand("copy");
+    } catch {
+      copied = false;
+    }
+  }
+  $("hook-secret-copied").textContent = t(copied ? "console.hook_copied" : "console.hook_copy_failed");
+}
+
+async function addEndpoint(ev) {
+  ev.preventDefault();
+  const url = $("hook-url");
+  const line = $("hook-form-line");
+  url.removeAttribute("aria-invalid");
+  if (!url.value.trim() || !url.checkValidity()) {
+    url.setAttribute("aria-invalid", "true");
+    line.textContent = t("console.hook_url_invalid");
+    url.focus();
+    return;
+  }
+  const events = $("hook-all-events").checked
+    ? ["*"]
+    : [...document.querySelectorAll("#hook-event-types input:checked")].map((i) => i.value);
+  if (!events.length) {
+    line.textContent = t("console.hook_choose_event");
+    $("hook-all-events").focus();
+    return;
+  }
+  const submit = $("hook-add");
+  submit.disabled = true;
+  line.textContent = t("console.hook_adding");
+  const generation = hooks.generation;
+  try {
+    const created = await admin("/admin/webhook-endpoints", "POST", {
+      url: url.value.trim(),
+      description: $("hook-description").value.trim(),
+      events,
+    });
+    if (generation !== hooks.generation) return;
+    $("hook-form").reset();
+    line.textContent = t("console.hook_added", { id: String(created.id) });
+    await loadEndpoints({ quiet: true, render: true });
+    showSecret(created.id, created.secret, `hook-toggle-${created.id}`);
+  } catch (err) {
+    if (generation === hooks.generation) line.textContent = t("console.hook_add_failed", { error: err.message });
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function openDeliveries(id) {
+  hooks.open = id;
+  hooks.deliveriesGeneration += 1;
+  hooks.deliveries = new Map();
+  hooks.more = false;
+  hooks.expanded.clear();
+  const e = hooks.endpoints.find((x) => x.id === id);
+  $("hook-deliveries-title").textContent = t("console.hook_deliveries_title", { id: String(id) });
+  $("hook-deliveries-url").replaceChildren(ltr("span", "hook-url", e ? e.url : ""));
+  $("hook-delivery-list").replaceChildren();
+  $("hook-deliveries-more").hidden = true;
+  $("hook-deliveries").hidden = false;
+  for (const b of document.querySelectorAll("#hook-list [data-action=deliveries]")) {
+    b.setAttribute("aria-expanded", String(b.dataset.focusKey === `hook-deliveries-${id}`));
+  }
+  $("hook-deliveries-title").focus();
+  await loadDeliveries();
+}
+
+function closeDeliveries(refocus = true) {
+  const id = hooks.open;
+  hooks.open = null;
+  hooks.deliveriesGeneration += 1;
+  hooks.deliveries = new Map();
+  hooks.expanded.clear();
+  $("hook-deliveries").hidden = true;
+  $("hook-delivery-list").replaceChildren();
+  deliveriesLine("");
+  for (const b of document.querySelectorAll("#hook-list [data-action=deliveries]")) b.setAttribute("aria-expanded", "false");
+  if (refocus && id != null) document.querySelector(`[data-focus-key="hook-deliveries-${id}"]`)?.focus();
+}
+
+// The open endpoint's deliveries, newest first: the first page (again, when `quiet`: what
+// changed is re-rendered), or with `more` the page older than those loaded.
+async function loadDeliveries({ more = false, quiet = false, render = false } = {}) {
+  const id = hooks.open;
+  if (id == null) return;
+  const generation = hooks.deliveriesGeneration;
+  const moreButton = $("hook-deliveries-more");
+  if (!quiet) deliveriesLine(t("console.hook_deliveries_loading"));
+  moreButton.disabled = true;
+  try {
+    const loaded = [...hooks.deliveries.keys()];
+    const before = more && loaded.length ? `&before=${Math.min(...loaded)}` : "";
+    const page = await admin(`/admin/webhook-endpoints/${id}/deliveries?limit=${HOOK_PAGE}${before}`);
+    if (generation !== hooks.deliveriesGeneration) return;
+    let changed = false;
+    for (const d of page.data) {
+      const old = hooks.deliveries.get(d.id);
+      if (!old || JSON.stringify(old) !== JSON.stringify(d)) {
+        hooks.deliveries.set(d.id, d);
+        changed = true;
+      }
+    }
+    // Whether older ones exist is known from the first page and from each older one.
+    if (more || !loaded.length) hooks.more = page.next_before != null;
+    if (changed || render || !quiet) renderDeliveries();
+    if (!quiet) {
+      const count = hooks.deliveries.size;
+      deliveriesLine(count
+        ? t(hooks.more ? "console.hook_deliveries_shown_more" : "console.hook_deliveries_shown", { count })
+        : t("console.hook_deliveries_none"));
+    }
+  } catch (e) {
+    if (generation === hooks.deliveriesGeneration) deliveriesLine(t("console.hook_deliveries_failed", { error: e.message }));
+  } finally {
+    if (generation === hooks.deliveriesGeneration) {
+      moreButton.disabled = false;
+      moreButton.hidden = !hooks.more;
+    }
+  }
+}
+
+function renderDeliveries() {
+  const list = $("hook-delivery-list");
+  preserve(list, () => {
+    const ids = [...hooks.deliveries.keys()].sort((a, b) => b - a);
+    list.replaceChildren(...ids.map((id) => renderDelivery(hooks.deliveries.get(id))));
+    return list;
+  });
+}
+
+// A <details> that stays open or closed across re-renders.
+function expandable(key, summaryText, className) {
+  const details = el("details", className);
+  details.open = hooks.expanded.has(key);
+  details.addEventListener("toggle", () => {
+    if (details.open) hooks.expanded.add(key);
+    else hooks.expanded.delete(key);
+  });
+  const summary = el("summary", null, summaryText);
+  summary.dataset.focusKey = key;
+  details.append(summary);
+  return details;
+}
+
+function renderDelivery(d) {
+  const li = el("li", "delivery");
+  li.dataset.deliveryId = String(d.id);
+  li.dataset.state = d.state;
+  li.dataset.eventId = d.event_id;
+  li.dataset.eventType = d.event_type;
+  li.dataset.attempts = String(d.attempts);
+  const known = DELIVERY_STATE[d.state];
+  const head = el("div", "delivery-head");
+  head.id = `delivery-${d.id}-head`;
+  const state = el("span", "ob-state ob-state--" + (known ? known.look : "unknown"));
+  const icon = el("span", "ob-icon", known ? known.icon : "?");
+  icon.setAttribute("aria-hidden", "true");
+  state.append(icon, document.createTextNode(known ? t(known.text) : d.state));
+  head.append(state, ltr("code", "delivery-type", d.event_type), el("span", "hook-meta", t("console.delivery_title", { id: String(d.id) })));
+  li.append(head);
+  const facts = el("p", "delivery-facts");
+  const eventId = el("span", "delivery-event-id", t("console.delivery_event_id", { id: d.event_id }));
+  facts.append(eventId);
+  const more = [t("console.delivery_occurred", { time: whenExact(d.occurred_at) }), t("console.attempts", { count: d.attempts })];
+  if (d.state === "pending" && typeof d.next_attempt_at === "number") more.push(t("console.delivery_next", { time: whenExact(d.next_attempt_at) }));
+  if (typeof d.delivered_at === "number") more.push(t("console.delivery_delivered_at", { time: whenExact(d.delivered_at) }));
+  facts.append(el("span", null, more.join(" · ")));
+  li.append(facts);
+
+  const tries = expandable(`tries-${d.id}`, t("console.delivery_tries", { count: d.tries.length }), "delivery-tries");
+  const list = el("ol", "delivery-try-list");
+  for (const a of d.tries) {
+    const item = el("li", null, t(a.status != null ? "console.delivery_try_status" : "console.delivery_try_error", {
+      time: whenExact(a.at),
+      status: String(a.status),
+      error: a.error || t("console.no_message"),
+      ms: a.latency_ms,
+    }));
+    item.dataset.ok = String(a.status != null && a.status >= 200 && a.status < 300);
+    if (a.status != null) item.dataset.status = String(a.status);
+    list.append(item);
+  }
+  if (!d.tries.length) list.append(el("li", "hint", t("console.delivery_no_tries")));
+  tries.append(list);
+  const payload = expandable(`payload-${d.id}`, t("console.delivery_payload"), "delivery-payload");
+  const pre = ltr("pre", "delivery-json", JSON.stringify(d.payload, null, 2));
+  pre.tabIndex = 0; // it may scroll: the keyboard reaches it
+  payload.append(pre);
+  li.append(tries, payload);
+
+  const actions = el("div", "hook-actions");
+  const resend = button(t("console.delivery_resend"), "ob-button", (ev) => resendDelivery(d, ev.currentTarget));
+  resend.dataset.action = "resend";
+  resend.dataset.focusKey = `resend-${d.id}`;
+  resend.setAttribute("aria-describedby", head.id);
+  actions.append(resend);
+  li.append(actions);
+  return li;
+}
+
+async function resendDelivery(d, b) {
+  b.disabled = true;
+  try {
+    const answer = await admin(`/admin/webhook-deliveries/${d.id}/resend`, "POST");
+    deliveriesLine(t("console.delivery_resent", { id: String(d.id), queued: String(answer.delivery_id) }));
+  } catch (err) {
+    deliveriesLine(t("console.delivery_resend_failed", { id: String(d.id), error: err.message }));
+  }
+  await loadDeliveries({ quiet: true, render: true });
+  loadEndpoints({ quiet: true });
+}
+
+function setupWebhooks() {
+  $("hook-form").addEventListener("submit", addEndpoint);
+  $("hook-url").addEventListener("input", () => $("hook-url").removeAttribute("aria-invalid"));
+  $("hook-all-events").addEventListener("change", () => {
+    if (!$("hook-all-events").checked) return;
+    for (const i of document.querySelectorAll("#hook-event-types input")) i.checked = false;
+  });
+  $("hooks-refresh").addEventListener("click", () => {
+    loadEndpoints();
+    if (hooks.open != null) loadDeliveries();
+  });
+  $("hook-secret-copy").addEventListener("click", copySecret);
+  $("hook-secret-done").addEventListener("click", () => hideSecret());
+  $("hook-deliveries-close").addEventListener("click", () => closeDeliveries());
+  $("hook-deliveries-more").addEventListener("click", () => loadDeliveries({ more: true }));
+  // Escape closes the deliveries, as it would a dialog.
+  $("hook-deliveries").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") closeDeliveries();
+  });
+}
+
 // Live: review decisions and shares Meta announces by webhook update the rows and counts
 // in place (the package's followStatus: a stream ticket per connection, reconnects with
 // backoff and resumes after the last event id).
@@ -1026,6 +1582,7 @@ function start(token) {
   client = new WabaClient({ proxyUrl: config.proxyUrl, credential: token, timeoutMs: 20000 });
   $("signin").hidden = true;
   $("workspace").hidden = false;
+  startWebhooks();
   reload();
   resetBoard();
   loadOnboardings();
@@ -1086,6 +1643,7 @@ async function main() {
     if (top < list.scrollTop || top + ROW > list.scrollTop + list.clientHeight) list.scrollTop = top - list.clientHeight / 2;
     showDetail(w.id);
   });
+  setupWebhooks();
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) start(token);
   else signOut();

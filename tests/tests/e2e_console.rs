@@ -1499,3 +1499,801 @@ async fn the_funnel_view_draws_the_month_filters_a_range_and_exports_it() {
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
+
+/// The proxy's settings for the webhooks tests: the token key (endpoint secrets are sealed
+/// with it), endpoints on loopback, a quick sender and a short retry window (three attempts
+/// about a second apart, then given up).
+const HOOK_ARGS: &[&str] = &[
+    "--app-id",
+    "670843887433847",
+    "--token-key",
+    "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+    "--outbound-allow-private-networks",
+    "--outbound-poll-ms",
+    "100",
+    "--outbound-retry-schedule",
+    "1s,1s",
+];
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+/// A webhook endpoint on 127.0.0.1 in this process: it records every request and answers
+/// the status the test sets.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        use axum::http::{HeaderMap, StatusCode};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver = Self {
+            url: format!("http://{}/hook", listener.local_addr().unwrap()),
+            status: std::sync::Arc::new(std::sync::atomic::AtomicU16::new(204)),
+            got: std::sync::Arc::default(),
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let state = state.clone();
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    state.got.lock().unwrap().push(Received {
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp"),
+                        signature: header("webhook-signature"),
+                        body,
+                    });
+                    StatusCode::from_u16(state.status.load(std::sync::atomic::Ordering::SeqCst))
+                        .unwrap()
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    fn answer(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until it got `n` requests.
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.got();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "got {} of {n} requests",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Whether `r` is signed with `secret` as Standard Webhooks says (`v1,` and base64 of
+/// HMAC-SHA256 over `{id}.{timestamp}.{body}`, keyed by the secret's base64 bytes).
+fn signed_with(r: &Received, secret: &str) -> bool {
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", r.id, r.timestamp, r.body).as_bytes());
+    let want = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    r.signature.split(' ').any(|s| s == want)
+}
+
+/// A business leaves the signup at `step`, as its signup page reports: an
+/// `onboarding.abandoned` event.
+async fn abandon(proxy: &str, step: &str) {
+    let report = reqwest::Client::new()
+        .post(format!("{proxy}/signup/events"))
+        .json(
+            &json!({"event": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL", "version": "3",
+                                "data": {"current_step": step}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(report.status(), 200);
+}
+
+/// Clicks what `css` matches (the first) once it is there.
+async fn click(b: &Browser, css: &str) {
+    b.wait_for(css, WAIT).await.unwrap().click().await.unwrap();
+}
+
+/// The newest delivery shown, as a script expression.
+const NEWEST: &str = "document.querySelector('#hook-delivery-list li[data-delivery-id]')";
+
+/// The Webhooks view: an endpoint added through the form shows its secret once (never in the
+/// list, the page's state or storage afterwards); its deliveries show as they happen, with
+/// their attempts and payload; a failing endpoint's attempts show, and a resend delivers
+/// once it answers again; pause holds deliveries and resume sends them; a new secret signs
+/// from then on; delete removes it. axe-core finds nothing in English or in Arabic.
+#[tokio::test]
+async fn the_webhooks_view_adds_an_endpoint_shows_its_secret_once_and_follows_its_deliveries() {
+    let receiver = Receiver::start().await;
+    let (_sim, site, proxy) = demo_stack(HOOK_ARGS);
+    let en = console_catalog_messages("en").unwrap();
+    let b = signed_in(&proxy.url).await;
+    js(&b, "window.__sameDocument = true; return true").await;
+    wait_until(
+        &b,
+        "return document.querySelectorAll('#hook-event-types input').length > 5 && document.querySelector('#hook-list .hook-empty') !== null",
+        WAIT,
+    )
+    .await;
+
+    // The form: choosing one event type lifts "all events".
+    let all = "document.getElementById('hook-all-events').checked";
+    assert_eq!(js(&b, &format!("return {all}")).await, json!(true));
+    b.wait_for("#hook-url", WAIT)
+        .await
+        .unwrap()
+        .send_keys(&receiver.url)
+        .await
+        .unwrap();
+    b.wait_for("#hook-description", WAIT)
+        .await
+        .unwrap()
+        .send_keys("Order system")
+        .await
+        .unwrap();
+    click(
+        &b,
+        "#hook-event-types input[value=\"onboarding.abandoned\"]",
+    )
+    .await;
+    assert_eq!(js(&b, &format!("return {all}")).await, json!(false));
+    let label = js(&b, "return document.querySelector('label[for=\"' + document.querySelector('#hook-event-types input[value=\"onboarding.abandoned\"]').id + '\"]').textContent").await;
+    assert!(
+        label
+            .as_str()
+            .unwrap()
+            .contains(&said(&en, "console.hook_event.onboarding_abandoned")),
+        "{label}"
+    );
+    click(&b, "#hook-add").await;
+
+    // The secret, shown once, in a box that takes the focus.
+    wait_until(
+        &b,
+        "return !document.getElementById('hook-secret').hidden && document.getElementById('hook-secret-value').textContent.startsWith('whsec_')",
+        WAIT,
+    )
+    .await;
+    let shown = js(
+        &b,
+        "return { secret: document.getElementById('hook-secret-value').textContent,
+                  title: document.getElementById('hook-secret-title').textContent,
+                  focused: document.activeElement.id,
+                  id: document.getElementById('hook-secret').dataset.endpointId }",
+    )
+    .await;
+    let secret = shown["secret"].as_str().unwrap().to_owned();
+    let endpoint = shown["id"].as_str().unwrap().to_owned();
+    assert_eq!(shown["focused"], "hook-secret", "{shown:#}");
+    assert_eq!(
+        shown["title"],
+        json!(fill(
+            &said(&en, "console.hook_secret_title"),
+            &[("id", &endpoint)]
+        ))
+    );
+    let item = format!("#hook-list li[data-endpoint-id=\"{endpoint}\"]");
+    let leaks = format!(
+        "const s = {}; const kept = [...Object.values(sessionStorage), ...Object.values(localStorage)];
+         return {{ list: document.getElementById('hook-list').textContent.includes(s),
+                  state: JSON.stringify(window.__hooks).includes(s),
+                  storage: kept.some(v => v.includes(s)),
+                  page: document.documentElement.outerHTML.includes(s) }}",
+        json!(secret)
+    );
+    let found = js(&b, &leaks).await;
+    assert_eq!(
+        found,
+        json!({"list": false, "state": false, "storage": false, "page": true})
+    );
+    let row = js(&b, &format!("const li = document.querySelector('{item}'); return {{ state: li.dataset.state, text: li.innerText }}")).await;
+    assert_eq!(row["state"], "active", "{row:#}");
+    let text = row["text"].as_str().unwrap();
+    for want in [
+        receiver.url.as_str(),
+        "Order system",
+        "Events: onboarding.abandoned",
+        "Active",
+        "No attempt yet",
+    ] {
+        assert!(text.contains(want), "{want:?} not in {text:?}");
+    }
+    // Copy: the clipboard, or the text selected to copy by hand; either is said.
+    click(&b, "#hook-secret-copy").await;
+    wait_until(
+        &b,
+        "return document.getElementById('hook-secret-copied').textContent !== ''",
+        WAIT,
+    )
+    .await;
+    let copied = js(
+        &b,
+        "return document.getElementById('hook-secret-copied').textContent",
+    )
+    .await;
+    assert!(
+        [
+            said(&en, "console.hook_copied"),
+            said(&en, "console.hook_copy_failed")
+        ]
+        .contains(&copied.as_str().unwrap().to_owned()),
+        "{copied}"
+    );
+    // Hidden, it is gone from the page, and the focus goes to the endpoint's first action.
+    click(&b, "#hook-secret-done").await;
+    let found = js(&b, &leaks).await;
+    assert_eq!(
+        found,
+        json!({"list": false, "state": false, "storage": false, "page": false})
+    );
+    assert_eq!(
+        js(&b, "return document.activeElement.dataset.focusKey").await,
+        json!(format!("hook-toggle-{endpoint}"))
+    );
+
+    // An event: delivered, signed with the secret shown.
+    abandon(&proxy.url, "PHONE_NUMBER_VERIFICATION").await;
+    let got = receiver.wait_for(1).await;
+    assert!(signed_with(&got[0], &secret), "{got:?}");
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "onboarding.abandoned");
+    click(&b, &format!("{item} [data-action=\"deliveries\"]")).await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return d !== null && d.dataset.state === 'delivered'"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "return document.activeElement.id").await,
+        json!("hook-deliveries-title")
+    );
+    assert_eq!(
+        js(&b, &format!("return document.querySelector('{item} [data-action=\"deliveries\"]').getAttribute('aria-expanded')")).await,
+        json!("true")
+    );
+    // Its attempt and its payload, expanded.
+    js(
+        &b,
+        &format!("{NEWEST}.querySelectorAll('summary').forEach(s => s.click()); return true"),
+    )
+    .await;
+    let delivery = js(
+        &b,
+        &format!(
+            "const d = {NEWEST}; return {{ event: d.dataset.eventId, attempts: d.dataset.attempts, text: d.textContent,
+               tries: [...d.querySelectorAll('.delivery-try-list li')].map(li => li.dataset.status),
+               payload: d.querySelector('pre').textContent, html: d.querySelector('pre').innerHTML,
+               open: [...d.querySelectorAll('details')].every(x => x.open) }}"
+        ),
+    )
+    .await;
+    assert_eq!(delivery["event"], json!(got[0].id), "{delivery:#}");
+    assert_eq!(delivery["attempts"], "1");
+    assert_eq!(delivery["tries"], json!(["204"]));
+    assert_eq!(delivery["open"], true);
+    let text = delivery["text"].as_str().unwrap();
+    for want in [
+        "Delivered",
+        "onboarding.abandoned",
+        "HTTP 204",
+        "1 attempt",
+        &format!("Event id (webhook-id): {}", got[0].id),
+        "PHONE_NUMBER_VERIFICATION",
+    ] {
+        assert!(text.contains(want), "{want:?} not in {text:?}");
+    }
+    let payload: Value = serde_json::from_str(delivery["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload, body, "the payload as sent");
+    assert!(
+        delivery["payload"]
+            .as_str()
+            .unwrap()
+            .contains("\n  \"data\""),
+        "pretty-printed"
+    );
+    wait_until(
+        &b,
+        &format!("return document.querySelector('{item}').dataset.delivered === '1'"),
+        WAIT,
+    )
+    .await;
+
+    // The endpoint fails: each attempt shows with its status, and it is given up.
+    receiver.answer(503);
+    abandon(&proxy.url, "PERMISSIONS").await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return d !== null && d.dataset.eventId !== {} && d.dataset.state === 'failed'", json!(got[0].id)),
+        WAIT,
+    )
+    .await;
+    let failed = js(
+        &b,
+        &format!(
+            "const d = {NEWEST}; return {{ id: d.dataset.deliveryId, event: d.dataset.eventId, attempts: Number(d.dataset.attempts),
+               tries: [...d.querySelectorAll('.delivery-try-list li')].map(li => li.dataset.status), text: d.textContent }}"
+        ),
+    )
+    .await;
+    let attempts = failed["attempts"].as_u64().unwrap();
+    assert!(attempts >= 2, "{failed:#}");
+    assert_eq!(failed["tries"], json!(vec!["503"; attempts as usize]));
+    assert!(
+        failed["text"].as_str().unwrap().contains("Failed"),
+        "{failed:#}"
+    );
+    assert_eq!(receiver.got().len() as u64, 1 + attempts);
+    wait_until(
+        &b,
+        &format!("const li = document.querySelector('{item}'); return li.dataset.failed === '1' && li.innerText.includes('failed attempts in a row')"),
+        WAIT,
+    )
+    .await;
+    // It answers again: a resend delivers the same event (the same webhook-id).
+    receiver.answer(204);
+    let failed_id = failed["id"].as_str().unwrap();
+    click(
+        &b,
+        &format!(
+            "#hook-delivery-list li[data-delivery-id=\"{failed_id}\"] [data-action=\"resend\"]"
+        ),
+    )
+    .await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return d.dataset.deliveryId !== '{failed_id}' && d.dataset.eventId === {} && d.dataset.state === 'delivered'", failed["event"]),
+        WAIT,
+    )
+    .await;
+    let got = receiver.wait_for(2 + attempts as usize).await;
+    let last = got.last().unwrap();
+    assert_eq!(json!(last.id), failed["event"]);
+    assert!(signed_with(last, &secret));
+    let line = js(
+        &b,
+        "return document.getElementById('hook-deliveries-line').textContent",
+    )
+    .await;
+    assert!(
+        line.as_str()
+            .unwrap()
+            .starts_with(&format!("Delivery #{failed_id} queued again")),
+        "{line}"
+    );
+
+    // Paused, an event waits; resumed, it is sent.
+    click(&b, &format!("{item} [data-action=\"toggle\"]")).await;
+    wait_until(
+        &b,
+        &format!("const li = document.querySelector('{item}'); return li.dataset.state === 'paused' && li.dataset.pausedReason === 'admin' && li.innerText.includes('Paused by you') && li.querySelector('[data-action=\"toggle\"]').textContent === 'Resume'"),
+        WAIT,
+    )
+    .await;
+    let before = receiver.got().len();
+    abandon(&proxy.url, "BUSINESS_ACCOUNT_SELECTION").await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return d.dataset.state === 'pending' && d.textContent.includes('Pending')"),
+        WAIT,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        receiver.got().len(),
+        before,
+        "nothing goes to a paused endpoint"
+    );
+    click(&b, &format!("{item} [data-action=\"toggle\"]")).await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return d.dataset.state === 'delivered' && document.querySelector('{item}').dataset.state === 'active'"),
+        WAIT,
+    )
+    .await;
+    receiver.wait_for(before + 1).await;
+
+    // By keyboard: Escape closes the deliveries and gives the focus back to their button,
+    // Enter on it opens them again with the focus on their heading.
+    let show = format!("document.querySelector('{item} [data-action=\"deliveries\"]')");
+    js(
+        &b,
+        "document.getElementById('hook-deliveries-title').focus(); return true",
+    )
+    .await;
+    let key = |k: &'static str| {
+        let b = &b;
+        async move {
+            b.client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(k)
+                .await
+                .unwrap();
+        }
+    };
+    key("\u{E00C}").await;
+    wait_until(
+        &b,
+        &format!("return document.getElementById('hook-deliveries').hidden && document.activeElement === {show} && {show}.getAttribute('aria-expanded') === 'false'"),
+        WAIT,
+    )
+    .await;
+    key("\u{E007}").await;
+    wait_until(
+        &b,
+        &format!("const d = {NEWEST}; return !document.getElementById('hook-deliveries').hidden && document.activeElement.id === 'hook-deliveries-title' && d !== null && d.dataset.state === 'delivered'"),
+        WAIT,
+    )
+    .await;
+
+    // A new secret, confirmed: shown once, and it signs from then on.
+    js(
+        &b,
+        "window.__confirms = []; window.confirm = (m) => { window.__confirms.push(m); return true; }; return true",
+    )
+    .await;
+    click(&b, &format!("{item} [data-action=\"secret\"]")).await;
+    wait_until(
+        &b,
+        &format!("const v = document.getElementById('hook-secret-value').textContent; return !document.getElementById('hook-secret').hidden && v.startsWith('whsec_') && v !== {}", json!(secret)),
+        WAIT,
+    )
+    .await;
+    let rotated = js(
+        &b,
+        "return document.getElementById('hook-secret-value').textContent",
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned();
+    let confirms = js(&b, "return window.__confirms").await;
+    assert_eq!(
+        confirms,
+        json!([fill(
+            &said(&en, "console.hook_secret_confirm"),
+            &[("url", &receiver.url)]
+        )])
+    );
+    // axe: the list, the secret box, the deliveries with attempts and payload open, the form.
+    js(
+        &b,
+        &format!("{NEWEST}.querySelectorAll('summary').forEach(s => s.click()); return true"),
+    )
+    .await;
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "the Webhooks view: {found:#?}");
+    let dir = waba_testkit::harness::project_root().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    js(
+        &b,
+        "document.getElementById('webhooks').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-webhooks.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    click(&b, "#hook-secret-done").await;
+    let before = receiver.got().len();
+    abandon(&proxy.url, "PHONE_NUMBER_SETUP").await;
+    let got = receiver.wait_for(before + 1).await;
+    assert!(signed_with(got.last().unwrap(), &rotated));
+    assert!(!signed_with(got.last().unwrap(), &secret));
+
+    // In Arabic (another tab), right to left, and axe finds nothing either.
+    let ar = console_catalog_messages("ar").unwrap();
+    let arabic = signed_in_on(&format!("{}/console.html?locale=ar", proxy.url)).await;
+    wait_until(
+        &arabic,
+        &format!("return document.querySelector('{item}') !== null"),
+        WAIT,
+    )
+    .await;
+    click(&arabic, &format!("{item} [data-action=\"deliveries\"]")).await;
+    wait_until(
+        &arabic,
+        &format!("const d = {NEWEST}; return d !== null && d.dataset.state === 'delivered'"),
+        WAIT,
+    )
+    .await;
+    js(
+        &arabic,
+        &format!("{NEWEST}.querySelectorAll('summary').forEach(s => s.click()); return true"),
+    )
+    .await;
+    let page = js(
+        &arabic,
+        &format!(
+            "return {{ dir: document.documentElement.dir, direction: getComputedStyle(document.getElementById('webhooks')).direction,
+                      title: document.getElementById('hooks-title').textContent,
+                      add: document.getElementById('hook-add').textContent,
+                      pause: document.querySelector('{item} [data-action=\"toggle\"]').textContent,
+                      pre: getComputedStyle({NEWEST}.querySelector('pre')).direction,
+                      kept: [...Object.values(sessionStorage), ...Object.values(localStorage)].some(v => v.includes('whsec_')) }}"
+        ),
+    )
+    .await;
+    assert_eq!(
+        page,
+        json!({"dir": "rtl", "direction": "rtl", "title": said(&ar, "console.hooks_title"),
+               "add": said(&ar, "console.hook_add"), "pause": said(&ar, "console.hook_pause"),
+               "pre": "ltr", "kept": false})
+    );
+    let found = arabic.axe().await.unwrap();
+    assert!(found.is_empty(), "the Webhooks view in Arabic: {found:#?}");
+    js(
+        &arabic,
+        "document.getElementById('webhooks').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-webhooks-ar.png"),
+        arabic.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    arabic.close().await;
+
+    // On a phone, the endpoint and its deliveries (attempts and payload open) fit the
+    // screen's width.
+    b.client.set_window_size(390, 844).await.unwrap();
+    wait_until(
+        &b,
+        "return document.documentElement.scrollWidth <= window.innerWidth",
+        WAIT,
+    )
+    .await;
+    js(
+        &b,
+        "document.getElementById('hook-deliveries').scrollIntoView(); return true",
+    )
+    .await;
+    std::fs::write(
+        dir.join("console-webhooks-phone.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    b.client.set_window_size(1280, 900).await.unwrap();
+
+    // Deleted, once confirmed: gone from the list and from the proxy; the focus goes to the
+    // section's heading.
+    js(&b, "window.__confirms = []; return true").await;
+    click(&b, &format!("{item} [data-action=\"delete\"]")).await;
+    wait_until(
+        &b,
+        &format!("return document.querySelector('{item}') === null && document.querySelector('#hook-list .hook-empty') !== null && document.getElementById('hook-deliveries').hidden"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "return document.activeElement.id").await,
+        json!("hooks-title")
+    );
+    let confirms = js(&b, "return window.__confirms").await;
+    assert_eq!(
+        confirms,
+        json!([fill(
+            &said(&en, "console.hook_delete_confirm"),
+            &[("url", &receiver.url)]
+        )])
+    );
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}/admin/webhook-endpoints", proxy.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"], json!([]));
+    assert_eq!(
+        js(&b, "return window.__sameDocument === true").await,
+        json!(true),
+        "all in place, without a reload"
+    );
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
+
+/// The form says what is missing before asking the proxy, and shows the proxy's refusal:
+/// without the token key (no code flow) endpoints cannot be created, and no secret shows.
+#[tokio::test]
+async fn the_webhooks_form_checks_its_fields_and_shows_the_proxy_s_refusal() {
+    let (_sim, site, proxy) = demo_stack(&[]);
+    let en = console_catalog_messages("en").unwrap();
+    let b = signed_in(&proxy.url).await;
+    wait_until(
+        &b,
+        "return document.querySelectorAll('#hook-event-types input').length > 5",
+        WAIT,
+    )
+    .await;
+    let line = "return document.getElementById('hook-form-line').textContent";
+    // No URL.
+    click(&b, "#hook-add").await;
+    assert_eq!(
+        js(&b, line).await,
+        json!(said(&en, "console.hook_url_invalid"))
+    );
+    assert_eq!(
+        js(&b, "return [document.activeElement.id, document.getElementById('hook-url').getAttribute('aria-invalid')]").await,
+        json!(["hook-url", "true"])
+    );
+    b.wait_for("#hook-url", WAIT)
+        .await
+        .unwrap()
+        .send_keys("https://hooks.example.com/waba")
+        .await
+        .unwrap();
+    // No event type.
+    click(&b, "#hook-all-events").await;
+    click(&b, "#hook-add").await;
+    assert_eq!(
+        js(&b, line).await,
+        json!(said(&en, "console.hook_choose_event"))
+    );
+    // The proxy refuses (501): its message is shown.
+    click(&b, "#hook-all-events").await;
+    click(&b, "#hook-add").await;
+    wait_until(
+        &b,
+        "return document.getElementById('hook-form-line').textContent.includes('outbound webhooks are not configured')",
+        WAIT,
+    )
+    .await;
+    let text = js(&b, line).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .starts_with("Could not add the endpoint: "),
+        "{text}"
+    );
+    assert_eq!(
+        js(&b, "return document.getElementById('hook-secret').hidden && document.querySelector('#hook-list .hook-empty') !== null").await,
+        json!(true)
+    );
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "the form with its messages: {found:#?}");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
+
+/// The Webhooks view pages an endpoint's deliveries (**Load more**), and shows an endpoint
+/// whose circuit is open (until when) and one paused after answering `410 Gone`.
+#[tokio::test]
+async fn the_webhooks_view_pages_deliveries_and_shows_an_open_circuit_and_a_gone_endpoint() {
+    let (ok, flaky, gone) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    flaky.answer(503);
+    gone.answer(410);
+    let mut args = HOOK_ARGS.to_vec();
+    // One failure opens the circuit (for the default minute).
+    args.extend_from_slice(&["--outbound-circuit-failures", "1"]);
+    let (_sim, site, proxy) = demo_stack(&args);
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for r in [&ok, &flaky, &gone] {
+        let created: Value = http
+            .post(format!("{}/admin/webhook-endpoints", proxy.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"url": r.url, "events": ["onboarding.abandoned"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_i64().unwrap());
+    }
+    for _ in 0..21 {
+        abandon(&proxy.url, "PERMISSIONS").await;
+    }
+    ok.wait_for(21).await;
+    flaky.wait_for(1).await;
+    gone.wait_for(1).await;
+
+    let b = signed_in(&proxy.url).await;
+    let item = |id: i64| format!("#hook-list li[data-endpoint-id=\"{id}\"]");
+    wait_until(
+        &b,
+        &format!(
+            "const f = document.querySelector('{}'), g = document.querySelector('{}'), o = document.querySelector('{}');
+             return f !== null && f.dataset.state === 'circuit' && f.innerText.includes('Circuit open until')
+               && g !== null && g.dataset.state === 'paused' && g.dataset.pausedReason === 'gone'
+               && g.innerText.includes('Paused: it answered 410 Gone') && g.querySelector('[data-action=\"toggle\"]').textContent === 'Resume'
+               && o !== null && o.dataset.state === 'active' && o.dataset.delivered === '21'",
+            item(ids[1]),
+            item(ids[2]),
+            item(ids[0])
+        ),
+        WAIT,
+    )
+    .await;
+    let found = b.axe().await.unwrap();
+    assert!(found.is_empty(), "paused and open endpoints: {found:#?}");
+
+    // Twenty deliveries, then the older one with Load more.
+    click(
+        &b,
+        &format!("{} [data-action=\"deliveries\"]", item(ids[0])),
+    )
+    .await;
+    let shown = "const ids = [...document.querySelectorAll('#hook-delivery-list li[data-delivery-id]')].map(li => Number(li.dataset.deliveryId));
+                 return { ids, more: !document.getElementById('hook-deliveries-more').hidden,
+                          line: document.getElementById('hook-deliveries-line').textContent }";
+    wait_until(
+        &b,
+        "return document.querySelectorAll('#hook-delivery-list li[data-delivery-id]').length === 20 && !document.getElementById('hook-deliveries-more').hidden",
+        WAIT,
+    )
+    .await;
+    let page = js(&b, shown).await;
+    assert_eq!(
+        page["line"],
+        "20 deliveries shown · older ones with Load more."
+    );
+    click(&b, "#hook-deliveries-more").await;
+    wait_until(
+        &b,
+        "return document.querySelectorAll('#hook-delivery-list li[data-delivery-id]').length === 21 && document.getElementById('hook-deliveries-more').hidden",
+        WAIT,
+    )
+    .await;
+    let page = js(&b, shown).await;
+    assert_eq!(page["line"], "21 deliveries shown.");
+    let listed: Vec<i64> = serde_json::from_value(page["ids"].clone()).unwrap();
+    let mut newest_first = listed.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, newest_first, "newest first");
+    newest_first.dedup();
+    assert_eq!(newest_first.len(), 21, "each once");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&site);
+}
