@@ -20,8 +20,11 @@ pub enum SealError {
     Open,
 }
 
-/// What the associated data binds a sealed token to.
+/// What the associated data binds a sealed value to: one purpose cannot be opened as
+/// another.
 const PURPOSE: &[u8] = b"waba-onboard business token v1";
+/// The purpose of a webhook endpoint's signing secret.
+pub const WEBHOOK_SECRET: &[u8] = b"waba-onboard webhook secret v1";
 
 /// The key business tokens are sealed with.
 #[derive(Clone)]
@@ -41,6 +44,21 @@ impl TokenKey {
 
     /// Encrypts `token`, which expires at `expires_at` (unix seconds, 0 for never).
     pub fn seal(&self, token: &Secret, expires_at: i64) -> Result<SealedToken, SealError> {
+        self.seal_as(PURPOSE, token, expires_at)
+    }
+
+    /// Decrypts a sealed token.
+    pub fn open(&self, sealed: &SealedToken) -> Result<Secret, SealError> {
+        self.open_as(PURPOSE, sealed)
+    }
+
+    /// Encrypts `token` for `purpose` (associated data: it opens only as that purpose).
+    pub fn seal_as(
+        &self,
+        purpose: &[u8],
+        token: &Secret,
+        expires_at: i64,
+    ) -> Result<SealedToken, SealError> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
         let ciphertext = self
@@ -49,7 +67,7 @@ impl TokenKey {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: token.expose().as_bytes(),
-                    aad: PURPOSE,
+                    aad: purpose,
                 },
             )
             .map_err(|_| SealError::Seal)?;
@@ -60,8 +78,8 @@ impl TokenKey {
         })
     }
 
-    /// Decrypts a sealed token.
-    pub fn open(&self, sealed: &SealedToken) -> Result<Secret, SealError> {
+    /// Decrypts a value sealed for `purpose`.
+    pub fn open_as(&self, purpose: &[u8], sealed: &SealedToken) -> Result<Secret, SealError> {
         if sealed.nonce.len() != 12 {
             return Err(SealError::Open);
         }
@@ -71,7 +89,7 @@ impl TokenKey {
                 Nonce::from_slice(&sealed.nonce),
                 Payload {
                     msg: &sealed.ciphertext,
-                    aad: PURPOSE,
+                    aad: purpose,
                 },
             )
             .map_err(|_| SealError::Open)?;

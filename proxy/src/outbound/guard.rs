@@ -32,6 +32,15 @@ pub enum UrlError {
     /// A fragment (never sent) in the URL.
     #[error("the endpoint URL must not have a #fragment")]
     Fragment,
+    /// A host the resolver would read as an IPv4 address written another way (`2130706433`,
+    /// `0x7f.1`, `127.1`): ambiguous, so refused.
+    #[error(
+        "the endpoint URL's host looks like an IPv4 address: write it as four decimal numbers (a.b.c.d)"
+    )]
+    NumericHost,
+    /// The host is a cloud metadata service: never, whatever the flags.
+    #[error("the endpoint URL points at a cloud metadata service")]
+    Metadata,
     /// The host is a loopback, private, link-local or otherwise internal address.
     #[error(
         "the endpoint URL points into a private, loopback or link-local network (the operator may allow it with --outbound-allow-private-networks)"
@@ -68,24 +77,45 @@ impl Guard {
         if authority.as_str().contains('@') {
             return Err(UrlError::Credentials);
         }
-        let host = authority.host();
+        let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err(UrlError::Malformed);
         }
-        if !self.allow_private {
-            let literal = host.trim_start_matches('[').trim_end_matches(']');
-            if let Ok(ip) = literal.parse::<IpAddr>() {
-                if blocked(ip) {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        match literal.parse::<IpAddr>() {
+            Ok(ip) if metadata(ip) => return Err(UrlError::Metadata),
+            Ok(ip) if !self.allow_private && blocked(ip) => return Err(UrlError::Private),
+            Ok(_) => {}
+            // As the WHATWG URL standard reads hosts: a last label that is a number makes
+            // the host an IPv4 address, which getaddrinfo would read too (`127.1`).
+            Err(_) if numeric(&host) => return Err(UrlError::NumericHost),
+            Err(_) => {
+                let local = host == "localhost" || host.ends_with(".localhost");
+                if local && !self.allow_private {
                     return Err(UrlError::Private);
                 }
-            } else if host.eq_ignore_ascii_case("localhost")
-                || host.to_ascii_lowercase().ends_with(".localhost")
-            {
-                return Err(UrlError::Private);
             }
         }
         Ok(uri)
     }
+}
+
+/// Whether the last label of `host` is a number (decimal, or hex with `0x`).
+fn numeric(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let digits = last.strip_prefix("0x").map_or((last, 10), |hex| (hex, 16));
+    !last.is_empty() && digits.0.chars().all(|c| c.is_digit(digits.1))
+}
+
+/// Whether `ip` is a cloud metadata service (AWS, GCP, Azure, and AWS's IPv6 one), refused
+/// even where private networks are allowed.
+pub fn metadata(ip: IpAddr) -> bool {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    };
+    v4 == Some(Ipv4Addr::new(169, 254, 169, 254))
+        || ip == IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254))
 }
 
 /// Whether `ip` is one the guard refuses.
@@ -104,6 +134,11 @@ pub fn blocked(ip: IpAddr) -> bool {
                     // IPv4 addresses through a translator).
                     || matches!(v6.segments(), [0x2001, 0x0db8, ..])
                     || matches!(v6.segments(), [0x0064, 0xff9b, 0, 0, 0, 0, ..])
+                    // Local-use NAT64 (64:ff9b:1::/48), 6to4 (2002::/16, an IPv4 address
+                    // inside), deprecated site-local (fec0::/10).
+                    || matches!(v6.segments(), [0x0064, 0xff9b, 0x0001, ..])
+                    || v6.segments()[0] == 0x2002
+                    || (v6.segments()[0] & 0xffc0) == 0xfec0
             }
         },
     }
@@ -129,8 +164,10 @@ fn blocked_v4(v4: Ipv4Addr) -> bool {
         || v4.is_multicast()
         || v4.is_documentation()
         || a == 0
-        // Carrier-grade NAT 100.64.0.0/10, benchmarking 198.18.0.0/15, reserved 240/4.
+        // Carrier-grade NAT 100.64.0.0/10, IETF protocol assignments 192.0.0.0/24,
+        // benchmarking 198.18.0.0/15, reserved 240/4.
         || (a == 100 && (64..128).contains(&b))
+        || v4.octets()[..3] == [192, 0, 0]
         || (a == 198 && (b == 18 || b == 19))
         || a >= 240
 }
@@ -156,7 +193,7 @@ impl tower::Service<Name> for GuardedResolver {
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
                 .await?
-                .filter(|a| allow || !blocked(a.ip()))
+                .filter(|a| !metadata(a.ip()) && (allow || !blocked(a.ip())))
                 .collect();
             if found.is_empty() {
                 return Err(std::io::Error::new(
@@ -186,7 +223,7 @@ mod tests {
             "http://10.0.0.5/",
             "http://172.16.9.1/",
             "http://192.168.1.1/",
-            "http://169.254.169.254/latest/meta-data/",
+            "http://169.254.170.2/",
             "http://100.64.0.1/",
             "http://0.0.0.0/",
             "http://[::1]/",
@@ -194,12 +231,17 @@ mod tests {
             "http://[fe80::1]/",
             "http://[fd00::1]/",
             "http://[::ffff:127.0.0.1]/",
-            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:169.254.170.2]/",
             "http://[64:ff9b::a9fe:a9fe]/",
             "http://localhost:9000/",
             "http://api.localhost/",
             "http://255.255.255.255/",
             "http://224.0.0.1/",
+            "http://192.0.0.8/",
+            "http://[2002:7f00:1::]/",
+            "http://[64:ff9b:1::a00:1]/",
+            "http://[fec0::1]/",
+            "http://LOCALHOST./",
         ] {
             assert_eq!(STRICT.check(url).err(), Some(UrlError::Private), "{url}");
         }
@@ -220,6 +262,34 @@ mod tests {
         };
         assert!(open.check("http://127.0.0.1:9/").is_ok());
         assert!(open.check("http://localhost/").is_ok());
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[fd00:ec2::254]/",
+        ] {
+            assert_eq!(open.check(url).err(), Some(UrlError::Metadata), "{url}");
+        }
+    }
+
+    #[test]
+    fn hosts_the_resolver_would_read_as_ipv4_are_refused() {
+        for url in [
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://0/",
+            "http://hooks.example.0x10/",
+        ] {
+            assert_eq!(
+                STRICT.check(url).err(),
+                Some(UrlError::NumericHost),
+                "{url}"
+            );
+        }
+        assert!(STRICT.check("http://hooks.example.com/").is_ok());
+        assert!(STRICT.check("http://x0x.example/").is_ok());
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub enum EndpointError {
     /// No such endpoint or delivery.
     #[error("not found")]
     NotFound,
+    /// The proxy keeps [`crate::store::outbox::MAX_ENDPOINTS`] endpoints already.
+    #[error("too many endpoints")]
+    Full,
+    /// The delivery is not in a state the action applies to.
+    #[error("the delivery is {}", .0.as_str())]
+    State(crate::store::outbox::DeliveryState),
     /// The secret could not be made or sealed.
     #[error("the secret could not be made")]
     Secret,
@@ -160,7 +166,9 @@ impl Outbound {
     fn new_secret(&self) -> Result<(Secret, crate::store::SealedToken), EndpointError> {
         let key = self.key()?;
         let secret = sign::generate().map_err(|_| EndpointError::Secret)?;
-        let sealed = key.seal(&secret, 0).map_err(|_| EndpointError::Secret)?;
+        let sealed = key
+            .seal_as(crate::sealing::WEBHOOK_SECRET, &secret, 0)
+            .map_err(|_| EndpointError::Secret)?;
         Ok((secret, sealed))
     }
 
@@ -190,7 +198,8 @@ impl Outbound {
                 },
                 crate::clock::now(),
             )
-            .await?;
+            .await?
+            .ok_or(EndpointError::Full)?;
         tracing::info!(endpoint = endpoint.id, "webhook endpoint created");
         Ok(WithSecret { endpoint, secret })
     }
@@ -267,24 +276,47 @@ impl Outbound {
         Ok(self.store.outbound_deliveries(id, before, limit).await?)
     }
 
-    /// Queues a delivery's event again (the same `webhook-id`), after what waits.
+    /// Queues a delivered or given-up delivery's event again (the same `webhook-id`),
+    /// after what waits; the new delivery.
     pub async fn resend(&self, delivery_id: i64) -> Result<i64, EndpointError> {
-        self.store
-            .resend_delivery(delivery_id, crate::clock::now())
-            .await?
-            .ok_or(EndpointError::NotFound)
+        acted(
+            self.store
+                .resend_delivery(delivery_id, crate::clock::now())
+                .await?,
+        )
     }
 
-    /// Forgets settled deliveries older than the retention.
+    /// Gives up a pending delivery (one its endpoint keeps refusing), so the next goes.
+    pub async fn give_up(&self, delivery_id: i64) -> Result<i64, EndpointError> {
+        let done = acted(self.store.give_up_delivery(delivery_id).await?)?;
+        tracing::info!(
+            delivery = delivery_id,
+            "webhook delivery given up by the admin"
+        );
+        Ok(done)
+    }
+
+    /// Forgets settled deliveries older than the retention, a batch per transaction.
     pub async fn prune(&self) -> Result<u64, crate::store::StoreError> {
-        self.store
-            .prune_outbox(crate::clock::now() - self.config.retention)
-            .await
+        const BATCH: u32 = 1_000;
+        let before = crate::clock::now() - self.config.retention;
+        let mut gone = 0;
+        loop {
+            let n = self.store.prune_outbox(before, BATCH).await?;
+            gone += n;
+            if n < u64::from(BATCH) {
+                return Ok(gone);
+            }
+        }
     }
 
     /// Runs the sender until the process ends: up to [`IN_FLIGHT`] attempts at once (one per
     /// endpoint), each settled as soon as it ends; a slow endpoint holds only its own queue.
+    /// Without a token key no secret can be opened, so nothing runs.
     pub fn spawn(self: Arc<Self>) {
+        if self.key.is_none() {
+            return;
+        }
         tokio::spawn(async move {
             let mut running = tokio::task::JoinSet::new();
             loop {
@@ -305,29 +337,63 @@ impl Outbound {
                 // A delivery made lets its endpoint's next one go at once; otherwise the
                 // sender looks again after the poll interval.
                 tokio::select! {
-                    Some(done) = running.join_next(), if !running.is_empty() => {
-                        if !matches!(done, Ok(true)) {
-                            tokio::time::sleep(self.config.poll).await;
-                        }
-                    }
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
                     () = tokio::time::sleep(self.config.poll) => {}
                 }
             }
         });
     }
 
-    /// Claims up to `limit` due deliveries, held long enough for an attempt and its
-    /// settling: a sender that dies loses them soon after, and another takes them over.
-    async fn claim(&self, limit: u32) -> Result<Vec<Claimed>, crate::store::StoreError> {
-        let lease = self.config.timeout.as_secs() as i64 * 2 + 5;
-        self.store
-            .claim_deliveries(crate::clock::now(), lease, limit)
-            .await
+    /// How long a claim is held: an attempt, its settling and a margin. A sender that dies
+    /// loses its claims this long after taking them, and another takes them over.
+    fn lease(&self) -> Duration {
+        self.config.timeout * 2 + Duration::from_secs(5)
     }
 
-    /// One attempt of `c`, recorded; whether it was delivered.
-    async fn deliver(&self, c: Claimed) -> bool {
-        let result = self.attempt(&c).await;
+    /// Claims up to `limit` due deliveries, after a read says one is due (the claim takes the
+    /// database's write lock).
+    async fn claim(&self, limit: u32) -> Result<Vec<(Claimed, Instant)>, crate::store::StoreError> {
+        let now = crate::clock::now();
+        let due = self.store.next_delivery_due(now).await?;
+        if due.is_none_or(|due| due > now) {
+            return Ok(Vec::new());
+        }
+        let taken = Instant::now();
+        let claimed = self
+            .store
+            .claim_deliveries(now, self.lease().as_secs() as i64, limit)
+            .await?;
+        Ok(claimed.into_iter().map(|c| (c, taken)).collect())
+    }
+
+    /// One attempt of `c` (claimed at `taken`), recorded; whether it was delivered. No
+    /// attempt starts unless it can end within the claim (a process that stalled after
+    /// claiming may have lost it to another), and one that cannot be made here (the key
+    /// does not open the endpoint's secret) is given back without blaming the endpoint.
+    async fn deliver(&self, (c, taken): (Claimed, Instant)) -> bool {
+        let retry_at = crate::clock::now() + 60;
+        if taken.elapsed() + self.config.timeout + Duration::from_secs(2) > self.lease() {
+            tracing::warn!(
+                delivery = c.delivery_id,
+                "outbound webhooks: a claim was held too long to send in time; given back"
+            );
+            return self.give_back(c, retry_at).await;
+        }
+        let secret = match self
+            .key
+            .as_ref()
+            .map(|k| k.open_as(crate::sealing::WEBHOOK_SECRET, &c.secret))
+        {
+            Some(Ok(secret)) => secret,
+            _ => {
+                tracing::error!(
+                    endpoint = c.endpoint_id,
+                    "outbound webhooks: this token key cannot open the endpoint's secret (was --token-key changed?); give the endpoint a new secret"
+                );
+                return self.give_back(c, retry_at).await;
+            }
+        };
+        let result = self.attempt(&c, &secret).await;
         let delivered = result.delivered();
         self.log(&c, &result);
         let jitter = crate::sealing::random::<2>()
@@ -351,6 +417,13 @@ impl Outbound {
                 false
             }
         }
+    }
+
+    async fn give_back(&self, c: Claimed, retry_at: i64) -> bool {
+        if let Err(e) = self.store.release_delivery(c, retry_at).await {
+            tracing::warn!(error = %e, "outbound webhooks: a claim could not be given back");
+        }
+        false
     }
 
     fn log(&self, c: &Claimed, r: &AttemptResult) {
@@ -382,10 +455,10 @@ impl Outbound {
         }
     }
 
-    /// One attempt of `c`: signed, bounded in time, redirects not followed.
-    async fn attempt(&self, c: &Claimed) -> AttemptResult {
+    /// One attempt of `c`: signed with `secret`, bounded in time, redirects not followed.
+    async fn attempt(&self, c: &Claimed, secret: &Secret) -> AttemptResult {
         let started = Instant::now();
-        let outcome = match self.request(c) {
+        let outcome = match self.request(c, secret) {
             Ok(req) => {
                 match tokio::time::timeout(self.config.timeout, self.client.request(req)).await {
                     Ok(Ok(res)) => Ok(res),
@@ -434,18 +507,12 @@ impl Outbound {
     }
 
     /// The signed request of `c`, or why none can be made.
-    fn request(&self, c: &Claimed) -> Result<Request<Full<Bytes>>, String> {
+    fn request(&self, c: &Claimed, secret: &Secret) -> Result<Request<Full<Bytes>>, String> {
         self.config.guard.check(&c.url).map_err(|e| e.to_string())?;
-        let secret = self
-            .key
-            .as_ref()
-            .ok_or("outbound webhooks need a token key")?
-            .open(&c.secret)
-            .map_err(|_| "the endpoint's secret cannot be opened with this token key")?;
         let timestamp = crate::clock::now();
         let body = Bytes::from(c.payload.clone());
         let signature =
-            sign::signature(&secret, &c.event_id, timestamp, &body).map_err(|e| e.to_string())?;
+            sign::signature(secret, &c.event_id, timestamp, &body).map_err(|e| e.to_string())?;
         let value = |v: &str| HeaderValue::from_str(v).map_err(|_| "unusable header".to_owned());
         let mut signed = value(&signature)?;
         signed.set_sensitive(true);
@@ -462,6 +529,16 @@ impl Outbound {
             .header("webhook-signature", signed)
             .body(Full::new(body))
             .map_err(|_| "the endpoint URL cannot be requested".to_owned())
+    }
+}
+
+/// The delivery an admin's action made or changed, or why it was refused.
+fn acted(a: crate::store::outbox::DeliveryAction) -> Result<i64, EndpointError> {
+    use crate::store::outbox::DeliveryAction;
+    match a {
+        DeliveryAction::Done(id) => Ok(id),
+        DeliveryAction::NotFound => Err(EndpointError::NotFound),
+        DeliveryAction::Refused(state) => Err(EndpointError::State(state)),
     }
 }
 

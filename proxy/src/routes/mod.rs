@@ -74,6 +74,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/admin/webhook-deliveries/{id}/resend",
             post(outbound::resend),
         )
+        .route(
+            "/admin/webhook-deliveries/{id}/give-up",
+            post(outbound::give_up),
+        )
         .route("/events/ticket", post(events::ticket))
         .route("/events/stream", get(events::stream))
         // The bytes actually read, chunked or not; `Content-Length` is refused earlier.

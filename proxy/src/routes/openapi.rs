@@ -77,6 +77,7 @@ that creates or replaces it, and in no other.";
         outbound::rotate_secret,
         outbound::deliveries,
         outbound::resend,
+        outbound::give_up,
         events::ticket,
         events::stream,
         ops::healthz,
@@ -490,7 +491,7 @@ mod tests {
             serde_json::from_str(&document_json()).unwrap_or(serde_json::Value::Null);
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
-        assert_eq!(paths, 33);
+        assert_eq!(paths, 34);
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let responses = op["responses"].as_object();

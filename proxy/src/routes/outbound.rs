@@ -33,8 +33,8 @@ pub struct EndpointView {
     /// Why not, when paused: `admin`, `gone` (it answered 410) or `circuit` (it failed for
     /// the whole pause period).
     pub paused_reason: Option<&'static str>,
-    /// `closed` (deliveries flow) or `open` (nothing is sent before `open_until`, then one
-    /// probe).
+    /// `closed` (deliveries flow), `open` (nothing is sent before `open_until`) or
+    /// `half_open` (the next attempt, when its retry is due, decides).
     pub circuit: &'static str,
     /// When the open circuit lets the next probe through (unix seconds).
     pub open_until: Option<i64>,
@@ -58,6 +58,7 @@ pub struct EndpointView {
 
 impl From<&Endpoint> for EndpointView {
     fn from(e: &Endpoint) -> Self {
+        let now = crate::clock::now();
         Self {
             id: e.id,
             url: e.url.clone(),
@@ -65,10 +66,10 @@ impl From<&Endpoint> for EndpointView {
             events: e.events.clone(),
             enabled: e.enabled,
             paused_reason: e.paused_reason.map(|r| r.as_str()),
-            circuit: if e.open_until.is_some() {
-                "open"
-            } else {
-                "closed"
+            circuit: match e.open_until {
+                Some(until) if until > now => "open",
+                Some(_) => "half_open",
+                None => "closed",
             },
             open_until: e.open_until,
             failures: e.failures,
@@ -208,10 +209,10 @@ pub struct Deliveries {
     pub next_before: Option<i64>,
 }
 
-/// A delivery queued again.
+/// The delivery an action queued or changed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Resent {
-    /// The new delivery's id.
+    /// Its id.
     pub delivery_id: i64,
 }
 
@@ -276,6 +277,15 @@ fn refused(what: &'static str) -> impl Fn(EndpointError) -> AppError {
             AppError::BadRequest("description: at most 500 characters, no control characters")
         }
         EndpointError::NotFound => AppError::NoSuchRecord(what),
+        EndpointError::Full => {
+            AppError::Conflict("this proxy keeps at most 50 webhook endpoints: delete one first")
+        }
+        EndpointError::State(DeliveryState::Pending) => AppError::Conflict(
+            "the delivery is still being tried: give it up first to queue it again",
+        ),
+        EndpointError::State(_) => {
+            AppError::Conflict("the delivery is settled: only a pending one can be given up")
+        }
         EndpointError::Secret => AppError::Internal,
         EndpointError::Store(e) => e.into(),
     }
@@ -485,8 +495,33 @@ pub async fn deliveries(
     }))
 }
 
-/// `POST /admin/webhook-deliveries/{id}/resend`: the delivery's event is queued again for
-/// its endpoint (the same `webhook-id`), after what already waits.
+/// `POST /admin/webhook-deliveries/{id}/give-up`: a pending delivery its endpoint keeps
+/// refusing is given up, so the endpoint's next one goes (409 when it is not pending).
+#[utoipa::path(
+    post, path = "/admin/webhook-deliveries/{id}/give-up", tag = "outbound",
+    params(IdPath),
+    responses(
+        (status = 200, description = "Given up", body = Resent),
+        AdminRecordRefusals,
+    ),
+    security(("admin" = [])),
+)]
+pub async fn give_up(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Resent>, AppError> {
+    let delivery_id = state
+        .outbound
+        .give_up(id_of(&id)?)
+        .await
+        .map_err(refused("webhook delivery"))?;
+    Ok(Json(Resent { delivery_id }))
+}
+
+/// `POST /admin/webhook-deliveries/{id}/resend`: a delivered or given-up delivery's event is
+/// queued again for its endpoint (the same `webhook-id`), after what already waits (409
+/// while it is pending).
 #[utoipa::path(
     post, path = "/admin/webhook-deliveries/{id}/resend", tag = "outbound",
     params(IdPath),

@@ -838,12 +838,13 @@ pub trait Store: Send + Sync {
     fn outbound_endpoints(&self) -> StoreFuture<'_, Vec<outbox::Endpoint>>;
     /// One endpoint.
     fn outbound_endpoint(&self, id: i64) -> StoreFuture<'_, Option<outbox::Endpoint>>;
-    /// Stores a new endpoint: it gets the events that happen from now on.
+    /// Stores a new endpoint: it gets the events that happen from now on. `None` when
+    /// [`outbox::MAX_ENDPOINTS`] exist.
     fn create_outbound_endpoint(
         &self,
         endpoint: outbox::NewEndpoint,
         now: i64,
-    ) -> StoreFuture<'_, outbox::Endpoint>;
+    ) -> StoreFuture<'_, Option<outbox::Endpoint>>;
     /// Changes an endpoint; resuming one closes its circuit and sends what waits at once.
     fn update_outbound_endpoint(
         &self,
@@ -860,13 +861,18 @@ pub trait Store: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> StoreFuture<'_, Vec<outbox::Delivery>>;
-    /// Queues a delivery's event again for its endpoint (same event id); the new delivery.
-    fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, Option<i64>>;
-    /// Forgets settled deliveries queued before `before` with their attempts, and events no
-    /// delivery needs; how many deliveries.
-    fn prune_outbox(&self, before: i64) -> StoreFuture<'_, u64>;
-    /// When the next delivery is due, if one waits.
-    fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>>;
+    /// Queues a settled delivery's event again for its endpoint (same event id), after what
+    /// waits; the new delivery.
+    fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, outbox::DeliveryAction>;
+    /// Gives up a pending delivery, so its endpoint's next one goes.
+    fn give_up_delivery(&self, id: i64) -> StoreFuture<'_, outbox::DeliveryAction>;
+    /// Gives back a claimed delivery no attempt was made for, due again at `retry_at`.
+    fn release_delivery(&self, claimed: outbox::Claimed, retry_at: i64) -> StoreFuture<'_, ()>;
+    /// Forgets up to `batch` settled deliveries queued before `before` with their attempts,
+    /// and events no delivery needs; how many deliveries.
+    fn prune_outbox(&self, before: i64, batch: u32) -> StoreFuture<'_, u64>;
+    /// When the next attempt is due, if one waits (a read, before claiming).
+    fn next_delivery_due(&self, now: i64) -> StoreFuture<'_, Option<i64>>;
     /// Claims due deliveries for one attempt each (see [`outbox`]): one per endpoint, in
     /// order, never one another process holds.
     fn claim_deliveries(

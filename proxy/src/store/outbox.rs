@@ -300,8 +300,11 @@ const ENDPOINT_COLUMNS: &str = "p.id, p.url, p.description, p.events, p.secret_n
      (SELECT COUNT(*) FROM outbound_deliveries d WHERE d.endpoint_id = p.id AND d.state = 'pending'), \
      (SELECT COUNT(*) FROM outbound_deliveries d WHERE d.endpoint_id = p.id AND d.state = 'delivered'), \
      (SELECT COUNT(*) FROM outbound_deliveries d WHERE d.endpoint_id = p.id AND d.state = 'failed'), \
-     (SELECT MAX(a.at) FROM outbound_attempts a JOIN outbound_deliveries d ON d.id = a.delivery_id \
-      WHERE d.endpoint_id = p.id)";
+     p.last_attempt_at";
+
+/// The most endpoints one proxy keeps: every event reads them, in the transaction of the
+/// change that causes it.
+pub const MAX_ENDPOINTS: i64 = 50;
 
 fn read_endpoint(r: &Row) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
@@ -353,12 +356,18 @@ pub(super) fn endpoint(c: &mut dyn Conn, id: i64) -> Result<Option<Endpoint>, St
     .transpose()
 }
 
-/// Stores a new endpoint; it is returned as stored.
+/// Stores a new endpoint; it is returned as stored, `None` when [`MAX_ENDPOINTS`] exist.
 pub(super) fn create_endpoint(
     c: &mut dyn Conn,
     e: &NewEndpoint,
     now: i64,
-) -> Result<Endpoint, StoreError> {
+) -> Result<Option<Endpoint>, StoreError> {
+    let kept: i64 = c
+        .query_one("SELECT COUNT(*) FROM outbound_endpoints", &[])?
+        .get(0)?;
+    if kept >= MAX_ENDPOINTS {
+        return Ok(None);
+    }
     let id: i64 = c
         .query_one(
             "INSERT INTO outbound_endpoints (url, description, events, secret_nonce, \
@@ -376,7 +385,9 @@ pub(super) fn create_endpoint(
             ],
         )?
         .get(0)?;
-    endpoint(c, id)?.ok_or(StoreError::Corrupt("endpoint"))
+    endpoint(c, id)?
+        .ok_or(StoreError::Corrupt("endpoint"))
+        .map(Some)
 }
 
 /// Applies `patch` to endpoint `id`; `None` when there is none.
@@ -408,15 +419,16 @@ pub(super) fn update_endpoint(
     )?;
     match patch.enabled {
         Some(true) => {
-            // Resumed: the circuit closes and the waiting deliveries go at once, in order.
+            // Resumed: the circuit closes and the waiting deliveries go at once, in order,
+            // each with a whole retry window again.
             c.execute(
                 "UPDATE outbound_endpoints SET enabled = ?2, paused_reason = NULL, failures = 0, \
                  failing_since = NULL, open_until = NULL WHERE id = ?1",
                 &args![id, true],
             )?;
             c.execute(
-                "UPDATE outbound_deliveries SET next_at = ?2 \
-                 WHERE endpoint_id = ?1 AND state = 'pending' AND next_at > ?2",
+                "UPDATE outbound_deliveries SET next_at = ?2, first_attempt_at = NULL \
+                 WHERE endpoint_id = ?1 AND state = 'pending'",
                 &args![id, now],
             )?;
         }
@@ -428,9 +440,10 @@ pub(super) fn update_endpoint(
     endpoint(c, id)
 }
 
+/// Pauses an endpoint that is not paused already (an admin's pause keeps its reason).
 fn pause(c: &mut dyn Conn, id: i64, why: PausedReason) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE outbound_endpoints SET enabled = ?2, paused_reason = ?3 WHERE id = ?1",
+        "UPDATE outbound_endpoints SET enabled = ?2, paused_reason = ?3 WHERE id = ?1 AND enabled",
         &args![id, false, why.as_str()],
     )
     .map(drop)
@@ -511,56 +524,114 @@ pub(super) fn deliveries(
     Ok(list)
 }
 
-/// Queues delivery `id`'s event again for its endpoint, after everything queued; the new
-/// delivery's id, `None` when there is no such delivery.
-pub(super) fn resend(c: &mut dyn Conn, id: i64, now: i64) -> Result<Option<i64>, StoreError> {
+/// What an admin's action on one delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryAction {
+    /// Done; the delivery it made or changed.
+    Done(i64),
+    /// No such delivery.
+    NotFound,
+    /// The delivery is not in a state this action applies to.
+    Refused(DeliveryState),
+}
+
+/// The state of delivery `id`.
+fn delivery_state(c: &mut dyn Conn, id: i64) -> Result<Option<DeliveryState>, StoreError> {
     c.query_opt(
-        "INSERT INTO outbound_deliveries (event_seq, endpoint_id, state, next_at, created_at) \
-         SELECT event_seq, endpoint_id, 'pending', CAST(?2 AS BIGINT), CAST(?2 AS BIGINT) FROM outbound_deliveries WHERE id = ?1 \
-         RETURNING id",
-        &args![id, now],
+        "SELECT state FROM outbound_deliveries WHERE id = ?1",
+        &args![id],
     )?
-    .map(|r| r.get(0))
+    .map(|r| r.name(0, DeliveryState::parse, "delivery state"))
     .transpose()
 }
 
-/// Forgets settled deliveries (delivered or given up) queued before `before`, their
-/// attempts, and the events no delivery refers to any more; how many deliveries.
-pub(super) fn prune(c: &mut dyn Conn, before: i64) -> Result<u64, StoreError> {
+/// Queues a settled delivery's event again for its endpoint, after everything queued.
+pub(super) fn resend(c: &mut dyn Conn, id: i64, now: i64) -> Result<DeliveryAction, StoreError> {
+    match delivery_state(c, id)? {
+        None => return Ok(DeliveryAction::NotFound),
+        Some(DeliveryState::Pending) => {
+            return Ok(DeliveryAction::Refused(DeliveryState::Pending));
+        }
+        Some(_) => {}
+    }
+    let new: i64 = c
+        .query_one(
+            "INSERT INTO outbound_deliveries (event_seq, endpoint_id, state, next_at, created_at) \
+             SELECT event_seq, endpoint_id, 'pending', CAST(?2 AS BIGINT), CAST(?2 AS BIGINT) \
+             FROM outbound_deliveries WHERE id = ?1 RETURNING id",
+            &args![id, now],
+        )?
+        .get(0)?;
+    Ok(DeliveryAction::Done(new))
+}
+
+/// Gives up a pending delivery (one its endpoint keeps refusing, say), so the next goes; an
+/// attempt in flight is recorded but changes nothing more.
+pub(super) fn give_up(c: &mut dyn Conn, id: i64) -> Result<DeliveryAction, StoreError> {
+    match delivery_state(c, id)? {
+        None => Ok(DeliveryAction::NotFound),
+        Some(DeliveryState::Pending) => {
+            c.execute(
+                "UPDATE outbound_deliveries SET state = 'failed', lease_until = NULL WHERE id = ?1",
+                &args![id],
+            )?;
+            Ok(DeliveryAction::Done(id))
+        }
+        Some(other) => Ok(DeliveryAction::Refused(other)),
+    }
+}
+
+/// Forgets up to `batch` settled deliveries (delivered or given up) queued before `before`,
+/// their attempts, and the events no delivery refers to any more; how many deliveries (the
+/// caller repeats while a whole batch went, each batch its own short transaction).
+pub(super) fn prune(c: &mut dyn Conn, before: i64, batch: u32) -> Result<u64, StoreError> {
+    const OLD: &str = "SELECT id FROM outbound_deliveries WHERE state IN ('delivered', 'failed') \
+         AND created_at < ?1 ORDER BY created_at LIMIT ?2";
     c.execute(
-        "DELETE FROM outbound_attempts WHERE delivery_id IN (SELECT id FROM outbound_deliveries \
-         WHERE state != 'pending' AND created_at < ?1)",
-        &args![before],
+        &format!("DELETE FROM outbound_attempts WHERE delivery_id IN ({OLD})"),
+        &args![before, batch],
     )?;
     let gone = c.execute(
-        "DELETE FROM outbound_deliveries WHERE state != 'pending' AND created_at < ?1",
-        &args![before],
+        &format!("DELETE FROM outbound_deliveries WHERE id IN ({OLD})"),
+        &args![before, batch],
     )?;
     c.execute(
-        "DELETE FROM outbound_events WHERE occurred_at < ?1 AND NOT EXISTS \
-         (SELECT 1 FROM outbound_deliveries d WHERE d.event_seq = outbound_events.seq)",
-        &args![before],
+        "DELETE FROM outbound_events WHERE seq IN (SELECT seq FROM outbound_events \
+         WHERE occurred_at < ?1 AND NOT EXISTS \
+         (SELECT 1 FROM outbound_deliveries d WHERE d.event_seq = outbound_events.seq) \
+         LIMIT ?2)",
+        &args![before, batch],
     )?;
     Ok(gone)
 }
 
-/// When the next delivery is due (`None` when none waits): the sender sleeps until then.
-pub(super) fn next_due(c: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
+/// Each endpoint `p` with its oldest pending delivery `d` (its head), found from the
+/// endpoints so that a long queue behind a head costs nothing.
+const HEADS: &str = "FROM outbound_endpoints p \
+     JOIN outbound_deliveries d ON d.id = (SELECT MIN(h.id) FROM outbound_deliveries h \
+          WHERE h.endpoint_id = p.id AND h.state = 'pending')";
+/// The heads a sender may take at `?1`: enabled endpoints', not held by another sender.
+const FREE_HEADS: &str = "p.enabled AND (d.lease_until IS NULL OR d.lease_until <= ?1)";
+
+/// The time the next attempt is due (an endpoint's head delivery not held by a sender at
+/// `now`, no earlier than its retry and its endpoint's open circuit allow), if one waits:
+/// a read the sender makes before it takes the write lock to claim.
+pub(super) fn next_due(c: &mut dyn Conn, now: i64) -> Result<Option<i64>, StoreError> {
     c.query_one(
-        "SELECT MIN(CASE WHEN p.open_until IS NOT NULL AND p.open_until > d.next_at \
-         THEN p.open_until ELSE d.next_at END) \
-         FROM outbound_deliveries d JOIN outbound_endpoints p ON p.id = d.endpoint_id \
-         WHERE d.state = 'pending' AND p.enabled",
-        &[],
+        &format!(
+            "SELECT MIN(CASE WHEN p.open_until IS NOT NULL AND p.open_until > d.next_at \
+             THEN p.open_until ELSE d.next_at END) {HEADS} WHERE {FREE_HEADS}"
+        ),
+        &args![now],
     )?
     .get(0)
 }
 
 /// Claims up to `limit` due deliveries for one attempt each, holding them for `lease_secs`:
 /// per endpoint only the oldest pending one, and only when no attempt on that endpoint is
-/// in flight, so an endpoint gets its events one at a time and in order. While an
-/// endpoint's circuit is open nothing goes to it; when it ends, one attempt (the probe)
-/// goes whatever the delivery's own schedule says.
+/// in flight, so an endpoint gets its events one at a time and in order. A delivery goes
+/// when its retry is due; an open circuit only holds it longer (the head after a give-up
+/// waits for it too), never sends sooner than the schedule.
 pub(super) fn claim(
     c: &mut dyn Conn,
     now: i64,
@@ -568,16 +639,13 @@ pub(super) fn claim(
     limit: u32,
 ) -> Result<Vec<Claimed>, StoreError> {
     let rows = c.query(
-        "SELECT d.id, d.attempts, p.id, p.url, p.secret_nonce, p.secret_ciphertext, e.id, \
-         e.payload FROM outbound_deliveries d \
-         JOIN outbound_endpoints p ON p.id = d.endpoint_id \
-         JOIN outbound_events e ON e.seq = d.event_seq \
-         WHERE d.state = 'pending' AND p.enabled \
-         AND d.id = (SELECT MIN(h.id) FROM outbound_deliveries h \
-              WHERE h.endpoint_id = d.endpoint_id AND h.state = 'pending') \
-         AND (d.lease_until IS NULL OR d.lease_until <= ?1) \
-         AND (CASE WHEN p.open_until IS NULL THEN d.next_at ELSE p.open_until END) <= ?1 \
-         ORDER BY d.next_at, d.id LIMIT ?2",
+        &format!(
+            "SELECT d.id, d.attempts, p.id, p.url, p.secret_nonce, p.secret_ciphertext, e.id, \
+             e.payload {HEADS} JOIN outbound_events e ON e.seq = d.event_seq \
+             WHERE {FREE_HEADS} AND d.next_at <= ?1 \
+             AND (p.open_until IS NULL OR p.open_until <= ?1) \
+             ORDER BY d.next_at, d.id LIMIT ?2"
+        ),
         &args![now, limit],
     )?;
     let mut out = Vec::with_capacity(rows.len());
@@ -619,7 +687,15 @@ pub(super) fn settle(
     policy: &RetryPolicy,
     jitter: f64,
 ) -> Result<(), StoreError> {
+    // Deleted with its endpoint meanwhile: nothing to record.
+    if delivery_state(c, claimed.delivery_id)?.is_none() {
+        return Ok(());
+    }
     let started = now - i64::from(result.latency_ms / 1000);
+    c.execute(
+        "UPDATE outbound_endpoints SET last_attempt_at = ?2 WHERE id = ?1",
+        &args![claimed.endpoint_id, started],
+    )?;
     c.execute(
         "INSERT INTO outbound_attempts (delivery_id, at, status, latency_ms, error) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -692,12 +768,35 @@ pub(super) fn settle(
     Ok(())
 }
 
+/// Gives back a claimed delivery no attempt was made for (the sender could not make one:
+/// its key cannot open the secret, or it held the claim too long to send in time): the
+/// attempt is not counted, the endpoint not blamed, and it is due again at `retry_at`.
+pub(super) fn release(
+    c: &mut dyn Conn,
+    claimed: &Claimed,
+    retry_at: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE outbound_deliveries SET lease_until = NULL, attempts = attempts - 1, \
+         next_at = ?3, first_attempt_at = CASE WHEN attempts = 1 THEN NULL \
+         ELSE first_attempt_at END \
+         WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
+        &args![claimed.delivery_id, claimed.attempt, retry_at],
+    )
+    .map(drop)
+}
+
 /// Stores an event of `kind` that happened at `at` with `data`, and a delivery for every
-/// endpoint that wants it (paused ones too: they get it when resumed). Nothing is stored
-/// when no endpoint wants it.
+/// endpoint that wants it: enabled ones, and those the admin paused (they get it when
+/// resumed); not those paused because they answered 410 or failed for the whole pause
+/// period. Nothing is stored when no endpoint wants it.
 fn enqueue(c: &mut dyn Conn, kind: &str, at: i64, data: Value) -> Result<(), StoreError> {
     let wanted: Vec<i64> = c
-        .query("SELECT id, events FROM outbound_endpoints ORDER BY id", &[])?
+        .query(
+            "SELECT id, events FROM outbound_endpoints \
+             WHERE enabled OR paused_reason = 'admin' ORDER BY id",
+            &[],
+        )?
         .iter()
         .filter_map(|r| {
             let events: String = r.get(1).ok()?;

@@ -7,7 +7,8 @@
 //! processes hear of changes.
 
 use super::outbox::{
-    self, AttemptResult, Claimed, Delivery, Endpoint, EndpointPatch, NewEndpoint, RetryPolicy,
+    self, AttemptResult, Claimed, Delivery, DeliveryAction, Endpoint, EndpointPatch, NewEndpoint,
+    RetryPolicy,
 };
 use super::{
     ChangeKind, Discovery, Flow, FollowUp, FollowUpReason, GraphWrite, Inserted, NewSession,
@@ -1490,7 +1491,11 @@ impl<B: Backend> Store for SqlStore<B> {
             .run(Mode::Read, move |c| outbox::endpoint(c, id))
     }
 
-    fn create_outbound_endpoint(&self, e: NewEndpoint, now: i64) -> StoreFuture<'_, Endpoint> {
+    fn create_outbound_endpoint(
+        &self,
+        e: NewEndpoint,
+        now: i64,
+    ) -> StoreFuture<'_, Option<Endpoint>> {
         self.backend
             .run(Mode::Write, move |c| outbox::create_endpoint(c, &e, now))
     }
@@ -1522,18 +1527,29 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
-    fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, Option<i64>> {
+    fn resend_delivery(&self, id: i64, now: i64) -> StoreFuture<'_, DeliveryAction> {
         self.backend
             .run(Mode::Write, move |c| outbox::resend(c, id, now))
     }
 
-    fn prune_outbox(&self, before: i64) -> StoreFuture<'_, u64> {
+    fn give_up_delivery(&self, id: i64) -> StoreFuture<'_, DeliveryAction> {
         self.backend
-            .run(Mode::Write, move |c| outbox::prune(c, before))
+            .run(Mode::Write, move |c| outbox::give_up(c, id))
     }
 
-    fn next_delivery_due(&self) -> StoreFuture<'_, Option<i64>> {
-        self.backend.run(Mode::Read, outbox::next_due)
+    fn release_delivery(&self, claimed: Claimed, retry_at: i64) -> StoreFuture<'_, ()> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::release(c, &claimed, retry_at))
+    }
+
+    fn prune_outbox(&self, before: i64, batch: u32) -> StoreFuture<'_, u64> {
+        self.backend
+            .run(Mode::Write, move |c| outbox::prune(c, before, batch))
+    }
+
+    fn next_delivery_due(&self, now: i64) -> StoreFuture<'_, Option<i64>> {
+        self.backend
+            .run(Mode::Read, move |c| outbox::next_due(c, now))
     }
 
     fn claim_deliveries(
@@ -1614,6 +1630,7 @@ mod tests {
         pins_are_kept_or_replaced => pins;
         the_outbox_delivers_each_endpoint_in_order_one_at_a_time => outbox_in_order;
         a_failing_endpoint_retries_opens_its_circuit_and_gives_up_after_the_window => outbox_failures;
+        an_open_circuit_only_delays_and_a_given_back_claim_is_not_counted => outbox_circuit_delays;
     }
 
     fn sealed() -> SealedToken {
@@ -1636,6 +1653,7 @@ mod tests {
             50,
         )
         .await
+        .unwrap()
         .unwrap()
         .id
     }
@@ -1772,7 +1790,12 @@ mod tests {
             ]
         );
         // Settled deliveries go with the retention; the events with them.
-        assert_eq!(s.prune_outbox(1000).await.unwrap(), 6);
+        assert_eq!(
+            s.prune_outbox(1000, 4).await.unwrap(),
+            4,
+            "a batch at a time"
+        );
+        assert_eq!(s.prune_outbox(1000, 4).await.unwrap(), 2);
         assert!(
             s.outbound_deliveries(paused, None, 10)
                 .await
@@ -1833,10 +1856,69 @@ mod tests {
         assert!(!e.enabled, "410 Gone pauses it");
         assert_eq!(e.paused_reason, Some(outbox::PausedReason::Gone));
         assert!(s.claim_deliveries(10_000, 30, 10).await.unwrap().is_empty());
-        // A resend queues the given-up event again, behind the waiting one.
-        let resent = s.resend_delivery(listed[1].id, 300).await.unwrap().unwrap();
+        // A resend queues the given-up event again, behind the waiting one; a pending one
+        // cannot be resent, only given up (and then resent).
+        let outbox::DeliveryAction::Done(resent) =
+            s.resend_delivery(listed[1].id, 300).await.unwrap()
+        else {
+            panic!("not resent");
+        };
         assert!(resent > listed[0].id);
-        assert_eq!(s.resend_delivery(99_999, 300).await.unwrap(), None);
+        assert_eq!(
+            s.resend_delivery(listed[0].id, 300).await.unwrap(),
+            outbox::DeliveryAction::Refused(outbox::DeliveryState::Pending)
+        );
+        assert_eq!(
+            s.give_up_delivery(listed[0].id).await.unwrap(),
+            outbox::DeliveryAction::Done(listed[0].id)
+        );
+        assert_eq!(
+            s.give_up_delivery(listed[0].id).await.unwrap(),
+            outbox::DeliveryAction::Refused(outbox::DeliveryState::Failed)
+        );
+        assert_eq!(
+            s.resend_delivery(99_999, 300).await.unwrap(),
+            outbox::DeliveryAction::NotFound
+        );
+    }
+
+    async fn outbox_circuit_delays(s: Arc<dyn Store>) {
+        let id = hook(&*s, &["onboarding.failed"], true).await;
+        ended(&*s, Outcome::Error, 100).await;
+        let slow = RetryPolicy {
+            schedule: vec![100],
+            window: 10_000,
+            circuit_failures: 1,
+            cooldown: 10,
+            max_cooldown: 10,
+            pause_after: 100_000,
+        };
+        let c = s.claim_deliveries(100, 30, 10).await.unwrap();
+        s.settle_delivery(c[0].clone(), answered(503), 100, slow, 0.0)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.outbound_endpoint(id).await.unwrap().unwrap().open_until,
+            Some(110)
+        );
+        assert!(
+            s.claim_deliveries(111, 30, 10).await.unwrap().is_empty(),
+            "the circuit's end does not bring the retry forward"
+        );
+        assert_eq!(s.next_delivery_due(111).await.unwrap(), Some(200));
+        // A claim given back (no attempt made here) does not count and blames nobody.
+        let again = s.claim_deliveries(200, 30, 10).await.unwrap();
+        assert_eq!(again[0].attempt, 2);
+        s.release_delivery(again[0].clone(), 260).await.unwrap();
+        assert_eq!(s.next_delivery_due(200).await.unwrap(), Some(260));
+        let back = s.claim_deliveries(260, 30, 10).await.unwrap();
+        assert_eq!(back[0].attempt, 2, "the given-back claim was not counted");
+        assert_eq!(s.outbound_endpoint(id).await.unwrap().unwrap().failures, 1);
+        // Deleted while an attempt was in flight: its settle records nothing and fails not.
+        assert!(s.delete_outbound_endpoint(id).await.unwrap());
+        s.settle_delivery(back[0].clone(), answered(204), 261, policy(), 0.0)
+            .await
+            .unwrap();
     }
 
     fn step(kind: StepKind, waba: &str, phone: Option<&str>) -> NewStep {
@@ -2298,6 +2380,7 @@ mod replica_tests {
                     1,
                 )
                 .await
+                .unwrap()
                 .unwrap();
         }
         let mut record = super::super::OnboardingRecord::new(super::super::Flow::Code, 5);

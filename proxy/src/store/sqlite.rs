@@ -140,6 +140,7 @@ const MIGRATIONS: &[&str] = &[
         failures INTEGER NOT NULL DEFAULT 0,
         failing_since INTEGER,
         open_until INTEGER,
+        last_attempt_at INTEGER,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );
@@ -163,7 +164,7 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     CREATE INDEX outbound_deliveries_queue ON outbound_deliveries(endpoint_id, state, id);
-    CREATE INDEX outbound_deliveries_due ON outbound_deliveries(state, next_at);
+    CREATE INDEX outbound_deliveries_settled ON outbound_deliveries(state, created_at);
     CREATE TABLE outbound_attempts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         delivery_id INTEGER NOT NULL REFERENCES outbound_deliveries(id),

@@ -78,13 +78,24 @@ struct Receiver {
     addr: std::net::SocketAddr,
     got: Arc<Mutex<Vec<Hook>>>,
     status: Arc<AtomicU16>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     async fn start(status: u16) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(listener, Arc::default(), Arc::new(AtomicU16::new(status)))
+        Self::serve(
+            listener,
+            Arc::default(),
+            Arc::new(AtomicU16::new(status)),
+            Arc::default(),
+        )
+    }
+
+    /// Answers every request only after `d`.
+    fn hang(&self, d: Duration) {
+        self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Stops listening: attempts find nothing there (connection refused).
@@ -104,17 +115,23 @@ impl Receiver {
                 }
             }
         };
-        Self::serve(listener, self.got.clone(), self.status.clone())
+        Self::serve(
+            listener,
+            self.got.clone(),
+            self.status.clone(),
+            self.delay_ms.clone(),
+        )
     }
 
     fn serve(
         listener: tokio::net::TcpListener,
         got: Arc<Mutex<Vec<Hook>>>,
         status: Arc<AtomicU16>,
+        delay_ms: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
-        let (g, s) = (got.clone(), status.clone());
+        let (g, s, w) = (got.clone(), status.clone(), delay_ms.clone());
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let (g, s) = (g.clone(), s.clone());
+            let (g, s, w) = (g.clone(), s.clone(), w.clone());
             async move {
                 let h = |n: &str| {
                     headers
@@ -129,6 +146,10 @@ impl Receiver {
                     signature: h("webhook-signature"),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 });
+                let wait = w.load(Ordering::SeqCst);
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
                 // No connection outlives its request, so a killed receiver is gone at once.
                 (
                     AxStatus::from_u16(s.load(Ordering::SeqCst)).unwrap(),
@@ -145,6 +166,7 @@ impl Receiver {
             addr,
             got,
             status,
+            delay_ms,
             server,
         }
     }
@@ -496,16 +518,43 @@ async fn gone_pauses_an_endpoint_a_resume_sends_what_waited_and_a_resend_repeats
     let inbox = Receiver::start(410).await;
     let db = temp_database();
     let s = pipeline_stack(&db.display().to_string(), QUICK);
-    let created = endpoint(&s.proxy.url, &inbox.url, &OUTCOMES).await;
+    // Paused by the admin, it still gets the events queued; resumed, it answers 410.
+    let created = admin_send(
+        client()
+            .post(s.url("/admin/webhook-endpoints"))
+            .json(&json!({"url": inbox.url, "events": OUTCOMES, "enabled": false})),
+    )
+    .await
+    .json();
     let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["paused_reason"], "admin");
     three_signups(&s).await;
+    assert_eq!(endpoint_now(&s.proxy.url, id).await["pending"], 3);
+    let enable = |on: bool| {
+        admin_send(
+            client()
+                .patch(s.url(&format!("/admin/webhook-endpoints/{id}")))
+                .json(&json!({ "enabled": on })),
+        )
+    };
+    assert_eq!(enable(true).await.status, StatusCode::OK);
     let deadline = Instant::now() + WAIT;
     while endpoint_now(&s.proxy.url, id).await["paused_reason"] != "gone" {
         assert!(Instant::now() < deadline, "410 never paused the endpoint");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // What happens while it said it is gone is not queued for it.
+    report(
+        &s.proxy.url,
+        "CANCEL",
+        json!({"current_step": "PERMISSIONS"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(inbox.hooks().len(), 1, "nothing after the 410");
+    assert_eq!(endpoint_now(&s.proxy.url, id).await["pending"], 3);
+    // Paused by the admin meanwhile, the reason stays the endpoint's own.
+    assert_eq!(enable(false).await.json()["paused_reason"], "gone");
     inbox.answer(200);
     let resumed = admin_send(
         client()
@@ -516,7 +565,12 @@ async fn gone_pauses_an_endpoint_a_resume_sends_what_waited_and_a_resend_repeats
     assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.text);
     assert_eq!(resumed.json()["enabled"], true);
     inbox.until("the three", |h| h.len() >= 4).await;
-    assert_eq!(inbox.first_seen().len(), 3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        inbox.first_seen().len(),
+        3,
+        "the three queued before the 410, no more"
+    );
     // A resend queues the same event (same webhook-id) again.
     let list = deliveries(&s.proxy.url, id).await;
     let first = &list[0];
@@ -532,6 +586,89 @@ async fn gone_pauses_an_endpoint_a_resume_sends_what_waited_and_a_resend_repeats
     );
     let missing = admin_send(client().post(s.url("/admin/webhook-deliveries/999999/resend"))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // A pending delivery is not resent (it is still tried); a settled one is not given up.
+    let pending = deliveries(&s.proxy.url, id).await;
+    let delivered = &pending[0];
+    let refused = admin_send(client().post(s.url(&format!(
+        "/admin/webhook-deliveries/{}/give-up",
+        delivered["id"]
+    ))))
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+}
+
+#[tokio::test]
+async fn a_delivery_its_endpoint_keeps_refusing_can_be_given_up_so_the_next_goes() {
+    let inbox = Receiver::start(422).await;
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    let created = endpoint(&s.proxy.url, &inbox.url, &OUTCOMES).await;
+    let id = created["id"].as_i64().unwrap();
+    three_signups(&s).await;
+    inbox.until("two refusals", |h| h.len() >= 2).await;
+    let head = deliveries(&s.proxy.url, id).await[0].clone();
+    let resend = admin_send(
+        client().post(s.url(&format!("/admin/webhook-deliveries/{}/resend", head["id"]))),
+    )
+    .await;
+    assert_eq!(resend.status, StatusCode::CONFLICT, "{}", resend.text);
+    let given = admin_send(
+        client().post(s.url(&format!("/admin/webhook-deliveries/{}/give-up", head["id"]))),
+    )
+    .await;
+    assert_eq!(given.status, StatusCode::OK, "{}", given.text);
+    inbox.answer(204);
+    let hooks = inbox
+        .until("the other two", |h| {
+            h.iter().any(|h| h.kind() == "onboarding.failed")
+        })
+        .await;
+    let kinds: Vec<String> = hooks.iter().map(Hook::kind).collect();
+    assert!(
+        kinds.contains(&"onboarding.abandoned".to_owned()),
+        "{kinds:?}"
+    );
+    let list = deliveries(&s.proxy.url, id).await;
+    assert_eq!(list[0]["state"], "failed");
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_holds_only_its_own_queue_and_its_attempts_time_out() {
+    let stuck = Receiver::start(204).await;
+    stuck.hang(Duration::from_secs(30));
+    let fine = Receiver::start(204).await;
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    let slow = endpoint(&s.proxy.url, &stuck.url, &OUTCOMES).await;
+    endpoint(&s.proxy.url, &fine.url, &OUTCOMES).await;
+    let started = Instant::now();
+    three_signups(&s).await;
+    fine.until("all three at the other endpoint", |h| h.len() >= 3)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the other endpoint did not wait for the hanging one"
+    );
+    let id = slow["id"].as_i64().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let tried = loop {
+        let list = deliveries(&s.proxy.url, id).await;
+        if let Some(t) = list[0]["tries"].as_array().and_then(|t| t.first()).cloned() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no attempt recorded: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(tried["status"].is_null(), "{tried}");
+    assert!(
+        tried["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 2 s"),
+        "{tried}"
+    );
+    assert!(tried["latency_ms"].as_u64().unwrap() >= 2000);
+    assert_eq!(stuck.first_seen().len(), 1, "only the head was tried");
 }
 
 #[tokio::test]
