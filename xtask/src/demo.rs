@@ -141,8 +141,12 @@ pub fn start(ports: Ports, proxy_args: &[String]) -> Result<Children, String> {
         .args(["--business-id", DEMO_BUSINESS_ID, "--log-format", "text"])
         .env("WABA_SYSTEM_USER_TOKEN", DEMO_SYSTEM_USER_TOKEN)
         .env("WABA_ADMIN_TOKEN", DEMO_ADMIN_TOKEN)
-        // The demo's webhook receiver listens on loopback.
+        // The demo's webhook receiver listens on loopback; retries come quickly (then once a
+        // minute for half an hour), so a receiver stopped and started again gets its backlog
+        // while you watch.
         .arg("--outbound-allow-private-networks")
+        .arg("--outbound-retry-schedule")
+        .arg(format!("2s,5s,10s,30s{}", ",1m".repeat(26)))
         .args(["--outbound-circuit-cooldown", "5s"])
         .args(["--outbound-circuit-max-cooldown", "30s"])
         .args(proxy_args);
