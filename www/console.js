@@ -1430,23 +1430,35 @@ function renderDelivery(d) {
   payload.append(pre);
   li.append(tries, payload);
 
+  // A pending delivery is still tried: it can be given up (so the endpoint's next event
+  // goes); a delivered or given-up one can be sent again.
   const actions = el("div", "hook-actions");
-  const resend = button(t("console.delivery_resend"), "ob-button", (ev) => resendDelivery(d, ev.currentTarget));
-  resend.dataset.action = "resend";
-  resend.dataset.focusKey = `resend-${d.id}`;
-  resend.setAttribute("aria-describedby", head.id);
-  actions.append(resend);
+  const pending = d.state === "pending";
+  const action = pending ? "give-up" : "resend";
+  const b = button(t(pending ? "console.delivery_give_up" : "console.delivery_resend"), "ob-button", (ev) =>
+    deliveryAction(d, action, ev.currentTarget),
+  );
+  b.dataset.action = action;
+  b.dataset.focusKey = `${action}-${d.id}`;
+  b.setAttribute("aria-describedby", head.id);
+  actions.append(b);
   li.append(actions);
   return li;
 }
 
-async function resendDelivery(d, b) {
+async function deliveryAction(d, action, b) {
   b.disabled = true;
+  const resend = action === "resend";
   try {
-    const answer = await admin(`/admin/webhook-deliveries/${d.id}/resend`, "POST");
-    deliveriesLine(t("console.delivery_resent", { id: String(d.id), queued: String(answer.delivery_id) }));
+    const answer = await admin(`/admin/webhook-deliveries/${d.id}/${action}`, "POST");
+    deliveriesLine(
+      resend
+        ? t("console.delivery_resent", { id: String(d.id), queued: String(answer.delivery_id) })
+        : t("console.delivery_given_up", { id: String(d.id) }),
+    );
   } catch (err) {
-    deliveriesLine(t("console.delivery_resend_failed", { id: String(d.id), error: err.message }));
+    const failed = resend ? "console.delivery_resend_failed" : "console.delivery_give_up_failed";
+    deliveriesLine(t(failed, { id: String(d.id), error: err.message }));
   }
   await loadDeliveries({ quiet: true, render: true });
   loadEndpoints({ quiet: true });

@@ -2294,6 +2294,44 @@ async fn the_webhooks_view_pages_deliveries_and_shows_an_open_circuit_and_a_gone
     assert_eq!(listed, newest_first, "newest first");
     newest_first.dedup();
     assert_eq!(newest_first.len(), 21, "each once");
+
+    // The failing endpoint's oldest delivery is still tried: it can be given up (a
+    // delivered one offers Resend instead).
+    assert!(
+        js(
+            &b,
+            "return [...document.querySelectorAll('#hook-delivery-list li[data-delivery-id]')].every(li => li.querySelector('[data-action=\"resend\"]') !== null)"
+        )
+        .await
+            == json!(true)
+    );
+    click(
+        &b,
+        &format!("{} [data-action=\"deliveries\"]", item(ids[1])),
+    )
+    .await;
+    let head = "[...document.querySelectorAll('#hook-delivery-list li[data-delivery-id]')].pop()";
+    wait_until(
+        &b,
+        &format!("const d = {head}; return d !== undefined && d.dataset.state === 'pending' && d.querySelector('[data-action=\"give-up\"]') !== null"),
+        WAIT,
+    )
+    .await;
+    let oldest = js(&b, &format!("return {head}.dataset.deliveryId")).await;
+    let oldest = oldest.as_str().unwrap().to_owned();
+    click(
+        &b,
+        &format!("#hook-delivery-list li[data-delivery-id=\"{oldest}\"] [data-action=\"give-up\"]"),
+    )
+    .await;
+    wait_until(
+        &b,
+        &format!("const d = document.querySelector('#hook-delivery-list li[data-delivery-id=\"{oldest}\"]');
+                  return d !== null && d.dataset.state === 'failed' && d.querySelector('[data-action=\"resend\"]') !== null
+                    && document.getElementById('hook-deliveries-line').textContent.startsWith('Delivery #{oldest} given up')"),
+        WAIT,
+    )
+    .await;
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
