@@ -479,8 +479,7 @@ impl Outbound {
                     .headers()
                     .get(header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-                    .map(|s| s.clamp(0, MAX_RETRY_AFTER_SECS));
+                    .and_then(retry_after_secs);
                 // Read (a bounded part of) the answer so the connection can be used again.
                 let left = self.config.timeout.saturating_sub(started.elapsed());
                 let body = http_body_util::Limited::new(res.into_body(), MAX_ANSWER_BYTES);
@@ -532,6 +531,21 @@ impl Outbound {
     }
 }
 
+/// A `Retry-After` value (seconds, or an HTTP date) as seconds from now, at most
+/// [`MAX_RETRY_AFTER_SECS`].
+fn retry_after_secs(value: &str) -> Option<i64> {
+    let value = value.trim();
+    let secs = match value.parse::<i64>() {
+        Ok(secs) => secs,
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(std::time::SystemTime::now())
+                .map_or(0, |d| d.as_secs() as i64)
+        }
+    };
+    Some(secs.clamp(0, MAX_RETRY_AFTER_SECS))
+}
+
 /// The delivery an admin's action made or changed, or why it was refused.
 fn acted(a: crate::store::outbox::DeliveryAction) -> Result<i64, EndpointError> {
     use crate::store::outbox::DeliveryAction;
@@ -552,4 +566,22 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_within_bounds() {
+        assert_eq!(retry_after_secs("120"), Some(120));
+        assert_eq!(retry_after_secs(" 7 "), Some(7));
+        assert_eq!(retry_after_secs("-5"), Some(0));
+        assert_eq!(retry_after_secs("99999999"), Some(MAX_RETRY_AFTER_SECS));
+        let later = std::time::SystemTime::now() + Duration::from_secs(600);
+        let secs = retry_after_secs(&httpdate::fmt_http_date(later)).unwrap_or_default();
+        assert!((598..=600).contains(&secs), "{secs}");
+        assert_eq!(retry_after_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0));
+        assert_eq!(retry_after_secs("soon"), None);
+    }
 }

@@ -203,6 +203,8 @@ const MIGRATIONS: &[&str] = &[
         error TEXT
     );
     CREATE INDEX outbound_attempts_by_delivery ON outbound_attempts(delivery_id, id);",
+    // 3: the funnel and its export read records by when they were made.
+    "CREATE INDEX onboardings_by_creation ON onboardings(created_at);",
 ];
 
 /// How the proxy connects to PostgreSQL (the URL says the rest: host, user, password,

@@ -1914,6 +1914,20 @@ mod tests {
         let back = s.claim_deliveries(260, 30, 10).await.unwrap();
         assert_eq!(back[0].attempt, 2, "the given-back claim was not counted");
         assert_eq!(s.outbound_endpoint(id).await.unwrap().unwrap().failures, 1);
+        // An endpoint's Retry-After, when longer than the schedule's wait, is honoured.
+        let busy = AttemptResult {
+            retry_after: Some(500),
+            ..answered(429)
+        };
+        let patient = RetryPolicy {
+            window: 10_000,
+            ..policy()
+        };
+        s.settle_delivery(back[0].clone(), busy, 260, patient, 0.0)
+            .await
+            .unwrap();
+        assert_eq!(s.next_delivery_due(261).await.unwrap(), Some(760));
+        let back = s.claim_deliveries(760, 30, 10).await.unwrap();
         // Deleted while an attempt was in flight: its settle records nothing and fails not.
         assert!(s.delete_outbound_endpoint(id).await.unwrap());
         s.settle_delivery(back[0].clone(), answered(204), 261, policy(), 0.0)

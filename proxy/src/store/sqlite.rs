@@ -174,6 +174,8 @@ const MIGRATIONS: &[&str] = &[
         error TEXT
     );
     CREATE INDEX outbound_attempts_by_delivery ON outbound_attempts(delivery_id, id);",
+    // 7: the funnel and its export read records by when they were made.
+    "CREATE INDEX onboardings_by_creation ON onboardings(created_at);",
 ];
 
 /// The SQLite store.
