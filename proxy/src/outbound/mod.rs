@@ -228,11 +228,19 @@ impl Outbound {
             .ok_or(EndpointError::NotFound)
     }
 
-    /// Gives an endpoint a new secret (the old one stops signing at once).
-    pub async fn rotate_secret(&self, id: i64) -> Result<WithSecret, EndpointError> {
+    /// Gives an endpoint a new secret; the old one signs too for `keep_previous` (every
+    /// delivery then carries both signatures, so the receiver can change over), or stops at
+    /// once.
+    pub async fn rotate_secret(
+        &self,
+        id: i64,
+        keep_previous: Duration,
+    ) -> Result<WithSecret, EndpointError> {
         let (secret, sealed) = self.new_secret()?;
         let patch = EndpointPatch {
             secret: Some(sealed),
+            keep_previous_until: (!keep_previous.is_zero())
+                .then(|| crate::clock::now() + keep_previous.as_secs() as i64),
             ..EndpointPatch::default()
         };
         let endpoint = self
@@ -379,13 +387,15 @@ impl Outbound {
             );
             return self.give_back(c, retry_at).await;
         }
-        let secret = match self
-            .key
-            .as_ref()
-            .map(|k| k.open_as(crate::sealing::WEBHOOK_SECRET, &c.secret))
-        {
-            Some(Ok(secret)) => secret,
-            _ => {
+        let open = |sealed: &crate::store::SealedToken| {
+            self.key
+                .as_ref()
+                .and_then(|k| k.open_as(crate::sealing::WEBHOOK_SECRET, sealed).ok())
+        };
+        let previous = c.previous.as_ref().and_then(open);
+        let secrets = match open(&c.secret) {
+            Some(secret) => std::iter::once(secret).chain(previous).collect::<Vec<_>>(),
+            None => {
                 tracing::error!(
                     endpoint = c.endpoint_id,
                     "outbound webhooks: this token key cannot open the endpoint's secret (was --token-key changed?); give the endpoint a new secret"
@@ -393,7 +403,7 @@ impl Outbound {
                 return self.give_back(c, retry_at).await;
             }
         };
-        let result = self.attempt(&c, &secret).await;
+        let result = self.attempt(&c, &secrets).await;
         let delivered = result.delivered();
         self.log(&c, &result);
         let jitter = crate::sealing::random::<2>()
@@ -455,10 +465,11 @@ impl Outbound {
         }
     }
 
-    /// One attempt of `c`: signed with `secret`, bounded in time, redirects not followed.
-    async fn attempt(&self, c: &Claimed, secret: &Secret) -> AttemptResult {
+    /// One attempt of `c`: signed with each of `secrets`, bounded in time, redirects not
+    /// followed.
+    async fn attempt(&self, c: &Claimed, secrets: &[Secret]) -> AttemptResult {
         let started = Instant::now();
-        let outcome = match self.request(c, secret) {
+        let outcome = match self.request(c, secrets) {
             Ok(req) => {
                 match tokio::time::timeout(self.config.timeout, self.client.request(req)).await {
                     Ok(Ok(res)) => Ok(res),
@@ -505,13 +516,18 @@ impl Outbound {
         }
     }
 
-    /// The signed request of `c`, or why none can be made.
-    fn request(&self, c: &Claimed, secret: &Secret) -> Result<Request<Full<Bytes>>, String> {
+    /// The request of `c` signed with each of `secrets` (the spec's space-separated
+    /// signatures, for a secret being replaced), or why none can be made.
+    fn request(&self, c: &Claimed, secrets: &[Secret]) -> Result<Request<Full<Bytes>>, String> {
         self.config.guard.check(&c.url).map_err(|e| e.to_string())?;
         let timestamp = crate::clock::now();
         let body = Bytes::from(c.payload.clone());
-        let signature =
-            sign::signature(secret, &c.event_id, timestamp, &body).map_err(|e| e.to_string())?;
+        let signature = secrets
+            .iter()
+            .map(|s| sign::signature(s, &c.event_id, timestamp, &body))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?
+            .join(" ");
         let value = |v: &str| HeaderValue::from_str(v).map_err(|_| "unusable header".to_owned());
         let mut signed = value(&signature)?;
         signed.set_sensitive(true);

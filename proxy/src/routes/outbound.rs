@@ -40,6 +40,9 @@ pub struct EndpointView {
     pub open_until: Option<i64>,
     /// Failed attempts in a row.
     pub failures: u32,
+    /// Until when the secret replaced last also signs deliveries (a second `v1,`
+    /// signature), if it does.
+    pub previous_secret_until: Option<i64>,
     /// Since when every attempt failed.
     pub failing_since: Option<i64>,
     /// Deliveries waiting.
@@ -73,6 +76,7 @@ impl From<&Endpoint> for EndpointView {
             },
             open_until: e.open_until,
             failures: e.failures,
+            previous_secret_until: e.previous_until.filter(|u| *u > now),
             failing_since: e.failing_since,
             pending: e.pending,
             delivered: e.delivered,
@@ -258,6 +262,21 @@ pub struct EndpointPatchBody {
     pub enabled: Option<bool>,
 }
 
+/// `POST /admin/webhook-endpoints/{id}/secret?keep_previous_secs=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RotateParams {
+    /// How long the replaced secret still signs too, so the receiver can change over
+    /// without refusing a delivery (0, the default: it stops at once, as after a leak; at
+    /// most 7 days).
+    #[param(minimum = 0, maximum = 604800)]
+    pub keep_previous_secs: Option<u64>,
+}
+
+/// The most a replaced secret may go on signing.
+const MAX_KEEP_PREVIOUS_SECS: u64 = 7 * 86_400;
+
 /// The id in an endpoint's or a delivery's path.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -407,6 +426,7 @@ pub async fn update(
         events: body.events,
         enabled: body.enabled,
         secret: None,
+        keep_previous_until: None,
     };
     let changed = state
         .outbound
@@ -440,10 +460,10 @@ pub async fn delete(
 }
 
 /// `POST /admin/webhook-endpoints/{id}/secret`: a new signing secret, shown this once; the
-/// old one stops signing at once.
+/// old one stops signing at once, or signs too for `keep_previous_secs`.
 #[utoipa::path(
     post, path = "/admin/webhook-endpoints/{id}/secret", tag = "outbound",
-    params(IdPath),
+    params(IdPath, RotateParams),
     responses(
         (status = 200, description = "The endpoint with its new signing secret (shown once)", body = EndpointWithSecret),
         (status = 501, description = "No token key: the code flow is not configured", body = waba_graph::ErrorEnvelope),
@@ -455,10 +475,17 @@ pub async fn rotate_secret(
     State(state): State<Arc<AppState>>,
     _: Admin,
     Path(id): Path<String>,
+    Params(q): Params<RotateParams>,
 ) -> Result<Json<EndpointWithSecret>, AppError> {
+    let keep = q.keep_previous_secs.unwrap_or(0);
+    if keep > MAX_KEEP_PREVIOUS_SECS {
+        return Err(AppError::BadRequest(
+            "keep_previous_secs is at most 604800 (7 days)",
+        ));
+    }
     let rotated = state
         .outbound
-        .rotate_secret(id_of(&id)?)
+        .rotate_secret(id_of(&id)?, std::time::Duration::from_secs(keep))
         .await
         .map_err(refused("webhook endpoint"))?;
     Ok(Json(rotated.into()))

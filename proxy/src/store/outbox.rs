@@ -130,6 +130,9 @@ pub struct EndpointPatch {
     pub enabled: Option<bool>,
     /// A new signing secret, sealed.
     pub secret: Option<SealedToken>,
+    /// With a new secret: until when the one it replaces signs too (unix seconds), so
+    /// receivers can change over without losing a delivery.
+    pub keep_previous_until: Option<i64>,
 }
 
 /// A stored endpoint with its delivery counts.
@@ -145,6 +148,8 @@ pub struct Endpoint {
     pub events: Vec<String>,
     /// The signing secret, sealed.
     pub secret: SealedToken,
+    /// Until when the secret it replaced still signs too.
+    pub previous_until: Option<i64>,
     /// Whether it receives deliveries.
     pub enabled: bool,
     /// Why not, when paused.
@@ -224,6 +229,8 @@ pub struct Claimed {
     pub url: String,
     /// The endpoint's secret, sealed.
     pub secret: SealedToken,
+    /// The secret it replaced, while that still signs too.
+    pub previous: Option<SealedToken>,
     /// `webhook-id`.
     pub event_id: String,
     /// The body.
@@ -300,7 +307,7 @@ const ENDPOINT_COLUMNS: &str = "p.id, p.url, p.description, p.events, p.secret_n
      (SELECT COUNT(*) FROM outbound_deliveries d WHERE d.endpoint_id = p.id AND d.state = 'pending'), \
      (SELECT COUNT(*) FROM outbound_deliveries d WHERE d.endpoint_id = p.id AND d.state = 'delivered'), \
      (SELECT COUNT(*) FROM outbound_deliveries d WHERE d.endpoint_id = p.id AND d.state = 'failed'), \
-     p.last_attempt_at";
+     p.last_attempt_at, p.previous_until";
 
 /// The most endpoints one proxy keeps: every event reads them, in the transaction of the
 /// change that causes it.
@@ -331,6 +338,7 @@ fn read_endpoint(r: &Row) -> Result<Endpoint, StoreError> {
         delivered: r.get(14)?,
         failed: r.get(15)?,
         last_attempt_at: r.get(16)?,
+        previous_until: r.get(17)?,
     })
 }
 
@@ -404,6 +412,21 @@ pub(super) fn update_endpoint(
     let description = patch.description.as_ref().unwrap_or(&found.description);
     let events = patch.events.as_ref().unwrap_or(&found.events).join(",");
     let secret = patch.secret.as_ref().unwrap_or(&found.secret);
+    if patch.secret.is_some() {
+        // The secret it replaces signs on until `keep_previous_until`, or not at all.
+        let until = patch.keep_previous_until.filter(|u| *u > now);
+        let keep = until.map(|_| &found.secret);
+        c.execute(
+            "UPDATE outbound_endpoints SET previous_secret_nonce = ?2, \
+             previous_secret_ciphertext = ?3, previous_until = ?4 WHERE id = ?1",
+            &args![
+                id,
+                keep.map(|k| k.nonce.clone()),
+                keep.map(|k| k.ciphertext.clone()),
+                until
+            ],
+        )?;
+    }
     c.execute(
         "UPDATE outbound_endpoints SET url = ?2, description = ?3, events = ?4, \
          secret_nonce = ?5, secret_ciphertext = ?6, updated_at = ?7 WHERE id = ?1",
@@ -641,7 +664,8 @@ pub(super) fn claim(
     let rows = c.query(
         &format!(
             "SELECT d.id, d.attempts, p.id, p.url, p.secret_nonce, p.secret_ciphertext, e.id, \
-             e.payload {HEADS} JOIN outbound_events e ON e.seq = d.event_seq \
+             e.payload, CASE WHEN p.previous_until > ?1 THEN p.previous_secret_nonce END, \
+             CASE WHEN p.previous_until > ?1 THEN p.previous_secret_ciphertext END {HEADS} JOIN outbound_events e ON e.seq = d.event_seq \
              WHERE {FREE_HEADS} AND d.next_at <= ?1 \
              AND (p.open_until IS NULL OR p.open_until <= ?1) \
              ORDER BY d.next_at, d.id LIMIT ?2"
@@ -662,6 +686,14 @@ pub(super) fn claim(
             },
             event_id: r.get(6)?,
             payload: r.get(7)?,
+            previous: match (r.get::<Option<Vec<u8>>>(8)?, r.get::<Option<Vec<u8>>>(9)?) {
+                (Some(nonce), Some(ciphertext)) => Some(SealedToken {
+                    nonce,
+                    ciphertext,
+                    expires_at: 0,
+                }),
+                _ => None,
+            },
         };
         c.execute(
             "UPDATE outbound_deliveries SET attempts = ?2, lease_until = ?3, \

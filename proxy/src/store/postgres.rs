@@ -170,6 +170,9 @@ const MIGRATIONS: &[&str] = &[
         failing_since BIGINT,
         open_until BIGINT,
         last_attempt_at BIGINT,
+        previous_secret_nonce BYTEA,
+        previous_secret_ciphertext BYTEA,
+        previous_until BIGINT,
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
     );

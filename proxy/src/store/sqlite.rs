@@ -141,6 +141,9 @@ const MIGRATIONS: &[&str] = &[
         failing_since INTEGER,
         open_until INTEGER,
         last_attempt_at INTEGER,
+        previous_secret_nonce BLOB,
+        previous_secret_ciphertext BLOB,
+        previous_until INTEGER,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );

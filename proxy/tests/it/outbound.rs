@@ -1130,3 +1130,52 @@ async fn meta_s_changes_reach_the_partner_as_waba_events_in_order() {
     let secret = created["secret"].as_str().unwrap();
     assert!(hooks.iter().all(|h| h.signed_by(secret)));
 }
+
+#[tokio::test]
+async fn a_new_secret_can_overlap_the_old_one_so_the_receiver_changes_over_without_a_refusal() {
+    let inbox = Receiver::start(204).await;
+    let db = temp_database();
+    let s = pipeline_stack(&db.display().to_string(), QUICK);
+    let created = endpoint(&s.proxy.url, &inbox.url, &["onboarding.abandoned"]).await;
+    let id = created["id"].as_i64().unwrap();
+    let first = created["secret"].as_str().unwrap().to_owned();
+    let rotate = |query: &'static str| {
+        admin_send(client().post(s.url(&format!("/admin/webhook-endpoints/{id}/secret{query}"))))
+    };
+    let overlapping = rotate("?keep_previous_secs=3600").await;
+    assert_eq!(overlapping.status, StatusCode::OK, "{}", overlapping.text);
+    let overlapping = overlapping.json();
+    let second = overlapping["secret"].as_str().unwrap().to_owned();
+    let until = overlapping["previous_secret_until"].as_i64().unwrap();
+    assert!((3590..=3610).contains(&(until - waba_proxy::clock::now())));
+    report(
+        &s.proxy.url,
+        "CANCEL",
+        json!({"current_step": "WABA_CREATION"}),
+    )
+    .await;
+    let hooks = inbox.until("one", |h| h.len() == 1).await;
+    assert_eq!(
+        hooks[0].signature.split(' ').count(),
+        2,
+        "{}",
+        hooks[0].signature
+    );
+    assert!(hooks[0].signed_by(&first) && hooks[0].signed_by(&second));
+    // Replaced again without overlap (as after a leak): only the newest signs.
+    let third = rotate("").await.json();
+    assert!(third["previous_secret_until"].is_null());
+    let third = third["secret"].as_str().unwrap().to_owned();
+    report(
+        &s.proxy.url,
+        "CANCEL",
+        json!({"current_step": "PERMISSIONS"}),
+    )
+    .await;
+    let hooks = inbox.until("two", |h| h.len() == 2).await;
+    assert!(hooks[1].signed_by(&third));
+    assert!(!hooks[1].signed_by(&second) && !hooks[1].signed_by(&first));
+    assert_eq!(hooks[1].signature.split(' ').count(), 1);
+    let refused = rotate("?keep_previous_secs=999999").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+}
