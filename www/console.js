@@ -961,6 +961,7 @@ const hooks = {
   more: false, // older deliveries than the ones loaded exist
   expanded: new Set(), // the <details> open (attempts, payload), by focus key
   notes: new Map(), // endpoint id -> what an action of yours on it ended with
+  editing: null, // the endpoint the form changes (null: the form adds one)
   generation: 0, // a sign-out or another endpoint's deliveries drop older answers
   deliveriesGeneration: 0,
   timer: null,
@@ -1011,6 +1012,8 @@ function resetWebhooks() {
   $("hook-delivery-list").replaceChildren();
   hideSecret(false);
   hooksLine("");
+  $("hook-form").reset();
+  formMode(null);
   $("hook-form-line").textContent = "";
 }
 
@@ -1136,6 +1139,7 @@ function renderEndpoint(e) {
   // One focus key for pause and resume: the focus stays when the button changes.
   const toggle = action("toggle", t(e.enabled ? "console.hook_pause" : "console.hook_resume"), "ob-button", toggleEndpoint);
   toggle.dataset.enabled = String(e.enabled);
+  action("edit", t("console.hook_edit"), "ob-button", editEndpoint);
   action("secret", t("console.hook_new_secret"), "ob-button", rotateSecret);
   const show = action("deliveries", t("console.hook_show_deliveries"), "ob-button", (x) => openDeliveries(x.id));
   show.setAttribute("aria-controls", "hook-deliveries");
@@ -1185,6 +1189,10 @@ async function deleteEndpoint(e, b) {
     await admin(`/admin/webhook-endpoints/${e.id}`, "DELETE");
     if (hooks.open === e.id) closeDeliveries(false);
     if ($("hook-secret").dataset.endpointId === String(e.id)) hideSecret(false);
+    if (hooks.editing === e.id) {
+      $("hook-form").reset();
+      formMode(null);
+    }
     hooksLine(t("console.hook_deleted", { id: String(e.id) }));
     await loadEndpoints({ quiet: true, render: true });
     // Its item is gone: the focus goes to the section's heading.
@@ -1247,6 +1255,37 @@ async function copySecret() {
   $("hook-secret-copied").textContent = t(copied ? "console.hook_copied" : "console.hook_copy_failed");
 }
 
+// The form adds an endpoint, or changes the one `hooks.editing` names (its texts say which).
+function formMode(id) {
+  hooks.editing = id;
+  $("hook-form-title").dataset.t = id === null ? "console.hook_form_title" : "console.hook_form_edit_title";
+  $("hook-add").dataset.t = id === null ? "console.hook_add" : "console.hook_save";
+  $("hook-form-title").textContent = t($("hook-form-title").dataset.t);
+  $("hook-add").textContent = t($("hook-add").dataset.t);
+  $("hook-cancel-edit").hidden = id === null;
+}
+
+function editEndpoint(e) {
+  $("hook-form").reset();
+  formMode(e.id);
+  $("hook-url").value = e.url;
+  $("hook-description").value = e.description;
+  const all = e.events.includes("*");
+  $("hook-all-events").checked = all;
+  for (const i of document.querySelectorAll("#hook-event-types input")) i.checked = !all && e.events.includes(i.value);
+  $("hook-form-line").textContent = "";
+  $("hook-url").focus();
+}
+
+function cancelEdit() {
+  const id = hooks.editing;
+  $("hook-form").reset();
+  formMode(null);
+  $("hook-form-line").textContent = "";
+  const back = id === null ? null : document.querySelector(`[data-focus-key="hook-edit-${id}"]`);
+  (back || $("hook-url")).focus();
+}
+
 async function addEndpoint(ev) {
   ev.preventDefault();
   const url = $("hook-url");
@@ -1268,8 +1307,29 @@ async function addEndpoint(ev) {
   }
   const submit = $("hook-add");
   submit.disabled = true;
-  line.textContent = t("console.hook_adding");
   const generation = hooks.generation;
+  const editing = hooks.editing;
+  if (editing !== null) {
+    line.textContent = t("console.hook_saving");
+    try {
+      await admin(`/admin/webhook-endpoints/${editing}`, "PATCH", {
+        url: url.value.trim(),
+        description: $("hook-description").value.trim(),
+        events,
+      });
+      if (generation !== hooks.generation) return;
+      $("hook-form").reset();
+      formMode(null);
+      line.textContent = t("console.hook_saved", { id: String(editing) });
+      await loadEndpoints({ quiet: true, render: true });
+    } catch (err) {
+      if (generation === hooks.generation) line.textContent = t("console.hook_save_failed", { error: err.message });
+    } finally {
+      submit.disabled = false;
+    }
+    return;
+  }
+  line.textContent = t("console.hook_adding");
   try {
     const created = await admin("/admin/webhook-endpoints", "POST", {
       url: url.value.trim(),
@@ -1466,6 +1526,7 @@ async function deliveryAction(d, action, b) {
 
 function setupWebhooks() {
   $("hook-form").addEventListener("submit", addEndpoint);
+  $("hook-cancel-edit").addEventListener("click", cancelEdit);
   $("hook-url").addEventListener("input", () => $("hook-url").removeAttribute("aria-invalid"));
   $("hook-all-events").addEventListener("change", () => {
     if (!$("hook-all-events").checked) return;

@@ -2332,6 +2332,54 @@ async fn the_webhooks_view_pages_deliveries_and_shows_an_open_circuit_and_a_gone
         WAIT,
     )
     .await;
+
+    // Edit: the form takes the endpoint's values, Cancel puts it back to adding, Save
+    // changes what the endpoint wants.
+    let form = "return [document.getElementById('hook-form-title').textContent, document.getElementById('hook-add').textContent,
+                        document.getElementById('hook-url').value, document.getElementById('hook-all-events').checked,
+                        document.getElementById('hook-cancel-edit').hidden]";
+    click(&b, &format!("{} [data-action=\"edit\"]", item(ids[0]))).await;
+    assert_eq!(
+        js(&b, form).await,
+        json!(["Change the endpoint", "Save changes", ok.url, false, false])
+    );
+    assert_eq!(
+        js(&b, "return document.activeElement.id").await,
+        json!("hook-url")
+    );
+    click(&b, "#hook-cancel-edit").await;
+    assert_eq!(
+        js(&b, form).await,
+        json!(["Add an endpoint", "Add endpoint", "", true, true])
+    );
+    click(&b, &format!("{} [data-action=\"edit\"]", item(ids[0]))).await;
+    js(
+        &b,
+        "document.getElementById('hook-description').value = 'CRM';
+         for (const i of document.querySelectorAll('#hook-event-types input')) i.checked = i.value === 'onboarding.finished';
+         return true",
+    )
+    .await;
+    click(&b, "#hook-add").await;
+    wait_until(
+        &b,
+        &format!("const li = document.querySelector('{}'); return li !== null && li.innerText.includes('CRM') && li.innerText.includes('onboarding.finished')
+                  && document.getElementById('hook-form-line').textContent === 'Endpoint #{} saved.'", item(ids[0]), ids[0]),
+        WAIT,
+    )
+    .await;
+    let saved: Value = http
+        .get(format!("{}/admin/webhook-endpoints/{}", proxy.url, ids[0]))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(saved["events"], json!(["onboarding.finished"]));
+    assert_eq!(saved["description"], "CRM");
+    assert_eq!(js(&b, form).await[0], json!("Add an endpoint"));
     b.close().await;
     let _ = std::fs::remove_dir_all(&site);
 }
