@@ -181,19 +181,11 @@ impl AppState {
                 config.upstream.request_timeout,
             ))
         });
-        let outbound = Arc::new(
-            outbound::Outbound::new(
-                store.clone(),
-                config.code_flow.as_ref().map(|c| c.key.clone()),
-                config.outbound.clone(),
-            )
-            .map_err(|e| {
-                tracing::error!(error = %e, "no TLS configuration for webhook endpoints");
-                StartError::Client(AppError::Misconfigured(
-                    "no TLS configuration for webhook endpoints",
-                ))
-            })?,
-        );
+        let outbound = Arc::new(outbound::Outbound::new(
+            store.clone(),
+            config.code_flow.as_ref().map(|c| c.key.clone()),
+            config.outbound.clone(),
+        ));
         Ok(Arc::new(Self {
             outbound,
             reads: reads::Reads {

@@ -103,7 +103,9 @@ pub struct Outbound {
     store: Arc<dyn Store>,
     key: Option<TokenKey>,
     config: OutboundConfig,
-    client: Client<Connector, Full<Bytes>>,
+    /// Made at the first attempt: a proxy without endpoints never reads the system's
+    /// certificates for them.
+    client: std::sync::OnceLock<Client<Connector, Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -114,15 +116,25 @@ impl std::fmt::Debug for Outbound {
 
 impl Outbound {
     /// The endpoints of `store`, their secrets sealed with `key`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        key: Option<TokenKey>,
-        config: OutboundConfig,
-    ) -> Result<Self, String> {
+    pub fn new(store: Arc<dyn Store>, key: Option<TokenKey>, config: OutboundConfig) -> Self {
+        Self {
+            store,
+            key,
+            config,
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The HTTP client of the attempts, made at the first: dials only what the guard
+    /// allows, trusts the system's certificates.
+    fn client(&self) -> Result<&Client<Connector, Full<Bytes>>, String> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
         let mut http = HttpConnector::new_with_resolver(guard::GuardedResolver {
-            allow_private: config.guard.allow_private,
+            allow_private: self.config.guard.allow_private,
         });
-        http.set_connect_timeout(Some(config.timeout));
+        http.set_connect_timeout(Some(self.config.timeout));
         http.enforce_http(false);
         http.set_nodelay(true);
         let tls =
@@ -138,12 +150,7 @@ impl Outbound {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        Ok(Self {
-            store,
-            key,
-            config,
-            client,
-        })
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn key(&self) -> Result<&TokenKey, EndpointError> {
@@ -471,7 +478,19 @@ impl Outbound {
         let started = Instant::now();
         let outcome = match self.request(c, secrets) {
             Ok(req) => {
-                match tokio::time::timeout(self.config.timeout, self.client.request(req)).await {
+                let client = match self.client() {
+                    Ok(client) => client,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbound webhooks: no TLS configuration");
+                        return AttemptResult {
+                            status: None,
+                            latency_ms: 0,
+                            error: Some("the proxy has no TLS configuration for endpoints".into()),
+                            retry_after: None,
+                        };
+                    }
+                };
+                match tokio::time::timeout(self.config.timeout, client.request(req)).await {
                     Ok(Ok(res)) => Ok(res),
                     Ok(Err(e)) => Err(describe(&e)),
                     Err(_) => Err(format!(
