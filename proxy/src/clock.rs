@@ -11,10 +11,16 @@ pub fn now() -> i64 {
 /// `secs` since the Unix epoch as RFC 3339 in UTC (`2026-12-05T01:02:03Z`), the form of
 /// an outbound event's `timestamp`.
 pub fn rfc3339(secs: i64) -> String {
+    format!("{}Z", date_time(secs))
+}
+
+/// `secs` since the Unix epoch as a date and time without a zone (`2026-12-05T01:02:03`):
+/// the caller adds the zone the seconds were counted in.
+pub fn date_time(secs: i64) -> String {
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = waba_graph::time::civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rest / 3600,
         rest % 3600 / 60,
         rest % 60

@@ -328,16 +328,11 @@ pub fn parse_day(text: &str) -> Option<i64> {
 
 /// A unix time at an offset, as ISO 8601 (`2026-12-04T09:30:00+01:00`).
 pub fn format_time(secs: i64, offset_secs: i64) -> String {
-    let local = secs + offset_secs;
-    let (day, rest) = (local.div_euclid(86_400), local.rem_euclid(86_400));
     let sign = if offset_secs < 0 { '-' } else { '+' };
     let off = offset_secs.abs() / 60;
     format!(
-        "{}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
-        format_day(day),
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
+        "{}{sign}{:02}:{:02}",
+        crate::clock::date_time(secs + offset_secs),
         off / 60,
         off % 60
     )

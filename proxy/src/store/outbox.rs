@@ -8,7 +8,7 @@
 //! (`crate::outbound`) claims deliveries with a lease, one at a time per endpoint and in
 //! order, so replicas on one database never send the same delivery at once.
 
-use super::sql::{Conn, Row};
+use super::sql::{Conn, Row, read_all};
 use super::{
     ChangeKind, OnboardingRecord, Outcome, SealedToken, ShareKind, StatusChange, Step, StepState,
     StoreError,
@@ -344,13 +344,13 @@ fn read_endpoint(r: &Row) -> Result<Endpoint, StoreError> {
 
 /// Every endpoint, oldest first.
 pub(super) fn endpoints(c: &mut dyn Conn) -> Result<Vec<Endpoint>, StoreError> {
-    c.query(
-        &format!("SELECT {ENDPOINT_COLUMNS} FROM outbound_endpoints p ORDER BY p.id"),
-        &[],
-    )?
-    .iter()
-    .map(read_endpoint)
-    .collect()
+    read_all(
+        c.query(
+            &format!("SELECT {ENDPOINT_COLUMNS} FROM outbound_endpoints p ORDER BY p.id"),
+            &[],
+        )?,
+        read_endpoint,
+    )
 }
 
 /// One endpoint.
@@ -514,37 +514,37 @@ pub(super) fn deliveries(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let mut list = c
-        .query(
+    let mut list = read_all(
+        c.query(
             &format!(
                 "SELECT {DELIVERY_COLUMNS} FROM outbound_deliveries d \
                  JOIN outbound_events e ON e.seq = d.event_seq \
                  WHERE d.endpoint_id = ?1 AND d.id < ?2 ORDER BY d.id DESC LIMIT ?3"
             ),
             &args![endpoint_id, before.unwrap_or(i64::MAX), limit],
-        )?
-        .iter()
-        .map(read_delivery)
-        .collect::<Result<Vec<_>, _>>()?;
+        )?,
+        read_delivery,
+    )?;
     for d in &mut list {
-        d.tries = c
-            .query(
+        d.tries = read_all(
+            c.query(
                 "SELECT at, status, latency_ms, error FROM outbound_attempts \
                  WHERE delivery_id = ?1 ORDER BY id",
                 &args![d.id],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(Attempt {
-                    at: r.get(0)?,
-                    status: r.get(1)?,
-                    latency_ms: r.get(2)?,
-                    error: r.get(3)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+            )?,
+            read_attempt,
+        )?;
     }
     Ok(list)
+}
+
+fn read_attempt(r: &Row) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        at: r.get(0)?,
+        status: r.get(1)?,
+        latency_ms: r.get(2)?,
+        error: r.get(3)?,
+    })
 }
 
 /// What an admin's action on one delivery came to.

@@ -336,7 +336,7 @@ fn read_change(r: &Row) -> Result<StoredChange, StoreError> {
 }
 
 /// Reads every row with `read`.
-fn read_all<T>(
+pub(super) fn read_all<T>(
     rows: Vec<Row>,
     read: fn(&Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
